@@ -1,0 +1,541 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""libbroker._master: raw handles, symbol addresses and table capsules.
+
+The only compiled module of libbroker (docs/architecture.md, layer 2). Every
+decision (which file, which symbols, which version) is made in Python above;
+this module only turns them into pointers. Handles and tables are never freed:
+consumers keep raw pointers into them for the life of the process.
+
+Thread safety: no module-level mutable C state. Loader calls run without the
+GIL (dlopen runs constructors; dlsym waits on the loader lock while another
+thread's dlopen runs them), and each loader call reads its own error text in
+the same C function, on the same thread, before returning, because dlerror()
+state is per thread and is overwritten by the next loader call.
+"""
+
+import os
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.pycapsule cimport (
+    PyCapsule_CheckExact,
+    PyCapsule_GetName,
+    PyCapsule_GetPointer,
+    PyCapsule_New,
+)
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, strlen
+
+cdef extern from "<string.h>":
+    size_t strnlen(const char *s, size_t maxlen) nogil
+
+cdef extern from "libbroker.h":
+    """
+    #define LB_CAPSULE_NAME_MAX 128
+    """
+    ctypedef struct libbroker_table_header:
+        uint32_t magic
+        uint16_t abi_major
+        uint16_t abi_minor
+        uint32_t header_size
+        uint32_t slot_count
+        uint64_t layout_digest
+        const char *name
+        const char *library_path
+        const char *library_version
+        const char *const *slot_signatures
+    unsigned int LIBBROKER_TABLE_MAGIC
+    int LIBBROKER_ABI_MAJOR
+    int LIBBROKER_ABI_MINOR
+    const char *LIBBROKER_CAPSULE_PREFIX
+    int LB_CAPSULE_NAME_MAX
+
+
+cdef extern from *:
+    """
+    /* Uniform loader API over the platform's: lb_open, lb_sym, lb_objects. */
+    #include <stdlib.h>
+    #include <string.h>
+    #include <stdio.h>
+    #include <stdint.h>
+
+    typedef struct { char *name; uintptr_t addr; } lb_object;
+
+    #ifdef _WIN32
+    #ifndef PSAPI_VERSION
+    #define PSAPI_VERSION 2   /* K32EnumProcessModules from kernel32, no psapi.lib */
+    #endif
+    #include <windows.h>
+    #include <psapi.h>
+
+    static void lb_win_error(DWORD code, char *err, size_t errlen) {
+        wchar_t wmsg[1024];
+        DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                                 NULL, code, 0, wmsg, 1024, NULL);
+        while (n > 0 && (wmsg[n - 1] == L'\\r' || wmsg[n - 1] == L'\\n' || wmsg[n - 1] == L' ')) {
+            wmsg[--n] = 0;
+        }
+        if (n == 0 || WideCharToMultiByte(CP_UTF8, 0, wmsg, -1, err, (int)errlen, NULL, NULL) == 0) {
+            snprintf(err, errlen, "Windows error %lu", (unsigned long)code);
+        }
+    }
+
+    static wchar_t *lb_widen(const char *utf8) {
+        int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, NULL, 0);
+        wchar_t *w;
+        if (n <= 0) return NULL;
+        w = (wchar_t *)malloc((size_t)n * sizeof(wchar_t));
+        if (w != NULL && MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8, -1, w, n) <= 0) {
+            free(w);
+            w = NULL;
+        }
+        return w;
+    }
+
+    static void *lb_open(const char *path, int noload, char *err, size_t errlen) {
+        HMODULE h = NULL;
+        wchar_t *wpath = lb_widen(path);
+        if (wpath == NULL) {
+            snprintf(err, errlen, "path is not valid UTF-8 or out of memory");
+            return NULL;
+        }
+        if (noload) {
+            if (!GetModuleHandleExW(0, wpath, &h)) h = NULL;  /* adds a reference: never freed */
+        } else {
+            h = LoadLibraryExW(wpath, NULL,
+                               LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS);
+            if (h == NULL) lb_win_error(GetLastError(), err, errlen);
+        }
+        free(wpath);
+        return (void *)h;
+    }
+
+    static void *lb_sym(void *handle, const char *name) {
+        return (void *)GetProcAddress((HMODULE)handle, name);
+    }
+
+    static int lb_objects(lb_object **out, size_t *count) {
+        HANDLE proc = GetCurrentProcess();
+        HMODULE main_module = GetModuleHandleW(NULL);
+        HMODULE *mods = NULL;
+        DWORD needed = 0, size = 0, i;
+        lb_object *objs;
+        size_t n = 0;
+        *out = NULL;
+        *count = 0;
+        for (;;) {
+            if (!K32EnumProcessModules(proc, mods, size, &needed)) { free(mods); return -1; }
+            if (needed <= size) break;
+            free(mods);
+            size = needed + 16 * sizeof(HMODULE);
+            mods = (HMODULE *)malloc(size);
+            if (mods == NULL) return -1;
+        }
+        objs = (lb_object *)calloc(needed / sizeof(HMODULE) + 1, sizeof(lb_object));
+        if (objs == NULL) { free(mods); return -1; }
+        for (i = 0; i < needed / sizeof(HMODULE); i++) {
+            wchar_t *buf = (wchar_t *)malloc(32768 * sizeof(wchar_t));
+            DWORD len;
+            int blen;
+            if (mods[i] == main_module || buf == NULL) { free(buf); continue; }
+            len = GetModuleFileNameW(mods[i], buf, 32768);
+            if (len == 0 || len >= 32768) { free(buf); continue; }
+            blen = WideCharToMultiByte(CP_UTF8, 0, buf, -1, NULL, 0, NULL, NULL);
+            if (blen > 0 && (objs[n].name = (char *)malloc((size_t)blen)) != NULL) {
+                WideCharToMultiByte(CP_UTF8, 0, buf, -1, objs[n].name, blen, NULL, NULL);
+                objs[n].addr = (uintptr_t)mods[i];
+                n++;
+            }
+            free(buf);
+        }
+        free(mods);
+        *out = objs;
+        *count = n;
+        return 0;
+    }
+
+    #else  /* POSIX */
+    #include <dlfcn.h>
+
+    static void *lb_open(const char *path, int noload, char *err, size_t errlen) {
+        void *h;
+        const char *msg;
+        (void)dlerror();  /* drop a stale message of this thread */
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL | (noload ? RTLD_NOLOAD : 0));
+        if (h == NULL && !noload) {
+            msg = dlerror();
+            snprintf(err, errlen, "%s", msg != NULL ? msg : "dlopen failed without a message");
+        }
+        return h;
+    }
+
+    static void *lb_sym(void *handle, const char *name) {
+        void *p = dlsym(handle, name);
+        if (p == NULL) (void)dlerror();  /* absent is an answer, not an error to keep */
+        return p;
+    }
+
+    typedef struct { lb_object *items; size_t count, cap; int failed; } lb_object_list;
+
+    static int lb_push(lb_object_list *list, const char *name, uintptr_t addr) {
+        if (list->count == list->cap) {
+            size_t cap = list->cap ? list->cap * 2 : 64;
+            lb_object *items = (lb_object *)realloc(list->items, cap * sizeof(lb_object));
+            if (items == NULL) return -1;
+            list->items = items;
+            list->cap = cap;
+        }
+        list->items[list->count].name = strdup(name);
+        if (list->items[list->count].name == NULL) return -1;
+        list->items[list->count].addr = addr;
+        list->count++;
+        return 0;
+    }
+
+    #if defined(__APPLE__)
+    #include <mach-o/dyld.h>
+
+    static int lb_objects(lb_object **out, size_t *count) {
+        lb_object_list list = {NULL, 0, 0, 0};
+        uint32_t i, n = _dyld_image_count();
+        /* Image 0 is the main program; an image unloaded meanwhile gives NULL. */
+        for (i = 1; i < n; i++) {
+            const char *name = _dyld_get_image_name(i);
+            const void *header = (const void *)_dyld_get_image_header(i);
+            if (name == NULL || name[0] != '/' || header == NULL) continue;
+            if (lb_push(&list, name, (uintptr_t)header) < 0) { list.failed = 1; break; }
+        }
+        *out = list.items;
+        *count = list.count;
+        return list.failed ? -1 : 0;
+    }
+
+    #else  /* Linux, the BSDs */
+    #include <link.h>
+
+    static int lb_collect(struct dl_phdr_info *info, size_t size, void *data) {
+        lb_object_list *list = (lb_object_list *)data;
+        (void)size;
+        /* The main program has an empty name; the vdso has a bare soname. */
+        if (info->dlpi_name == NULL || strchr(info->dlpi_name, '/') == NULL) return 0;
+        if (lb_push(list, info->dlpi_name, (uintptr_t)info->dlpi_addr) < 0) {
+            list->failed = 1;
+            return 1;
+        }
+        return 0;
+    }
+
+    static int lb_objects(lb_object **out, size_t *count) {
+        lb_object_list list = {NULL, 0, 0, 0};
+        dl_iterate_phdr(lb_collect, &list);
+        *out = list.items;
+        *count = list.count;
+        return list.failed ? -1 : 0;
+    }
+    #endif
+    #endif  /* _WIN32 */
+
+    static void lb_free_objects(lb_object *objs, size_t count) {
+        size_t i;
+        for (i = 0; i < count; i++) free(objs[i].name);
+        free(objs);
+    }
+    """
+    ctypedef struct lb_object:
+        char *name
+        uintptr_t addr
+    void *lb_open(const char *path, int noload, char *err, size_t errlen) nogil
+    void *lb_sym(void *handle, const char *name) nogil
+    int lb_objects(lb_object **out, size_t *count) nogil
+    void lb_free_objects(lb_object *objs, size_t count) nogil
+
+ctypedef const char *(*version_function)() noexcept nogil
+
+
+ABI_MAJOR = LIBBROKER_ABI_MAJOR
+ABI_MINOR = LIBBROKER_ABI_MINOR
+TABLE_MAGIC = LIBBROKER_TABLE_MAGIC
+
+cdef size_t _ERR_MAX = 2048
+cdef size_t _VERSION_MAX = 4096
+cdef bytes _PREFIX = LIBBROKER_CAPSULE_PREFIX
+
+
+cdef bytes _c_string(object value, str what):
+    """UTF-8 bytes of *value* for C, refusing embedded NULs (C would cut there)."""
+    cdef bytes data
+    if isinstance(value, str):
+        data = (<str>value).encode("utf-8", "surrogateescape")
+    elif isinstance(value, bytes):
+        data = <bytes>value
+    else:
+        raise TypeError(f"{what} must be str or bytes, found {type(value).__name__} {value!r}")
+    if <size_t>strlen(PyBytes_AS_STRING(data)) != <size_t>PyBytes_GET_SIZE(data):
+        raise ValueError(f"{what} {value!r} contains a NUL character; C strings end there")
+    return data
+
+
+cdef bytes _path_bytes(object path):
+    cdef bytes data = os.fsencode(path)
+    if not data:
+        # dlopen("") would hand back the main program and its global scope.
+        raise ValueError("library path is empty; expected the path of a shared library file")
+    return _c_string(data, "library path")
+
+
+cdef void *_handle(object handle) except? NULL:
+    cdef uintptr_t value = handle
+    if value == 0:
+        # On glibc a NULL handle is RTLD_DEFAULT: a global lookup we never want.
+        raise ValueError("library handle is 0; expected a handle returned by dlopen()")
+    return <void *>value
+
+
+def dlopen(path):
+    """Load *path* privately (RTLD_NOW | RTLD_LOCAL) and return its handle."""
+    cdef bytes bpath = _path_bytes(path)
+    cdef const char *cpath = bpath
+    cdef char err[2048]
+    cdef void *h
+    err[0] = 0
+    with nogil:
+        h = lb_open(cpath, 0, err, _ERR_MAX)
+    if h == NULL:
+        raise OSError(0, err.decode("utf-8", "replace"), os.fspath(path))
+    return <uintptr_t>h
+
+
+def noload(path):
+    """Handle of *path* if it is already mapped in the process, else 0."""
+    cdef bytes bpath = _path_bytes(path)
+    cdef const char *cpath = bpath
+    cdef char err[2048]
+    cdef void *h
+    err[0] = 0
+    with nogil:
+        h = lb_open(cpath, 1, err, _ERR_MAX)
+    return <uintptr_t>h
+
+
+def dlsym(handle, symbol):
+    """Address of *symbol* in the library *handle*, 0 when absent."""
+    cdef void *h = _handle(handle)
+    cdef bytes name = _c_string(symbol, "symbol name")
+    cdef const char *cname = name
+    cdef void *p
+    with nogil:
+        p = lb_sym(h, cname)
+    return <uintptr_t>p
+
+
+def lookup_many(handle, symbols):
+    """Addresses of every name of *symbols* (bytes), 0 for each absent one."""
+    cdef void *h = _handle(handle)
+    # A tuple keeps every name alive while the GIL is released, whatever
+    # another thread does to the caller's list meanwhile.
+    cdef tuple names = tuple(symbols)
+    cdef Py_ssize_t n = len(names), i
+    cdef const char **cnames
+    cdef void **found
+    cdef object item
+    cdef list result
+    if n == 0:
+        return []
+    for i in range(n):
+        item = names[i]
+        if type(item) is not bytes:
+            names = tuple([_c_string(x, "symbol name") for x in names])
+            break
+        if <size_t>strlen(PyBytes_AS_STRING(item)) != <size_t>PyBytes_GET_SIZE(item):
+            _c_string(item, "symbol name")
+    cnames = <const char **>malloc(n * sizeof(char *))
+    found = <void **>malloc(n * sizeof(void *))
+    if cnames == NULL or found == NULL:
+        free(cnames)
+        free(found)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            cnames[i] = PyBytes_AS_STRING(names[i])
+        with nogil:
+            for i in range(n):
+                found[i] = lb_sym(h, cnames[i])
+        result = [None] * n
+        for i in range(n):
+            result[i] = <uintptr_t>found[i]
+        return result
+    finally:
+        free(cnames)
+        free(found)
+
+
+def call_version_function(address):
+    """Call ``const char *(*)(void)`` at *address*; its text, or None for NULL."""
+    cdef uintptr_t value = address
+    cdef version_function fn
+    cdef const char *text
+    if value == 0:
+        raise ValueError("version function address is 0; expected the address of a function")
+    fn = <version_function><void *>value
+    with nogil:
+        text = fn()
+    if text == NULL:
+        return None
+    return text[:strnlen(text, _VERSION_MAX)]
+
+
+cdef char *_permanent(bytes data) except NULL:
+    """malloc'ed NUL-terminated copy, for memory consumers may keep forever."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef char *copy = <char *>malloc(n + 1)
+    if copy == NULL:
+        raise MemoryError()
+    memcpy(copy, PyBytes_AS_STRING(data), n)
+    copy[n] = 0
+    return copy
+
+
+def make_table(str name, layout_digest, library_path, library_version, signatures, addresses):
+    """Build a table that lives as long as the process; return it in a capsule."""
+    cdef list sigs = list(signatures)
+    cdef list addrs = list(addresses)
+    cdef Py_ssize_t n = len(sigs), i
+    cdef uint64_t digest
+    cdef bytes capsule_name
+    cdef list sig_bytes
+    cdef uintptr_t *slot_values
+    cdef libbroker_table_header *header = NULL
+    cdef const char **sig_array = NULL
+    cdef char *cname = NULL
+    cdef char *cpath = NULL
+    cdef char *cversion = NULL
+    cdef char *ccapsule = NULL
+    cdef void **slots
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(f"table name {name!r} is not an ASCII C identifier; "
+                         "expected e.g. 'zlib' (letters, digits, underscores)")
+    capsule_name = _PREFIX + name.encode("ascii")
+    if len(capsule_name) >= LB_CAPSULE_NAME_MAX:
+        raise ValueError(f"table name {name!r} is {len(name)} characters long; consumers "
+                         f"accept at most {LB_CAPSULE_NAME_MAX - 1 - len(_PREFIX)}")
+    if len(addrs) != n:
+        raise ValueError(f"table {name!r}: {n} signatures but {len(addrs)} addresses; "
+                         "expected one address (0 for an absent optional) per signature")
+    if n > 0xFFFFFFFF:
+        raise ValueError(f"table {name!r}: {n} slots do not fit the 32-bit slot_count")
+    if not (0 <= layout_digest <= 0xFFFFFFFFFFFFFFFF):
+        raise ValueError(f"table {name!r}: layout digest {layout_digest!r} is not a 64-bit "
+                         "unsigned integer")
+    digest = layout_digest
+    sig_bytes = [_c_string(s, f"table {name!r} signature") for s in sigs]
+    path_bytes = _c_string(library_path, f"table {name!r} library path")
+    version_bytes = _c_string(library_version, f"table {name!r} library version")
+    slot_values = <uintptr_t *>malloc((n if n else 1) * sizeof(uintptr_t))
+    if slot_values == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            # Converting before any table allocation: a bad address leaks nothing.
+            try:
+                slot_values[i] = addrs[i]
+            except (OverflowError, TypeError) as exc:
+                raise ValueError(f"table {name!r}: address {addrs[i]!r} of slot {i} "
+                                 f"({sigs[i]!r}) is not a pointer-sized unsigned "
+                                 "integer") from exc
+        header = <libbroker_table_header *>malloc(
+            sizeof(libbroker_table_header) + n * sizeof(void *))
+        sig_array = <const char **>calloc(n if n else 1, sizeof(char *))
+        if header == NULL or sig_array == NULL:
+            raise MemoryError()
+        cname = _permanent(name.encode("ascii"))
+        cpath = _permanent(path_bytes)
+        cversion = _permanent(version_bytes)
+        ccapsule = _permanent(capsule_name)
+        for i in range(n):
+            sig_array[i] = _permanent(sig_bytes[i])
+        capsule = PyCapsule_New(<void *>header, ccapsule, NULL)
+    except BaseException:
+        if sig_array != NULL:
+            for i in range(n):
+                free(<void *>sig_array[i])
+        free(sig_array)
+        free(header)
+        free(cname)
+        free(cpath)
+        free(cversion)
+        free(ccapsule)
+        free(slot_values)
+        raise
+    header.magic = LIBBROKER_TABLE_MAGIC
+    header.abi_major = LIBBROKER_ABI_MAJOR
+    header.abi_minor = LIBBROKER_ABI_MINOR
+    header.header_size = sizeof(libbroker_table_header)
+    header.slot_count = <uint32_t>n
+    header.layout_digest = digest
+    header.name = cname
+    header.library_path = cpath
+    header.library_version = cversion
+    header.slot_signatures = sig_array
+    slots = <void **>(<char *>header + sizeof(libbroker_table_header))
+    for i in range(n):
+        slots[i] = <void *>slot_values[i]
+    free(slot_values)
+    return capsule
+
+
+cdef libbroker_table_header *_table(object capsule) except NULL:
+    cdef const char *cname
+    if not PyCapsule_CheckExact(capsule):
+        raise TypeError(f"expected a libbroker table capsule, found {type(capsule).__name__} "
+                        f"{capsule!r}")
+    cname = PyCapsule_GetName(capsule)
+    if cname == NULL or not (<bytes>cname).startswith(_PREFIX):
+        raise TypeError(f"capsule {capsule!r} is not a libbroker table; expected a name "
+                        f"starting with {_PREFIX.decode()!r}")
+    return <libbroker_table_header *>PyCapsule_GetPointer(capsule, cname)
+
+
+def table_address(capsule):
+    """Address of the table inside a capsule made by make_table()."""
+    return <uintptr_t>_table(capsule)
+
+
+def table_info(capsule):
+    """The table's header and slots decoded back to Python, for tests and diagnostics."""
+    cdef libbroker_table_header *header = _table(capsule)
+    cdef void **slots = <void **>(<char *>header + header.header_size)
+    cdef uint32_t i
+    if header.magic != LIBBROKER_TABLE_MAGIC:
+        raise ValueError(f"table at 0x{<uintptr_t>header:x} has magic 0x{header.magic:08x}, "
+                         f"expected 0x{LIBBROKER_TABLE_MAGIC:08x}")
+    return {
+        "magic": header.magic,
+        "abi_major": header.abi_major,
+        "abi_minor": header.abi_minor,
+        "header_size": header.header_size,
+        "slot_count": header.slot_count,
+        "layout_digest": header.layout_digest,
+        "name": (<bytes>header.name).decode("utf-8", "surrogateescape"),
+        "library_path": (<bytes>header.library_path).decode("utf-8", "surrogateescape"),
+        "library_version": (<bytes>header.library_version).decode("utf-8", "surrogateescape"),
+        "signatures": [(<bytes>header.slot_signatures[i]).decode("utf-8", "surrogateescape")
+                       for i in range(header.slot_count)],
+        "slots": [<uintptr_t>slots[i] for i in range(header.slot_count)],
+    }
+
+
+def loaded_objects():
+    """(path, base address) of every shared object mapped in the process."""
+    cdef lb_object *objs = NULL
+    cdef size_t count = 0, i
+    cdef int rc
+    # Collected in C without the GIL: the callback runs under the loader's lock,
+    # where calling into Python could deadlock with a thread inside dlopen.
+    with nogil:
+        rc = lb_objects(&objs, &count)
+    try:
+        if rc != 0:
+            raise MemoryError("could not list the objects mapped in the process")
+        return [(os.fsdecode(<bytes>objs[i].name), objs[i].addr) for i in range(count)]
+    finally:
+        lb_free_objects(objs, count)

@@ -1,0 +1,207 @@
+"""The Python API: find, candidates, load, loaded, get_include.
+
+`find` answers from three layers: an in-process dict (microseconds), the
+on-disk index (validated by directory mtimes and file identities, no ELF
+parsing), and a full search. Only the last imports packaging or tomllib.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import _cache, _loader
+from ._types import Candidate, Library, LibraryInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_FIND_KIND = "find"
+_RECHECK_SECONDS = 1.0
+_memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
+
+
+def get_include() -> str:
+    """The directory holding libbroker.h (add it to a consumer's include path)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+def _env_key() -> tuple:
+    env = os.environ
+    return (
+        env.get("LIBBROKER_PATH"),
+        env.get("LD_LIBRARY_PATH"),
+        env.get("CONDA_PREFIX"),
+        env.get("LIBBROKER_CONFIG"),
+    )
+
+
+def _stamps_valid(stamps: list) -> bool:
+    from ._config import config_stamp
+
+    for path, stamp in stamps:
+        if path == "@config":
+            if stamp != config_stamp()[1]:
+                return False
+        elif path == "@file":
+            real, ident = stamp
+            if _cache.identity(real) != ident:
+                return False
+        elif _cache.dir_stamp(path) != stamp:
+            return False
+    return True
+
+
+def _loaded_copy(name: str, version: str | None) -> Library | None:
+    copies = _loader.loaded_named(name)
+    if not copies:
+        return None
+    if version is None:
+        return copies[0]
+    from ._resolve import parse_specifier
+
+    specifier = parse_specifier(version)
+    for library in copies:
+        if library.version is not None and specifier is not None:
+            if specifier.contains(library.version, prereleases=True):
+                return library
+    return None
+
+
+def find(name: str, version: str | None = None, *, packages: Sequence[str] = ()) -> LibraryInfo:
+    """Locate library *name* (a link name such as "z"), never loading it."""
+    if _loader._by_name:
+        copy = _loaded_copy(name, version)
+        if copy is not None:
+            return copy
+    key = (name, version, tuple(packages), _env_key())
+    now = time.monotonic()
+    hit = _memo.get(key)
+    if hit is not None:
+        checked, info, stamps = hit
+        if now - checked < _RECHECK_SECONDS or _stamps_valid(stamps):
+            if now - checked >= _RECHECK_SECONDS:
+                _memo[key] = (now, info, stamps)
+            return info
+    disk = _cache.load(_FIND_KIND).get(key)
+    if disk is not None:
+        stamps, fields = disk
+        if _stamps_valid(stamps):
+            info = LibraryInfo(**fields)
+            _memo[key] = (now, info, stamps)
+            return info
+    from ._resolve import resolve
+
+    resolution = resolve(name, version, packages=packages)
+    chosen = resolution.chosen
+    if chosen is None:
+        raise resolution.error(version)
+    info = LibraryInfo(
+        name,
+        os.path.abspath(chosen.path),
+        soname=chosen.soname,
+        origin=chosen.origin,
+        version_text=chosen.version_text,
+    )
+    from ._config import config_stamp
+
+    stamps = [s for s in resolution.search.stamps]
+    stamps.append(("@config", config_stamp()[1]))
+    real = os.path.realpath(chosen.path)
+    stamps.append(("@file", (real, _cache.identity(real))))
+    _memo[key] = (now, info, stamps)
+    fields = {
+        "name": info.name,
+        "path": info.path,
+        "soname": info.soname,
+        "origin": info.origin,
+        "version_text": info.version_text,
+    }
+    _cache.update(_FIND_KIND, key, (stamps, fields))
+    return info
+
+
+def candidates(
+    name: str, version: str | None = None, *, packages: Sequence[str] = ()
+) -> list[Candidate]:
+    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
+    from ._resolve import resolve
+
+    return resolve(name, version, packages=packages, stop_at_first=False).candidates
+
+
+def load(name_or_path: str, version: str | None = None) -> Library:
+    """Load a library privately (RTLD_LOCAL) by link name or absolute path.
+
+    Loads once per file: the same object comes back for the same file.
+    """
+    if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
+        library = _loader.load_file(os.path.abspath(name_or_path) if os.path.isabs(name_or_path) else name_or_path)
+        if version is not None:
+            _check_loaded_version(library, version)
+        return library
+    info = find(name_or_path, version)
+    if isinstance(info, Library):
+        return info
+    library = _loader.load_file(
+        info.path,
+        name=info.name,
+        origin=info.origin,
+        soname=info.soname,
+        version_text=info.version_text,
+    )
+    _refine_version(library)
+    if version is not None:
+        _check_loaded_version(library, version)
+    return library
+
+
+# Libraries whose file name does not carry the product version (libtool
+# numbering: libsqlite3.so.0.8.6 is SQLite 3.x) report it through a function.
+KNOWN_VERSION_FUNCTIONS = {
+    "z": "zlibVersion",
+    "sqlite3": "sqlite3_libversion",
+    "openblas": "openblas_get_config",
+    "scipy_openblas": "scipy_openblas_get_config",
+    "png16": "png_get_libpng_ver",
+}
+
+
+def _refine_version(library: Library) -> None:
+    function = KNOWN_VERSION_FUNCTIONS.get(library.name)
+    if function is None or not library.origin in ("system", "environment", "override", "path"):
+        return
+    from . import _master
+
+    address = _master.dlsym(library.handle, function)
+    if not address:
+        return
+    if function == "png_get_libpng_ver":
+        return  # takes an argument; the file name is right for libpng
+    text = _master.call_version_function(address)
+    if text:
+        library.version_text = text.decode("utf-8", "replace")
+        library._version = _UNSET_MARK
+
+
+def _check_loaded_version(library: Library, version: str) -> None:
+    from ._errors import IncompatibleLibraryError
+    from ._resolve import parse_specifier
+
+    specifier = parse_specifier(version)
+    if specifier is None:
+        return
+    if library.version is None or not specifier.contains(library.version, prereleases=True):
+        raise IncompatibleLibraryError(
+            library.path,
+            f"version {library.version_text!r} is outside the specifier {version!r}",
+        )
+
+
+def loaded() -> list[Library]:
+    """What libbroker loaded in this process."""
+    return _loader.loaded()
+
+
+from ._types import _UNSET as _UNSET_MARK  # noqa: E402

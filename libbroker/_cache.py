@@ -1,0 +1,95 @@
+"""The on-disk cache: small marshal files under the user cache directory.
+
+marshal, not json or pickle: it is the fastest loader in the standard library
+and imports nothing (json pulls `re`). A corrupt, foreign or unwritable cache is
+ignored, never fatal: the cache only ever saves work.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+_FORMAT = 1
+_dir: str | None = None
+
+
+def cache_dir() -> str:
+    """`platformdirs.user_cache_dir("libbroker")`, or $LIBBROKER_CACHE_DIR.
+
+    On Linux the XDG rule is applied here directly (the same rule platformdirs
+    implements; tests/test_cache.py checks they agree) because importing
+    platformdirs costs pathlib and `re` on the warm path.
+    """
+    global _dir
+    override = os.environ.get("LIBBROKER_CACHE_DIR")
+    if override:
+        return override
+    if _dir is None:
+        if sys.platform.startswith("linux"):
+            base = os.environ.get("XDG_CACHE_HOME", "").strip()
+            if not base:
+                base = os.path.expanduser("~/.cache")
+            _dir = os.path.join(base, "libbroker")
+        else:
+            import platformdirs
+
+            _dir = platformdirs.user_cache_dir("libbroker", appauthor=False)
+    return _dir
+
+
+def _file(kind: str) -> str:
+    return os.path.join(cache_dir(), f"{kind}-v{_FORMAT}.marshal")
+
+
+def load(kind: str) -> dict:
+    """The cached dict stored under *kind*, or {} when absent or unreadable."""
+    try:
+        with open(_file(kind), "rb") as f:
+            data = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def store(kind: str, data: dict) -> None:
+    """Atomically replace the dict stored under *kind*; failures are ignored."""
+    path = _file(kind)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(marshal.dumps(data))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def update(kind: str, key: object, value: object, *, limit: int = 512) -> None:
+    """Read-modify-write one entry (last writer wins; entries are independent)."""
+    data = load(kind)
+    if len(data) >= limit and key not in data:
+        data.clear()  # bounded: a cache that grows forever is worse than a cold lookup
+    data[key] = value
+    store(kind, data)
+
+
+def identity(path: str) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime_ns) of the file behind *path*, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def dir_stamp(path: str) -> int:
+    """A directory's mtime in ns, or -1 when it does not exist (so creating it invalidates)."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1

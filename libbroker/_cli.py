@@ -1,0 +1,251 @@
+"""The `libbroker` command line: data on stdout, diagnostics on stderr.
+
+Exit codes: 0 success, 1 not found or incompatible, 2 usage or spec error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ._errors import BrokerError, SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="libbroker",
+        description="Find, inspect and broker shared libraries for Python extensions.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"libbroker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("find", help="the chosen file for a library, its version and origin")
+    p.add_argument("name", help="link name, e.g. 'z' for libz.so.1")
+    p.add_argument("--version", dest="spec_version", metavar="SPEC", help="PEP 440 specifier")
+    p.add_argument("--all", action="store_true", help="every candidate with its verdict")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("inspect", help="read a binary without loading it")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("check", help="resolve the library for a spec and check its symbols")
+    p.add_argument("spec")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("generate", help="write libbroker_<name>.h and .pxd for a spec")
+    p.add_argument("spec")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("list", help="every library visible to libbroker, grouped by origin")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("wrap", help="build a provider wheel from a shared library")
+    p.add_argument("lib")
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", dest="lib_version", required=True)
+    p.add_argument("--spec", default=None)
+    p.add_argument("--dist-name", default=None)
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = globals()[f"cmd_{args.command}"]
+    try:
+        return int(handler(args))
+    except SpecError as exc:
+        print(f"libbroker {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokerError as exc:
+        print(f"libbroker {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except BrokenPipeError:  # `libbroker list | head`
+        return EXIT_OK
+
+
+def _emit(args: argparse.Namespace, data: object, text: str) -> None:
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from ._api import candidates, find
+
+    if args.all:
+        cands = candidates(args.name, args.spec_version)
+        data = [c.as_dict() for c in cands]
+        lines = []
+        for c in cands:
+            verdict = "accepted" if c.accepted else f"rejected: {c.reason}"
+            lines.append(f"{c.path}\t{c.origin}\t{c.version_text or '-'}\t{verdict}")
+        _emit(args, data, "\n".join(lines) or f"no file named like {args.name!r} was seen")
+        return EXIT_OK if any(c.accepted for c in cands) else EXIT_NOT_FOUND
+    info = find(args.name, args.spec_version)
+    _emit(
+        args,
+        info.as_dict(),
+        f"{info.path}\nversion: {info.version_text or 'unknown'}\norigin: {info.origin}\n"
+        f"soname: {info.soname or '-'}",
+    )
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ._elffile import check_compatible, host_binary, read_binary
+
+    path = os.path.abspath(args.path)
+    info = read_binary(path)
+    glibc = ".".join(map(str, info.glibc_required)) if info.glibc_required else None
+    data = {
+        "path": path,
+        "format": info.format,
+        "machine": info.machine_name,
+        "bits": info.elf_class,
+        "byte_order": info.byte_order,
+        "soname": info.soname,
+        "needed": list(info.needed),
+        "functions": len(info.functions),
+        "glibc": f"GLIBC_{glibc}" if glibc else None,
+        "compatible": check_compatible(info, host_binary()) is None,
+        "incompatibility": check_compatible(info, host_binary()),
+    }
+    text = "\n".join(
+        [
+            f"path: {path}",
+            f"format: {info.format} ({info.elf_class}-bit, {info.byte_order}-endian)",
+            f"machine: {info.machine_name}",
+            f"soname: {info.soname or '-'}",
+            f"needed: {', '.join(info.needed) or '-'}",
+            f"exported functions: {len(info.functions)}",
+            f"newest glibc symbol version needed: {data['glibc'] or '-'}",
+            f"loadable here: {'yes' if data['compatible'] else 'no: ' + str(data['incompatibility'])}",
+        ]
+    )
+    _emit(args, data, text)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import _master
+    from ._spec import Spec
+    from ._tables import resolve_spec, symbols_for
+
+    spec = Spec.from_file(args.spec)
+    library, _ = resolve_spec(spec)
+    symbols = symbols_for(spec)
+    addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
+    status: dict[str, dict[str, list[str]]] = {
+        "required": {"present": [], "missing": []},
+        "optional": {"present": [], "missing": []},
+    }
+    for fn, symbol, address in zip(spec.functions, symbols, addresses):
+        group = status["required" if fn.required else "optional"]
+        group["present" if address else "missing"].append(symbol)
+    data = {
+        "spec": os.path.abspath(args.spec),
+        "table": spec.name,
+        "library": library.as_dict(),
+        "path": library.path,
+        "version": library.version_text,
+        "origin": library.origin,
+        **status,
+        "ok": not status["required"]["missing"],
+    }
+    lines = [
+        f"table {spec.name!r}: {library.path} (version {library.version_text or 'unknown'}, "
+        f"origin {library.origin})",
+        f"required: {len(status['required']['present'])} present, missing: "
+        f"{', '.join(status['required']['missing']) or 'none'}",
+        f"optional: {len(status['optional']['present'])} present, missing: "
+        f"{', '.join(status['optional']['missing']) or 'none'}",
+    ]
+    _emit(args, data, "\n".join(lines))
+    return EXIT_OK if data["ok"] else EXIT_NOT_FOUND
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ._codegen import generate
+    from ._spec import Spec
+
+    spec = Spec.from_file(args.spec)
+    try:
+        written = generate(spec, args.output)
+    except OSError as exc:
+        raise SpecError(f"cannot write to {args.output!r}: {exc}", path=args.spec) from exc
+    _emit(args, {"written": written}, "\n".join(written))
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ._listing import visible_libraries
+
+    groups = visible_libraries()
+    lines = []
+    for origin, items in groups.items():
+        lines.append(f"{origin}:")
+        lines.extend(f"  {item['name']}\t{item['path']}" for item in items)
+    _emit(args, groups, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import importlib
+
+    failures = []
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # report, keep diagnosing: that is the point of doctor
+            failures.append(f"--import {module!r} failed: {type(exc).__name__}: {exc}")
+            print(f"libbroker doctor: {failures[-1]}", file=sys.stderr)
+    from ._doctor import format_report, report
+
+    data = report()
+    if failures:
+        data.setdefault("warnings", []).extend(failures)
+    _emit(args, data, format_report(data))
+    return EXIT_OK if not failures else EXIT_NOT_FOUND
+
+
+def cmd_wrap(args: argparse.Namespace) -> int:
+    from ._wrap import wrap
+
+    wheel = wrap(
+        os.path.abspath(args.lib),
+        name=args.name,
+        version=args.lib_version,
+        out_dir=args.output,
+        spec=args.spec,
+        dist_name=args.dist_name,
+    )
+    _emit(args, {"wheel": wheel}, wheel)
+    return EXIT_OK

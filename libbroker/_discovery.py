@@ -1,0 +1,277 @@
+"""Where libraries are looked for, in the order of design.md 3.5.
+
+1. overrides: a pin in the config file, $LIBBROKER_PATH, the config's search-paths
+2. (copies libbroker already loaded: handled by the resolver)
+3. provider wheels and the spec's `packages`
+4. the environment: sys.prefix, $CONDA_PREFIX
+5. the system: $LD_LIBRARY_PATH, /etc/ld.so.cache (parsed, never `ldconfig`),
+   the default directories
+
+Never the current directory, never a relative path, never a world-writable
+directory: such places are still listed, so the rejection can say why.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+from ._cache import dir_stamp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._config import Config
+
+
+class Entry:
+    """A file named like the library, where it was found, and any objection to the place."""
+
+    __slots__ = ("path", "origin", "refusal", "version", "dist", "prefix", "suffix")
+
+    def __init__(self, path: str, origin: str, refusal: str | None = None) -> None:
+        self.path = path
+        self.origin = origin
+        self.refusal = refusal
+        self.version: str | None = None
+        self.dist: str | None = None
+        self.prefix: str | None = None
+        self.suffix: str | None = None
+
+
+class Search:
+    """Everything one search saw: files in order, places described, stamps for the cache."""
+
+    __slots__ = ("entries", "searched", "stamps")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.searched: list[str] = []
+        self.stamps: list[tuple[str, int]] = []
+
+
+def matches_link_name(filename: str, name: str) -> bool:
+    """lib<name>.so or lib<name>.so.<digits>[.<digits>...] (a file name given whole matches itself)."""
+    if filename == name:
+        return True
+    stem = f"lib{name}.so"
+    if not filename.startswith(stem):
+        return False
+    rest = filename[len(stem):]
+    if not rest:
+        return True
+    if rest[0] != ".":
+        return False
+    return all(part.isdigit() for part in rest[1:].split("."))
+
+
+def version_from_filename(path: str) -> str | None:
+    """libz.so.1.2.13 -> "1.2.13" (the caller passes the real file, after symlinks)."""
+    base = os.path.basename(path)
+    marker = base.find(".so.")
+    if marker < 0:
+        return None
+    tail = base[marker + 4:]
+    parts = tail.split(".")
+    if parts and all(p.isdigit() for p in parts):
+        return tail
+    return None
+
+
+def multiarch() -> str:
+    return getattr(sys.implementation, "_multiarch", "") or ""
+
+
+def default_dirs() -> list[str]:
+    triplet = multiarch()
+    dirs = []
+    if triplet:
+        dirs += [f"/lib/{triplet}", f"/usr/lib/{triplet}"]
+    if sys.maxsize > 2**32:
+        dirs += ["/lib64", "/usr/lib64"]
+    dirs += ["/lib", "/usr/lib", "/usr/local/lib"]
+    return dirs
+
+
+def environment_dirs() -> list[str]:
+    prefixes = [sys.prefix]
+    conda = os.environ.get("CONDA_PREFIX")
+    if conda:
+        prefixes.append(conda)
+    if sys.base_prefix != sys.prefix:
+        prefixes.append(sys.base_prefix)
+    dirs: list[str] = []
+    for prefix in prefixes:
+        for sub in ("lib", "lib64") if os.name != "nt" else ("Library/bin", "DLLs"):
+            d = os.path.join(prefix, sub)
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def split_path_list(value: str | None) -> list[str]:
+    if not value:
+        return []
+    return value.split(os.pathsep)
+
+
+def place_refusal(directory: str, cwd: str | None) -> str | None:
+    """Why a search directory may not supply libraries, or None when it may."""
+    if not directory:
+        return "an empty search path entry means the current directory, which is never searched"
+    if not os.path.isabs(directory):
+        return f"the search path entry {directory!r} is relative; libbroker never searches relative paths"
+    real = os.path.realpath(directory)
+    if cwd is not None and real == cwd:
+        return (
+            f"{directory!r} is the current directory, which is never searched "
+            "(a library dropped there must not be picked up)"
+        )
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    if st.st_mode & stat.S_IWOTH and os.name != "nt":
+        return (
+            f"the directory {directory!r} is world-writable (mode {stat.S_IMODE(st.st_mode):o}); "
+            "anybody could plant a library there"
+        )
+    return None
+
+
+def _current_dir() -> str | None:
+    try:
+        return os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+
+
+def scan_dir(directory: str, name: str, origin: str, search: Search, cwd: str | None, label: str) -> None:
+    search.stamps.append((directory, dir_stamp(directory)))
+    refusal = place_refusal(directory, cwd)
+    target = directory if os.path.isabs(directory) else os.path.join(cwd or "/", directory or ".")
+    try:
+        names = sorted(n for n in os.listdir(target) if matches_link_name(n, name))
+    except OSError:
+        search.searched.append(f"{label}: {directory!r} (not a readable directory)")
+        return
+    search.searched.append(f"{label}: {directory!r}" + (f" (refused: {refusal})" if refusal else ""))
+    # Higher versions first within one directory; the unversioned dev symlink last.
+    names.sort(key=_version_key, reverse=True)
+    for filename in names:
+        search.entries.append(Entry(os.path.join(target, filename), origin, refusal))
+
+
+def _version_key(filename: str) -> tuple[int, ...]:
+    version = version_from_filename(filename) or ""
+    parts = tuple(int(p) for p in version.split(".") if p.isdigit())
+    return (len(parts) > 0,) + parts  # type: ignore[return-value]
+
+
+def ld_cache_entries() -> list[tuple[str, str]]:
+    from ._ldcache import entries_for_host
+
+    return entries_for_host()
+
+
+def search(
+    name: str,
+    *,
+    config: Config,
+    packages: Sequence[str] = (),
+    use_providers: bool = True,
+) -> Search:
+    """Every file named like library *name*, in search order (duplicates kept; the resolver dedupes)."""
+    result = Search()
+    cwd = _current_dir()
+    from ._config import config_stamp
+
+    cfg_path, cfg_id = config_stamp()
+    result.stamps.append((cfg_path, hash(cfg_id) if cfg_id else -1))
+
+    pin = config.pins.get(name)
+    if pin is not None:
+        result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")
+        result.entries.append(Entry(pin, "override"))
+        return result
+
+    for directory in split_path_list(os.environ.get("LIBBROKER_PATH")):
+        scan_dir(directory, name, "override", result, cwd, "LIBBROKER_PATH")
+    for directory in config.search_paths:
+        scan_dir(directory, name, "override", result, cwd, f"config file {config.path!r} search-paths")
+
+    groups = {
+        "provider": lambda: _providers(name, result, use_providers),
+        "package": lambda: _packages(name, packages, result),
+        "environment": lambda: _environment(name, result, cwd),
+        "system": lambda: _system(name, result, cwd),
+    }
+    order = ["provider", "package", "environment", "system"]
+    preferred = config.prefer.get(name)
+    if preferred in order:
+        order.remove(preferred)
+        order.insert(0, preferred)
+    for group in order:
+        groups[group]()
+    return result
+
+
+def _site_stamps(result: Search) -> None:
+    # Installing or removing a distribution changes its site directory's mtime.
+    for entry in sys.path:
+        if entry and os.path.isabs(entry) and os.path.isdir(entry):
+            result.stamps.append((entry, dir_stamp(entry)))
+
+
+def _providers(name: str, result: Search, enabled: bool) -> None:
+    if not enabled:
+        return
+    _site_stamps(result)
+    try:
+        from ._providers import provider_files
+    except ImportError:  # pragma: no cover - module always ships
+        return
+    files, searched = provider_files(name)
+    result.searched.extend(searched)
+    for provided in files:
+        entry = Entry(provided.path, provided.origin)
+        entry.version = provided.version
+        entry.dist = provided.dist
+        entry.prefix = provided.symbol_prefix
+        entry.suffix = provided.symbol_suffix
+        result.entries.append(entry)
+
+
+def _packages(name: str, packages: Sequence[str], result: Search) -> None:
+    if not packages:
+        return
+    from ._providers import package_files
+
+    files, searched = package_files(list(packages), [name])
+    result.searched.extend(searched)
+    for provided in files:
+        entry = Entry(provided.path, provided.origin)
+        entry.version = provided.version
+        entry.dist = provided.dist
+        result.entries.append(entry)
+
+
+def _environment(name: str, result: Search, cwd: str | None) -> None:
+    for directory in environment_dirs():
+        scan_dir(directory, name, "environment", result, cwd, "environment")
+
+
+def _system(name: str, result: Search, cwd: str | None) -> None:
+    for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
+        scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
+    if sys.platform.startswith("linux"):
+        cache = "/etc/ld.so.cache"
+        result.stamps.append((cache, dir_stamp(cache)))
+        hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
+        result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
+        for path in hits:
+            result.entries.append(Entry(path, "system", place_refusal(os.path.dirname(path), cwd)))
+    for directory in default_dirs():
+        scan_dir(directory, name, "system", result, cwd, "default directory")

@@ -1,0 +1,140 @@
+"""The one error hierarchy of libbroker.
+
+Every message says what was expected, what was found and where, and ends with
+the fix where there is one. Kept free of heavy imports: this module is on the
+warm import path of every consumer.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+
+class BrokerError(Exception):
+    """Base class of every error libbroker raises."""
+
+
+class SpecError(BrokerError, ValueError):
+    """A spec file (or spec text) is malformed or contradictory.
+
+    ``str(err)`` starts with ``<path>:<line>: `` when those are known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        where = path if path is not None else "<spec>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class LibraryNotFoundError(BrokerError, LookupError):
+    """No acceptable copy of a library was found.
+
+    Lists every place searched and every candidate rejected, with its reason.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        searched: Sequence[str] = (),
+        rejected: Iterable[tuple[str, str]] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.searched = list(searched)
+        self.rejected = list(rejected)
+        wanted = f"{name!r}" + (f" with version {version!r}" if version else "")
+        lines = [f"no acceptable library {wanted} was found"]
+        if self.searched:
+            lines.append("searched:")
+            lines.extend(f"  {place}" for place in self.searched)
+        else:
+            lines.append("searched: nowhere (no search location exists)")
+        if self.rejected:
+            lines.append("rejected:")
+            lines.extend(f"  {path}: {reason}" for path, reason in self.rejected)
+        lines.append(
+            hint
+            or "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
+            "directory that holds it"
+        )
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self):  # keep pickling (multiprocessing) working with keyword-only args
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class IncompatibleLibraryError(BrokerError):
+    """A library file exists but cannot serve: wrong format, machine, word size,
+    version, glibc symbol versions, or a file changed after installation."""
+
+    def __init__(self, path: str, reason: str, *, fix: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        message = f"{path!r}: {reason}"
+        if fix:
+            message += f"; fix: {fix}"
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class MissingSymbolError(BrokerError, LookupError):
+    """Required symbols are absent from a library. Names all of them at once."""
+
+    def __init__(self, path: str, missing: Sequence[str], *, table: str | None = None) -> None:
+        self.path = path
+        self.missing = list(missing)
+        self.table = table
+        what = f" required by table {table!r}" if table else ""
+        names = ", ".join(repr(m) for m in self.missing)
+        super().__init__(
+            f"{path!r} does not export {len(self.missing)} symbol(s){what}: {names}; "
+            "fix: use a build of the library that has them, adjust symbol-prefix/"
+            "symbol-suffix, or move them to [functions] optional"
+        )
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> BaseException:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
+
+__all__ = [
+    "BrokerError",
+    "IncompatibleLibraryError",
+    "LibraryNotFoundError",
+    "MissingSymbolError",
+    "SpecError",
+]
+
+
+class NoAcceptableLibraryError(LibraryNotFoundError, IncompatibleLibraryError):
+    """Copies of the library were found, and every one was rejected.
+
+    It is both "not found" (no usable copy) and "incompatible" (each copy seen
+    fails a check: machine, word size, version, glibc symbol versions...), so
+    either ``except`` clause catches it.
+    """
+
+    def __init__(self, name: str, **kwargs: object) -> None:
+        LibraryNotFoundError.__init__(self, name, **kwargs)  # type: ignore[arg-type]
+        first = self.rejected[0] if self.rejected else ("", "")
+        self.path, self.reason = first
+
+
+__all__.append("NoAcceptableLibraryError")

@@ -1,0 +1,143 @@
+"""Reader of glibc's ``/etc/ld.so.cache``, parsed directly (no ``ldconfig -p``).
+
+Two layouts exist (glibc's ``dl-cache.h``):
+
+* old, ``"ld.so-1.7.0"``: a 16-byte header, ``nlibs`` entries of
+  ``(int32 flags, uint32 key, uint32 value)``, string offsets relative to the
+  end of that entry table. Since glibc 2.2 ``ldconfig -c compat`` writes a new
+  format cache right after it, aligned to 8 bytes;
+* new, ``"glibc-ld.so.cache1.1"``: a 48-byte header, ``nlibs`` entries of
+  ``(int32 flags, uint32 key, uint32 value, uint32 osversion, uint64 hwcap)``,
+  string offsets relative to the start of that header.
+
+The cache is written by the host's ldconfig, so it is in native byte order.
+When both layouts are present the new one wins, as in ld.so.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+_OLD_MAGIC = b"ld.so-1.7.0"
+_NEW_MAGIC = b"glibc-ld.so.cache1.1"
+_OLD_HEADER = 16
+_OLD_ENTRY = 12
+_NEW_HEADER = 48
+_NEW_ENTRY = 24
+
+FLAG_TYPE_MASK = 0x00FF
+FLAG_ELF_LIBC6 = 0x0003
+FLAG_REQUIRED_MASK = 0xFF00
+
+# The ABI bits ldconfig records for a library (FLAG_*_LIB64 & co in
+# dl-cache.h), keyed by (e_machine, ELF class); the bits ld.so of that ABI
+# accepts (_DL_CACHE_DEFAULT_ID in the sysdeps' dl-cache.h).
+_HOST_FLAGS = {
+    (3, 32): 0x0003,  # i386
+    (62, 64): 0x0303,  # x86-64
+    (62, 32): 0x0803,  # x32
+    (50, 64): 0x0203,  # ia64
+    (2, 32): 0x0003,  # sparc
+    (43, 64): 0x0103,  # sparc64
+    (22, 32): 0x0003,  # s390
+    (22, 64): 0x0403,  # s390x
+    (20, 32): 0x0003,  # ppc
+    (21, 64): 0x0503,  # ppc64 / ppc64le
+    (183, 64): 0x0A03,  # aarch64
+    (243, 64): 0x1003,  # riscv64 lp64d (the soft-float ABI is 0x0f03)
+    (258, 64): 0x1203,  # loongarch64 lp64d
+}
+_EF_ARM_ABI_FLOAT_HARD = 0x400
+
+
+def read_ld_cache(path: str = "/etc/ld.so.cache") -> list[tuple[str, str, int]]:
+    """Every ``(soname, path, flags)`` in the cache, in its order (ld.so takes
+    the first match). [] for a missing, unreadable or corrupt file."""
+    return [(key, value, flags) for key, value, flags, _ in _read(path)]
+
+
+def _read(path: str) -> list[tuple[str, str, int, int]]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    try:
+        return _parse(data)
+    except (struct.error, ValueError, IndexError):
+        return []
+
+
+def _string(data: bytes, offset: int) -> str:
+    end = data.index(b"\0", offset)
+    return data[offset:end].decode("utf-8", "surrogateescape")
+
+
+def _parse(data: bytes) -> list[tuple[str, str, int, int]]:
+    if data.startswith(_NEW_MAGIC):
+        return _parse_new(data, 0)
+    if not data.startswith(_OLD_MAGIC):
+        return []
+    (nlibs,) = struct.unpack_from("=I", data, 12)
+    table_end = _OLD_HEADER + nlibs * _OLD_ENTRY
+    if table_end > len(data):
+        return []
+    new_at = (table_end + 7) & ~7
+    if data.startswith(_NEW_MAGIC, new_at):
+        return _parse_new(data, new_at)
+    entries = []
+    for flags, key, value in struct.iter_unpack("=iII", data[_OLD_HEADER:table_end]):
+        entries.append((_string(data, table_end + key), _string(data, table_end + value), flags, 0))
+    return entries
+
+
+def _parse_new(data: bytes, base: int) -> list[tuple[str, str, int, int]]:
+    (nlibs,) = struct.unpack_from("=I", data, base + 20)
+    start = base + _NEW_HEADER
+    end = start + nlibs * _NEW_ENTRY
+    if end > len(data):
+        return []
+    entries = []
+    for flags, key, value, _, hwcap in struct.iter_unpack("=iIIIQ", data[start:end]):
+        entries.append((_string(data, base + key), _string(data, base + value), flags, hwcap))
+    return entries
+
+
+def host_flags() -> int | None:
+    """The cache flags of this interpreter's ABI, None when unknown."""
+    from ._elffile import host_binary
+
+    host = host_binary()
+    if host.machine == 40:  # 32-bit ARM: the float ABI decides
+        return 0x0903 if host.flags & _EF_ARM_ABI_FLOAT_HARD else 0x0B03
+    return _HOST_FLAGS.get((host.machine, host.elf_class))
+
+
+def entries_for_host(path: str = "/etc/ld.so.cache") -> list[tuple[str, str]]:
+    """``(soname, path)`` pairs this interpreter's ld.so would consider.
+
+    Entries of another ABI (an i386 libz in a multilib cache) are dropped, as
+    are glibc-hwcaps entries (a non-zero hwcap): those subdirectories hold
+    builds for newer CPUs (x86-64-v3...) that ld.so picks only after checking
+    the CPU, and loading one blindly can die on an illegal instruction.
+    """
+    try:
+        wanted = host_flags()
+    except Exception:  # an unreadable interpreter: keep every libc6 ELF entry
+        wanted = None
+    result = []
+    for key, value, flags, hwcap in _read(path):
+        if hwcap:
+            continue
+        if wanted is not None:
+            if flags != wanted:
+                continue
+        elif flags & FLAG_TYPE_MASK != FLAG_ELF_LIBC6:
+            continue
+        if os.path.isabs(value):
+            result.append((key, value))
+    return result
+
+
+__all__ = ["entries_for_host", "host_flags", "read_ld_cache"]

@@ -1,0 +1,67 @@
+"""`libbroker list`: every library file visible to libbroker, grouped by origin."""
+
+from __future__ import annotations
+
+import os
+
+from ._discovery import default_dirs, environment_dirs, ld_cache_entries, split_path_list
+
+
+def _link_name(filename: str) -> str | None:
+    if not filename.startswith("lib") or ".so" not in filename:
+        return None
+    stem, _, rest = filename[3:].partition(".so")
+    if rest and not (rest[0] == "." and all(p.isdigit() for p in rest[1:].split("."))):
+        return None
+    return stem or None
+
+
+def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
+    found = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return found
+    for filename in names:
+        name = _link_name(filename)
+        path = os.path.join(directory, filename)
+        if name is None or path in seen:
+            continue
+        seen.add(path)
+        found.append({"name": name, "path": path})
+    return found
+
+
+def visible_libraries() -> dict[str, list[dict[str, str]]]:
+    from ._config import load_config
+
+    config = load_config()
+    seen: set[str] = set()
+    groups: dict[str, list[dict[str, str]]] = {}
+    overrides = [{"name": n, "path": p} for n, p in sorted(config.pins.items())]
+    for directory in split_path_list(os.environ.get("LIBBROKER_PATH")) + config.search_paths:
+        if os.path.isabs(directory):
+            overrides += _scan(directory, seen)
+    groups["override"] = overrides
+    try:
+        from ._providers import provider_names, provider_files
+
+        for link in sorted(provider_names()):
+            for provided in provider_files(link)[0]:
+                groups.setdefault(provided.origin, []).append({"name": link, "path": provided.path})
+    except ImportError:  # pragma: no cover
+        pass
+    groups["environment"] = [item for d in environment_dirs() for item in _scan(d, seen)]
+    system = []
+    for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
+        if os.path.isabs(directory):
+            system += _scan(directory, seen)
+    for soname, path in ld_cache_entries():
+        name = _link_name(soname)
+        if name and path not in seen:
+            seen.add(path)
+            system.append({"name": name, "path": path})
+    for directory in default_dirs():
+        system += _scan(directory, seen)
+    groups["system"] = system
+    return groups

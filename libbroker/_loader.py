@@ -1,0 +1,105 @@
+"""Loading: one Library per file per process, thread-safe, never unloaded.
+
+The same file reached through a symlink or a second path is the same file
+(device, inode), so it gets the same Library object and handle.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from ._errors import IncompatibleLibraryError
+from ._types import Library
+
+_lock = threading.RLock()
+_by_identity: dict[tuple[int, int], Library] = {}
+_by_name: dict[str, list[Library]] = {}
+_order: list[Library] = []
+
+
+def load_file(
+    path: str,
+    *,
+    name: str | None = None,
+    origin: str = "path",
+    soname: str | None = None,
+    version_text: str | None = None,
+) -> Library:
+    """dlopen *path* (absolute) privately, or return the Library already made for that file."""
+    if not os.path.isabs(path):
+        raise IncompatibleLibraryError(
+            path,
+            "is a relative path; libbroker loads only absolute paths",
+            fix="pass an absolute path, or a link name such as 'z' to search for it",
+        )
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        reason = "does not exist" if not os.path.lexists(path) else f"cannot be read: {exc.strerror}"
+        if os.path.islink(path) and not os.path.exists(path):
+            reason = f"is a dangling symlink to {os.readlink(path)!r}"
+        raise IncompatibleLibraryError(path, reason) from exc
+    key = (st.st_dev, st.st_ino)
+    library = _by_identity.get(key)
+    if library is not None:
+        return library
+    with _lock:
+        library = _by_identity.get(key)
+        if library is not None:
+            return library
+        from . import _master
+
+        real = os.path.realpath(path)
+        try:
+            handle = _master.dlopen(real)
+        except OSError as exc:
+            raise IncompatibleLibraryError(path, _diagnose(real, exc)) from exc
+        library = Library(
+            name or _link_name(real),
+            path,
+            handle,
+            key,
+            soname=soname,
+            origin=origin,
+            version_text=version_text,
+        )
+        _by_identity[key] = library
+        _order.append(library)
+        _by_name.setdefault(library.name, []).append(library)
+        if soname:
+            _by_name.setdefault(soname, []).append(library)
+        return library
+
+
+def _diagnose(real: str, exc: OSError) -> str:
+    """Turn a dlopen failure into the reason a reader of the binary would give."""
+    text = exc.strerror or str(exc)
+    try:
+        from ._elffile import check_compatible, host_binary, read_binary
+
+        info = read_binary(real)
+        reason = check_compatible(info, host_binary())
+        if reason:
+            return f"{reason} (dlopen: {text})"
+    except Exception as inner:  # the binary reader's own verdict is the better message
+        reason = getattr(inner, "reason", None) or str(inner)
+        return f"{reason} (dlopen: {text})"
+    return f"dlopen failed: {text}"
+
+
+def _link_name(path: str) -> str:
+    base = os.path.basename(path)
+    if base.startswith("lib"):
+        base = base[3:]
+    cut = base.find(".so")
+    return base[:cut] if cut > 0 else base
+
+
+def loaded() -> list[Library]:
+    """Every library libbroker loaded in this process, in load order."""
+    return list(_order)
+
+
+def loaded_named(name: str) -> list[Library]:
+    return list(_by_name.get(name, ()))

@@ -1,0 +1,302 @@
+"""Libraries shipped in wheels: provider entry points and a spec's ``packages``.
+
+Everything here is read from installed metadata (entry_points.txt, RECORD and
+the provider's ``libbroker-provider.toml``); no code of a provider or package is
+ever imported, so a broken or hostile distribution cannot run anything just by
+being searched. The resulting files still go through RECORD verification
+(libbroker._record) before they are loaded.
+
+Cold path: uses importlib.metadata, re and tomllib.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from importlib.metadata import Distribution
+
+__all__ = [
+    "GROUP",
+    "MANIFEST",
+    "ProvidedFile",
+    "package_files",
+    "provider_files",
+    "provider_names",
+]
+
+GROUP = "libbroker.providers"
+MANIFEST = "libbroker-provider.toml"
+
+
+class ProvidedFile:
+    """A library file a distribution ships, with what its metadata says about it."""
+
+    __slots__ = (
+        "path",
+        "dist",
+        "origin",
+        "version",
+        "soname",
+        "symbol_prefix",
+        "symbol_suffix",
+        "specs",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        dist: str,
+        origin: str,
+        *,
+        version: str | None = None,
+        soname: str | None = None,
+        symbol_prefix: str | None = None,
+        symbol_suffix: str | None = None,
+        specs: list[str] | None = None,
+    ) -> None:
+        self.path = path
+        self.dist = dist
+        self.origin = origin
+        self.version = version
+        self.soname = soname
+        self.symbol_prefix = symbol_prefix
+        self.symbol_suffix = symbol_suffix
+        self.specs = specs if specs is not None else []
+
+    def __repr__(self) -> str:
+        return (
+            f"ProvidedFile(path={self.path!r}, dist={self.dist!r}, origin={self.origin!r}, "
+            f"version={self.version!r}, soname={self.soname!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProvidedFile):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+
+def _dist_name(dist: Distribution) -> str:
+    return dist.metadata["Name"] or "<unnamed>"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
+    """(distribution, entry point name, value) for every provider entry point.
+
+    Walks distributions rather than calling entry_points(group=...) so each entry
+    point comes with its distribution on every Python libbroker supports, and so
+    a distribution shadowed by an earlier copy on sys.path is skipped, as
+    importlib itself does.
+    """
+    from importlib import metadata
+
+    seen: set[str] = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name is None:
+            continue
+        canonical = _canonical(name)
+        if canonical in seen:
+            continue
+        seen.add(canonical)
+        for ep in dist.entry_points:
+            if ep.group == GROUP:
+                yield dist, ep.name, ep.value
+
+
+def provider_names() -> dict[str, list[str]]:
+    """Link name -> names of the distributions that provide it, for ``libbroker list``."""
+    names: dict[str, list[str]] = {}
+    for dist, ep_name, _ in _provider_entry_points():
+        names.setdefault(ep_name, []).append(_dist_name(dist))
+    return {k: sorted(v) for k, v in sorted(names.items())}
+
+
+class _ManifestError(Exception):
+    pass
+
+
+def _load_toml(path: str) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _inside(base: str, relative: object, what: str) -> str:
+    """Absolute real path of *relative* under *base*; refuses escapes."""
+    if not isinstance(relative, str) or not relative:
+        raise _ManifestError(f"{what} must be a non-empty string, found {relative!r}")
+    if os.path.isabs(relative) or relative.startswith(("/", "\\")):
+        raise _ManifestError(f"{what} must be relative to the package directory, found {relative!r}")
+    real = os.path.realpath(os.path.join(base, relative))
+    if os.path.commonpath([real, base]) != base:
+        raise _ManifestError(f"{what} {relative!r} points outside the package directory {base!r}")
+    return real
+
+
+def _optional_str(entry: dict, key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _ManifestError(f"{where}.{key} must be a string, found {value!r}")
+    return value
+
+
+def _manifest_files(manifest: str, link_name: str, dist: str) -> list[ProvidedFile]:
+    """The [[library]] entries of *manifest* named *link_name*, as ProvidedFiles."""
+    try:
+        data = _load_toml(manifest)
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise _ManifestError(f"unreadable manifest: {exc}") from exc
+    libraries = data.get("library")
+    if not isinstance(libraries, list) or not all(isinstance(x, dict) for x in libraries):
+        raise _ManifestError(f"expected [[library]] tables, found library = {libraries!r}")
+    base = os.path.realpath(os.path.dirname(manifest))
+    found: list[ProvidedFile] = []
+    for index, entry in enumerate(libraries):
+        where = f"library[{index}]"
+        name = entry.get("name")
+        if not isinstance(name, str):
+            raise _ManifestError(f"{where}.name must be a string, found {name!r}")
+        if name != link_name:
+            continue
+        path = _inside(base, entry.get("file"), f"{where}.file")
+        if not os.path.isfile(path):
+            raise _ManifestError(f"{where}.file {entry['file']!r} does not exist ({path})")
+        specs_value = entry.get("specs", [])
+        if not isinstance(specs_value, list):
+            raise _ManifestError(f"{where}.specs must be a list of strings, found {specs_value!r}")
+        specs = [_inside(base, s, f"{where}.specs[{i}]") for i, s in enumerate(specs_value)]
+        found.append(
+            ProvidedFile(
+                path,
+                dist,
+                f"provider:{dist}",
+                version=_optional_str(entry, "version", where),
+                soname=_optional_str(entry, "soname", where),
+                symbol_prefix=_optional_str(entry, "symbol-prefix", where),
+                symbol_suffix=_optional_str(entry, "symbol-suffix", where),
+                specs=specs,
+            )
+        )
+    if not found:
+        raise _ManifestError(f"no [[library]] entry has name = {link_name!r}")
+    return found
+
+
+def _locate_manifest(dist: Distribution, package: str) -> str | None:
+    """Absolute path of ``<package>/libbroker-provider.toml`` from RECORD, or None.
+
+    RECORD, not importlib.util.find_spec: finding a dotted name imports its
+    parents, and provider code must never run during discovery.
+    """
+    files = dist.files
+    if not files:
+        return None
+    wanted = package.replace(".", "/") + "/" + MANIFEST
+    for entry in files:
+        if entry.as_posix() == wanted:
+            return os.path.realpath(str(dist.locate_file(entry)))
+    return None
+
+
+def provider_files(link_name: str) -> tuple[list[ProvidedFile], list[str]]:
+    """Files that provider distributions declare for *link_name*, and where we looked.
+
+    A provider whose metadata is broken is not fatal (one bad wheel must not hide
+    every other copy of a library): it is skipped, and the second list says why.
+    """
+    files: list[ProvidedFile] = []
+    searched: list[str] = []
+    for dist, ep_name, value in _provider_entry_points():
+        if ep_name != link_name:
+            continue
+        dist_name = _dist_name(dist)
+        label = f"provider {dist_name!r} {dist.version}"
+        package = value.partition(":")[0].strip()
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", package):
+            searched.append(
+                f"{label}: entry point {ep_name!r} = {value!r} is not a package name "
+                "(ignored; fix: the provider's entry point value must name the package "
+                f"holding {MANIFEST})"
+            )
+            continue
+        manifest = _locate_manifest(dist, package)
+        if manifest is None:
+            searched.append(
+                f"{label}: {package.replace('.', '/')}/{MANIFEST} is not listed in its RECORD "
+                f"(ignored; fix: reinstall {dist_name} with pip, not in editable mode)"
+            )
+            continue
+        try:
+            found = _manifest_files(manifest, link_name, dist_name)
+        except _ManifestError as exc:
+            searched.append(f"{label} ({manifest}): {exc} (ignored)")
+            continue
+        searched.append(f"{label} ({manifest})")
+        files.extend(found)
+    if not searched:
+        searched.append(f"provider entry points (group {GROUP!r}): none named {link_name!r}")
+    return files, searched
+
+
+def _library_pattern(link_names: list[str]) -> re.Pattern[str]:
+    names = "|".join(re.escape(n) for n in link_names)
+    if sys.platform == "darwin":
+        return re.compile(rf"lib(?:{names})(?:\.\d+)*\.dylib")
+    if sys.platform == "win32":
+        return re.compile(rf"(?:lib)?(?:{names})(?:-\d+)?\.dll", re.IGNORECASE)
+    return re.compile(rf"lib(?:{names})\.so(?:\.\d+)*")
+
+
+def package_files(packages: list[str], link_names: list[str]) -> tuple[list[ProvidedFile], list[str]]:
+    """Shared libraries named like *link_names* among the RECORD-listed files of *packages*."""
+    from importlib import metadata
+
+    files: list[ProvidedFile] = []
+    searched: list[str] = []
+    if not link_names:
+        return files, searched
+    pattern = _library_pattern(link_names)
+    shown = ", ".join(repr(n) for n in link_names)
+    for package in packages:
+        try:
+            dist = metadata.distribution(package)
+        except metadata.PackageNotFoundError:
+            searched.append(f"package {package!r}: not installed (fix: pip install {package})")
+            continue
+        dist_name = _dist_name(dist)
+        label = f"package {dist_name!r} {dist.version}"
+        listed = dist.files
+        if listed is None:
+            searched.append(
+                f"{label}: has no RECORD, its files cannot be listed "
+                f"(fix: reinstall {dist_name} with pip)"
+            )
+            continue
+        matches = sorted(
+            {
+                os.path.realpath(str(dist.locate_file(entry)))
+                for entry in listed
+                if pattern.fullmatch(entry.name)
+            }
+        )
+        matches = [m for m in matches if os.path.isfile(m)]
+        if matches:
+            searched.append(f"{label}: {len(matches)} file(s) for {shown} in its RECORD")
+        else:
+            searched.append(f"{label}: no file for {shown} in its RECORD")
+        files.extend(ProvidedFile(m, dist_name, f"package:{dist_name}") for m in matches)
+    return files, searched

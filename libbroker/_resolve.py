@@ -1,0 +1,214 @@
+"""Resolution policy: every candidate checked without loading it, ranked, judged.
+
+A candidate is accepted when it is a real shared library (not a linker script,
+text file, directory or dangling symlink) for this interpreter's format,
+machine, word size and byte order, needs no newer glibc than the host has, has
+a version inside the specifier, and exports the required symbols.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _cache
+from ._discovery import Entry, Search, search, version_from_filename
+from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
+from ._types import Candidate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from packaging.specifiers import SpecifierSet
+
+    from ._elffile import BinaryInfo
+
+_FACTS_KIND = "elf"
+_facts_memo: dict[tuple, dict] = {}
+
+
+def binary_facts(real: str) -> dict:
+    """The ELF facts a decision needs, cached per file identity (on disk too)."""
+    ident = _cache.identity(real)
+    key = (real, ident)
+    facts = _facts_memo.get(key)
+    if facts is not None:
+        return facts
+    disk = _cache.load(_FACTS_KIND)
+    facts = disk.get(key)  # type: ignore[call-overload]
+    if facts is None:
+        facts = _read_facts(real)
+        _cache.update(_FACTS_KIND, key, facts, limit=4096)
+    _facts_memo[key] = facts
+    return facts
+
+
+def _read_facts(real: str) -> dict:
+    from ._elffile import check_compatible, host_binary, read_binary
+
+    try:
+        info = read_binary(real)
+    except BrokerError as exc:
+        return {"error": getattr(exc, "reason", str(exc))}
+    return {
+        "error": None,
+        "incompatible": check_compatible(info, host_binary()),
+        "soname": info.soname,
+        "machine": info.machine_name,
+        "elf_class": info.elf_class,
+        "glibc": info.glibc_required,
+    }
+
+
+def exported_functions(real: str) -> frozenset[str]:
+    from ._elffile import read_binary
+
+    info: BinaryInfo = read_binary(real)
+    return info.functions
+
+
+def judge(
+    entry: Entry,
+    name: str,
+    specifier: SpecifierSet | None,
+    required: Sequence[str],
+    rank: int,
+) -> Candidate:
+    """The verdict on one file; never raises for a bad file."""
+    path = entry.path
+    cand = Candidate(name, path, entry.origin, rank=rank, version_text=entry.version)
+    if entry.refusal:
+        cand.reason = entry.refusal
+        return cand
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        cand.reason = f"cannot be read: {exc.strerror}"
+        return cand
+    if os.path.islink(path) and not os.path.exists(path):
+        cand.reason = f"dangling symlink to {os.readlink(path)!r}"
+        return cand
+    if os.path.isdir(path):
+        cand.reason = "is a directory, not a shared library"
+        return cand
+    del st
+    real = os.path.realpath(path)
+    if not os.access(real, os.R_OK):
+        cand.reason = "is not readable by this user (permission denied)"
+        return cand
+    facts = binary_facts(real)
+    if facts.get("error"):
+        cand.reason = facts["error"]
+        return cand
+    if facts.get("incompatible"):
+        cand.reason = facts["incompatible"]
+        return cand
+    cand.soname = facts.get("soname")
+    if cand.version_text is None:
+        cand.version_text = version_from_filename(real) or version_from_filename(path)
+    if specifier is not None:
+        version = cand.version
+        if version is None:
+            cand.reason = (
+                f"its version is unknown (no provider metadata, no version in the file name "
+                f"{os.path.basename(real)!r}) so the specifier {str(specifier)!r} cannot be checked"
+            )
+            return cand
+        if not specifier.contains(version, prereleases=True):
+            cand.reason = f"version {str(version)!r} is outside the specifier {str(specifier)!r}"
+            return cand
+    if required:
+        try:
+            exported = exported_functions(real)
+        except BrokerError as exc:
+            cand.reason = str(exc)
+            return cand
+        missing = [s for s in required if s not in exported]
+        if missing:
+            shown = ", ".join(repr(s) for s in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            cand.reason = f"does not export required symbol(s) {shown}{more}"
+            return cand
+    if entry.dist and entry.origin.startswith(("provider:", "package:")):
+        from ._providers import verify_record
+
+        try:
+            verify_record(real, entry.dist)
+        except BrokerError as exc:
+            cand.reason = getattr(exc, "reason", str(exc))
+            return cand
+    cand.accepted = True
+    return cand
+
+
+def parse_specifier(version: str | None) -> SpecifierSet | None:
+    if version is None or str(version).strip() == "":
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(str(version))
+    except InvalidSpecifier as exc:
+        from ._errors import SpecError
+
+        raise SpecError(
+            f"version specifier {version!r} does not parse as PEP 440 (e.g. '>=1.2.11'): {exc}",
+            path="<version argument>",
+        ) from exc
+
+
+class Resolution:
+    __slots__ = ("name", "candidates", "search", "chosen", "entries")
+
+    def __init__(self, name: str, search: Search) -> None:
+        self.name = name
+        self.search = search
+        self.candidates: list[Candidate] = []
+        self.entries: list[Entry] = []
+        self.chosen: Candidate | None = None
+
+    def error(self, version: str | None) -> LibraryNotFoundError:
+        rejected = [(c.path, c.reason) for c in self.candidates if not c.accepted]
+        cls = NoAcceptableLibraryError if rejected else LibraryNotFoundError
+        return cls(self.name, version=version, searched=self.search.searched, rejected=rejected)
+
+
+def resolve(
+    name: str,
+    version: str | None = None,
+    *,
+    packages: Sequence[str] = (),
+    required: Sequence[str] = (),
+    stop_at_first: bool = True,
+) -> Resolution:
+    """Search and judge; `chosen` is the first accepted candidate in rank order."""
+    from ._config import load_config
+
+    specifier = parse_specifier(version)
+    found = search(name, config=load_config(), packages=packages)
+    resolution = Resolution(name, found)
+    seen: dict[str, int] = {}
+    for entry in found.entries:
+        real = os.path.realpath(entry.path)
+        if real in seen:
+            # The same file under another name (libz.so -> libz.so.1.2.13): keep the
+            # soname-named path, which is what the dynamic linker itself would use.
+            index = seen[real]
+            cand = resolution.candidates[index]
+            if cand.soname and os.path.basename(entry.path) == cand.soname and cand.accepted:
+                cand.path = entry.path
+                resolution.entries[index].path = entry.path
+            continue
+        seen[real] = len(resolution.candidates)
+        cand = judge(entry, name, specifier, required, rank=len(resolution.candidates))
+        if cand.accepted and cand.soname:
+            sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
+            if os.path.basename(entry.path) != cand.soname and os.path.realpath(sibling) == real:
+                cand.path = sibling
+        resolution.candidates.append(cand)
+        resolution.entries.append(entry)
+        if cand.accepted and resolution.chosen is None:
+            resolution.chosen = cand
+            if stop_at_first:
+                break
+    return resolution

@@ -1,0 +1,88 @@
+"""What a consumer's import runs: `import_table`, called by the generated headers.
+
+Warm path: the in-process registry, then the on-disk table index (validated by
+directory mtimes, the config file and the library file's identity), then a
+`dlopen` + one C loop of `dlsym`. Only a miss falls back to `_tables.table`,
+which parses the spec (tomllib, pycparser, packaging). Keep this module's
+imports light.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from . import _cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._types import Library
+
+TABLES_KIND = "tables"
+lock = threading.RLock()
+by_spec: dict[str, object] = {}
+by_layout: dict[tuple, object] = {}
+table_library: dict[int, Library] = {}
+
+
+def import_table(name: str, spec_digest: str, spec_text: str) -> object:
+    """The capsule for the spec whose text is *spec_text* (digest *spec_digest*)."""
+    capsule = by_spec.get(spec_digest)
+    if capsule is not None:
+        return capsule
+    with lock:
+        capsule = by_spec.get(spec_digest)
+        if capsule is None:
+            capsule = _from_disk(spec_digest)
+        if capsule is None:
+            from ._spec import Spec
+            from ._tables import table
+
+            capsule = table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
+        by_spec[spec_digest] = capsule
+        return capsule
+
+
+def _from_disk(spec_digest: str) -> object | None:
+    entry = _cache.load(TABLES_KIND).get(spec_digest)
+    if not isinstance(entry, dict):
+        return None
+    try:
+        from ._api import _env_key, _stamps_valid
+
+        if entry["env"] != _env_key() or not _stamps_valid(entry["stamps"]):
+            return None
+        from . import _loader, _master
+
+        library = _loader.load_file(
+            entry["path"],
+            name=entry["link"],
+            origin=entry["origin"],
+            soname=entry["soname"],
+            version_text=entry["version"],
+        )
+        addresses = _master.lookup_many(library.handle, entry["symbols"])
+        for address, required in zip(addresses, entry["required"]):
+            if required and not address:
+                return None  # the file changed under us: resolve afresh
+        return register(library, entry["table"], entry["layout"], entry["signatures"], addresses)
+    except Exception:
+        # A stale or foreign cache entry must never break an import: resolve afresh.
+        return None
+
+
+def register(
+    library: Library, table: str, layout: int, signatures: list[str], addresses: list[int]
+) -> object:
+    """One table per (library file, layout digest) per process."""
+    key = (library.identity, layout, table)
+    with lock:
+        capsule = by_layout.get(key)
+        if capsule is None:
+            from . import _master
+
+            capsule = _master.make_table(
+                table, layout, library.path, library.version_text or "", signatures, addresses
+            )
+            by_layout[key] = capsule
+            table_library[_master.table_address(capsule)] = library
+        return capsule

@@ -1,0 +1,215 @@
+"""`libbroker.table(spec)`: resolve, load, check, fill a table, hand out a capsule."""
+
+from __future__ import annotations
+
+import os
+
+from . import _cache, _loader, _runtime
+from ._errors import IncompatibleLibraryError, MissingSymbolError, SpecError
+from ._types import Library, parse_version
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._resolve import Resolution
+    from ._spec import Spec
+
+
+def coerce_spec(spec: object) -> Spec:
+    """A Spec from a Spec, a path to a TOML file, or TOML text."""
+    from ._spec import Spec
+
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, os.PathLike):
+        return Spec.from_file(os.fspath(spec))
+    if isinstance(spec, str):
+        if "\n" not in spec and "[" not in spec:
+            return Spec.from_file(spec)
+        return Spec.from_string(spec)
+    raise SpecError(
+        f"expected a Spec, a path to a spec file or TOML text, found {type(spec).__name__}"
+    )
+
+
+def table(spec: object) -> object:
+    """The PyCapsule holding the function table for *spec* (one per library file and layout)."""
+    spec = coerce_spec(spec)
+    digest = spec.spec_digest
+    capsule = _runtime.by_spec.get(digest)
+    if capsule is not None:
+        return capsule
+    with _runtime.lock:
+        capsule = _runtime.by_spec.get(digest)
+        if capsule is None:
+            capsule = _build(spec)
+            _runtime.by_spec[digest] = capsule
+        return capsule
+
+
+def symbols_for(spec: Spec, prefix: str | None = None, suffix: str | None = None) -> list[str]:
+    pre = spec.symbol_prefix or prefix or ""
+    suf = spec.symbol_suffix or suffix or ""
+    return [f"{pre}{fn.name}{suf}" for fn in spec.functions]
+
+
+def _build(spec: Spec) -> object:
+    from . import _master
+
+    library, resolution = resolve_spec(spec)
+    entry = _entry_for(resolution, library)
+    symbols = symbols_for(spec, entry and entry.prefix, entry and entry.suffix)
+    addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
+    missing = [
+        sym for sym, fn, addr in zip(symbols, spec.functions, addresses) if fn.required and not addr
+    ]
+    if missing:
+        raise MissingSymbolError(library.path, missing, table=spec.name)
+    capsule = _runtime.register(library, spec.name, spec.layout_digest, spec.signatures, addresses)
+    _remember(spec, library, resolution, symbols)
+    return capsule
+
+
+def _entry_for(resolution: Resolution | None, library: Library):  # type: ignore[no-untyped-def]
+    if resolution is None or resolution.chosen is None:
+        return None
+    return resolution.entries[resolution.candidates.index(resolution.chosen)]
+
+
+def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbols: list[str]) -> None:
+    """Write the warm-path index entry a consumer's next fresh import reads."""
+    if resolution is None:
+        return
+    from ._api import _env_key
+    from ._config import config_stamp
+
+    real = os.path.realpath(library.path)
+    stamps = list(resolution.search.stamps)
+    stamps.append(("@config", config_stamp()[1]))
+    stamps.append(("@file", (real, _cache.identity(real))))
+    entry = {
+        "env": _env_key(),
+        "stamps": stamps,
+        "path": library.path,
+        "link": library.name,
+        "origin": library.origin,
+        "soname": library.soname,
+        "version": library.version_text,
+        "symbols": [s.encode() for s in symbols],
+        "required": [fn.required for fn in spec.functions],
+        "signatures": list(spec.signatures),
+        "layout": spec.layout_digest,
+        "table": spec.name,
+    }
+    _cache.update(_runtime.TABLES_KIND, spec.spec_digest, entry)
+
+
+def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
+    """The library serving *spec*: a loaded copy that satisfies it, else the best candidate.
+
+    Candidates are judged without loading (format, machine, glibc, file-name or
+    provider version, required symbols); with a version function the version is
+    only known after loading, so each accepted candidate is loaded in rank order
+    until one's version satisfies the specifier.
+    """
+    from ._resolve import parse_specifier, resolve
+
+    specifier = parse_specifier(spec.version)
+    required = [s for s, fn in zip(symbols_for(spec), spec.functions) if fn.required]
+    for link in spec.names:
+        for library in _loader.loaded_named(link):
+            if _satisfies_loaded(spec, library, specifier, required):
+                return library, None
+    rejected: list[tuple[str, str]] = []
+    searched: list[str] = []
+    version_failures = 0
+    last: Resolution | None = None
+    for link in spec.names:
+        resolution = resolve(
+            link,
+            None if spec.version_function else spec.version,
+            packages=spec.packages,
+            required=required,
+            stop_at_first=False,
+        )
+        last = resolution
+        searched.extend(resolution.search.searched)
+        for cand in resolution.candidates:
+            if not cand.accepted:
+                rejected.append((cand.path, cand.reason))
+                continue
+            library = _loader.load_file(
+                os.path.abspath(cand.path),
+                name=link,
+                origin=cand.origin,
+                soname=cand.soname,
+                version_text=cand.version_text,
+            )
+            problem = _version_problem(spec, library, specifier)
+            if problem is None:
+                resolution.chosen = cand
+                return library, resolution
+            cand.accepted = False
+            cand.reason = problem
+            version_failures += 1
+            rejected.append((cand.path, problem))
+    from ._errors import LibraryNotFoundError, NoAcceptableLibraryError
+
+    if version_failures and version_failures == len(rejected):
+        path, reason = rejected[0]
+        raise IncompatibleLibraryError(
+            path,
+            reason if len(rejected) == 1 else "; ".join(f"{p}: {r}" for p, r in rejected),
+            fix=f"install a version of {spec.names[0]!r} matching {spec.version!r}, or relax "
+            f"[library] version in {spec.path or '<spec>'}",
+        )
+    cls = NoAcceptableLibraryError if rejected else LibraryNotFoundError
+    raise cls(
+        spec.names[0] if len(spec.names) == 1 else "/".join(spec.names),
+        version=spec.version,
+        searched=searched,
+        rejected=rejected,
+    )
+
+
+def _satisfies_loaded(spec: Spec, library: Library, specifier, required: list[str]) -> bool:  # type: ignore[no-untyped-def]
+    from . import _master
+
+    if required and not all(_master.lookup_many(library.handle, [s.encode() for s in required])):
+        return False
+    return _version_problem(spec, library, specifier) is None
+
+
+def _version_problem(spec: Spec, library: Library, specifier) -> str | None:  # type: ignore[no-untyped-def]
+    """None when the loaded library's version fits; else why not."""
+    if spec.version_function:
+        from . import _master
+
+        fn = spec.version_function
+        symbol = f"{spec.symbol_prefix or ''}{fn}{spec.symbol_suffix or ''}"
+        address = _master.dlsym(library.handle, symbol)
+        if not address and symbol != fn:
+            address = _master.dlsym(library.handle, fn)
+        if not address:
+            return f"does not export the version function {symbol!r} named by version-function"
+        raw = _master.call_version_function(address)
+        if raw is None:
+            return f"the version function {symbol!r} returned NULL"
+        text = raw.decode("utf-8", "replace")
+        version = parse_version(text)
+        if version is None:
+            if specifier is not None:
+                return (
+                    f"the version function {symbol!r} returned {text[:80]!r}, in which no token "
+                    f"parses as a version, so the specifier {str(specifier)!r} cannot be checked"
+                )
+        else:
+            library.version_text = str(version)
+            library._version = version
+    if specifier is None:
+        return None
+    if library.version is None:
+        return f"its version is unknown, so the specifier {str(specifier)!r} cannot be checked"
+    if not specifier.contains(library.version, prereleases=True):
+        return f"version {str(library.version)!r} is outside the specifier {str(specifier)!r}"
+    return None
+

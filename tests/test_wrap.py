@@ -1,0 +1,263 @@
+"""`libbroker wrap`: a provider wheel built from a library compiled here.
+
+Oracles: hashlib/base64 for RECORD, readelf for the glibc versions the library
+needs, configparser for entry_points.txt, tomllib for the manifest, packaging
+for the file name and tags.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import csv
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
+
+from libbroker._errors import IncompatibleLibraryError, SpecError
+from libbroker._wrap import wrap
+
+LBT_C = r"""
+#include <stdio.h>
+#include <string.h>
+int lbt_add(int a, int b) { return a + b; }
+const char *lbt_version(void) { return "lbt 2.5.1"; }
+/* libc calls, so the library needs versioned glibc symbols (the platform tag's source) */
+int lbt_format(char *out, size_t n, int v) { return snprintf(out, n, "%d", v); }
+size_t lbt_len(const char *s) { return strlen(s); }
+"""
+
+LBT_SPEC = """\
+[library]
+name = "lbt"
+names = ["lbt"]
+version = ">=2"
+version-function = "lbt_version"
+symbol-prefix = ""
+
+[functions]
+required = [
+  "int lbt_add(int a, int b)",
+  "const char *lbt_version(void)",
+]
+"""
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the test library")
+
+
+def build_lbt(directory: str) -> str:
+    """Compile liblbt.so.2.5.1 (soname liblbt.so.2) in *directory*."""
+    src = os.path.join(directory, "lbt.c")
+    with open(src, "w") as f:
+        f.write(LBT_C)
+    out = os.path.join(directory, "liblbt.so.2.5.1")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O1", "-Wl,-soname,liblbt.so.2", "-o", out, src],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def lbt(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the test library")
+    return build_lbt(str(tmp_path_factory.mktemp("lbt")))
+
+
+def read_record(zf: zipfile.ZipFile) -> dict[str, tuple[str, str]]:
+    [record] = [n for n in zf.namelist() if n.endswith(".dist-info/RECORD")]
+    rows = csv.reader(io.StringIO(zf.read(record).decode()))
+    return {path: (digest, size) for path, digest, size in rows}
+
+
+def newest_glibc_readelf(path: str) -> tuple[int, int] | None:
+    out = subprocess.run(["readelf", "-V", "--wide", path], capture_output=True, text=True, check=True).stdout
+    versions = {tuple(int(x) for x in m.groups()) for m in re.finditer(r"GLIBC_(\d+)\.(\d+)", out)}
+    return max(versions) if versions else None
+
+
+@needs_gcc
+def test_wheel_layout_record_and_metadata(lbt: str, tmp_path) -> None:
+    wheel_path = wrap(lbt, name="lbt", version="2.5.1", out_dir=str(tmp_path / "dist"))
+    assert os.path.dirname(wheel_path) == str(tmp_path / "dist")
+    assert os.listdir(tmp_path / "dist") == [os.path.basename(wheel_path)]  # no temporary left over
+    name, version, build, tags = parse_wheel_filename(os.path.basename(wheel_path))
+    assert (name, str(version), build) == ("libbroker-provider-lbt", "2.5.1", ())
+
+    with zipfile.ZipFile(wheel_path) as zf:
+        names = set(zf.namelist())
+        dist_info = "libbroker_provider_lbt-2.5.1.dist-info"
+        assert names == {
+            "libbroker_provider_lbt/__init__.py",
+            "libbroker_provider_lbt/lib/liblbt.so.2",  # named by its soname, not the real file name
+            "libbroker_provider_lbt/libbroker-provider.toml",
+            f"{dist_info}/METADATA",
+            f"{dist_info}/WHEEL",
+            f"{dist_info}/entry_points.txt",
+            f"{dist_info}/RECORD",
+        }
+        assert zf.read("libbroker_provider_lbt/__init__.py") == b""
+        with open(lbt, "rb") as f:
+            assert zf.read("libbroker_provider_lbt/lib/liblbt.so.2") == f.read()
+        # the library stays executable once unpacked
+        mode = zf.getinfo("libbroker_provider_lbt/lib/liblbt.so.2").external_attr >> 16
+        assert mode & 0o111 == os.stat(lbt).st_mode & 0o111 != 0
+
+        record = read_record(zf)
+        assert set(record) == names
+        assert record[f"{dist_info}/RECORD"] == ("", "")
+        for path in names - {f"{dist_info}/RECORD"}:
+            data = zf.read(path)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert record[path] == (f"sha256={digest}", str(len(data))), path
+
+        entry_points = configparser.ConfigParser(delimiters=("=",))
+        entry_points.optionxform = str  # type: ignore[assignment,method-assign]
+        entry_points.read_string(zf.read(f"{dist_info}/entry_points.txt").decode())
+        assert dict(entry_points["libbroker.providers"]) == {"lbt": "libbroker_provider_lbt"}
+
+        metadata = zf.read(f"{dist_info}/METADATA").decode()
+        assert "Metadata-Version: 2.1\n" in metadata
+        assert "Name: libbroker-provider-lbt\n" in metadata
+        assert "Version: 2.5.1\n" in metadata
+        assert re.search(r"^Summary: .+$", metadata, re.M)
+
+        wheel_meta = zf.read(f"{dist_info}/WHEEL").decode()
+        assert "Root-Is-Purelib: false\n" in wheel_meta
+        [tag_line] = re.findall(r"^Tag: (.+)$", wheel_meta, re.M)
+
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbt/libbroker-provider.toml").decode())
+
+    assert manifest == {
+        "library": [
+            {"name": "lbt", "file": "lib/liblbt.so.2", "version": "2.5.1", "soname": "liblbt.so.2"}
+        ]
+    }
+    glibc = newest_glibc_readelf(lbt)
+    assert glibc is not None  # snprintf and strlen are versioned glibc symbols
+    major, minor = max(glibc, (2, 17))
+    machine = os.uname().machine
+    assert tag_line == f"py3-none-manylinux_{major}_{minor}_{machine}"
+    assert {str(t) for t in tags} == {tag_line}
+    # installable on this host, as the venv test relies on
+    assert any(t in set(sys_tags()) for t in tags)
+
+
+@needs_gcc
+def test_library_without_libc_gets_a_plain_linux_tag(tmp_path) -> None:
+    src = tmp_path / "pure.c"
+    src.write_text("int pure_one(void) { return 1; }\n")
+    lib = tmp_path / "libpure.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-nostdlib", "-o", str(lib), str(src)], check=True)
+    assert newest_glibc_readelf(str(lib)) is None
+    wheel_path = wrap(str(lib), name="pure", version="1.0", out_dir=str(tmp_path))
+    assert wheel_path.endswith(f"-1.0-py3-none-linux_{os.uname().machine}.whl")
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_pure/libbroker-provider.toml").decode())
+    # no soname: the file keeps its own name and the manifest says nothing about a soname
+    assert manifest["library"][0]["file"] == "lib/libpure.so"
+    assert "soname" not in manifest["library"][0]
+
+
+@needs_gcc
+def test_spec_is_shipped_and_named_in_the_manifest(lbt: str, tmp_path) -> None:
+    spec = tmp_path / "lbt.toml"
+    spec.write_text(LBT_SPEC.replace('symbol-prefix = ""', 'symbol-prefix = "p_"'))
+    wheel_path = wrap(
+        lbt, name="lbt", version="2.5.1", out_dir=str(tmp_path), spec=str(spec), dist_name="My_LBT.Provider"
+    )
+    assert os.path.basename(wheel_path).startswith("my_lbt_provider-2.5.1-")
+    with zipfile.ZipFile(wheel_path) as zf:
+        assert zf.read("libbroker_provider_lbt/lbt.toml") == spec.read_bytes()
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbt/libbroker-provider.toml").decode())
+        assert "Name: my-lbt-provider\n" in zf.read("my_lbt_provider-2.5.1.dist-info/METADATA").decode()
+        assert "libbroker_provider_lbt/lbt.toml" in read_record(zf)
+    assert manifest["library"][0]["specs"] == ["lbt.toml"]
+    assert manifest["library"][0]["symbol-prefix"] == "p_"
+    assert "symbol-suffix" not in manifest["library"][0]
+
+
+@needs_gcc
+def test_rewrapping_replaces_the_wheel(lbt: str, tmp_path) -> None:
+    first = wrap(lbt, name="lbt", version="2.5.1", out_dir=str(tmp_path))
+    second = wrap(lbt, name="lbt", version="2.5.1", out_dir=str(tmp_path))
+    assert first == second
+    assert os.listdir(tmp_path) == [os.path.basename(first)]
+    with zipfile.ZipFile(second) as zf:
+        assert zf.testzip() is None
+
+
+def test_not_a_shared_library_is_refused(tmp_path) -> None:
+    text = tmp_path / "libnot.so"
+    text.write_text("hello\n")
+    with pytest.raises(IncompatibleLibraryError) as err:
+        wrap(str(text), name="not", version="1", out_dir=str(tmp_path / "out"))
+    assert "ELF" in str(err.value) and str(text) in str(err.value)
+    with pytest.raises(IncompatibleLibraryError, match="found nothing there"):
+        wrap(str(tmp_path / "missing.so"), name="x", version="1", out_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_linker_script_is_refused(tmp_path) -> None:
+    script = "/usr/lib/x86_64-linux-gnu/libm.so"
+    if not os.path.isfile(script) or os.path.getsize(script) > 4096:
+        pytest.skip("no GNU ld script libm.so on this system")
+    with pytest.raises(IncompatibleLibraryError, match="(?i)linker script"):
+        wrap(script, name="m", version="1", out_dir=str(tmp_path))
+
+
+def test_executable_is_refused(tmp_path) -> None:
+    with pytest.raises(IncompatibleLibraryError, match="expected a shared library"):
+        wrap(sys.executable, name="py", version="1", out_dir=str(tmp_path))
+
+
+@needs_gcc
+def test_object_file_is_refused(tmp_path) -> None:
+    src = tmp_path / "o.c"
+    src.write_text("int o(void) { return 0; }\n")
+    subprocess.run(["gcc", "-c", "-fPIC", "-o", str(tmp_path / "o.o"), str(src)], check=True)
+    with pytest.raises(IncompatibleLibraryError, match="'relocatable'"):
+        wrap(str(tmp_path / "o.o"), name="o", version="1", out_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "match"),
+    [
+        ("liblbt.so.2", "1.0", r"--name: expected the link name.*fix: use --name lbt"),
+        ("lbt/x", "1.0", r"--name: expected a link name"),
+        ("", "1.0", r"--name: expected a link name"),
+        ("lbt", "2.x", r"--version: expected a PEP 440 version.*'2\.x'"),
+    ],
+)
+def test_bad_arguments(name: str, version: str, match: str, tmp_path) -> None:
+    with pytest.raises(SpecError, match=match):
+        wrap("/usr/lib/x86_64-linux-gnu/libz.so.1", name=name, version=version, out_dir=str(tmp_path))
+
+
+@needs_gcc
+def test_bad_spec(lbt: str, tmp_path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[library]\nname = "lbt"\nnames = ["lbt",, ]\n')
+    with pytest.raises(SpecError) as err:
+        wrap(lbt, name="lbt", version="1", out_dir=str(tmp_path), spec=str(broken))
+    assert (err.value.path, err.value.line) == (str(broken), 3)
+
+    other = tmp_path / "other.toml"
+    other.write_text(LBT_SPEC.replace('names = ["lbt"]', 'names = ["z"]'))
+    with pytest.raises(SpecError, match=r"names \['z'\] do not include .* 'lbt'"):
+        wrap(lbt, name="lbt", version="1", out_dir=str(tmp_path), spec=str(other))
+
+    with pytest.raises(SpecError, match="cannot read the spec"):
+        wrap(lbt, name="lbt", version="1", out_dir=str(tmp_path), spec=str(tmp_path / "absent.toml"))
+    assert not any(p.endswith(".whl") for p in os.listdir(tmp_path))
