@@ -162,9 +162,11 @@ cdef extern from *:
         const char *msg;
         (void)dlerror();  /* drop a stale message of this thread */
         h = dlopen(path, RTLD_NOW | RTLD_LOCAL | (noload ? RTLD_NOLOAD : 0));
-        if (h == NULL && !noload) {
-            msg = dlerror();
-            snprintf(err, errlen, "%s", msg != NULL ? msg : "dlopen failed without a message");
+        if (h == NULL) {
+            msg = dlerror();  /* read (and so cleared) even for a probe */
+            if (!noload) {
+                snprintf(err, errlen, "%s", msg != NULL ? msg : "dlopen failed without a message");
+            }
         }
         return h;
     }

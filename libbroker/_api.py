@@ -70,11 +70,21 @@ def _loaded_copy(name: str, version: str | None) -> Library | None:
 
 
 def find(name: str, version: str | None = None, *, packages: Sequence[str] = ()) -> LibraryInfo:
-    """Locate library *name* (a link name such as "z"), never loading it."""
-    if _loader._by_name:
+    """Locate library *name* (a link name such as "z"), never loading it.
+
+    Order (design.md 3.5): overrides, then a copy libbroker already loaded that
+    satisfies *version* (one copy per process), then providers, packages, the
+    environment and the system.
+    """
+    info = _find(name, version, packages)
+    if _loader._by_name and info.origin != "override":
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
+    return info
+
+
+def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInfo:
     key = (name, version, tuple(packages), _env_key())
     now = time.monotonic()
     hit = _memo.get(key)

@@ -263,18 +263,17 @@ def linker_script_targets(path: str | os.PathLike[str]) -> list[str]:
     return targets
 
 
-def _script_error(path: str, data: bytes) -> InvalidBinaryError:
+def _script_error(path: str) -> InvalidBinaryError:
     targets = linker_script_targets(path)
-    if targets:
-        named = ", ".join(
-            repr(t) + ("" if os.path.isfile(t) or not os.path.isabs(t) else " (missing)")
-            for t in targets
-        )
-        reason = f"expected an ELF shared library but found a GNU ld linker script naming {named}"
-    else:
-        reason = "expected an ELF shared library but found a GNU ld linker script naming no file"
+    named = ", ".join(
+        repr(t) + (" (missing)" if os.path.isabs(t) and not os.path.exists(t) else "") for t in targets
+    )
+    libs = [t for t in targets if ".so" in os.path.basename(t)]
     return InvalidBinaryError(
-        path, reason, fix="point at the shared library the script names (e.g. libm.so.6)"
+        path,
+        "expected an ELF shared library but found a GNU ld linker script (text that only the "
+        f"static linker reads) naming {named or 'no file'}",
+        fix=f"use {libs[0]!r}, the shared library it names" if libs else "point at a real shared library",
     )
 
 
@@ -308,13 +307,13 @@ class _Reader:
 
 def _open(path: str) -> tuple[BinaryIO, int]:
     try:
-        f = open(path, "rb", buffering=0)
+        # O_NONBLOCK: a FIFO named like a library must not hang us in open().
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         if os.path.islink(path):
-            target = os.readlink(path)
             raise InvalidBinaryError(
                 path,
-                f"dangling symbolic link: it points to {target!r}, which does not exist",
+                f"dangling symbolic link: it points to {os.readlink(path)!r}, which does not exist",
                 fix="reinstall the package that owns the link or remove the link",
             ) from exc
         raise InvalidBinaryError(path, "no such file") from exc
@@ -329,14 +328,15 @@ def _open(path: str) -> tuple[BinaryIO, int]:
     except OSError as exc:
         raise InvalidBinaryError(path, f"the file cannot be opened: {exc.strerror or exc}") from exc
     try:
-        st = os.fstat(f.fileno())
-    except OSError as exc:
-        f.close()
-        raise InvalidBinaryError(path, f"the file cannot be examined: {exc.strerror}") from exc
-    if not _is_regular(st.st_mode):
-        f.close()
-        raise InvalidBinaryError(path, "expected a regular file but found a device, pipe or socket")
-    return f, st.st_size
+        st = os.fstat(fd)
+        if not _is_regular(st.st_mode):
+            raise InvalidBinaryError(path, "expected a regular file but found a device, pipe or socket")
+        return open(fd, "rb", buffering=0, closefd=True), st.st_size
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise InvalidBinaryError(path, f"the file cannot be examined: {exc.strerror}") from exc
+        raise
 
 
 def _is_regular(mode: int) -> bool:
@@ -360,7 +360,7 @@ def read_binary(path: str | os.PathLike[str]) -> BinaryInfo:
         if not head.startswith(ELF_MAGIC):
             head += f.read(4032)
             if is_linker_script(head):
-                raise _script_error(path, head)
+                raise _script_error(path)
             raise InvalidBinaryError(
                 path,
                 f"expected an ELF file (starting with {ELF_MAGIC!r}) but found "
@@ -523,13 +523,16 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
         last = max(buckets, default=0)
         if last < symoffset:
             return symoffset
-        chains_at = buckets_at + 4 * nbuckets
         # Walk the last bucket's chain to its end bit: that is the last symbol.
+        # Read in blocks; a chain with no end bit stops at the end of the file.
+        at = buckets_at + 4 * nbuckets + 4 * (last - symoffset)
         while last < _MAX_SYMBOLS:
-            word = struct.unpack(e + "I", r.read(chains_at + 4 * (last - symoffset), 4, "GNU hash chain"))[0]
-            if word & 1:
-                return last + 1
-            last += 1
+            n = max(1, min(1024, (r.size - at) // 4))
+            for word in struct.unpack(f"{e}{n}I", r.read(at, 4 * n, "GNU hash chain")):
+                last += 1
+                if word & 1:
+                    return last
+            at += 4 * n
         return _MAX_SYMBOLS
     e_shoff, e_shentsize, e_shnum = sections
     if not e_shoff or not e_shnum or e_shnum > 65535:
@@ -545,11 +548,15 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
 
 def _parse_verneed(r: _Reader, info: BinaryInfo, e: str, offset: int, count: int, string) -> None:
     newest: tuple[int, int] | None = None
+    budget = _MAX_VERNEED  # total entries: corrupt next-offsets cannot make us crawl
     for _ in range(min(count, _MAX_VERNEED)):
         _, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", r.read(offset, 16, "version-needed entry"))
         names = info.version_needs.setdefault(string(vn_file), [])
         aux = offset + vn_aux
-        for _ in range(min(vn_cnt, _MAX_VERNEED)):
+        for _ in range(vn_cnt):
+            budget -= 1
+            if budget < 0:
+                raise InvalidBinaryError(r.path, "corrupt ELF file: the version-needed table does not end")
             _, _, _, vna_name, vna_next = struct.unpack(e + "IHHII", r.read(aux, 16, "version-needed auxiliary entry"))
             name = string(vna_name)
             names.append(name)

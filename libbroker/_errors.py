@@ -66,7 +66,8 @@ class LibraryNotFoundError(BrokerError, LookupError):
             or "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
             "directory that holds it"
         )
-        super().__init__("\n".join(lines))
+        # Not super(): NoAcceptableLibraryError also derives from IncompatibleLibraryError.
+        BrokerError.__init__(self, "\n".join(lines))
 
     def __reduce__(self):  # keep pickling (multiprocessing) working with keyword-only args
         return (_rebuild, (type(self), self.args, self.__dict__))
@@ -82,7 +83,7 @@ class IncompatibleLibraryError(BrokerError):
         message = f"{path!r}: {reason}"
         if fix:
             message += f"; fix: {fix}"
-        super().__init__(message)
+        BrokerError.__init__(self, message)
 
     def __reduce__(self):
         return (_rebuild, (type(self), self.args, self.__dict__))

@@ -1,0 +1,406 @@
+"""The spec file (TOML): which library, which functions, with which C types.
+
+A spec is parsed and fully validated at once: every problem is a SpecError
+naming the file and the line. Not on the warm path (imports tomllib,
+packaging and pycparser).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from . import _cdecl
+from ._cdecl import Entry, FuncType, is_c_identifier, render, resolve, strip_top_quals
+from ._errors import SpecError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
+    from ._cdecl import CType
+
+#: Hashed into every layout digest; equals LIBBROKER_ABI_MAJOR of include/libbroker.h.
+LIBBROKER_ABI_MAJOR = 1
+
+_TOP_KEYS = ("library", "types", "functions")
+_LIBRARY_KEYS = (
+    "name",
+    "names",
+    "version",
+    "version-function",
+    "symbol-prefix",
+    "symbol-suffix",
+    "packages",
+)
+_FUNCTION_KEYS = ("required", "optional")
+# Members of the generated table struct besides the slots.
+_RESERVED_SLOTS = ("header",)
+
+
+class Function:
+    """One function of a spec: its slot name, its prototype and its normalised type."""
+
+    __slots__ = ("name", "required", "prototype", "return_type", "params", "line", "signature",
+                 "_type")
+
+    def __init__(self, name: str, required: bool, prototype: str, ctype: FuncType,
+                 resolved: FuncType, line: int | None) -> None:
+        self.name = name
+        self.required = required
+        self.prototype = prototype
+        self.line = line
+        self._type = ctype  # as written: the generated headers use the spec's type names
+        result = strip_top_quals(resolved.result)
+        self.return_type = render(result, style="digest")
+        self.params: list[tuple[str | None, str]] = [
+            (pname, render(strip_top_quals(ptype), style="digest"))
+            for pname, ptype in resolved.params
+        ]
+        self.signature = f"{name}: {render(FuncType(result, resolved.params), style='digest')}"
+
+    def symbol(self, spec: Spec) -> str:
+        """The symbol looked up in the library: prefix + name + suffix."""
+        return f"{spec.symbol_prefix}{self.name}{spec.symbol_suffix}"
+
+    def __repr__(self) -> str:
+        kind = "required" if self.required else "optional"
+        return f"<Function {self.signature!r} ({kind})>"
+
+
+class Spec:
+    """A parsed and validated spec. Build with ``from_file`` or ``from_string``."""
+
+    def __init__(self, text: str, path: str | None = None) -> None:
+        self.text = text
+        self.path = path
+        data = _load_toml(text, path)
+        lines = text.split("\n")
+
+        def error(message: str, line: int | None = None) -> SpecError:
+            return SpecError(message, path=path, line=line)
+
+        def check_keys(table: dict, allowed: tuple[str, ...], where: str, section: str) -> None:
+            for key in table:
+                if key not in allowed:
+                    raise error(
+                        f"unknown key {key!r} in {where}; allowed keys: "
+                        + ", ".join(repr(k) for k in allowed),
+                        _key_line(lines, section, key),
+                    )
+
+        check_keys(data, _TOP_KEYS, "the spec (top level)", "")
+        library = _table(data, "library", error, lines, required=True)
+        check_keys(library, _LIBRARY_KEYS, "[library]", "library")
+
+        def get(key: str, kind: type, default: object = None):  # noqa: ANN202
+            value = library.get(key, default)
+            if value is not None and not isinstance(value, kind):
+                raise error(
+                    f"[library] {key} must be a {kind.__name__}, found {value!r}",
+                    _key_line(lines, "library", key),
+                )
+            return value
+
+        name = get("name", str)
+        if name is None:
+            raise error('[library] has no name; fix: add name = "<table name>", a C identifier',
+                        _section_line(lines, "library"))
+        _check_c_name(name, "[library] name", error, _key_line(lines, "library", "name"))
+        self.name: str = name
+        self.names: list[str] = _string_list(get("names", list, [name]), "names", error,
+                                             _key_line(lines, "library", "names"), link_name=True)
+        if not self.names:
+            raise error("[library] names is empty; fix: list the link names, e.g. [\"z\"]",
+                        _key_line(lines, "library", "names"))
+        self.version: str | None = get("version", str) or None
+        if self.version is not None:
+            self._specifier_set(error, _key_line(lines, "library", "version"))
+        self.version_function: str | None = get("version-function", str)
+        if self.version_function is not None:
+            _check_c_name(self.version_function, "[library] version-function", error,
+                          _key_line(lines, "library", "version-function"))
+        self.symbol_prefix: str = get("symbol-prefix", str, "")
+        self.symbol_suffix: str = get("symbol-suffix", str, "")
+        for key, affix in (("symbol-prefix", self.symbol_prefix),
+                           ("symbol-suffix", self.symbol_suffix)):
+            if not (affix.isascii() and f"a{affix}a".isidentifier()):
+                raise error(f"[library] {key} {affix!r} cannot be part of a C symbol name; "
+                            "expected letters, digits and '_'", _key_line(lines, "library", key))
+        self.packages: list[str] = _string_list(get("packages", list, []), "packages", error,
+                                                _key_line(lines, "library", "packages"))
+
+        types = _table(data, "types", error, lines)
+        self.types: dict[str, str] = {}
+        for tname, ttext in types.items():
+            where = _key_line(lines, "types", tname)
+            _check_c_name(tname, "[types] name", error, where)
+            if tname in _cdecl.STANDARD_TYPES:
+                raise error(f"[types] redefines the standard type {tname!r}; fix: remove it, "
+                            "libbroker knows it", where)
+            if not isinstance(ttext, str):
+                raise error(f"[types] {tname} must be a string of C type text or \"opaque\", "
+                            f"found {ttext!r}", where)
+            self.types[tname] = ttext
+
+        functions = _table(data, "functions", error, lines)
+        check_keys(functions, _FUNCTION_KEYS, "[functions]", "functions")
+        entries = [Entry("type", n, t, _key_line(lines, "types", n))
+                   for n, t in self.types.items() if t.strip() != "opaque"]
+        n_types = len(entries)
+        kinds: list[bool] = []
+        for key in _FUNCTION_KEYS:
+            protos = _string_list(functions.get(key, []), key, error,
+                                  _key_line(lines, "functions", key), section="functions")
+            found = _proto_lines(text, lines, key, protos)
+            entries.extend(Entry("function", key, p, line) for p, line in zip(protos, found))
+            kinds.extend([key == "required"] * len(protos))
+        if len(entries) == n_types:
+            raise error("the spec declares no functions; fix: add [functions] required = "
+                        "[\"<C prototype>\", ...]", _section_line(lines, "functions"))
+
+        parsed = _cdecl.parse_entries(self.types, entries, path=path)
+        written: dict[str, CType | None] = {n: None for n, t in self.types.items()
+                                           if t.strip() == "opaque"}
+        for entry, (_, ctype) in zip(entries[:n_types], parsed[:n_types]):
+            written[entry.name] = ctype
+        self._written_types = {n: written[n] for n in self.types}
+        self._type_order = _type_order(self._written_types, self.types, error, lines)
+
+        self.functions: list[Function] = []
+        seen: dict[str, Function] = {}
+        for entry, required, (fname, ftype) in zip(entries[n_types:], kinds, parsed[n_types:]):
+            assert fname is not None and isinstance(ftype, FuncType)
+            _check_c_name(fname, "function name", error, entry.line)
+            if fname in _RESERVED_SLOTS:
+                raise error(f"function name {fname!r} is reserved (the table's header member); "
+                            "it cannot be a slot", entry.line)
+            if fname in seen:
+                other = seen[fname]
+                if other.required != required:
+                    raise error(f"function {fname!r} is declared both required (line "
+                                f"{other.line}) and optional; fix: keep one", entry.line)
+                raise error(f"function {fname!r} is declared twice (also at line "
+                            f"{other.line}); fix: remove one", entry.line)
+            resolved = resolve(ftype, self._written_types)
+            assert isinstance(resolved, FuncType)
+            fn = Function(fname, required, entry.text, ftype, resolved, entry.line)
+            seen[fname] = fn
+            self.functions.append(fn)
+        if self.version_function in seen:
+            fn = seen[self.version_function]
+            if fn.params or fn.return_type not in ("const char *", "char *"):
+                raise error(f"version-function {fn.name!r} is declared as {fn.prototype!r}; "
+                            "expected 'const char *NAME(void)'", fn.line)
+
+        self.signatures: list[str] = [fn.signature for fn in self.functions]
+        blob = f"{LIBBROKER_ABI_MAJOR}\n" + "\n".join(self.signatures)
+        self.layout_digest: int = int.from_bytes(
+            hashlib.sha256(blob.encode()).digest()[:8], "little")
+        self.spec_digest: str = hashlib.sha256(text.encode()).hexdigest()
+
+    # -- constructors --------------------------------------------------------------------
+    @classmethod
+    def from_string(cls, text: str, path: str | os.PathLike[str] | None = None) -> Spec:
+        if not isinstance(text, str):
+            raise SpecError(f"spec text must be a str, found {type(text).__name__}",
+                            path=None if path is None else os.fspath(path))
+        # Same digest and header bytes whatever line endings a checkout has.
+        return cls(text.replace("\r\n", "\n"), None if path is None else os.fspath(path))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Spec:
+        path = os.fspath(path)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise SpecError(f"cannot read the spec file: {exc.strerror or exc}",
+                            path=path) from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise SpecError("the spec is not UTF-8 text (TOML requires UTF-8)",
+                            path=path, line=line) from exc
+        return cls.from_string(text, path)
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def c_name(self) -> str:
+        """The C name of the table pointer in generated code: ``libbroker_<name>``."""
+        return f"libbroker_{self.name}"
+
+    @property
+    def specifier(self) -> SpecifierSet | None:
+        return None if self.version is None else self._specifier_set()
+
+    @property
+    def required_functions(self) -> list[Function]:
+        return [fn for fn in self.functions if fn.required]
+
+    @property
+    def optional_functions(self) -> list[Function]:
+        return [fn for fn in self.functions if not fn.required]
+
+    def symbol_for(self, fn: Function | str) -> str:
+        name = fn if isinstance(fn, str) else fn.name
+        return f"{self.symbol_prefix}{name}{self.symbol_suffix}"
+
+    def function(self, name: str) -> Function:
+        for fn in self.functions:
+            if fn.name == name:
+                return fn
+        raise KeyError(name)
+
+    def __repr__(self) -> str:
+        return f"<Spec {self.name!r} from {self.path or '<string>'!r}: {len(self.functions)} functions>"
+
+    def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:  # noqa: ANN001
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            return SpecifierSet(self.version or "")
+        except InvalidSpecifier as exc:
+            if error is None:
+                raise
+            raise error(f"[library] version {self.version!r} is not a PEP 440 version "
+                        "specifier; expected e.g. \">=1.2.11\" or \">=3.30,<4\"", line) from exc
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _load_toml(text: str, path: str | None) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line: int | None = None
+        marker = "(at line "
+        if marker in message:
+            digits = message.split(marker, 1)[1].split(",", 1)[0]
+            line = int(digits) if digits.isdigit() else None
+            message = message.split(marker, 1)[0].strip()
+        elif "(at end of document)" in message:
+            line = text.count("\n") + 1
+            message = message.split("(at end", 1)[0].strip()
+        raise SpecError(f"invalid TOML: {message}", path=path, line=line) from exc
+
+
+def _table(data: dict, key: str, error, lines: list[str], required: bool = False) -> dict:  # noqa: ANN001
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise error(f"the spec has no [{key}] table; fix: add one with at least "
+                        f"name = \"<table name>\"", None)
+        return {}
+    if not isinstance(value, dict):
+        raise error(f"{key} must be a table ([{key}]), found {value!r}",
+                    _key_line(lines, "", key))
+    return value
+
+
+def _string_list(value: object, key: str, error, line: int | None, *,  # noqa: ANN001
+                 link_name: bool = False, section: str = "library") -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise error(f"[{section}] {key} must be a list of strings, found {value!r}", line)
+    for item in value:
+        if not item.strip() or (link_name and ("/" in item or "\\" in item or "\0" in item)):
+            raise error(f"[{section}] {key} has an invalid entry {item!r}"
+                        + ("; expected a link name such as \"z\", not a path" if link_name else ""),
+                        line)
+    return list(value)
+
+
+def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+    if not is_c_identifier(name):
+        raise error(f"{what} {name!r} is not a C identifier (ASCII letters, digits and '_', "
+                    "not starting with a digit, not a C keyword)", line)
+    if name.startswith("libbroker_") or name == "libbroker":
+        raise error(f"{what} {name!r} starts with 'libbroker_', which is reserved for "
+                    "generated code; fix: rename it", line)
+
+
+def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,  # noqa: ANN001
+                lines: list[str]) -> list[str]:
+    """[types] names so that each comes after those it uses (C needs that order)."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join(chain[chain.index(name):] + [name])
+            raise error(f"[types] entries refer to each other in a cycle ({cycle}); fix: make "
+                        "one of them \"opaque\"", _key_line(lines, "types", name))
+        state[name] = 1
+        ctype = model[name]
+        if ctype is not None:
+            # Through a pointer to a struct C needs no definition, but a [types] name
+            # must still be declared first.
+            for used in sorted(_cdecl.uses(ctype, set())):
+                if used in model:
+                    visit(used, chain + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in texts:
+        visit(name, [])
+    return order
+
+
+def _section_of(line: str) -> str | None:
+    stripped = line.strip()
+    if stripped.startswith("[") and not stripped.startswith("[["):
+        return stripped[1:].split("]", 1)[0].strip().strip('"')
+    return None
+
+
+def _section_line(lines: list[str], section: str) -> int | None:
+    for number, line in enumerate(lines, 1):
+        if _section_of(line) == section:
+            return number
+    return None
+
+
+def _key_line(lines: list[str], section: str, key: str) -> int | None:
+    """Line of ``key = ...`` in ``[section]`` ("" for the top level), or None."""
+    current = ""
+    for number, line in enumerate(lines, 1):
+        header = _section_of(line)
+        if header is not None:
+            if current == "" and section == "" and header == key:
+                return number
+            current = header
+            continue
+        if current != section:
+            continue
+        stripped = line.lstrip()
+        for spelling in (key, f'"{key}"', f"'{key}'"):
+            if stripped.startswith(spelling) and stripped[len(spelling):].lstrip().startswith("="):
+                return number
+    return None
+
+
+def _proto_lines(text: str, lines: list[str], key: str, protos: list[str]) -> list[int | None]:
+    start_line = _key_line(lines, "functions", key)
+    if start_line is None:
+        return [None] * len(protos)
+    pos = sum(len(line) + 1 for line in lines[: start_line - 1])
+    found: list[int | None] = []
+    for proto in protos:
+        at = text.find(proto, pos) if proto else -1
+        if at < 0:  # escapes or line continuations in the TOML string
+            found.append(start_line)
+            continue
+        found.append(text.count("\n", 0, at) + 1)
+        pos = at + len(proto)
+    return found
+
+
+__all__ = ["LIBBROKER_ABI_MAJOR", "Function", "Spec"]

@@ -1,0 +1,163 @@
+"""The Python API on real system libraries, checked against Python's own bindings."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import zlib
+
+import pytest
+from packaging.version import Version
+
+import libbroker
+from libbroker import (
+    IncompatibleLibraryError,
+    Library,
+    LibraryInfo,
+    LibraryNotFoundError,
+    NoAcceptableLibraryError,
+)
+
+
+def test_find_zlib_matches_pythons_zlib() -> None:
+    info = libbroker.find("z")
+    assert isinstance(info, LibraryInfo)
+    assert os.path.isabs(info.path) and os.path.exists(info.path)
+    assert info.soname == "libz.so.1"
+    assert info.origin in ("system", "environment")
+    # The file-name version (libz.so.1 -> libz.so.1.2.13) is the runtime zlib's.
+    assert info.version == Version(zlib.ZLIB_RUNTIME_VERSION)
+
+
+def test_find_does_not_load(libz: str) -> None:
+    code = (
+        "import libbroker, sys; info = libbroker.find('z'); "
+        "from libbroker import _master; print(_master.noload(info.path) != 0, libbroker.loaded())"
+    )
+    # In a fresh process that never imported zlib-using code through libbroker,
+    # find() leaves libbroker's own list empty.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_load_zlib_version_and_symbols() -> None:
+    lib = libbroker.load("z")
+    assert isinstance(lib, Library)
+    assert lib.version == Version(zlib.ZLIB_RUNTIME_VERSION)
+    assert "crc32" in lib and "no_such_function_xyz" not in lib
+    assert lib.address("crc32") > 0
+    with pytest.raises(libbroker.MissingSymbolError, match="no_such_function_xyz"):
+        lib.address("no_such_function_xyz")
+    assert lib in libbroker.loaded()
+    assert lib.handle != 0
+
+
+def test_load_sqlite3_version_matches_python() -> None:
+    lib = libbroker.load("sqlite3")
+    assert str(lib.version) == sqlite3.sqlite_version
+
+
+def test_libm_linker_script_is_not_the_library() -> None:
+    cands = libbroker.candidates("m")
+    script = [c for c in cands if os.path.basename(c.path) == "libm.so" and not os.path.islink(c.path)]
+    accepted = [c for c in cands if c.accepted]
+    assert accepted and os.path.basename(os.path.realpath(accepted[0].path)).startswith("libm.so.6")
+    if script:  # Debian ships /usr/lib/<triplet>/libm.so as a GNU ld script
+        assert not script[0].accepted and "linker script" in script[0].reason
+    assert libbroker.find("m").soname == "libm.so.6"
+
+
+def test_libcrypto_found_and_loadable() -> None:
+    info = libbroker.find("crypto")
+    assert info.soname and info.soname.startswith("libcrypto.so.")
+    lib = libbroker.load(info.path)
+    assert "EVP_DigestInit_ex" in lib
+
+
+def test_same_file_through_symlink_is_same_object(tmp_path, libz: str) -> None:
+    link = tmp_path / "libz-alias.so"
+    link.symlink_to(os.path.realpath(libz))
+    a = libbroker.load(libz)
+    b = libbroker.load(str(link))
+    assert a is b and a.handle == b.handle
+
+
+def test_32_threads_load_one_object(libdir_with) -> None:
+    directory = libdir_with("libz.so.1", "liblbthreads.so.1")
+    path = os.path.join(directory, "liblbthreads.so.1")
+    results: list[object] = []
+    barrier = threading.Barrier(32)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(libbroker.load(path))
+
+    threads = [threading.Thread(target=worker) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 32
+    assert len({id(r) for r in results}) == 1
+    assert len({r.handle for r in results}) == 1  # type: ignore[attr-defined]
+
+
+def test_find_override_directory_first(monkeypatch, libdir_with) -> None:
+    directory = libdir_with("libz.so.1")
+    monkeypatch.setenv("LIBBROKER_PATH", directory)
+    info = libbroker.find("z")
+    assert info.origin == "override"
+    assert os.path.dirname(info.path) == directory
+
+
+def test_unsatisfiable_version_specifier() -> None:
+    with pytest.raises(IncompatibleLibraryError) as excinfo:
+        libbroker.find("z", ">=99")
+    message = str(excinfo.value)
+    assert ">=99" in message and zlib.ZLIB_RUNTIME_VERSION in message
+    assert isinstance(excinfo.value, LibraryNotFoundError)  # both: seen, and all rejected
+
+
+def test_not_found_lists_places_searched() -> None:
+    with pytest.raises(LibraryNotFoundError) as excinfo:
+        libbroker.find("lb_surely_absent_library")
+    assert not isinstance(excinfo.value, NoAcceptableLibraryError)
+    message = str(excinfo.value)
+    assert "ld.so.cache" in message and "default directory" in message
+    assert excinfo.value.searched
+
+
+def test_find_warm_is_served_from_memory(monkeypatch) -> None:
+    first = libbroker.find("z")
+    assert libbroker.find("z") is first
+
+
+def test_find_from_disk_index_in_fresh_process(tmp_path) -> None:
+    env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "c"))
+    code = (
+        "import sys; before = set(sys.modules); import libbroker; i = libbroker.find('z'); "
+        "new = set(sys.modules) - before; "
+        "bad = [m for m in ('packaging', 're', 'typing', 'tomllib', 'importlib.metadata') if m in new];"
+        "print(i.path, bad)"
+    )
+    cold = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    warm = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert cold.stdout.split()[0] == warm.stdout.split()[0]
+    # Served from the disk index: none of the heavy modules was imported.
+    assert warm.stdout.strip().endswith("[]"), warm.stdout
+
+
+def test_get_include_has_header() -> None:
+    assert os.path.isfile(os.path.join(libbroker.get_include(), "libbroker.h"))
+
+
+def test_public_names() -> None:
+    for name in (
+        "__version__", "find", "candidates", "load", "loaded", "Spec", "table",
+        "get_include", "report", "BrokerError", "SpecError", "LibraryNotFoundError",
+        "IncompatibleLibraryError", "MissingSymbolError",
+    ):
+        assert hasattr(libbroker, name), name

@@ -1,0 +1,192 @@
+"""Bad input in the search path: each gives the right verdict, with the file and the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import libbroker
+from libbroker import IncompatibleLibraryError, LibraryNotFoundError
+from libbroker._discovery import matches_link_name, version_from_filename
+
+
+def _only_candidate(name: str) -> libbroker.Candidate:
+    cands = [c for c in libbroker.candidates(name) if c.origin == "override"]
+    assert len(cands) == 1, cands
+    return cands[0]
+
+
+@pytest.fixture
+def override(tmp_path, monkeypatch):
+    directory = tmp_path / "override"
+    directory.mkdir()
+    os.chmod(directory, 0o755)
+    monkeypatch.setenv("LIBBROKER_PATH", str(directory))
+    return directory
+
+
+def _assert_rejected(name: str, path: str, *words: str) -> None:
+    cand = _only_candidate(name)
+    assert not cand.accepted
+    for word in words:
+        assert word in cand.reason, cand.reason
+    with pytest.raises(LibraryNotFoundError) as excinfo:
+        libbroker.find(name)
+    assert path in str(excinfo.value)
+
+
+def test_link_name_patterns() -> None:
+    assert matches_link_name("libz.so", "z")
+    assert matches_link_name("libz.so.1.2.13", "z")
+    assert not matches_link_name("libzstd.so.1", "z")
+    assert not matches_link_name("libz.so.1.bak", "z")
+    assert version_from_filename("/x/libz.so.1.2.13") == "1.2.13"
+    assert version_from_filename("/x/libz.so") is None
+
+
+def test_text_file(override) -> None:
+    path = override / "liblbx.so"
+    path.write_text("hello, I am not a library\n")
+    _assert_rejected("lbx", str(path), "ELF", "text file")
+
+
+def test_truncated_elf(override, libz) -> None:
+    path = override / "liblbx.so"
+    path.write_bytes(open(os.path.realpath(libz), "rb").read(64))
+    _assert_rejected("lbx", str(path), "truncated")
+
+
+def test_wrong_machine(override, libz) -> None:
+    data = bytearray(open(os.path.realpath(libz), "rb").read())
+    data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
+    path = override / "liblbx.so"
+    path.write_bytes(bytes(data))
+    _assert_rejected("lbx", str(path), "aarch64")
+    with pytest.raises(IncompatibleLibraryError, match="aarch64"):
+        libbroker.load(str(path))
+
+
+def test_32_bit_class(override, libz) -> None:
+    data = bytearray(open(os.path.realpath(libz), "rb").read())
+    data[4] = 1  # EI_CLASS = ELFCLASS32
+    path = override / "liblbx.so"
+    path.write_bytes(bytes(data))
+    _assert_rejected("lbx", str(path), "32")
+
+
+def test_directory_named_like_library(override) -> None:
+    (override / "liblbx.so").mkdir()
+    _assert_rejected("lbx", str(override / "liblbx.so"), "directory")
+
+
+def test_dangling_symlink(override) -> None:
+    link = override / "liblbx.so"
+    link.symlink_to(override / "gone.so.1")
+    _assert_rejected("lbx", str(link), "dangling symlink")
+
+
+def test_linker_script_pointing_nowhere(override) -> None:
+    path = override / "liblbx.so"
+    path.write_text("/* GNU ld script */\nGROUP ( /nonexistent/liblbx.so.7 )\n")
+    _assert_rejected("lbx", str(path), "linker script")
+
+
+def test_unreadable_file(monkeypatch, libz) -> None:
+    import tempfile
+
+    override = __import__("pathlib").Path(tempfile.mkdtemp(prefix="lbunread"))
+    os.chmod(override, 0o755)  # reachable by 'nobody' below
+    monkeypatch.setenv("LIBBROKER_PATH", str(override))
+    path = override / "liblbx.so"
+    shutil.copy(os.path.realpath(libz), path)
+    os.chmod(path, 0)
+    if os.geteuid() != 0:
+        _assert_rejected("lbx", str(path), "permission")
+        return
+    # root reads anything: judge the file from a forked child that dropped to
+    # 'nobody'. Everything the check needs is imported before the fork, since
+    # nobody cannot read this interpreter's installation under /root.
+    import libbroker._elffile, libbroker._ldcache, libbroker._resolve  # noqa: F401
+    import packaging.specifiers  # noqa: F401
+    import tomllib  # noqa: F401
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            cands = [c for c in libbroker.candidates("lbx") if c.origin == "override"]
+            verdict = f"{cands[0].accepted}|{cands[0].reason}" if cands else "none|"
+        except BaseException as exc:  # report, never run the parent's pytest in the child
+            verdict = f"error|{type(exc).__name__}: {exc}"
+        os.write(write_end, verdict.encode())
+        os._exit(0)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.waitpid(pid, 0)
+    accepted, _, reason = data.decode().partition("|")
+    assert accepted == "False" and "permission" in reason, data
+
+
+def test_only_in_current_directory(tmp_path, monkeypatch, libz) -> None:
+    shutil.copy(os.path.realpath(libz), tmp_path / "liblbcwd.so.1")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LibraryNotFoundError):
+        libbroker.find("lbcwd")
+    # Even when a search path names it: '.' is relative, the absolute form is the cwd.
+    for value in (".", "", str(tmp_path)):
+        monkeypatch.setenv("LIBBROKER_PATH", value)
+        with pytest.raises(LibraryNotFoundError) as excinfo:
+            libbroker.find("lbcwd")
+        if value:
+            assert "current directory" in str(excinfo.value) or "relative" in str(excinfo.value)
+
+
+def test_only_in_world_writable_directory(tmp_path, monkeypatch, libz) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    shutil.copy(os.path.realpath(libz), directory / "liblbww.so.1")
+    monkeypatch.setenv("LIBBROKER_PATH", str(directory))
+    cand = _only_candidate("lbww")
+    assert not cand.accepted and "world-writable" in cand.reason
+    with pytest.raises(LibraryNotFoundError, match="world-writable"):
+        libbroker.find("lbww")
+
+
+def test_good_copy_accepted_with_version(override, libz) -> None:
+    shutil.copy(os.path.realpath(libz), override / "liblbgood.so.3.4.5")
+    info = libbroker.find("lbgood")
+    assert info.origin == "override" and str(info.version) == "3.4.5"
+    assert info.soname == "libz.so.1"  # the copy keeps zlib's SONAME
+
+
+def test_config_pin_and_search_paths(tmp_path, monkeypatch, libdir_with) -> None:
+    directory = libdir_with("libz.so.1", "liblbpin.so.1")
+    config = tmp_path / "config.toml"
+    config.write_text(f'search-paths = ["{directory}"]\n')
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    assert libbroker.find("lbpin").origin == "override"
+    pinned = os.path.join(directory, "liblbpin.so.1")
+    config.write_text(f'[libraries.z]\npath = "{pinned}"\n')
+    info = libbroker.find("z")
+    assert info.path == pinned and info.origin == "override"
+
+
+def test_config_errors_are_spec_errors(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    config.write_text("[libraries.z]\nprefer = 'mars'\n")
+    with pytest.raises(libbroker.SpecError, match="mars"):
+        libbroker.find("z")
+    config.write_text("search-paths = [\n")
+    with pytest.raises(libbroker.SpecError, match=str(config)):
+        libbroker.find("z")

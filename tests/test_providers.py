@@ -1,0 +1,325 @@
+"""Provider wheels and a spec's ``packages``, found from metadata without importing.
+
+The provider tests install a wheel built by `wrap` into a fresh venv and query it
+from that venv's interpreter; the package tests use the real scipy-openblas32
+wheel. Broken providers are laid out in tmp_path as pip would install them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import venv
+
+import pytest
+
+import libbroker
+from libbroker._providers import ProvidedFile, package_files, provider_files, provider_names
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(libbroker.__file__)))
+
+
+LBT_C = r"""
+#include <string.h>
+int lbt_add(int a, int b) { return a + b; }
+const char *lbt_version(void) { return "lbt 2.5.1"; }
+size_t lbt_len(const char *s) { return strlen(s); }
+"""
+
+
+def build_lbt(directory: str) -> str:
+    """Compile liblbt.so.2.5.1 (soname liblbt.so.2) in *directory*."""
+    src = os.path.join(directory, "lbt.c")
+    with open(src, "w") as f:
+        f.write(LBT_C)
+    out = os.path.join(directory, "liblbt.so.2.5.1")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbt.so.2", "-o", out, src], check=True)
+    return out
+
+
+def run_python(python: str, code: str, cache_dir: str) -> dict:
+    """Run *code* in *python* with this libbroker importable; it prints one JSON value."""
+    env = dict(os.environ, PYTHONPATH=ROOT, LIBBROKER_CACHE_DIR=cache_dir)
+    proc = subprocess.run(
+        [python, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+QUERY = """
+import json, sys
+from libbroker._providers import provider_files, provider_names
+from libbroker._record import verify_record
+from libbroker._errors import IncompatibleLibraryError
+files, searched = provider_files({name!r})
+verified = []
+for f in files:
+    try:
+        verify_record(f.path, f.dist)
+        verified.append(None)
+    except IncompatibleLibraryError as exc:
+        verified.append(str(exc))
+print(json.dumps({{
+    "files": [{{s: getattr(f, s) for s in f.__slots__}} for f in files],
+    "searched": searched,
+    "verified": verified,
+    "names": provider_names(),
+    "imported": sorted(m for m in sys.modules if m.startswith("libbroker_provider")),
+    "prefix": sys.prefix,
+}}))
+"""
+
+
+class Venv:
+    def __init__(self, root: str, wheel: str, cache: str) -> None:
+        self.root = root
+        self.wheel = wheel
+        self.cache = cache
+        self.python = os.path.join(root, "bin", "python")
+
+    def pip(self, *args: str) -> None:
+        subprocess.run([self.python, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
+
+    def query(self, name: str = "lbt") -> dict:
+        return run_python(self.python, QUERY.format(name=name), self.cache)
+
+
+@pytest.fixture(scope="module")
+def provider_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the test library")
+    from libbroker._wrap import wrap
+
+    base = tmp_path_factory.mktemp("provider")
+    lib = build_lbt(str(base))
+    wheel = wrap(lib, name="lbt", version="2.5.1", out_dir=str(base / "dist"))
+    env = Venv(str(base / "venv"), wheel, str(base / "cache"))
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(env.root)
+    env.pip("install", "--no-deps", "--no-index", wheel)
+    return env
+
+
+def test_provider_found_in_venv_without_import(provider_venv: Venv) -> None:
+    result = provider_venv.query()
+    [found] = result["files"]
+    site = os.path.realpath(provider_venv.root)
+    assert found["path"] == os.path.realpath(found["path"])
+    assert found["path"].startswith(site + os.sep)
+    assert found["path"].endswith(os.path.join("site-packages", "libbroker_provider_lbt", "lib", "liblbt.so.2"))
+    assert found["dist"] == "libbroker-provider-lbt"
+    assert found["origin"] == "provider:libbroker-provider-lbt"
+    assert (found["version"], found["soname"]) == ("2.5.1", "liblbt.so.2")
+    assert (found["symbol_prefix"], found["symbol_suffix"], found["specs"]) == (None, None, [])
+    manifest = os.path.join(os.path.dirname(os.path.dirname(found["path"])), "libbroker-provider.toml")
+    assert result["searched"] == [f"provider 'libbroker-provider-lbt' 2.5.1 ({manifest})"]
+    assert result["verified"] == [None]
+    assert result["names"] == {"lbt": ["libbroker-provider-lbt"]}
+    assert result["imported"] == []  # the provider's package was never imported
+    # The file is the library that was wrapped: ctypes (a loader nobody here wrote)
+    # agrees. In a child process: a later test rewrites this file, which must never
+    # be mapped in the test runner.
+    loaded = run_python(
+        provider_venv.python,
+        f"""
+        import ctypes, json
+        lib = ctypes.CDLL({found["path"]!r})
+        lib.lbt_version.restype = ctypes.c_char_p
+        print(json.dumps([lib.lbt_add(2, 3), lib.lbt_version().decode()]))
+        """,
+        provider_venv.cache,
+    )
+    assert loaded == [5, "lbt 2.5.1"]
+
+
+def test_other_names_find_nothing_in_venv(provider_venv: Venv) -> None:
+    result = provider_venv.query("z")
+    assert result["files"] == []
+    assert result["searched"] == ["provider entry points (group 'libbroker.providers'): none named 'z'"]
+
+
+def test_tampered_provider_is_refused(provider_venv: Venv) -> None:
+    path = provider_venv.query()["files"][0]["path"]  # verified and cached by now
+    with open(path, "rb") as f:
+        original = f.read()
+    try:
+        with open(path, "ab") as f:
+            f.write(b"\0")
+        result = provider_venv.query()
+        [reason] = result["verified"]
+        assert "the file was modified after installation: RECORD of 'libbroker-provider-lbt' says sha256=" in reason
+        actual = base64.urlsafe_b64encode(hashlib.sha256(original + b"\0").digest()).rstrip(b"=").decode()
+        assert f"the file has sha256={actual}" in reason
+        assert "fix: reinstall libbroker-provider-lbt" in reason
+    finally:
+        with open(path, "wb") as f:
+            f.write(original)
+    assert provider_venv.query()["verified"] == [None]
+
+
+def test_uninstalled_provider_is_gone(provider_venv: Venv) -> None:
+    provider_venv.pip("uninstall", "-y", "libbroker-provider-lbt")
+    try:
+        result = provider_venv.query()
+        assert result["files"] == [] and result["names"] == {}
+        assert result["searched"] == ["provider entry points (group 'libbroker.providers'): none named 'lbt'"]
+    finally:
+        provider_venv.pip("install", "--no-deps", "--no-index", provider_venv.wheel)
+    assert len(provider_venv.query()["files"]) == 1
+
+
+# --- providers with broken metadata, laid out by hand -------------------------------
+
+
+def install_fake(site, name: str, files: dict[str, str], entry_points: str) -> None:
+    dist_info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(entry_points)
+    rows = [f"{dist_info.name}/METADATA,,", f"{dist_info.name}/entry_points.txt,,", f"{dist_info.name}/RECORD,,"]
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+        rows.append(f"{rel},,")
+    (dist_info / "RECORD").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    return path
+
+
+MANIFEST = "brokenprov/libbroker-provider.toml"
+EP = "[libbroker.providers]\nbrk = brokenprov\n"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        ('[[library]]\nname = "brk"\nfile = "../../../etc/passwd"\n', "points outside the package directory"),
+        ('[[library]]\nname = "brk"\nfile = "/etc/passwd"\n', "must be relative to the package directory"),
+        ('[[library]]\nname = "brk"\nfile = "lib/libbrk.so.1"\n', "'lib/libbrk.so.1' does not exist"),
+        ('[[library]]\nname = "other"\nfile = "x"\n', "no [[library]] entry has name = 'brk'"),
+        ('[[library]]\nname = "brk"\nfile = "lib/real.so"\nversion = 1\n', "library[0].version must be a string"),
+        ("[[library]\n", "unreadable manifest"),
+        ('library = "x"\n', "expected [[library]] tables"),
+    ],
+)
+def test_broken_manifest_is_skipped_with_its_reason(site, manifest: str, reason: str) -> None:
+    install_fake(site, "broken-prov", {MANIFEST: manifest, "brokenprov/lib/real.so": "x"}, EP)
+    files, searched = provider_files("brk")
+    assert files == []
+    [line] = searched
+    assert line.startswith(f"provider 'broken-prov' 1.0 ({site / MANIFEST}): ")
+    assert reason in line and line.endswith("(ignored)")
+
+
+def test_manifest_not_in_record_is_skipped(site) -> None:
+    install_fake(site, "broken-prov", {"brokenprov/__init__.py": ""}, EP)
+    (site / MANIFEST).write_text('[[library]]\nname = "brk"\nfile = "__init__.py"\n')
+    files, searched = provider_files("brk")
+    assert files == []
+    assert searched == [
+        "provider 'broken-prov' 1.0: brokenprov/libbroker-provider.toml is not listed in its RECORD "
+        "(ignored; fix: reinstall broken-prov with pip, not in editable mode)"
+    ]
+
+
+def test_entry_point_value_must_be_a_package(site) -> None:
+    install_fake(site, "broken-prov", {}, "[libbroker.providers]\nbrk = 1brokenprov\nbrk2 = not a name\n")
+    files, searched = provider_files("brk")
+    assert files == []
+    assert searched == [
+        "provider 'broken-prov' 1.0: entry point 'brk' = '1brokenprov' is not a package name "
+        "(ignored; fix: the provider's entry point value must name the package holding "
+        "libbroker-provider.toml)"
+    ]
+    files, searched = provider_files("brk2")
+    assert files == [] and "'not a name' is not a package name" in searched[0]
+
+
+def test_manifest_fields_and_attribute_suffix(site) -> None:
+    # A `package:attr` value names the package before the colon; one manifest may
+    # list several libraries; specs resolve inside the package.
+    manifest = (
+        '[[library]]\nname = "brk"\nfile = "lib/libbrk.so.1"\nversion = "3.0"\nsoname = "libbrk.so.1"\n'
+        'symbol-prefix = "p_"\nsymbol-suffix = "64_"\nspecs = ["brk.toml"]\n'
+        '[[library]]\nname = "brk2"\nfile = "lib/libbrk2.so"\n'
+    )
+    files_on_disk = {MANIFEST: manifest, "brokenprov/lib/libbrk.so.1": "x", "brokenprov/lib/libbrk2.so": "y",
+                     "brokenprov/brk.toml": ""}
+    install_fake(site, "broken-prov", files_on_disk, "[libbroker.providers]\nbrk = brokenprov:anything\n")
+    files, searched = provider_files("brk")
+    package = os.path.realpath(site / "brokenprov")
+    assert files == [
+        ProvidedFile(
+            os.path.join(package, "lib", "libbrk.so.1"), "broken-prov", "provider:broken-prov",
+            version="3.0", soname="libbrk.so.1", symbol_prefix="p_", symbol_suffix="64_",
+            specs=[os.path.join(package, "brk.toml")],
+        )
+    ]
+    assert searched == [f"provider 'broken-prov' 1.0 ({os.path.join(package, 'libbroker-provider.toml')})"]
+    assert provider_names().get("brk") == ["broken-prov"]
+
+
+# --- packages = [...] ------------------------------------------------------------------
+
+
+def test_package_link_name_patterns(site) -> None:
+    names = ["libfoo.so", "libfoo.so.1", "libfoo.so.1.2.3", "libfoo-abc123.so", "libfoobar.so", "foo.so",
+             "libfoo.so.x", "libfoo.a", "libbar.so.2"]
+    install_fake(site, "foo-pkg", {f"foo_pkg/lib/{n}": n for n in names}, "")
+    files, searched = package_files(["foo-pkg", "absent-pkg-xyz"], ["foo", "bar"])
+    lib = os.path.realpath(site / "foo_pkg" / "lib")
+    assert [f.path for f in files] == [os.path.join(lib, n) for n in sorted(
+        ["libfoo.so", "libfoo.so.1", "libfoo.so.1.2.3", "libbar.so.2"])]
+    assert {(f.dist, f.origin, f.version, f.soname) for f in files} == {("foo-pkg", "package:foo-pkg", None, None)}
+    assert searched == [
+        "package 'foo-pkg' 1.0: 4 file(s) for 'foo', 'bar' in its RECORD",
+        "package 'absent-pkg-xyz': not installed (fix: pip install absent-pkg-xyz)",
+    ]
+    assert package_files(["foo-pkg"], ["baz"]) == ([], ["package 'foo-pkg' 1.0: no file for 'baz' in its RECORD"])
+
+
+SCIPY_OPENBLAS = """
+import json, sys
+from libbroker._providers import package_files
+from libbroker._record import verify_record
+files, searched = package_files(["scipy-openblas32"], ["scipy_openblas"])
+for f in files:
+    verify_record(f.path, f.dist)
+    verify_record(f.path, f.dist)
+print(json.dumps({
+    "files": [[f.path, f.dist, f.origin, f.version] for f in files],
+    "searched": searched,
+    "imported": sorted(m for m in sys.modules if m.startswith("scipy_openblas")),
+}))
+"""
+
+
+def test_scipy_openblas32_package(tmp_path) -> None:
+    spec = importlib.util.find_spec("scipy_openblas32")  # top level: located, not executed
+    if spec is None or spec.submodule_search_locations is None:
+        pytest.skip("scipy-openblas32 is not installed (pip install scipy-openblas32)")
+    result = run_python(sys.executable, SCIPY_OPENBLAS, str(tmp_path / "cache"))
+    assert "scipy_openblas32" not in sys.modules
+    expected = os.path.realpath(os.path.join(spec.submodule_search_locations[0], "lib", "libscipy_openblas.so"))
+    assert os.path.isfile(expected)
+    from importlib.metadata import version
+
+    assert result["files"] == [[expected, "scipy-openblas32", "package:scipy-openblas32", None]]
+    assert result["searched"] == [
+        f"package 'scipy-openblas32' {version('scipy-openblas32')}: 1 file(s) for 'scipy_openblas' in its RECORD"
+    ]
+    assert result["imported"] == []
+    assert os.listdir(tmp_path / "cache")  # the verification was cached
