@@ -23,11 +23,12 @@ from ._types import Candidate, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._codegen import generate
     from ._doctor import report
     from ._spec import Spec
     from ._tables import table
 
-_LAZY = {"Spec": "._spec", "table": "._tables", "report": "._doctor"}
+_LAZY = {"Spec": "._spec", "table": "._tables", "report": "._doctor", "generate": "._codegen"}
 
 
 def __getattr__(name: str) -> object:
@@ -61,6 +62,7 @@ __all__ = [
     "__version__",
     "candidates",
     "find",
+    "generate",
     "get_include",
     "load",
     "loaded",

@@ -171,10 +171,13 @@ class Spec:
         seen: dict[str, Function] = {}
         for entry, required, (fname, ftype) in zip(entries[n_types:], kinds, parsed[n_types:]):
             assert fname is not None and isinstance(ftype, FuncType)
-            _check_c_name(fname, "function name", error, entry.line)
-            if fname in _RESERVED_SLOTS:
-                raise error(f"function name {fname!r} is reserved (the table's header member); "
-                            "it cannot be a slot", entry.line)
+            # Slots are struct members: only the header member and the names the .pxd
+            # declares beside the functions can collide.
+            if fname in _RESERVED_SLOTS or fname in (
+                "libbroker_table_header", f"libbroker_{name}_table"
+            ):
+                raise error(f"function name {fname!r} is reserved for generated code (the "
+                            "table struct and its header); it cannot be a slot", entry.line)
             if fname in seen:
                 other = seen[fname]
                 if other.required != required:

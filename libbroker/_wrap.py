@@ -122,41 +122,26 @@ def _platform_tag(info: BinaryInfo, lib_path: str) -> str:
     return tag
 
 
-def _check_spec(spec: str, name: str) -> tuple[str, dict]:
-    """Validate the spec file and return (real path, its [library] table)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
+def _check_spec(spec: str, name: str) -> tuple[str, dict[str, str]]:
+    """Validate the spec file; return its real path and the symbol affixes it sets."""
+    from ._spec import Spec
 
-    try:
-        with open(spec, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise SpecError(f"cannot read the spec: {exc.strerror}", path=spec) from exc
-    except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        raise SpecError(f"invalid TOML: {exc}", path=spec, line=int(line.group(1)) if line else None) from exc
-    library = data.get("library")
-    if not isinstance(library, dict):
-        raise SpecError("expected a [library] table, found none", path=spec)
-    names = library.get("names", [library.get("name")])
-    if not isinstance(names, list) or name not in names:
+    parsed = Spec.from_file(spec)  # SpecError with file and line for any defect
+    if name not in parsed.names:
         raise SpecError(
-            f"the spec's [library] names {names!r} do not include the wrapped library's "
+            f"the spec's [library] names {parsed.names!r} do not include the wrapped library's "
             f"link name {name!r}; fix: add {name!r} to names, or pass the matching --name",
             path=spec,
         )
-    try:
-        from ._spec import Spec
-    except ImportError:  # the full checker is optional here; TOML and names were checked
-        Spec = None
-    if Spec is not None:
-        Spec.from_file(spec)  # raises SpecError with file and line
-    return os.path.realpath(spec), library
+    # Only affixes the spec actually sets: an empty one is the default, not a claim
+    # about the binary, and the manifest's silence leaves the decision to each spec.
+    affixes = {"symbol-prefix": parsed.symbol_prefix, "symbol-suffix": parsed.symbol_suffix}
+    return os.path.realpath(spec), {k: v for k, v in affixes.items() if v}
 
 
-def _manifest(name: str, version: str, soname: str | None, file: str, library: dict, specs: list[str]) -> str:
+def _manifest(
+    name: str, version: str, soname: str | None, file: str, affixes: dict[str, str], specs: list[str]
+) -> str:
     lines = [
         "# Written by `libbroker wrap`; read by libbroker without importing this package.",
         "[[library]]",
@@ -166,10 +151,8 @@ def _manifest(name: str, version: str, soname: str | None, file: str, library: d
     ]
     if soname is not None:
         lines.append(f"soname = {_toml_string(soname)}")
-    for key in ("symbol-prefix", "symbol-suffix"):
-        value = library.get(key)
-        if isinstance(value, str):
-            lines.append(f"{key} = {_toml_string(value)}")
+    for key, value in affixes.items():
+        lines.append(f"{key} = {_toml_string(value)}")
     if specs:
         lines.append("specs = [" + ", ".join(_toml_string(s) for s in specs) + "]")
     return "\n".join(lines) + "\n"
@@ -197,7 +180,7 @@ def wrap(
     lib_real = os.path.realpath(os.path.abspath(lib_path))
     info = _read_library(lib_real)
     tag = _platform_tag(info, lib_path)
-    spec_real, library = _check_spec(spec, name) if spec is not None else (None, {})
+    spec_real, affixes = _check_spec(spec, name) if spec is not None else (None, {})
 
     dist = canonicalize_name(dist_name if dist_name is not None else f"libbroker-provider-{name}")
     if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", dist):
@@ -240,7 +223,7 @@ def wrap(
             wf.write(lib_real, f"{package}/{lib_file}")
             wf.writestr(
                 f"{package}/{MANIFEST}",
-                _manifest(name, version, soname, lib_file, library, spec_files),
+                _manifest(name, version, soname, lib_file, affixes, spec_files),
             )
             if spec_real is not None:
                 wf.write(spec_real, f"{package}/{spec_files[0]}")

@@ -1,0 +1,128 @@
+"""The command line: exit codes 0/1/2, --json on stdout, diagnostics on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+SPECS = Path(__file__).parent / "specs"
+
+
+def run(*args: str, env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "libbroker", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_find_json() -> None:
+    out = run("find", "z", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["version"] == zlib.ZLIB_RUNTIME_VERSION
+    assert os.path.isabs(data["path"]) and data["origin"] in ("system", "environment")
+
+
+def test_find_text_and_all() -> None:
+    out = run("find", "z")
+    assert out.returncode == 0 and out.stdout.splitlines()[0].endswith("libz.so.1")
+    out = run("find", "m", "--all", "--json")
+    assert out.returncode == 0
+    cands = json.loads(out.stdout)
+    assert any(c["accepted"] for c in cands)
+    assert all(c["reason"] for c in cands if not c["accepted"])
+
+
+def test_find_not_found_exit_1() -> None:
+    out = run("find", "lb_surely_absent_library")
+    assert out.returncode == 1
+    assert out.stdout == "" and "lb_surely_absent_library" in out.stderr
+    assert "searched" in out.stderr
+
+
+def test_find_bad_version_exit_1_and_bad_specifier_exit_2() -> None:
+    assert run("find", "z", "--version", ">=99").returncode == 1
+    out = run("find", "z", "--version", "not a specifier")
+    assert out.returncode == 2 and "not a specifier" in out.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run().returncode == 2
+    assert run("frobnicate").returncode == 2
+    assert run("find").returncode == 2
+
+
+def test_inspect_json_against_readelf() -> None:
+    path = os.path.realpath("/usr/lib/x86_64-linux-gnu/libz.so.1")
+    if not os.path.exists(path):
+        pytest.skip("no libz at the Debian path")
+    out = run("inspect", path, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    readelf = subprocess.run(["readelf", "-dW", path], capture_output=True, text=True).stdout
+    assert f"[{data['soname']}]" in readelf
+    for needed in data["needed"]:
+        assert f"[{needed}]" in readelf
+    assert data["machine"] == "x86_64" and data["bits"] == 64 and data["functions"] > 50
+    assert data["glibc"].startswith("GLIBC_2.")
+
+
+def test_inspect_text_file_exit_1(tmp_path) -> None:
+    bogus = tmp_path / "libbogus.so"
+    bogus.write_text("not a library")
+    out = run("inspect", str(bogus))
+    assert out.returncode == 1 and str(bogus) in out.stderr
+
+
+def test_check_lists_optional(tmp_path) -> None:
+    out = run("check", str(SPECS / "zlib.toml"), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["version"] == zlib.ZLIB_RUNTIME_VERSION
+    assert data["required"]["missing"] == []
+    assert "crc32_z" in data["optional"]["present"]
+    assert "libbroker_absent_probe" in data["optional"]["missing"]
+
+
+def test_generate_and_spec_error(tmp_path) -> None:
+    out = run("generate", str(SPECS / "zlib.toml"), "-o", str(tmp_path / "gen"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "gen" / "libbroker_zlib.h").exists()
+    assert (tmp_path / "gen" / "libbroker_zlib.pxd").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[library]\nname = 'not valid'\n[functions]\nrequired = ['int f(void)']\n")
+    out = run("generate", str(bad), "-o", str(tmp_path / "gen2"))
+    assert out.returncode == 2 and str(bad) in out.stderr
+    assert not (tmp_path / "gen2").exists() or not os.listdir(tmp_path / "gen2")
+
+
+def test_list_json() -> None:
+    out = run("list", "--json")
+    assert out.returncode == 0
+    groups = json.loads(out.stdout)
+    assert any(item["name"] == "z" for item in groups["system"])
+
+
+def test_doctor_json_import(tmp_path) -> None:
+    out = run("doctor", "--import", "zlib", "--import", "sqlite3", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert isinstance(data["loaded"], list) and all("path" in item for item in data["loaded"])
+    assert isinstance(data["duplicates"], list)
+    paths = [item["path"] for item in data["loaded"]]
+    assert any("_sqlite3" in p for p in paths)
+
+
+def test_doctor_failed_import_exit_1() -> None:
+    out = run("doctor", "--import", "lb_no_such_module")
+    assert out.returncode == 1 and "lb_no_such_module" in out.stderr
