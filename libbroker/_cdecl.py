@@ -36,6 +36,7 @@ C_KEYWORDS = frozenset(
 # Kept by name in every rendering (their size is the platform's business, and
 # Cython/C both know them); each maps to the Cython module that declares it.
 STANDARD_TYPES: dict[str, str | None] = {
+    "bool": None,  # <stdbool.h>; _Bool is normalised to it
     "size_t": None,
     "ssize_t": None,
     "ptrdiff_t": "libc.stddef",
@@ -242,9 +243,13 @@ def _diagnose(header: list[str], entry: Entry, exc: Exception, path: str | None)
     for word in _identifiers(entry.text):
         if word not in known and _parses(header, [f"typedef int {word};"], entry):
             return _unknown_type(word, entry, path)
+    if entry.kind == "type":
+        kind, example = "a C type", "'unsigned long', 'int (*)(void *, int)' or 'opaque'"
+    else:
+        kind, example = "a C declaration", "'unsigned long crc32(unsigned long crc, const char *s)'"
     return SpecError(
-        f"{what} {entry.text!r} is not a C declaration ({_error_text(str(exc))}); expected "
-        "e.g. 'unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned len)'",
+        f"{what} {entry.text!r} is not {kind} ({_error_text(str(exc))}); "
+        f"expected e.g. {example}",
         path=path,
         line=entry.line,
     )
@@ -394,13 +399,7 @@ class _Converter:
                 if len(items) == 1 and param.name is None and not param.type.quals:
                     break
                 raise self.fail("has a parameter of type void; fix: write (void) alone")
-            ctype = self.convert(param.type)
-            # C adjusts array and function parameters to pointers: so does the digest.
-            if isinstance(ctype, Array):
-                ctype = Pointer(ctype.element)
-            elif isinstance(ctype, FuncType):
-                ctype = Pointer(ctype)
-            params.append((param.name, ctype))
+            params.append((param.name, adjust_param(self.convert(param.type))))
         result = self.convert(node.type)
         if isinstance(result, (Array, FuncType)):
             raise self.fail("returns an array or a function, which C does not allow")
@@ -464,8 +463,17 @@ def resolve(ctype: CType, types: Mapping[str, CType | None]) -> CType:
     if isinstance(ctype, Array):
         return Array(resolve(ctype.element, types), ctype.size)
     return FuncType(
-        resolve(ctype.result, types), [(n, resolve(t, types)) for n, t in ctype.params]
+        resolve(ctype.result, types), [(n, adjust_param(resolve(t, types))) for n, t in ctype.params]
     )
+
+
+def adjust_param(ctype: CType) -> CType:
+    # C adjusts array and function parameters to pointers, also through a typedef.
+    if isinstance(ctype, Array):
+        return Pointer(ctype.element)
+    if isinstance(ctype, FuncType):
+        return Pointer(ctype)
+    return ctype
 
 
 def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
@@ -493,12 +501,15 @@ def strip_top_quals(ctype: CType) -> CType:
     return ctype
 
 
-def render(ctype: CType, declarator: str = "", *, style: str = "c") -> str:
+def render(
+    ctype: CType, declarator: str = "", *, style: str = "c", names: Mapping[str, str] | None = None
+) -> str:
     """C (or Cython) text declaring ``declarator`` with type ``ctype``.
 
     style "c": as written, parameter names kept; "digest": parameter names and
     top-level parameter qualifiers dropped (resolve typedefs first);
-    "pxd": Cython syntax (``noexcept nogil`` on function types, bint for bool).
+    "pxd": Cython syntax (``noexcept nogil`` on function types, bint for bool,
+    ``names`` maps tags such as "struct foo" to their Cython names).
     """
     while True:
         if isinstance(ctype, Base):
@@ -506,7 +517,7 @@ def render(ctype: CType, declarator: str = "", *, style: str = "c") -> str:
             name = ctype.name
             if style == "pxd":
                 quals = tuple(q for q in quals if q == "const")
-                name = "bint" if name == "bool" else name
+                name = "bint" if name == "bool" else (names or {}).get(name, name)
             text = " ".join(quals + (name,))
             return f"{text} {declarator}" if declarator else text
         if isinstance(ctype, Pointer):
@@ -523,13 +534,18 @@ def render(ctype: CType, declarator: str = "", *, style: str = "c") -> str:
             declarator += f"[{ctype.size}]" if ctype.size is not None else "[]"
             ctype = ctype.element
             continue
-        declarator += f"({render_params(ctype.params, style=style)})"
+        declarator += f"({render_params(ctype.params, style=style, names=names)})"
         if style == "pxd":
             declarator += " noexcept nogil"
         ctype = ctype.result
 
 
-def render_params(params: Sequence[tuple[str | None, CType]], *, style: str = "c") -> str:
+def render_params(
+    params: Sequence[tuple[str | None, CType]],
+    *,
+    style: str = "c",
+    names: Mapping[str, str] | None = None,
+) -> str:
     if not params:
         return "" if style == "pxd" else "void"
     parts = []
@@ -537,7 +553,8 @@ def render_params(params: Sequence[tuple[str | None, CType]], *, style: str = "c
         if style == "digest":
             parts.append(render(strip_top_quals(ctype), style=style))
         elif style == "pxd":
-            parts.append(render(ctype, name if name and cython_safe(name) else "", style=style))
+            declarator = name if name and cython_safe(name) else ""
+            parts.append(render(ctype, declarator, style=style, names=names))
         else:
             parts.append(render(ctype, name or "", style=style))
     return ", ".join(parts)

@@ -33,20 +33,9 @@ ELF_MAGIC = b"\x7fELF"
 
 # e_machine values (elf.h) of the machines Python runs on.
 MACHINE_NAMES = {
-    2: "sparc",
-    3: "i386",
-    8: "mips",
-    20: "ppc",
-    21: "ppc64",
-    22: "s390",
-    40: "arm",
-    43: "sparcv9",
-    50: "ia64",
-    62: "x86_64",
-    183: "aarch64",
-    243: "riscv",
-    258: "loongarch",
-}
+    2: "sparc", 3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm",
+    43: "sparcv9", 50: "ia64", 62: "x86_64", 183: "aarch64", 243: "riscv", 258: "loongarch",
+}  # fmt: skip
 
 _ELF_TYPES = {0: "none", 1: "relocatable", 2: "executable", 3: "shared", 4: "core"}
 
@@ -166,26 +155,16 @@ def _strip_comments(text: str) -> str:
 
 
 _LD_SCRIPT_COMMANDS = (
-    "GROUP",
-    "INPUT",
-    "OUTPUT_FORMAT",
-    "OUTPUT_ARCH",
-    "OUTPUT",
-    "SEARCH_DIR",
-    "TARGET",
-    "INCLUDE",
-    "ENTRY",
-    "STARTUP",
-)
+    "GROUP", "INPUT", "OUTPUT_FORMAT", "OUTPUT_ARCH", "OUTPUT", "SEARCH_DIR", "TARGET",
+    "INCLUDE", "ENTRY", "STARTUP",
+)  # fmt: skip
 
 
 def _script_text(data: bytes) -> str | None:
     if data.startswith(ELF_MAGIC) or b"\0" in data:
         return None
-    try:
-        return _strip_comments(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None
+    # "replace": a read cut inside a multi-byte character is still text.
+    return _strip_comments(data.decode("utf-8", "replace"))
 
 
 def is_linker_script(path_or_bytes: str | os.PathLike[str] | bytes) -> bool:

@@ -67,7 +67,7 @@ def _distributions(dist: str) -> list[Distribution]:
 
 def _record_entry(
     path: str, dists: list[Distribution]
-) -> tuple[Distribution, PackagePath] | tuple[Distribution, None] | tuple[None, None]:
+) -> tuple[Distribution | None, PackagePath | None]:
     """The RECORD line listing *path*, searching every installed copy of the dist.
 
     Two copies of one distribution can be visible (a venv with system site

@@ -57,6 +57,7 @@ def _read_facts(real: str) -> dict:
         "machine": info.machine_name,
         "elf_class": info.elf_class,
         "glibc": info.glibc_required,
+        "elf_type": info.elf_type,
     }
 
 
@@ -99,6 +100,9 @@ def judge(
     facts = binary_facts(real)
     if facts.get("error"):
         cand.reason = facts["error"]
+        return cand
+    if facts.get("elf_type", "shared") != "shared":
+        cand.reason = f"is an ELF {facts['elf_type']}, not a shared library"
         return cand
     if facts.get("incompatible"):
         cand.reason = facts["incompatible"]

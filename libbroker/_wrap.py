@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 
 from ._errors import BrokerError, IncompatibleLibraryError, SpecError
