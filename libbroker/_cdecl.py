@@ -365,6 +365,17 @@ class _Converter:
                     f"defines a {keyword} inline; fix: name it in [types] (NAME = \"opaque\") "
                     "and use it through pointers"
                 )
+            if keyword == "enum":
+                raise self.fail(
+                    f"uses 'enum {node.name}', whose size C leaves to the compiler and which "
+                    f"C cannot declare without its values; fix: declare it in [types] as its "
+                    f'integer type, e.g. {node.name} = "int"'
+                )
+            if node.name in self.types and self.types[node.name].strip() != "opaque":
+                raise self.fail(
+                    f"uses '{keyword} {node.name}' but [types] makes {node.name!r} another "
+                    "type (C++ rejects that); fix: rename one of them"
+                )
             return Base(f"{keyword} {node.name}", quals, "tag")
         if not isinstance(node, c_ast.IdentifierType):
             raise self.fail(f"uses an unsupported construct ({type(node).__name__})")
@@ -508,8 +519,8 @@ def render(
 
     style "c": as written, parameter names kept; "digest": parameter names and
     top-level parameter qualifiers dropped (resolve typedefs first);
-    "pxd": Cython syntax (``noexcept nogil`` on function types, bint for bool,
-    ``names`` maps tags such as "struct foo" to their Cython names).
+    "pxd": Cython syntax (``noexcept nogil`` on function types; ``names`` maps
+    C names such as "struct foo" or "bool" to their Cython names).
     """
     while True:
         if isinstance(ctype, Base):
@@ -517,7 +528,7 @@ def render(
             name = ctype.name
             if style == "pxd":
                 quals = tuple(q for q in quals if q == "const")
-                name = "bint" if name == "bool" else (names or {}).get(name, name)
+                name = (names or {}).get(name, name)
             text = " ".join(quals + (name,))
             return f"{text} {declarator}" if declarator else text
         if isinstance(ctype, Pointer):

@@ -132,6 +132,10 @@ def render_header(spec: Spec) -> str:
         "#endif",
         "",
     ]
+    # A tag first seen inside a parameter list would be local to that prototype.
+    tags = sorted(n for n in used if n.startswith(("struct ", "union ")))
+    if tags:
+        out += [f"{tag};" for tag in tags] + [""]
     if spec._type_order:
         for tname in spec._type_order:
             ctype = spec._written_types[tname]
@@ -244,6 +248,10 @@ def _pxd_tags(spec: Spec, used: set[str]) -> tuple[dict[str, str], list[str]]:
     taken |= {"table", f"import_{spec.name}", "SPEC_DIGEST", "LAYOUT_DIGEST", "SLOT_COUNT"}
     tags: dict[str, str] = {}
     declarations: list[str] = []
+    if "bool" in used:
+        # bint converts like Python's bool; the C name keeps callbacks' types exact.
+        tags["bool"] = "c_bool"
+        declarations.append('    ctypedef bint c_bool "bool"')
     for tag in sorted(name for name in used if " " in name and name.split()[0] in
                       ("struct", "union", "enum")):
         keyword, tag_name = tag.split()
