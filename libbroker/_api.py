@@ -11,6 +11,7 @@ import os
 import time
 
 from . import _cache, _loader
+from ._errors import LibraryNotFoundError
 from ._types import Candidate, Library, LibraryInfo
 
 TYPE_CHECKING = False
@@ -76,7 +77,15 @@ def find(name: str, version: str | None = None, *, packages: Sequence[str] = ())
     satisfies *version* (one copy per process), then providers, packages, the
     environment and the system.
     """
-    info = _find(name, version, packages)
+    try:
+        info = _find(name, version, packages)
+    except LibraryNotFoundError:
+        # A copy found through a spec's `packages` is not on the default search
+        # path, but once loaded it is the process's copy.
+        copy = _loaded_copy(name, version) if _loader._by_name else None
+        if copy is None:
+            raise
+        return copy
     if _loader._by_name and info.origin != "override":
         copy = _loaded_copy(name, version)
         if copy is not None:

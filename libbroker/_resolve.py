@@ -134,7 +134,7 @@ def judge(
             cand.reason = f"does not export required symbol(s) {shown}{more}"
             return cand
     if entry.dist and entry.origin.startswith(("provider:", "package:")):
-        from ._providers import verify_record
+        from ._record import verify_record
 
         try:
             verify_record(real, entry.dist)

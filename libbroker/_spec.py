@@ -311,11 +311,12 @@ def _string_list(value: object, key: str, error, line: int | None, *,  # noqa: A
                  link_name: bool = False, section: str = "library") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise error(f"[{section}] {key} must be a list of strings, found {value!r}", line)
+    if section == "functions":  # each prototype is checked later, with its own line
+        return list(value)
     for item in value:
         if not item.strip() or (link_name and ("/" in item or "\\" in item or "\0" in item)):
-            raise error(f"[{section}] {key} has an invalid entry {item!r}"
-                        + ("; expected a link name such as \"z\", not a path" if link_name else ""),
-                        line)
+            hint = "; expected a link name such as \"z\", not a path" if link_name else ""
+            raise error(f"[{section}] {key} has an invalid entry {item!r}{hint}", line)
     return list(value)
 
 
@@ -397,7 +398,7 @@ def _proto_lines(text: str, lines: list[str], key: str, protos: list[str]) -> li
     pos = sum(len(line) + 1 for line in lines[: start_line - 1])
     found: list[int | None] = []
     for proto in protos:
-        at = text.find(proto, pos) if proto else -1
+        at = text.find(proto, pos) if proto else max(text.find('""', pos), text.find("''", pos))
         if at < 0:  # escapes or line continuations in the TOML string
             found.append(start_line)
             continue

@@ -21,8 +21,7 @@ SPECS = os.path.join(os.path.dirname(__file__), "specs")
 
 
 def spec_of(prototypes: list[str], types: str = "") -> Spec:
-    protos = ",\n".join(f"  {p!r}".replace("'", '"') if '"' not in p else f"  '{p}'"
-                        for p in prototypes)
+    protos = ",\n".join(f"  '''{p}'''" for p in prototypes)
     return Spec.from_string(
         f'[library]\nname = "t"\n\n[types]\n{types}\n\n[functions]\nrequired = [\n{protos},\n]\n',
         path="t.toml",
@@ -65,7 +64,11 @@ def test_typedefs_resolve_through_each_other() -> None:
     )
     spec = spec_of(["cb f(cb c, const ptr p, h *handle)"], types)
     inner = "const unsigned long *(*)(const unsigned long *, int *)"
-    assert spec.signatures == [f"f: {inner} ({inner}, const unsigned long *, struct h *)"]
+    # A function returning a function pointer: C's inside-out declarator syntax.
+    assert spec.signatures == [
+        "f: const unsigned long *(*(" + inner + ", const unsigned long *, struct h *))"
+        "(const unsigned long *, int *)"
+    ]
     fn = spec.functions[0]
     assert fn.return_type == inner
     assert fn.params == [("c", inner), ("p", "const unsigned long *"), ("handle", "struct h *")]
@@ -128,8 +131,8 @@ def test_bad_prototype(prototype: str, message: str) -> None:
         Spec.from_string(text, path="bad.toml")
     assert message in info.value.message
     assert info.value.path == "bad.toml"
-    assert info.value.line == 6, str(info.value)
-    assert str(info.value).startswith("bad.toml:6: ")
+    assert info.value.line == 7, str(info.value)
+    assert str(info.value).startswith("bad.toml:7: ")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +143,7 @@ def test_bad_prototype(prototype: str, message: str) -> None:
         ("", "empty"),
         ("unsigned potato", "not a C type"),
         ("struct { int a; }", "inline"),
-        ("int (*)(...)", "variadic"),
+        ("int (*)(int, ...)", "variadic"),
     ],
 )
 def test_bad_type(type_text: str, message: str) -> None:
