@@ -378,7 +378,7 @@ def _key_line(lines: list[str], section: str, key: str) -> int | None:
     for number, line in enumerate(lines, 1):
         header = _section_of(line)
         if header is not None:
-            if current == "" and section == "" and header == key:
+            if section == "" and header == key:
                 return number
             current = header
             continue

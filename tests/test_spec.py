@@ -1,0 +1,199 @@
+"""Spec files: parsing, attributes, digests, and every malformed case."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from libbroker._errors import SpecError
+from libbroker._spec import LIBBROKER_ABI_MAJOR, Spec
+
+SPECS = os.path.join(os.path.dirname(__file__), "specs")
+ZLIB = os.path.join(SPECS, "zlib.toml")
+
+
+def test_zlib_spec_attributes() -> None:
+    spec = Spec.from_file(ZLIB)
+    assert spec.name == "zlib"
+    assert spec.names == ["z", "zlib1", "zlib"]
+    assert spec.version == ">=1.2.11"
+    assert str(spec.specifier) == ">=1.2.11"
+    assert spec.version_function == "zlibVersion"
+    assert spec.symbol_prefix == "" and spec.symbol_suffix == ""
+    assert spec.packages == []
+    assert spec.types["z_stream"] == "opaque"
+    assert spec.path == ZLIB
+    with open(ZLIB, encoding="utf-8") as f:
+        assert spec.text == f.read()
+    assert spec.c_name == "libbroker_zlib"
+    names = [fn.name for fn in spec.functions]
+    assert names[:6] == ["zlibVersion", "crc32", "adler32", "compress2", "uncompress",
+                         "compressBound"]
+    assert names[6:] == ["crc32_z", "libbroker_absent_probe"]
+    assert [fn.required for fn in spec.functions] == [True] * 6 + [False] * 2
+    assert spec.required_functions == spec.functions[:6]
+    assert spec.optional_functions == spec.functions[6:]
+
+
+def test_contract_signature_and_digests() -> None:
+    spec = Spec.from_file(ZLIB)
+    crc32 = spec.function("crc32")
+    assert crc32.signature == (
+        "crc32: unsigned long (unsigned long, const unsigned char *, unsigned int)")
+    assert crc32.return_type == "unsigned long"
+    assert crc32.params == [("crc", "unsigned long"), ("buf", "const unsigned char *"),
+                            ("len", "unsigned int")]
+    assert crc32.prototype == "uLong crc32(uLong crc, const Bytef *buf, uInt len)"
+    assert spec.signatures == [fn.signature for fn in spec.functions]
+    blob = f"{LIBBROKER_ABI_MAJOR}\n" + "\n".join(spec.signatures)
+    expected = int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "little")
+    assert spec.layout_digest == expected
+    with open(ZLIB, "rb") as f:
+        assert spec.spec_digest == hashlib.sha256(f.read()).hexdigest()
+
+
+def test_function_lines_point_at_the_prototypes() -> None:
+    for name in ("zlib", "sqlite3", "libm"):
+        path = os.path.join(SPECS, f"{name}.toml")
+        spec = Spec.from_file(path)
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        for fn in spec.functions:
+            assert fn.line is not None
+            assert fn.prototype in lines[fn.line - 1], (fn, lines[fn.line - 1])
+
+
+def test_symbols_and_defaults() -> None:
+    spec = Spec.from_string(
+        '[library]\nname = "blas"\nsymbol-prefix = "scipy_"\nsymbol-suffix = "64_"\n'
+        '[functions]\nrequired = ["double ddot(int n, const double *x, int incx, '
+        'const double *y, int incy)"]\n'
+    )
+    fn = spec.functions[0]
+    assert fn.symbol(spec) == "scipy_ddot64_" == spec.symbol_for(fn) == spec.symbol_for("ddot")
+    assert spec.names == ["blas"]  # defaults to [name]
+    assert spec.version is None and spec.specifier is None and spec.path is None
+    assert spec.types == {} and spec.packages == []
+
+
+def test_sqlite3_and_libm_specs() -> None:
+    sqlite = Spec.from_file(os.path.join(SPECS, "sqlite3.toml"))
+    assert sqlite.function("sqlite3_exec").signature == (
+        "sqlite3_exec: int (struct sqlite3 *, const char *, "
+        "int (*)(void *, int, char **, char **), void *, char **)")
+    libm = Spec.from_file(os.path.join(SPECS, "libm.toml"))
+    assert libm.names == ["m"]
+    assert libm.signatures == ["cos: double (double)", "sqrt: double (double)",
+                               "hypot: double (double, double)"]
+
+
+def _spec(types: str, proto: str) -> Spec:
+    return Spec.from_string(f'[library]\nname = "z"\n[types]\n{types}\n'
+                            f'[functions]\nrequired = ["{proto}"]\n')
+
+
+def test_typedef_resolution_and_layout_digest() -> None:
+    direct = _spec("", "unsigned long crc32(unsigned long crc)")
+    via_typedef = _spec('uLong = "unsigned long"', "uLong crc32(uLong crc)")
+    renamed = _spec('uLong = "unsigned long"', "uLong crc32(uLong value)")
+    spelled = _spec('uLong = "long unsigned int"', "uLong crc32(const uLong crc)")
+    assert direct.layout_digest == via_typedef.layout_digest == renamed.layout_digest
+    assert direct.layout_digest == spelled.layout_digest
+    assert direct.spec_digest != via_typedef.spec_digest
+    changed = _spec('uLong = "unsigned int"', "uLong crc32(uLong crc)")
+    assert changed.layout_digest != direct.layout_digest
+    reordered = Spec.from_string('[library]\nname = "z"\n[functions]\nrequired = '
+                                 '["int b(void)", "int a(void)"]\n')
+    ordered = Spec.from_string('[library]\nname = "z"\n[functions]\nrequired = '
+                               '["int a(void)", "int b(void)"]\n')
+    assert reordered.layout_digest != ordered.layout_digest
+
+
+def test_line_endings_do_not_change_the_digest(tmp_path) -> None:  # noqa: ANN001
+    with open(ZLIB, encoding="utf-8") as f:
+        text = f.read()
+    crlf = tmp_path / "zlib.toml"
+    crlf.write_bytes(text.replace("\n", "\r\n").encode())
+    assert Spec.from_file(crlf).spec_digest == Spec.from_file(ZLIB).spec_digest
+
+
+HEAD = '[library]\nname = "t"\n'  # lines 1-2
+FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ('[library]\nname = "t\n', "invalid TOML", 2),
+        ("[library]\nnames = ['t']\n" + FUNCS, "has no name", 1),
+        ("[types]\n" + FUNCS, "no [library] table", None),
+        ('[library]\nname = "z-lib"\n' + FUNCS, "not a C identifier", 2),
+        ('[library]\nname = "int"\n' + FUNCS, "not a C identifier", 2),
+        ('[library]\nname = "zl\u00efb"\n' + FUNCS, "not a C identifier", 2),
+        ('[library]\nname = "libbroker_t"\n' + FUNCS, "reserved", 2),
+        (HEAD + 'versoin = ">=1"\n' + FUNCS, "'versoin'", 3),
+        (HEAD + 'names = "t"\n' + FUNCS, "must be a list", 3),
+        (HEAD + "version = 1\n" + FUNCS, "must be a str", 3),
+        (HEAD + "packages = [1]\n" + FUNCS, "list of strings", 3),
+        (HEAD + 'names = ["lib/t"]\n' + FUNCS, "not a path", 3),
+        (HEAD + 'version = ">=1.2.x"\n' + FUNCS, "PEP 440", 3),
+        (HEAD + 'version-function = "get version"\n' + FUNCS, "not a C identifier", 3),
+        (HEAD + 'symbol-suffix = "-64"\n' + FUNCS, "symbol-suffix", 3),
+        (HEAD + 'version-function = "v"\n[functions]\nrequired = ["int v(void)"]\n',
+         "const char *NAME(void)", 5),
+        (HEAD + "[functions]\nrequired = [\n  'int f(int a)',\n  'int f(int b)',\n]\n",
+         "declared twice", 6),
+        (HEAD + "[functions]\nrequired = ['int f(int a)']\noptional = [\n  'int f(int a)',\n]\n",
+         "both required", 6),
+        (HEAD + "[functions]\nrequired = ['uLongf f(int a)']\n", "unknown type 'uLongf'", 4),
+        (HEAD + "[functions]\nrequired = ['int f(int a, ...)']\n", "variadic", 4),
+        (HEAD + "[functions]\nrequired = ['int f(int a b)']\n", "not a C declaration", 4),
+        (HEAD + "[functions]\nrequired = ['int header(void)']\n", "reserved", 4),
+        (HEAD + "[functions]\nrequired = []\n", "no functions", 3),
+        (HEAD, "no functions", None),
+        (HEAD + "[functions]\nrequired = 'int f(void)'\n", "list of strings", 4),
+        (HEAD + "[functions]\nrequierd = ['int f(void)']\n", "'requierd'", 4),
+        (HEAD + "[types]\nx = 'int y'\n" + FUNCS, "not a C type", 4),
+        (HEAD + "[types]\nx = 3\n" + FUNCS, "must be a string", 4),
+        (HEAD + "[types]\nsize_t = 'unsigned long'\n" + FUNCS, "standard type", 4),
+        (HEAD + "[types]\nlibbroker_x = 'int'\n" + FUNCS, "reserved", 4),
+        (HEAD + "[types]\nint = 'long'\n" + FUNCS, "not a C identifier", 4),
+        (HEAD + "[types]\na = 'b *'\nb = 'a *'\n" + FUNCS, "cycle", 4),
+        (HEAD + "[extra]\nx = 1\n" + FUNCS, "'extra'", 3),
+    ],
+)
+def test_malformed_spec(text: str, message: str, line: int | None, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        Spec.from_file(path)
+    err = info.value
+    assert message in err.message, str(err)
+    assert err.path == str(path)
+    assert err.line == line, str(err)
+    assert str(err).startswith(f"{path}:{line}: " if line else f"{path}: ")
+    # The same text without a file names no path but keeps the line.
+    with pytest.raises(SpecError) as again:
+        Spec.from_string(text)
+    assert again.value.line == line and again.value.path is None
+
+
+def test_unreadable_and_non_utf8_files(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(SpecError) as info:
+        Spec.from_file(tmp_path / "missing.toml")
+    assert "cannot read" in str(info.value) and info.value.line is None
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(HEAD.encode() + b"# caf\xe9\n" + FUNCS.encode())
+    with pytest.raises(SpecError) as info:
+        Spec.from_file(latin)
+    assert "UTF-8" in str(info.value) and info.value.line == 3
+    with pytest.raises(SpecError):
+        Spec.from_string(b"[library]")  # type: ignore[arg-type]
+
+
+def test_spec_error_is_chained_from_the_parser_error() -> None:
+    with pytest.raises(SpecError) as info:
+        Spec.from_string('[library]\nname = "t\n')
+    assert info.value.__cause__ is not None
