@@ -179,12 +179,13 @@ class Fixtures:
         self.gen = os.path.join(root, "gen")
         self.build = os.path.join(root, "build")  # the extensions; cwd of the children
         self.cache = os.path.join(root, "cache")  # LIBBROKER_CACHE_DIR
+        self.pycache = os.path.join(root, "pycache")  # PYTHONPYCACHEPREFIX of the children
         self.benchadd_spec = os.path.join(self.src, "benchadd.toml")
         self.openblas_spec = os.path.join(self.src, "openblas1500.toml")
         self.generate_spec = os.path.join(self.src, "generate1500.toml")
         self.openblas_path = ""
         self.openblas_symbols: list[str] = []
-        for path in (self.lib, self.src, self.gen, self.build, self.cache):
+        for path in (self.lib, self.src, self.gen, self.build, self.cache, self.pycache):
             os.makedirs(path, exist_ok=True)
 
     def environ(self) -> dict[str, str]:
@@ -192,6 +193,18 @@ class Fixtures:
         env = dict(os.environ)
         env["LIBBROKER_PATH"] = self.lib
         env["LIBBROKER_CACHE_DIR"] = self.cache
+        # An installed wheel runs from byte-code; a PYTHONDONTWRITEBYTECODE=1 shell
+        # would make every child compile libbroker's sources again. The byte-code
+        # goes under the fixture directory, never beside the sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = self.pycache
+        return env
+
+    def environ_no_bytecode(self) -> dict[str, str]:
+        """As environ(), but compiling every .py without a stored .pyc (for reference)."""
+        env = self.environ()
+        del env["PYTHONPYCACHEPREFIX"]
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
 

@@ -37,8 +37,8 @@ clock = time.perf_counter
 class Settings:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
-        self.repeats = 3 if quick else 15  # in-process repeats per side
-        self.processes = 3 if quick else 40  # fresh interpreters per side
+        self.repeats = 3 if quick else 21  # in-process repeats per side
+        self.processes = 3 if quick else 60  # fresh interpreters per side
         self.c_calls = 2_000_000 if quick else 20_000_000
         self.cpdef_calls = 30_000 if quick else 300_000
         self.abi_calls = 5_000 if quick else 50_000  # ctypes/cffi are ~10x slower per call
@@ -288,20 +288,25 @@ def _child_timed(code: str, env: dict[str, str], cwd: str) -> Callable[[], float
 
 def bench_find_fresh(s: Settings, fx: fixtures.Fixtures) -> dict:
     env = fx.environ()
-    broker = _child_timed('import libbroker; libbroker.find("z")', env, fx.build)
-    broker()  # the disk cache is warm from here on
+    code = 'import libbroker; libbroker.find("z")'
+    broker = _child_timed(code, env, fx.build)
+    broker()  # the disk cache (and the byte-code) is warm from here on
     samples = interleave(
         {
             "find_library": _child_timed('import ctypes.util; ctypes.util.find_library("z")', env,
                                          fx.build),
             "libbroker_find": broker,
+            "libbroker_find_no_pyc": _child_timed(code, fx.environ_no_bytecode(), fx.build),
         },
         s.processes,
     )
     return comparison(
         samples, "find_library", "libbroker_find", ">= 5", "s (in the child)",
         higher_is_better=True, limit=5.0,
-        notes="speed-up; each sample is one fresh interpreter timing import + find itself",
+        extra={"find_library / libbroker_find_no_pyc": ("find_library", "libbroker_find_no_pyc")},
+        notes="speed-up; each sample is one fresh interpreter timing import + find itself; "
+        "libbroker_find_no_pyc: the same with PYTHONDONTWRITEBYTECODE=1 (sources compiled "
+        "in every process)",
     )
 
 

@@ -15,6 +15,8 @@ Cython text (``noexcept nogil`` function types, ``bint`` for bool).
 
 from __future__ import annotations
 
+import threading
+
 from ._errors import SpecError
 
 TYPE_CHECKING = False
@@ -105,6 +107,9 @@ def is_c_identifier(name: object) -> bool:
 # -- parsing -------------------------------------------------------------------------------
 
 _parser = None
+# One pycparser parser is reused (building it costs tens of ms) but it keeps
+# parse state on itself: two threads parsing at once corrupt each other.
+_parser_lock = threading.Lock()
 
 
 def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it
@@ -149,7 +154,8 @@ def parse_entries(
         text = " ".join(entry.text.split())
         lines.append(f"void {_PROBE}({text});" if entry.kind == "type" else f"{text};")
     try:
-        ast = _get_parser().parse("\n".join(lines) + "\n", "<libbroker>")
+        with _parser_lock:
+            ast = _get_parser().parse("\n".join(lines) + "\n", "<libbroker>")
     except Exception as exc:  # pycparser raises ParseError, rarely anything else
         index = _error_line(str(exc)) if isinstance(exc, c_parser.ParseError) else None
         if index is not None and first <= index < first + len(entries):
@@ -210,7 +216,8 @@ def _parses(header: list[str], extra: list[str], entry: Entry) -> bool:
     text = " ".join(entry.text.split())
     line = f"void {_PROBE}({text});" if entry.kind == "type" else f"{text};"
     try:
-        _get_parser().parse("\n".join(header + extra + [line]) + "\n", "<libbroker>")
+        with _parser_lock:
+            _get_parser().parse("\n".join(header + extra + [line]) + "\n", "<libbroker>")
     except Exception:
         return False
     return True

@@ -7,6 +7,7 @@ same bytes (no timestamps, no absolute paths, no set or dict-order surprises).
 from __future__ import annotations
 
 import os
+import threading
 
 from ._cdecl import STANDARD_TYPES, FuncType, Pointer, cython_safe, render, render_params, uses
 from ._spec import LIBBROKER_ABI_MAJOR, Spec
@@ -339,7 +340,7 @@ def generate(spec: Spec | str | os.PathLike[str], outdir: str | os.PathLike[str]
     written = []
     for suffix, text in ((".h", render_header(spec)), (".pxd", render_pxd(spec))):
         target = os.path.join(outdir, f"libbroker_{spec.name}{suffix}")
-        temporary = f"{target}.{os.getpid()}.tmp"
+        temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(temporary, "wb") as f:
             f.write(text.encode("utf-8"))
         os.replace(temporary, target)
