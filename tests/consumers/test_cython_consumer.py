@@ -88,3 +88,28 @@ def test_loaded_privately_by_libbroker(consumer) -> None:
 
     names = {os.path.basename(lib.path) for lib in libbroker.loaded()}
     assert "libz.so.1" in names and any(n.startswith("libsqlite3") for n in names)
+
+
+HEAVY = ("packaging", "re", "typing", "tomllib", "importlib.metadata", "pycparser")
+
+
+def test_warm_import_stays_light(consumer, tmp_path: Path) -> None:
+    """Once the disk cache is warm, a consumer's import in a fresh process parses
+    no TOML or C and imports none of the heavy modules."""
+    from ._build import run_python
+
+    _, ext = consumer
+    env = {"LIBBROKER_CACHE_DIR": str(tmp_path / "cache")}
+    code = """
+        import sys
+        before = set(sys.modules)
+        import cy_consumer
+        new = set(sys.modules) - before
+        print(sorted(m for m in new if m in {heavy!r} or m.split('.')[0] in {heavy!r}))
+    """.replace("{heavy!r}", repr(HEAVY))
+    cold = run_python(ext.parent, code, env)
+    assert cold.returncode == 0, cold.stderr
+    assert "tomllib" in cold.stdout  # the first import really parsed the specs
+    warm = run_python(ext.parent, code, env)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.strip() == "[]", warm.stdout
