@@ -126,3 +126,27 @@ def test_doctor_json_import(tmp_path) -> None:
 def test_doctor_failed_import_exit_1() -> None:
     out = run("doctor", "--import", "lb_no_such_module")
     assert out.returncode == 1 and "lb_no_such_module" in out.stderr
+
+
+MALFORMED = {
+    "syntax": "[library\nname = 'x'\n",
+    "no name": "[library]\nnames = ['z']\n[functions]\nrequired = ['int f(void)']\n",
+    "bad identifier": "[library]\nname = '9lives'\n[functions]\nrequired = ['int f(void)']\n",
+    "duplicate": "[library]\nname = 'x'\n[functions]\nrequired = ['int f(void)', 'int f(void)']\n",
+    "unknown type": "[library]\nname = 'x'\n[functions]\nrequired = ['mystery_t f(void)']\n",
+    "not C": "[library]\nname = 'x'\n[functions]\nrequired = ['this is not C']\n",
+    "variadic": "[library]\nname = 'x'\n[functions]\nrequired = ['int printf(const char *, ...)']\n",
+    "bad version": "[library]\nname = 'x'\nversion = '>>1'\n[functions]\nrequired = ['int f(void)']\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_generate_malformed_spec_exit_2(case: str, tmp_path, capsys) -> None:
+    from libbroker._cli import main
+
+    spec = tmp_path / f"{case.replace(' ', '_')}.toml"
+    spec.write_text(MALFORMED[case])
+    assert main(["generate", str(spec), "-o", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and str(spec) in captured.err
+    assert main(["check", str(spec)]) == 2
