@@ -7,12 +7,14 @@ The same file reached through a symlink or a second path is the same file
 from __future__ import annotations
 
 import os
-import threading
+# _thread, not threading: threading pulls functools and collections (about 2 ms
+# in a fresh process) onto a consumer's import path; the lock is the same C type.
+import _thread
 
 from ._errors import IncompatibleLibraryError
 from ._types import Library
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _by_identity: dict[tuple[int, int], Library] = {}
 _by_name: dict[str, list[Library]] = {}
 _order: list[Library] = []

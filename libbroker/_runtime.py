@@ -9,7 +9,9 @@ imports light.
 
 from __future__ import annotations
 
-import threading
+# _thread, not threading: threading pulls functools and collections (about 2 ms
+# in a fresh process) onto a consumer's import path; the lock is the same C type.
+import _thread
 
 from . import _cache
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from ._types import Library
 
 TABLES_KIND = "tables"
-lock = threading.RLock()
+lock = _thread.RLock()
 by_spec: dict[str, object] = {}
 by_layout: dict[tuple, object] = {}
 table_library: dict[int, Library] = {}
