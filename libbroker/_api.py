@@ -90,7 +90,17 @@ def find(name: str, version: str | None = None, *, packages: Sequence[str] = ())
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
+    if info.version_text is None and name in _LIBTOOL_NAMES:
+        # Its version is knowable without loading once something mapped it.
+        from ._resolve import _version_if_mapped
+
+        text = _version_if_mapped(os.path.realpath(info.path), name)
+        if text:
+            info = LibraryInfo(name, info.path, soname=info.soname, origin=info.origin, version_text=text)
     return info
+
+
+_LIBTOOL_NAMES = ("sqlite3",)  # mirrors _resolve.LIBTOOL_NUMBERED without importing it
 
 
 def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInfo:
@@ -160,8 +170,13 @@ def load(name_or_path: str, version: str | None = None) -> Library:
         if version is not None:
             _check_loaded_version(library, version)
         return library
-    info = find(name_or_path, version)
+    from ._resolve import LIBTOOL_NUMBERED
+
+    # A libtool-numbered library's version is known only once it is loaded.
+    info = find(name_or_path, None if name_or_path in LIBTOOL_NUMBERED else version)
     if isinstance(info, Library):
+        if version is not None:
+            _check_loaded_version(info, version)
         return info
     library = _loader.load_file(
         info.path,

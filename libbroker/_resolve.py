@@ -61,6 +61,27 @@ def _read_facts(real: str) -> dict:
     }
 
 
+# Libraries whose file names carry libtool numbers, not the product version
+# (libsqlite3.so.0.8.6 is SQLite 3.x): the file name would lie.
+LIBTOOL_NUMBERED = {"sqlite3": "sqlite3_libversion"}
+
+
+def _version_if_mapped(real: str, name: str) -> str | None:
+    """The version from the library itself when the process already maps it.
+
+    An RTLD_NOLOAD probe never loads anything; a file not yet mapped has an
+    unknown version until `load()` asks it.
+    """
+    from . import _master
+
+    handle = _master.noload(real)
+    if not handle:
+        return None
+    address = _master.dlsym(handle, LIBTOOL_NUMBERED[name])
+    raw = _master.call_version_function(address) if address else None
+    return raw.decode("utf-8", "replace") if raw else None
+
+
 def exported_functions(real: str) -> frozenset[str]:
     from ._elffile import read_binary
 
@@ -109,7 +130,10 @@ def judge(
         return cand
     cand.soname = facts.get("soname")
     if cand.version_text is None:
-        cand.version_text = version_from_filename(real) or version_from_filename(path)
+        if name in LIBTOOL_NUMBERED:
+            cand.version_text = _version_if_mapped(real, name)
+        else:
+            cand.version_text = version_from_filename(real) or version_from_filename(path)
     if specifier is not None:
         version = cand.version
         if version is None:

@@ -161,3 +161,24 @@ def test_public_names() -> None:
         "IncompatibleLibraryError", "MissingSymbolError",
     ):
         assert hasattr(libbroker, name), name
+
+
+def test_sqlite_find_never_reports_the_libtool_number() -> None:
+    code = (
+        "import libbroker\n"
+        "before = libbroker.find('sqlite3').version_text\n"
+        "import sqlite3\n"  # maps libsqlite3 in the process: a NOLOAD probe can ask it
+        "libbroker._api._memo.clear()\n"
+        "print(before, libbroker.find('sqlite3').version_text, sqlite3.sqlite_version)\n"
+    )
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, after, expected = out.stdout.split()
+    assert before == "None" and after == expected
+
+
+def test_load_sqlite_with_version_specifier() -> None:
+    lib = libbroker.load("sqlite3", ">=3.7")
+    assert str(lib.version) == sqlite3.sqlite_version
+    with pytest.raises(IncompatibleLibraryError, match=">=99"):
+        libbroker.load("sqlite3", ">=99")
