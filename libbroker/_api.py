@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from . import _cache, _loader
+import sys
+
+from . import _cache
 from ._errors import LibraryNotFoundError
 from ._types import Candidate, Library, LibraryInfo
 
@@ -39,8 +41,7 @@ def _env_key() -> tuple:
 
 
 def _stamps_valid(stamps: list) -> bool:
-    from ._config import config_stamp
-
+    config_stamp = _cache.config_stamp
     for path, stamp in stamps:
         if path == "@config":
             if stamp != config_stamp()[1]:
@@ -54,8 +55,14 @@ def _stamps_valid(stamps: list) -> bool:
     return True
 
 
+def _loader_in_use():  # type: ignore[no-untyped-def]
+    """libbroker._loader if anything was loaded yet (else no copy can exist)."""
+    return sys.modules.get(f"{__package__}._loader")
+
+
 def _loaded_copy(name: str, version: str | None) -> Library | None:
-    copies = _loader.loaded_named(name)
+    loader = _loader_in_use()
+    copies = loader.loaded_named(name) if loader is not None else []
     if not copies:
         return None
     if version is None:
@@ -82,11 +89,12 @@ def find(name: str, version: str | None = None, *, packages: Sequence[str] = ())
     except LibraryNotFoundError:
         # A copy found through a spec's `packages` is not on the default search
         # path, but once loaded it is the process's copy.
-        copy = _loaded_copy(name, version) if _loader._by_name else None
+        copy = _loaded_copy(name, version)
         if copy is None:
             raise
         return copy
-    if _loader._by_name and info.origin != "override":
+    loader = _loader_in_use()
+    if loader is not None and loader._by_name and info.origin != "override":
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
@@ -133,9 +141,8 @@ def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInf
         origin=chosen.origin,
         version_text=chosen.version_text,
     )
-    from ._config import config_stamp
-
-    stamps = [s for s in resolution.search.stamps]
+    config_stamp = _cache.config_stamp
+    stamps = list(resolution.search.stamps)  # type: ignore[assignment]
     stamps.append(("@config", config_stamp()[1]))
     real = os.path.realpath(chosen.path)
     stamps.append(("@file", (real, _cache.identity(real))))
@@ -165,6 +172,8 @@ def load(name_or_path: str, version: str | None = None) -> Library:
 
     Loads once per file: the same object comes back for the same file.
     """
+    from . import _loader
+
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
         library = _loader.load_file(os.path.abspath(name_or_path) if os.path.isabs(name_or_path) else name_or_path)
         if version is not None:
@@ -235,6 +244,8 @@ def _check_loaded_version(library: Library, version: str) -> None:
 
 def loaded() -> list[Library]:
     """What libbroker loaded in this process."""
+    from . import _loader
+
     return _loader.loaded()
 
 

@@ -93,3 +93,29 @@ def dir_stamp(path: str) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return -1
+
+
+# The config file's location lives here, not in _config, so that validating a
+# cached decision (which depends on the file's mtime) imports nothing more.
+def config_path() -> str:
+    override = os.environ.get("LIBBROKER_CONFIG")
+    if override:
+        return override
+    if sys.platform.startswith("linux"):
+        # Same XDG rule as platformdirs.user_config_dir (checked by the tests),
+        # without importing it on the warm path.
+        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
+        return os.path.join(base, "libbroker", "config.toml")
+    import platformdirs
+
+    return os.path.join(platformdirs.user_config_dir("libbroker", appauthor=False), "config.toml")
+
+
+def config_stamp() -> tuple[str, tuple[int, int] | None]:
+    """What a cached decision depends on: the config file's path and (mtime, size)."""
+    path = config_path()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, None)
+    return (path, (st.st_mtime_ns, st.st_size))

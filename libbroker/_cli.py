@@ -231,7 +231,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     data = report()
     if failures:
-        data.setdefault("warnings", []).extend(failures)
+        warnings = data.setdefault("warnings", [])
+        assert isinstance(warnings, list)
+        warnings.extend(failures)
     _emit(args, data, format_report(data))
     return EXIT_OK if not failures else EXIT_NOT_FOUND
 

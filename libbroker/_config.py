@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ._cache import config_path, config_stamp  # noqa: F401  (re-exported)
 from ._errors import SpecError
 
 PREFER_CHOICES = ("provider", "package", "environment", "system")
@@ -30,30 +31,6 @@ class Config:
         self.search_paths: list[str] = []
         self.pins: dict[str, str] = {}
         self.prefer: dict[str, str] = {}
-
-
-def config_path() -> str:
-    override = os.environ.get("LIBBROKER_CONFIG")
-    if override:
-        return override
-    if sys.platform.startswith("linux"):
-        # Same XDG rule as platformdirs.user_config_dir (checked by the tests),
-        # without importing it on the warm path.
-        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
-        return os.path.join(base, "libbroker", "config.toml")
-    import platformdirs
-
-    return os.path.join(platformdirs.user_config_dir("libbroker", appauthor=False), "config.toml")
-
-
-def config_stamp() -> tuple[str, tuple[int, int] | None]:
-    """What a cached decision depends on: the config file's path and (mtime, size)."""
-    path = config_path()
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (path, None)
-    return (path, (st.st_mtime_ns, st.st_size))
 
 
 def load_config() -> Config:

@@ -51,8 +51,8 @@ def _loaded_paths() -> list[str]:
     try:
         from ._master import loaded_objects
     except ImportError:
-        loaded_objects = None
-    if loaded_objects is not None:
+        pass
+    else:
         return [p for p, _ in loaded_objects() if p and os.path.isabs(p)]
     paths: list[str] = []
     seen: set[str] = set()

@@ -108,7 +108,7 @@ class MissingSymbolError(BrokerError, LookupError):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
-def _rebuild(cls: type, args: tuple, state: dict) -> BaseException:
+def _rebuild(cls: type[BaseException], args: tuple, state: dict) -> BaseException:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
     err.__dict__.update(state)

@@ -17,7 +17,7 @@ def _link_name(filename: str) -> str | None:
 
 
 def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
-    found = []
+    found: list[dict[str, str]] = []
     try:
         names = sorted(os.listdir(directory))
     except OSError:

@@ -41,6 +41,10 @@ def table(spec: object) -> object:
     with _runtime.lock:
         capsule = _runtime.by_spec.get(digest)
         if capsule is None:
+            # The consumer's warm path first: a decision already on disk
+            # needs no search and no ELF reading, only dlopen + dlsym.
+            capsule = _runtime._from_disk(digest)
+        if capsule is None:
             capsule = _build(spec)
             _runtime.by_spec[digest] = capsule
         return capsule
@@ -58,14 +62,15 @@ def _build(spec: Spec) -> object:
     library, resolution = resolve_spec(spec)
     entry = _entry_for(resolution, library)
     symbols = symbols_for(spec, entry and entry.prefix, entry and entry.suffix)
-    addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
+    encoded = [s.encode() for s in symbols]
+    addresses = _master.lookup_many(library.handle, encoded)
     missing = [
         sym for sym, fn, addr in zip(symbols, spec.functions, addresses) if fn.required and not addr
     ]
     if missing:
         raise MissingSymbolError(library.path, missing, table=spec.name)
     capsule = _runtime.register(library, spec.name, spec.layout_digest, spec.signatures, addresses)
-    _remember(spec, library, resolution, symbols)
+    _remember(spec, library, resolution, encoded)
     return capsule
 
 
@@ -75,7 +80,7 @@ def _entry_for(resolution: Resolution | None, library: Library):  # type: ignore
     return resolution.entries[resolution.candidates.index(resolution.chosen)]
 
 
-def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbols: list[str]) -> None:
+def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbols: list[bytes]) -> None:
     """Write the warm-path index entry a consumer's next fresh import reads."""
     if resolution is None:
         return
@@ -83,7 +88,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
     from ._config import config_stamp
 
     real = os.path.realpath(library.path)
-    stamps = list(resolution.search.stamps)
+    stamps: list[tuple[str, object]] = list(resolution.search.stamps)
     stamps.append(("@config", config_stamp()[1]))
     stamps.append(("@file", (real, _cache.identity(real))))
     entry = {
@@ -94,7 +99,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         "origin": library.origin,
         "soname": library.soname,
         "version": library.version_text,
-        "symbols": [s.encode() for s in symbols],
+        "symbols": symbols,
         "required": [fn.required for fn in spec.functions],
         "signatures": list(spec.signatures),
         "layout": spec.layout_digest,
