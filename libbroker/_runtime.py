@@ -45,8 +45,9 @@ def import_table(name: str, spec_digest: str, spec_text: str) -> object:
 
 
 def _from_disk(spec_digest: str) -> object | None:
-    entry = _cache.load(TABLES_KIND).get(spec_digest)
-    if not isinstance(entry, dict):
+    # One small file per spec: a consumer's import reads its own entry only.
+    entry = _cache.load(f"{TABLES_KIND}/{spec_digest}")
+    if not entry:
         return None
     try:
         from ._api import _env_key, _stamps_valid

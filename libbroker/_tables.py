@@ -105,7 +105,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         "layout": spec.layout_digest,
         "table": spec.name,
     }
-    _cache.update(_runtime.TABLES_KIND, spec.spec_digest, entry)
+    _cache.store(f"{_runtime.TABLES_KIND}/{spec.spec_digest}", entry)
 
 
 def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
