@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    # Both `--import a --import b` and `--import a b`.
+    p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[], metavar="MODULE")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("wrap", help="build a provider wheel from a shared library")
@@ -130,11 +131,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "format": info.format,
         "machine": info.machine_name,
         "bits": info.elf_class,
+        "word_size": info.elf_class,
         "byte_order": info.byte_order,
         "soname": info.soname,
         "needed": list(info.needed),
         "functions": len(info.functions),
+        "exported_functions": len(info.functions),
         "glibc": f"GLIBC_{glibc}" if glibc else None,
+        "newest_glibc": f"GLIBC_{glibc}" if glibc else None,
         "compatible": check_compatible(info, host_binary()) is None,
         "incompatibility": check_compatible(info, host_binary()),
     }
@@ -178,6 +182,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         "version": library.version_text,
         "origin": library.origin,
         **status,
+        "missing_required": status["required"]["missing"],
+        "missing_optional": status["optional"]["missing"],
         "ok": not status["required"]["missing"],
     }
     lines = [

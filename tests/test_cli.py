@@ -150,3 +150,10 @@ def test_generate_malformed_spec_exit_2(case: str, tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     assert captured.out == "" and str(spec) in captured.err
     assert main(["check", str(spec)]) == 2
+
+
+def test_doctor_import_several_modules_after_one_flag() -> None:
+    out = run("doctor", "--import", "zlib", "sqlite3", "--json")
+    assert out.returncode == 0, out.stderr
+    paths = [item["path"] for item in json.loads(out.stdout)["loaded"]]
+    assert any("_sqlite3" in p for p in paths)

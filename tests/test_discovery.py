@@ -190,3 +190,24 @@ def test_config_errors_are_spec_errors(tmp_path, monkeypatch) -> None:
     config.write_text("search-paths = [\n")
     with pytest.raises(libbroker.SpecError, match=str(config)):
         libbroker.find("z")
+
+
+def test_prefer_moves_a_group_first(tmp_path, monkeypatch) -> None:
+    from libbroker._config import Config
+    from libbroker._discovery import search
+
+    def order(prefer: str | None) -> list[str]:
+        config = Config(str(tmp_path / "config.toml"))
+        if prefer:
+            config.prefer["z"] = prefer
+        kinds = []
+        for place in search("z", config=config).searched:
+            kind = "system" if place.startswith(("ld.so.cache", "default directory", "LD_LIBRARY_PATH")) else (
+                "environment" if place.startswith("environment") else "provider")
+            if kind not in kinds:
+                kinds.append(kind)
+        return kinds
+
+    assert order(None) == ["provider", "environment", "system"]
+    assert order("system") == ["system", "provider", "environment"]
+    assert order("environment")[0] == "environment"
