@@ -82,6 +82,29 @@ def _version_if_mapped(real: str, name: str) -> str | None:
     return raw.decode("utf-8", "replace") if raw else None
 
 
+def soname_mismatch(filename: str, soname: str | None) -> str | None:
+    """Why a file's name and its SONAME disagree on the major version, or None.
+
+    libfoo.so.2.0.1 whose SONAME is libfoo.so.1 was renamed or mislabelled: the
+    dynamic linker would treat it as major 1. Only compared when both name the
+    same library (a copy renamed on purpose keeps its own SONAME).
+    """
+    if not soname or ".so." not in filename or ".so." not in soname:
+        return None
+    stem, _, file_version = filename.partition(".so.")
+    soname_stem, _, soname_version = soname.partition(".so.")
+    if stem != soname_stem:
+        return None
+    file_major = file_version.split(".")[0]
+    soname_major = soname_version.split(".")[0]
+    if file_major.isdigit() and soname_major.isdigit() and file_major != soname_major:
+        return (
+            f"its file name {filename!r} says major version {file_major} but its SONAME "
+            f"{soname!r} says {soname_major}"
+        )
+    return None
+
+
 def exported_functions(real: str) -> frozenset[str]:
     from ._elffile import read_binary
 
@@ -129,6 +152,10 @@ def judge(
         cand.reason = facts["incompatible"]
         return cand
     cand.soname = facts.get("soname")
+    mismatch = soname_mismatch(os.path.basename(real), cand.soname)
+    if mismatch:
+        cand.reason = mismatch
+        return cand
     if cand.version_text is None:
         if name in LIBTOOL_NUMBERED:
             cand.version_text = _version_if_mapped(real, name)

@@ -211,3 +211,11 @@ def test_prefer_moves_a_group_first(tmp_path, monkeypatch) -> None:
     assert order(None) == ["provider", "environment", "system"]
     assert order("system") == ["system", "provider", "environment"]
     assert order("environment")[0] == "environment"
+
+
+def test_soname_major_must_match_file_name(override, libz) -> None:
+    # A zlib (SONAME libz.so.1) dressed up as major 2.
+    shutil.copy(os.path.realpath(libz), override / "libz.so.2.0.0")
+    cands = [c for c in libbroker.candidates("z") if c.origin == "override"]
+    assert len(cands) == 1 and not cands[0].accepted
+    assert "SONAME 'libz.so.1'" in cands[0].reason and "major version 2" in cands[0].reason
