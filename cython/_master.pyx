@@ -237,6 +237,43 @@ cdef extern from *:
     #endif
     #endif  /* _WIN32 */
 
+    /* Copy at most cap-1 bytes of the C string at p into out, without ever
+     * faulting: a "version function" that is not really const char *(void)
+     * returns garbage, and reading it must give an error, not SIGSEGV. Each page
+     * is first pushed through a pipe, which fails with EFAULT where a load would
+     * crash. Returns the length copied, or -1 when p is not readable. */
+    #ifdef _WIN32
+    static long lb_safe_strcpy(const char *p, char *out, size_t cap) {
+        size_t n = strnlen(p, cap - 1);
+        memcpy(out, p, n); out[n] = 0; return (long)n;
+    }
+    #else
+    #include <unistd.h>
+    #include <errno.h>
+    static long lb_safe_strcpy(const char *p, char *out, size_t cap) {
+        int fds[2];
+        size_t done = 0, page = (size_t)sysconf(_SC_PAGESIZE);
+        if ((uintptr_t)p < 65536) return -1;   /* small integers, not pointers */
+        if (pipe(fds) != 0) return -1;
+        while (done < cap - 1) {
+            size_t to_page_end = page - (((uintptr_t)(p + done)) % page);
+            size_t chunk = to_page_end < cap - 1 - done ? to_page_end : cap - 1 - done;
+            ssize_t w = write(fds[1], p + done, chunk);
+            if (w <= 0) break;
+            if (read(fds[0], out + done, (size_t)w) != w) break;
+            {
+                void *nul = memchr(out + done, 0, (size_t)w);
+                if (nul != NULL) { done = (size_t)((char *)nul - out); close(fds[0]); close(fds[1]); return (long)done; }
+            }
+            done += (size_t)w;
+        }
+        close(fds[0]); close(fds[1]);
+        if (done == 0) return -1;
+        out[done] = 0;
+        return (long)done;
+    }
+    #endif
+
     static void lb_free_objects(lb_object *objs, size_t count) {
         size_t i;
         for (i = 0; i < count; i++) free(objs[i].name);
@@ -250,6 +287,7 @@ cdef extern from *:
     void *lb_sym(void *handle, const char *name) nogil
     int lb_objects(lb_object **out, size_t *count) nogil
     void lb_free_objects(lb_object *objs, size_t count) nogil
+    long lb_safe_strcpy(const char *p, char *out, size_t cap) nogil
 
 ctypedef const char *(*version_function)() noexcept nogil
 
@@ -383,7 +421,15 @@ def call_version_function(address):
         text = fn()
     if text == NULL:
         return None
-    return text[:strnlen(text, _VERSION_MAX)]
+    cdef char buffer[4097]
+    cdef long length
+    with nogil:
+        length = lb_safe_strcpy(text, buffer, sizeof(buffer))
+    if length < 0:
+        raise ValueError(
+            f"the version function at 0x{value:x} returned 0x{<uintptr_t>text:x}, which is not a "
+            "readable C string; expected a function of type const char *(void)")
+    return buffer[:length]
 
 
 cdef char *_permanent(bytes data) except NULL:

@@ -84,6 +84,8 @@ def find(name: str, version: str | None = None, *, packages: Sequence[str] = ())
     satisfies *version* (one copy per process), then providers, packages, the
     environment and the system.
     """
+    if not isinstance(name, str) or not name or os.sep in name or name != name.strip():
+        _check_name(name if not isinstance(name, str) or os.sep not in name else None, "find")
     try:
         info = _find(name, version, packages)
     except LibraryNotFoundError:
@@ -123,11 +125,14 @@ def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInf
             return info
     disk = _cache.load(_FIND_KIND).get(key)
     if disk is not None:
-        stamps, fields = disk
-        if _stamps_valid(stamps):
-            info = LibraryInfo(**fields)
-            _memo[key] = (now, info, stamps)
-            return info
+        try:
+            stamps, fields = disk
+            if _stamps_valid(stamps):
+                info = LibraryInfo(**fields)
+                _memo[key] = (now, info, stamps)
+                return info
+        except (TypeError, ValueError, AttributeError, KeyError):
+            pass  # an entry of another shape (corrupt or foreign cache): resolve afresh
     from ._resolve import resolve
 
     resolution = resolve(name, version, packages=packages)
@@ -164,18 +169,38 @@ def candidates(
     """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
     from ._resolve import resolve
 
+    _check_name(name, "candidates")
+    if os.sep in name:
+        _check_name(None, "candidates")
     return resolve(name, version, packages=packages, stop_at_first=False).candidates
 
 
-def load(name_or_path: str, version: str | None = None) -> Library:
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name or name != name.strip() or "\0" in name or (
+        what != "load" and os.sep in name
+    ):
+        from ._errors import SpecError
+
+        raise SpecError(
+            f"expected a library link name such as 'z' (for libz.so.1), found {name!r}",
+            path=f"{what}() argument",
+        )
+    return name
+
+
+def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = None) -> Library:
     """Load a library privately (RTLD_LOCAL) by link name or absolute path.
 
     Loads once per file: the same object comes back for the same file.
     """
     from . import _loader
 
+    if isinstance(name_or_path, (bytes, os.PathLike)):
+        name_or_path = os.fsdecode(name_or_path)
+    name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
-        library = _loader.load_file(os.path.abspath(name_or_path) if os.path.isabs(name_or_path) else name_or_path)
+        library = _loader.load_file(name_or_path)
+        _refine_version(library)
         if version is not None:
             _check_loaded_version(library, version)
         return library
@@ -193,6 +218,7 @@ def load(name_or_path: str, version: str | None = None) -> Library:
         origin=info.origin,
         soname=info.soname,
         version_text=info.version_text,
+        judged=True,
     )
     _refine_version(library)
     if version is not None:

@@ -35,6 +35,19 @@ C_KEYWORDS = frozenset(
     "_Decimal32 _Decimal64 _Decimal128".split()
 )
 
+# The generated header must also compile as C++: these cannot name a [types]
+# entry, an opaque struct tag or a slot.
+CXX_KEYWORDS = frozenset(
+    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t "
+    "char16_t char32_t class compl concept const consteval constexpr constinit const_cast "
+    "continue co_await co_return co_yield decltype default delete do double dynamic_cast else "
+    "enum explicit export extern false float for friend goto if inline int long mutable "
+    "namespace new noexcept not not_eq nullptr operator or or_eq private protected public "
+    "register reinterpret_cast requires return short signed sizeof static static_assert "
+    "static_cast struct switch template this thread_local throw true try typedef typeid "
+    "typename union unsigned using virtual void volatile wchar_t while xor xor_eq".split()
+)
+
 # Kept by name in every rendering (their size is the platform's business, and
 # Cython/C both know them); each maps to the Cython module that declares it.
 STANDARD_TYPES: dict[str, str | None] = {
@@ -102,6 +115,16 @@ def is_c_identifier(name: object) -> bool:
         and name.isidentifier()
         and name not in C_KEYWORDS
     )
+
+
+def opaque_tag(name: str, text: str) -> str | None:
+    """The struct tag of an opaque [types] entry ("opaque" or "opaque:TAG"), else None."""
+    stripped = text.strip()
+    if stripped == "opaque":
+        return name
+    if stripped.startswith("opaque:"):
+        return stripped[len("opaque:"):].strip()
+    return None
 
 
 # -- parsing -------------------------------------------------------------------------------
@@ -378,7 +401,8 @@ class _Converter:
                     f"C cannot declare without its values; fix: declare it in [types] as its "
                     f'integer type, e.g. {node.name} = "int"'
                 )
-            if node.name in self.types and self.types[node.name].strip() != "opaque":
+            tag = opaque_tag(node.name, self.types[node.name]) if node.name in self.types else None
+            if node.name in self.types and tag != node.name:
                 raise self.fail(
                     f"uses '{keyword} {node.name}' but [types] makes {node.name!r} another "
                     "type (C++ rejects that); fix: rename one of them"

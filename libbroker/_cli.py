@@ -81,13 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except SpecError as exc:
-        print(f"libbroker {args.command}: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_USAGE
     except BrokerError as exc:
-        print(f"libbroker {args.command}: {exc}", file=sys.stderr)
+        _error(args, exc)
         return EXIT_NOT_FOUND
     except BrokenPipeError:  # `libbroker list | head`
         return EXIT_OK
+
+
+def _error(args: argparse.Namespace, exc: BrokerError) -> None:
+    """The diagnostic on stderr; with --json also a JSON error object on stdout,
+    so a script reading stdout always gets JSON."""
+    print(f"libbroker {args.command}: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        json.dump({"error": type(exc).__name__, "message": str(exc)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
 
 
 def _emit(args: argparse.Namespace, data: object, text: str) -> None:
@@ -108,7 +117,9 @@ def cmd_find(args: argparse.Namespace) -> int:
         for c in cands:
             verdict = "accepted" if c.accepted else f"rejected: {c.reason}"
             lines.append(f"{c.path}\t{c.origin}\t{c.version_text or '-'}\t{verdict}")
-        _emit(args, data, "\n".join(lines) or f"no file named like {args.name!r} was seen")
+        if not cands:
+            print(f"libbroker find: no file named like {args.name!r} was seen", file=sys.stderr)
+        _emit(args, data, "\n".join(lines))
         return EXIT_OK if any(c.accepted for c in cands) else EXIT_NOT_FOUND
     info = find(args.name, args.spec_version)
     _emit(
@@ -163,8 +174,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ._spec import Spec
     from ._tables import resolve_spec, symbols_for
 
+    from ._errors import MissingSymbolError
+
     spec = Spec.from_file(args.spec)
-    library, _ = resolve_spec(spec)
+    try:
+        library, _ = resolve_spec(spec)
+    except MissingSymbolError as exc:
+        # Still a report: which file, and every required symbol it lacks.
+        optional = [f"{spec.symbol_prefix}{fn.name}{spec.symbol_suffix}" for fn in spec.functions if not fn.required]
+        data = {
+            "spec": os.path.abspath(args.spec), "table": spec.name, "path": exc.path,
+            "version": None, "origin": None, "ok": False,
+            "required": {"present": [], "missing": list(exc.missing)},
+            "optional": {"present": [], "missing": [], "unchecked": optional},
+            "missing_required": list(exc.missing), "missing_optional": [],
+        }
+        _emit(args, data, f"table {spec.name!r}: {exc.path}\nrequired missing: {', '.join(exc.missing)}")
+        print(f"libbroker check: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
     symbols = symbols_for(spec)
     addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
     status: dict[str, dict[str, list[str]]] = {

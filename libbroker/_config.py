@@ -58,6 +58,10 @@ def _parse(path: str) -> Config:
         raise SpecError(f"cannot read the libbroker config file: {exc}", path=path) from exc
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"invalid TOML in the libbroker config file: {exc}", path=path) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"the libbroker config file is not UTF-8 text (TOML requires UTF-8): {exc}", path=path
+        ) from exc
     config.exists = True
     known = {"search-paths", "libraries"}
     unknown = sorted(set(data) - known)

@@ -68,14 +68,18 @@ def matches_link_name(filename: str, name: str) -> bool:
 
 
 def version_from_filename(path: str) -> str | None:
-    """libz.so.1.2.13 -> "1.2.13" (the caller passes the real file, after symlinks)."""
+    """libz.so.1.2.13 -> "1.2.13" (the caller passes the real file, after symlinks).
+
+    A bare SONAME major (libcrypto.so.3, libm.so.6) is an ABI number, not the
+    product's version (OpenSSL 3.0.x, glibc 2.36): it gives None, not "3".
+    """
     base = os.path.basename(path)
     marker = base.find(".so.")
     if marker < 0:
         return None
     tail = base[marker + 4:]
     parts = tail.split(".")
-    if parts and all(p.isdigit() for p in parts):
+    if len(parts) >= 2 and all(p.isdigit() for p in parts):
         return tail
     return None
 

@@ -16,8 +16,20 @@ def _link_name(filename: str) -> str | None:
     return stem or None
 
 
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
     found: list[dict[str, str]] = []
+    real_dir = os.path.realpath(directory)
+    if real_dir in seen:  # /lib -> /usr/lib on merged-/usr systems
+        return found
+    seen.add(real_dir)
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -25,7 +37,7 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
     for filename in names:
         name = _link_name(filename)
         path = os.path.join(directory, filename)
-        if name is None or path in seen:
+        if name is None or path in seen or not _is_elf(path):  # linker scripts are not libraries
             continue
         seen.add(path)
         found.append({"name": name, "path": path})

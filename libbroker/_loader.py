@@ -27,8 +27,14 @@ def load_file(
     origin: str = "path",
     soname: str | None = None,
     version_text: str | None = None,
+    judged: bool = False,
 ) -> Library:
-    """dlopen *path* (absolute) privately, or return the Library already made for that file."""
+    """dlopen *path* (absolute) privately, or return the Library already made for that file.
+
+    Unless the resolver already *judged* the file, its headers are read first:
+    glibc's dlopen of a truncated ELF maps pages past the end of the file and the
+    process dies of SIGBUS, so a bad file must be refused before it gets there.
+    """
     if not os.path.isabs(path):
         raise IncompatibleLibraryError(
             path,
@@ -53,6 +59,8 @@ def load_file(
         from . import _master
 
         real = os.path.realpath(path)
+        if not judged:
+            soname, version_text = _precheck(path, real, soname, version_text)
         try:
             handle = _master.dlopen(real)
         except OSError as exc:
@@ -72,6 +80,27 @@ def load_file(
         if soname:
             _by_name.setdefault(soname, []).append(library)
         return library
+
+
+def _precheck(
+    path: str, real: str, soname: str | None, version_text: str | None
+) -> tuple[str | None, str | None]:
+    """Refuse what dlopen must not see; fill in SONAME and file-name version."""
+    from ._discovery import version_from_filename
+    from ._resolve import binary_facts, soname_mismatch
+
+    facts = binary_facts(real)
+    reason = facts.get("error") or facts.get("incompatible")
+    if not reason and facts.get("elf_type", "shared") != "shared":
+        reason = f"is an ELF {facts['elf_type']}, not a shared library"
+    if not reason:
+        reason = soname_mismatch(os.path.basename(real), facts.get("soname"))
+    if reason:
+        raise IncompatibleLibraryError(path, reason)
+    return (
+        soname or facts.get("soname"),
+        version_text or version_from_filename(real),
+    )
 
 
 def _diagnose(real: str, exc: OSError) -> str:

@@ -36,7 +36,7 @@ def binary_facts(real: str) -> dict:
         return facts
     disk = _cache.load(_FACTS_KIND)
     facts = disk.get(key)  # type: ignore[call-overload]
-    if facts is None:
+    if not isinstance(facts, dict) or "error" not in facts:  # absent, corrupt or foreign
         facts = _read_facts(real)
         _cache.update(_FACTS_KIND, key, facts, limit=4096)
     _facts_memo[key] = facts
@@ -180,6 +180,7 @@ def judge(
             return cand
         missing = [s for s in required if s not in exported]
         if missing:
+            cand.missing = missing
             shown = ", ".join(repr(s) for s in missing[:10])
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             cand.reason = f"does not export required symbol(s) {shown}{more}"
@@ -250,7 +251,12 @@ def resolve(
             # soname-named path, which is what the dynamic linker itself would use.
             index = seen[real]
             cand = resolution.candidates[index]
-            if cand.soname and os.path.basename(entry.path) == cand.soname and cand.accepted:
+            if (
+                cand.accepted
+                and cand.soname
+                and os.path.basename(entry.path) == cand.soname
+                and os.path.basename(cand.path) != cand.soname
+            ):
                 cand.path = entry.path
                 resolution.entries[index].path = entry.path
             continue

@@ -62,7 +62,10 @@ def _from_disk(spec_digest: str) -> object | None:
             origin=entry["origin"],
             soname=entry["soname"],
             version_text=entry["version"],
+            judged=True,  # this very file (same identity) was judged when the entry was written
         )
+        if not len(entry["symbols"]) == len(entry["required"]) == len(entry["signatures"]):
+            return None  # not an entry this version wrote
         addresses = _master.lookup_many(library.handle, entry["symbols"])
         for address, required in zip(addresses, entry["required"]):
             if required and not address:

@@ -11,7 +11,18 @@ import hashlib
 import os
 
 from . import _cdecl
-from ._cdecl import Entry, FuncType, is_c_identifier, render, resolve, strip_top_quals
+from ._cdecl import (
+    CXX_KEYWORDS,
+    Base,
+    Entry,
+    FuncType,
+    cython_safe,
+    is_c_identifier,
+    opaque_tag,
+    render,
+    resolve,
+    strip_top_quals,
+)
 from ._errors import SpecError
 
 TYPE_CHECKING = False
@@ -36,6 +47,12 @@ _LIBRARY_KEYS = (
 _FUNCTION_KEYS = ("required", "optional")
 # Members of the generated table struct besides the slots.
 _RESERVED_SLOTS = ("header",)
+# The master module refuses capsule names over 111 bytes ("libbroker.<name>" plus
+# room), and file names such as libbroker_<name>.cpython-311-....so must stay short.
+MAX_NAME_LENGTH = 100
+# First line of the text a generated header embeds (a TOML comment): the digest of
+# the spec as written, so a compacted copy keys the same caches as the original.
+_DIGEST_MARK = "# libbroker spec-digest "
 
 
 class Function:
@@ -107,6 +124,10 @@ class Spec:
             raise error('[library] has no name; fix: add name = "<table name>", a C identifier',
                         _section_line(lines, "library"))
         _check_c_name(name, "[library] name", error, _key_line(lines, "library", "name"))
+        if len(name) > MAX_NAME_LENGTH:
+            raise error(f"[library] name is {len(name)} characters long; expected at most "
+                        f"{MAX_NAME_LENGTH} (capsule and file names derive from it); fix: "
+                        "shorten it", _key_line(lines, "library", "name"))
         self.name: str = name
         self.names: list[str] = _string_list(get("names", list, [name]), "names", error,
                                              _key_line(lines, "library", "names"), link_name=True)
@@ -132,21 +153,39 @@ class Spec:
 
         types = _table(data, "types", error, lines)
         self.types: dict[str, str] = {}
+        #: [types] name -> struct tag, for the opaque entries.
+        self.opaque_tags: dict[str, str] = {}
+        pxd_names = pxd_reserved_names(name)
         for tname, ttext in types.items():
             where = _key_line(lines, "types", tname)
             _check_c_name(tname, "[types] name", error, where)
             if tname in _cdecl.STANDARD_TYPES:
                 raise error(f"[types] redefines the standard type {tname!r}; fix: remove it, "
                             "libbroker knows it", where)
+            _check_foreign_name(tname, "[types] name", error, where)
+            if tname in pxd_names:
+                raise error(f"[types] name {tname!r} is a name the generated .pxd defines "
+                            "itself; fix: rename the type", where)
             if not isinstance(ttext, str):
                 raise error(f"[types] {tname} must be a string of C type text or \"opaque\", "
                             f"found {ttext!r}", where)
+            tag = opaque_tag(tname, ttext)
+            if tag is not None:
+                _check_c_name(tag, f"[types] {tname} struct tag", error, where)
+                _check_foreign_name(tag, f"[types] {tname} struct tag", error, where)
+                self.opaque_tags[tname] = tag
             self.types[tname] = ttext
+        for tname, tag in self.opaque_tags.items():
+            if tag != tname and tag in self.types:
+                raise error(f"[types] {tname} = {self.types[tname]!r} names the struct tag "
+                            f"{tag!r}, which is also a [types] name (C++ rejects a tag and a "
+                            "typedef of different types sharing a name); fix: rename one",
+                            _key_line(lines, "types", tname))
 
         functions = _table(data, "functions", error, lines)
         check_keys(functions, _FUNCTION_KEYS, "[functions]", "functions")
         entries = [Entry("type", n, t, _key_line(lines, "types", n))
-                   for n, t in self.types.items() if t.strip() != "opaque"]
+                   for n, t in self.types.items() if n not in self.opaque_tags]
         n_types = len(entries)
         kinds: list[bool] = []
         for key in _FUNCTION_KEYS:
@@ -160,8 +199,7 @@ class Spec:
                         "[\"<C prototype>\", ...]", _section_line(lines, "functions"))
 
         parsed = _cdecl.parse_entries(self.types, entries, path=path)
-        written: dict[str, CType | None] = {n: None for n, t in self.types.items()
-                                           if t.strip() == "opaque"}
+        written: dict[str, CType | None] = {n: None for n in self.opaque_tags}
         for entry, (_, ctype) in zip(entries[:n_types], parsed[:n_types]):
             written[entry.name] = ctype
         self._written_types = {n: written[n] for n in self.types}
@@ -178,6 +216,10 @@ class Spec:
             ):
                 raise error(f"function name {fname!r} is reserved for generated code (the "
                             "table struct and its header); it cannot be a slot", entry.line)
+            if fname in CXX_KEYWORDS:
+                raise error(f"function name {fname!r} is a C++ keyword, so the generated "
+                            "header's table struct could not compile as C++; fix: wrap the "
+                            "function under another name", entry.line)
             if fname in seen:
                 other = seen[fname]
                 if other.required != required:
@@ -187,20 +229,27 @@ class Spec:
                             f"{other.line}); fix: remove one", entry.line)
             resolved = resolve(ftype, self._written_types)
             assert isinstance(resolved, FuncType)
+            _check_no_opaque_by_value(fname, entry.text, resolved, self.opaque_tags, error,
+                                      entry.line)
             fn = Function(fname, required, entry.text, ftype, resolved, entry.line)
             seen[fname] = fn
             self.functions.append(fn)
         if self.version_function in seen:
             fn = seen[self.version_function]
             if fn.params or fn.return_type not in ("const char *", "char *"):
-                raise error(f"version-function {fn.name!r} is declared as {fn.prototype!r}; "
-                            "expected 'const char *NAME(void)'", fn.line)
+                vline = _key_line(lines, "library", "version-function")
+                raise error(f"[library] version-function {fn.name!r} (line {vline}) is declared "
+                            f"at line {fn.line} as {fn.prototype!r}; version-function must "
+                            "return const char * and take no arguments; fix: name another "
+                            "function, or declare it as 'const char *NAME(void)'", fn.line)
+        #: function name -> its name in the .pxd (see pxd_names).
+        self.cython_names: dict[str, str] = _cython_names(self, pxd_names, error)
 
         self.signatures: list[str] = [fn.signature for fn in self.functions]
         blob = f"{LIBBROKER_ABI_MAJOR}\n" + "\n".join(self.signatures)
         self.layout_digest: int = int.from_bytes(
             hashlib.sha256(blob.encode()).digest()[:8], "little")
-        self.spec_digest: str = hashlib.sha256(text.encode()).hexdigest()
+        self.spec_digest: str = _marked_digest(text) or hashlib.sha256(text.encode()).hexdigest()
 
     # -- constructors --------------------------------------------------------------------
     @classmethod
@@ -245,6 +294,20 @@ class Spec:
     @property
     def optional_functions(self) -> list[Function]:
         return [fn for fn in self.functions if not fn.required]
+
+    def embedded_text(self) -> str:
+        """The text a generated header embeds: comments, blank lines and indentation
+        dropped (the runtime re-parses it), after a first line keeping ``spec_digest``."""
+        text = self.text
+        if _marked_digest(text):
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+        kept = [line.strip() for line in text.split("\n")]
+        body = "".join(line + "\n" for line in kept if line and not line.startswith("#"))
+        # A '#' or indentation inside a multi-line TOML string is data: keep the
+        # original text whenever compacting would change what it means.
+        if _load_toml(body, self.path) != _load_toml(text, self.path):
+            body = text
+        return f"{_DIGEST_MARK}{self.spec_digest}\n{body}"
 
     def symbol_for(self, fn: Function | str) -> str:
         name = fn if isinstance(fn, str) else fn.name
@@ -318,6 +381,72 @@ def _string_list(value: object, key: str, error, line: int | None, *,  # noqa: A
             hint = "; expected a link name such as \"z\", not a path" if link_name else ""
             raise error(f"[{section}] {key} has an invalid entry {item!r}{hint}", line)
     return list(value)
+
+
+def pxd_reserved_names(table: str) -> frozenset[str]:
+    """Names the generated .pxd of table ``table`` defines besides the functions."""
+    return frozenset((
+        "table", f"import_{table}", "SPEC_DIGEST", "LAYOUT_DIGEST", "SLOT_COUNT", "c_bool",
+        "libbroker_table_header", f"libbroker_{table}_table",
+    ))
+
+
+def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]:  # noqa: ANN001
+    # A C name Cython cannot use, or that the .pxd already defines, gets a '_'
+    # (the cname string keeps the C name); a clash after that is an error rather
+    # than a silent second declaration.
+    names: dict[str, str] = {}
+    owner: dict[str, Function] = {}
+    for fn in spec.functions:
+        pyname = fn.name
+        if not cython_safe(pyname) or pyname in reserved or pyname in spec.types:
+            pyname += "_"
+        other = owner.get(pyname)
+        if other is None and (pyname in reserved or pyname in spec.types):
+            raise error(f"function {fn.name!r} would be {pyname!r} in the .pxd, a name the "
+                        ".pxd already defines; fix: rename the [types] entry", fn.line)
+        if other is not None:
+            raise error(f"function {fn.name!r} and function {other.name!r} (line {other.line}) "
+                        f"would both be {pyname!r} in the .pxd (a C name Cython cannot use "
+                        "gets a '_'); fix: drop one of them", fn.line)
+        owner[pyname] = fn
+        names[fn.name] = pyname
+    return names
+
+
+def _check_no_opaque_by_value(fname: str, proto: str, ftype: FuncType,  # noqa: PLR0913
+                              opaque: dict[str, str], error, line: int | None) -> None:  # noqa: ANN001
+    # resolve() spells an opaque [types] name "struct NAME": an incomplete type,
+    # which C can pass and return only through pointers.
+    values = [("returns", ftype.result)] + [("takes", ptype) for _, ptype in ftype.params]
+    for verb, ctype in values:
+        if isinstance(ctype, Base) and ctype.kind == "tag" and ctype.name.startswith("struct "):
+            tname = ctype.name.split(" ", 1)[1]
+            if tname in opaque:
+                raise error(f"function {fname!r} ({proto!r}) {verb} the opaque type {tname!r} "
+                            "by value; an opaque type is an incomplete struct, usable only "
+                            f"through pointers; fix: use '{tname} *', or give {tname} its real "
+                            "C type in [types]", line)
+
+
+def _marked_digest(text: str) -> str | None:
+    if not text.startswith(_DIGEST_MARK):
+        return None
+    digest = text[len(_DIGEST_MARK):].split("\n", 1)[0]
+    if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+        return digest
+    return None
+
+
+def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+    # The .h is also compiled as C++, the .pxd by Cython: a name either reserves
+    # would make the generated code fail to compile, far from the spec.
+    if name in CXX_KEYWORDS:
+        raise error(f"{what} {name!r} is a C++ keyword, so the generated header could not "
+                    "compile as C++; fix: rename it", line)
+    if not cython_safe(name):
+        raise error(f"{what} {name!r} is a Python or Cython keyword, so the generated .pxd "
+                    "could not compile; fix: rename it", line)
 
 
 def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
@@ -407,4 +536,4 @@ def _proto_lines(text: str, lines: list[str], key: str, protos: list[str]) -> li
     return found
 
 
-__all__ = ["LIBBROKER_ABI_MAJOR", "Function", "Spec"]
+__all__ = ["LIBBROKER_ABI_MAJOR", "MAX_NAME_LENGTH", "Function", "Spec", "pxd_reserved_names"]

@@ -125,6 +125,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             if _satisfies_loaded(spec, library, specifier, required):
                 return library, None
     rejected: list[tuple[str, str]] = []
+    lacking: list = []  # candidates rejected only for missing required symbols
     searched: list[str] = []
     version_failures = 0
     last: Resolution | None = None
@@ -141,6 +142,8 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
         for cand in resolution.candidates:
             if not cand.accepted:
                 rejected.append((cand.path, cand.reason))
+                if cand.missing:
+                    lacking.append(cand)
                 continue
             library = _loader.load_file(
                 os.path.abspath(cand.path),
@@ -148,6 +151,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
                 origin=cand.origin,
                 soname=cand.soname,
                 version_text=cand.version_text,
+                judged=True,
             )
             problem = _version_problem(spec, library, specifier)
             if problem is None:
@@ -159,13 +163,24 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             rejected.append((cand.path, problem))
     from ._errors import LibraryNotFoundError, NoAcceptableLibraryError
 
+    if lacking and len(lacking) == len(rejected):
+        # Every copy is the library, just without some required functions: say
+        # which, for the best-ranked copy (all of them, not just the first).
+        best = lacking[0]
+        raise MissingSymbolError(best.path, best.missing, table=spec.name)
+
     if version_failures and version_failures == len(rejected):
         path, reason = rejected[0]
         raise IncompatibleLibraryError(
             path,
             reason if len(rejected) == 1 else "; ".join(f"{p}: {r}" for p, r in rejected),
-            fix=f"install a version of {spec.names[0]!r} matching {spec.version!r}, or relax "
-            f"[library] version in {spec.path or '<spec>'}",
+            fix=(
+                f"check version-function in {spec.path or '<spec>'}: it must name a "
+                "`const char *f(void)` the library exports"
+                if "version function" in reason
+                else f"install a version of {spec.names[0]!r} matching {spec.version!r}, or "
+                f"relax [library] version in {spec.path or '<spec>'}"
+            ),
         )
     cls = NoAcceptableLibraryError if rejected else LibraryNotFoundError
     raise cls(
@@ -196,7 +211,10 @@ def _version_problem(spec: Spec, library: Library, specifier) -> str | None:  # 
             address = _master.dlsym(library.handle, fn)
         if not address:
             return f"does not export the version function {symbol!r} named by version-function"
-        raw = _master.call_version_function(address)
+        try:
+            raw = _master.call_version_function(address)
+        except ValueError as exc:
+            return f"the version function {symbol!r} is not a const char *(void): {exc}"
         if raw is None:
             return f"the version function {symbol!r} returned NULL"
         text = raw.decode("utf-8", "replace")

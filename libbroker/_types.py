@@ -80,7 +80,9 @@ _UNSET = _Unset()
 class Candidate:
     """A file seen while searching for a library, with the verdict on it."""
 
-    __slots__ = ("name", "path", "origin", "accepted", "reason", "soname", "version_text", "rank")
+    __slots__ = (
+        "name", "path", "origin", "accepted", "reason", "soname", "version_text", "rank", "missing",
+    )
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class Candidate:
         self.soname = soname
         self.version_text = version_text
         self.rank = rank
+        self.missing: list[str] = []  # required symbols it lacks, when that is the reason
 
     @property
     def version(self) -> Version | None:

@@ -182,3 +182,30 @@ def test_load_sqlite_with_version_specifier() -> None:
     assert str(lib.version) == sqlite3.sqlite_version
     with pytest.raises(IncompatibleLibraryError, match=">=99"):
         libbroker.load("sqlite3", ">=99")
+
+
+def test_truncated_elf_load_is_an_error_not_a_crash(tmp_path, libz) -> None:
+    # glibc's dlopen maps pages past the end of a truncated file: SIGBUS if it got there.
+    bad = tmp_path / "libz.so.2"
+    bad.write_bytes(open(os.path.realpath(libz), "rb").read(3000))
+    with pytest.raises(IncompatibleLibraryError, match="truncated"):
+        libbroker.load(str(bad))
+
+
+def test_load_path_reads_soname_and_version(libz) -> None:
+    import pathlib
+
+    lib = libbroker.load(pathlib.Path(os.path.realpath(libz)))
+    assert lib.soname == "libz.so.1" and str(lib.version) == zlib.ZLIB_RUNTIME_VERSION
+
+
+@pytest.mark.parametrize("bad", ["", " z", "../etc/z", None, 3])
+def test_bad_names_rejected(bad) -> None:
+    with pytest.raises(libbroker.SpecError):
+        libbroker.find(bad)  # type: ignore[arg-type]
+
+
+def test_soname_major_is_not_a_version() -> None:
+    info = libbroker.find("crypto")
+    assert info.version is None  # libcrypto.so.3: an ABI number, not OpenSSL 3.0.x
+    assert libbroker.find("m").version is None

@@ -48,6 +48,9 @@ def test_find_not_found_exit_1() -> None:
     assert out.returncode == 1
     assert out.stdout == "" and "lb_surely_absent_library" in out.stderr
     assert "searched" in out.stderr
+    out = run("find", "lb_surely_absent_library", "--json")
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["error"] == "LibraryNotFoundError"
 
 
 def test_find_bad_version_exit_1_and_bad_specifier_exit_2() -> None:
@@ -157,3 +160,17 @@ def test_doctor_import_several_modules_after_one_flag() -> None:
     assert out.returncode == 0, out.stderr
     paths = [item["path"] for item in json.loads(out.stdout)["loaded"]]
     assert any("_sqlite3" in p for p in paths)
+
+
+def test_check_reports_missing_required(tmp_path) -> None:
+    spec = tmp_path / "miss.toml"
+    spec.write_text(
+        "[library]\nname = 'zmiss'\nnames = ['z']\n[functions]\n"
+        "required = ['unsigned long crc32(unsigned long, const unsigned char *, unsigned int)', "
+        "'int lb_not_in_zlib(void)']\n"
+    )
+    out = run("check", str(spec), "--json")
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["missing_required"] == ["lb_not_in_zlib"] and data["ok"] is False
+    assert "lb_not_in_zlib" in out.stderr

@@ -63,11 +63,13 @@ names = ["z"]
 required = ["unsigned long crc32(unsigned long, const unsigned char *, unsigned int)",
             "int lb_missing_one(void)", "int lb_missing_two(int)"]
 """
-    with pytest.raises(libbroker.LibraryNotFoundError) as excinfo:
+    with pytest.raises(libbroker.MissingSymbolError) as excinfo:
         libbroker.table(text)
-    message = str(excinfo.value)
-    # Candidates are judged without loading: the required symbols are read from ELF.
-    assert "lb_missing_one" in message and "lb_missing_two" in message
+    # Candidates are judged without loading: the required symbols are read from ELF,
+    # and every missing one is named at once.
+    assert excinfo.value.missing == ["lb_missing_one", "lb_missing_two"]
+    assert excinfo.value.table == "zmissing"
+    assert os.path.basename(excinfo.value.path).startswith("libz.so")
 
 
 def test_missing_symbols_on_loaded_file_raise_missing_symbol_error(libz: str) -> None:
@@ -129,3 +131,19 @@ def test_libm_table() -> None:
     slots = dict(zip([fn.name for fn in spec.functions], _info(capsule)["slots"]))
     hypot = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double)(slots["hypot"])
     assert hypot(3.0, 4.0) == math.hypot(3.0, 4.0)
+
+
+def test_version_function_that_is_not_a_string_is_an_error() -> None:
+    text = """
+[library]
+name = "cryptover"
+names = ["crypto"]
+version = ">=1"
+version-function = "OPENSSL_version_major"
+[functions]
+required = ["int RAND_bytes(unsigned char *buf, int num)"]
+"""
+    # OPENSSL_version_major returns an unsigned int: reading it as a string must
+    # be refused, never dereferenced.
+    with pytest.raises(libbroker.IncompatibleLibraryError, match="not a const char"):
+        libbroker.table(text)
