@@ -57,8 +57,8 @@ libbroker_import_table(const char *name, const char *spec_digest, const char *sp
                        uint64_t layout_digest, uint32_t slot_count,
                        const char *const *slot_signatures, void **table_out)
 {
-    PyObject *module, *capsule, *cause_type, *cause, *cause_tb;
-    const libbroker_table_header *header;
+    PyObject *module, *capsule, *cause;
+    libbroker_table_header *header;
     char capsule_name[128];
     uint32_t i, common;
 
@@ -72,7 +72,7 @@ libbroker_import_table(const char *name, const char *spec_digest, const char *sp
         goto wrap_error;
     }
     PyOS_snprintf(capsule_name, sizeof(capsule_name), "%s%s", LIBBROKER_CAPSULE_PREFIX, name);
-    header = (const libbroker_table_header *)PyCapsule_GetPointer(capsule, capsule_name);
+    header = (libbroker_table_header *)PyCapsule_GetPointer(capsule, capsule_name);
     Py_DECREF(capsule);  /* the table itself is immortal */
     if (header == NULL) {
         goto wrap_error;
@@ -117,18 +117,28 @@ libbroker_import_table(const char *name, const char *spec_digest, const char *sp
                                          : header->slot_signatures[common]);
         return -1;
     }
-    *table_out = (void *)header;
+    *table_out = header;
     return 0;
 
 wrap_error:
     /* Re-raise as ImportError, keeping the broker's error as the cause. */
-    PyErr_Fetch(&cause_type, &cause, &cause_tb);
-    PyErr_NormalizeException(&cause_type, &cause, &cause_tb);
-    if (cause_tb != NULL && cause != NULL) {
-        PyException_SetTraceback(cause, cause_tb);
+#if PY_VERSION_HEX >= 0x030C0000
+    cause = PyErr_GetRaisedException();
+#else
+    {
+        PyObject *cause_type, *cause_tb;
+        PyErr_Fetch(&cause_type, &cause, &cause_tb);
+        PyErr_NormalizeException(&cause_type, &cause, &cause_tb);
+        if (cause_tb != NULL && cause != NULL) {
+            PyException_SetTraceback(cause, cause_tb);
+        }
+        Py_XDECREF(cause_type);
+        Py_XDECREF(cause_tb);
     }
+#endif
     if (cause != NULL && PyErr_GivenExceptionMatches(cause, PyExc_ImportError)) {
-        PyErr_Restore(cause_type, cause, cause_tb);
+        PyErr_SetObject((PyObject *)Py_TYPE(cause), cause);
+        Py_DECREF(cause);
         return -1;
     }
     {
@@ -150,9 +160,7 @@ wrap_error:
             Py_DECREF(err);
         }
     }
-    Py_XDECREF(cause_type);
     Py_XDECREF(cause);
-    Py_XDECREF(cause_tb);
     return -1;
 }
 
