@@ -6,11 +6,24 @@ same bytes (no timestamps, no absolute paths, no set or dict-order surprises).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 
-from ._cdecl import STANDARD_TYPES, FuncType, Pointer, cython_safe, render, render_params, uses
-from ._spec import LIBBROKER_ABI_MAJOR, Spec
+from ._cdecl import (
+    CXX_KEYWORDS,
+    STANDARD_TYPES,
+    Array,
+    Base,
+    FuncType,
+    Pointer,
+    render,
+    render_params,
+    resolve,
+    uses,
+)
+from ._cdecl import cython_safe
+from ._spec import LIBBROKER_ABI_MAJOR, Spec, pxd_reserved_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,11 +94,80 @@ def _used_names(spec: Spec) -> set[str]:
     return found
 
 
+# Above this many bytes the spec text is a char-array initializer, not a string
+# literal: C99 only promises 4,095 characters per literal (-Woverlength-strings),
+# MSVC stops at 65,535 bytes; an initializer list has no such limit.
+MAX_LITERAL_BYTES = 4000
+
+
+def _cxx_safe(ctype: CType) -> CType:
+    """``ctype`` without parameter names that C++ reserves (names are cosmetic in C)."""
+    if isinstance(ctype, Pointer):
+        return Pointer(_cxx_safe(ctype.target), ctype.quals)
+    if isinstance(ctype, Array):
+        return Array(_cxx_safe(ctype.element), ctype.size)
+    if isinstance(ctype, FuncType):
+        return FuncType(_cxx_safe(ctype.result), [
+            (None if name in CXX_KEYWORDS else name, _cxx_safe(ptype))
+            for name, ptype in ctype.params
+        ])
+    return ctype
+
+
 def _stub_params(fn: Function) -> FuncType:
-    names = [name or f"a{index}" for index, (name, _) in enumerate(fn._type.params)]
+    ftype = _cxx_safe(fn._type)
+    assert isinstance(ftype, FuncType)
+    names = [name or f"a{index}" for index, (name, _) in enumerate(ftype.params)]
     if len(set(names)) != len(names):  # a written "a1" next to an unnamed second parameter
         names = [f"a{index}" for index in range(len(names))]
-    return FuncType(fn._type.result, [(n, t) for n, (_, t) in zip(names, fn._type.params)])
+    return FuncType(ftype.result, [(n, t) for n, (_, t) in zip(names, ftype.params)])
+
+
+def _c_text_initializer(data: bytes) -> list[str]:
+    items = []
+    for byte in data:
+        char = chr(byte)
+        if char == "\n":
+            items.append("'\\n'")
+        elif " " <= char <= "~" and char not in "'\\":
+            items.append(f"'{char}'")
+        else:  # in C++ a numeric item above 127 would be a narrowing error
+            items.append(f"'\\{byte:03o}'")
+    items.append("0")
+    return ["    " + ", ".join(items[i:i + 16]) + "," for i in range(0, len(items), 16)]
+
+
+def _typedef_block(spec: Spec) -> list[str]:
+    """The [types] typedefs, each guarded so that two generated headers can share it."""
+    upper = spec.name.upper()
+    # Typedefs resolved down to struct tags: what the C type really is.
+    by_tag = {n: (Base(f"struct {spec.opaque_tags[n]}", (), "tag") if t is None else t)
+              for n, t in spec._written_types.items()}
+    out = [
+        f"/* Define LIBBROKER_{upper}_EXTERNAL_TYPES after including the library's own",
+        " * header to use its typedefs instead of these. */",
+        f"#ifndef LIBBROKER_{upper}_EXTERNAL_TYPES",
+    ]
+    for tname in spec._type_order:
+        ctype = spec._written_types[tname]
+        if ctype is None:
+            definition = f"typedef struct {spec.opaque_tags[tname]} {tname};"
+        else:
+            definition = f"typedef {render(_cxx_safe(ctype), tname)};"
+        meaning = render(resolve(Base(tname, (), "typedef"), by_tag), style="digest")
+        token = int(hashlib.sha256(meaning.encode()).hexdigest()[:8], 16)
+        guard = f"LIBBROKER_TYPEDEF_{tname}"
+        out += [
+            f"#ifndef {guard}",
+            f"#define {guard} 0x{token:08x}",
+            definition,
+            f"#elif {guard} != 0x{token:08x}",
+            f'#error "libbroker_{spec.name}.h: [types] {tname} is {meaning} here but another '
+            'libbroker header included before made it another type"',
+            "#endif",
+        ]
+    out += [f"#endif /* LIBBROKER_{upper}_EXTERNAL_TYPES */", ""]
+    return out
 
 
 def _returns_void(ctype: CType) -> bool:
@@ -106,9 +188,11 @@ def render_header(spec: Spec) -> str:
     out += [
         " *",
         f" * In the module init function: if (libbroker_import_{name}() < 0) return NULL;",
-        f" * then call through the table: {table}->FUNCTION(...). An optional function is",
-        f" * NULL when absent: test {table}->FUNCTION != NULL. A call made before the import",
-        " * imports on first use (or stops the process with a message saying why).",
+        f" * then call through the table: ({table}->FUNCTION)(...); the parentheses keep a",
+        " * function-like macro of the same name (<tgmath.h>, zlib.h) from expanding.",
+        f" * An optional function is NULL when absent: test {table}->FUNCTION != NULL.",
+        " * A call made before the import imports on first use (or stops the process with",
+        " * a message saying why).",
         " */",
         f"#ifndef LIBBROKER_{upper}_H",
         f"#define LIBBROKER_{upper}_H",
@@ -138,13 +222,7 @@ def render_header(spec: Spec) -> str:
     if tags:
         out += [f"{tag};" for tag in tags] + [""]
     if spec._type_order:
-        for tname in spec._type_order:
-            ctype = spec._written_types[tname]
-            if ctype is None:
-                out.append(f"typedef struct {tname} {tname};")
-            else:
-                out.append(f"typedef {render(ctype, tname)};")
-        out.append("")
+        out += _typedef_block(spec)
     out.append(f"typedef struct {struct} {{")
     out.append("    libbroker_table_header header;")
     previous: bool | None = None
@@ -153,23 +231,23 @@ def render_header(spec: Spec) -> str:
             previous = fn.required
             out.append("    /* required */" if fn.required else
                        "    /* optional: NULL when the loaded library lacks it */")
-        out.append(f"    {render(Pointer(fn._type), fn.name)};")
+        out.append(f"    {render(Pointer(_cxx_safe(fn._type)), fn.name)};")
     out += [f"}} {struct};", ""]
     out += [
         f"#define LIBBROKER_{upper}_SPEC_DIGEST {_c_string(spec.spec_digest)}",
         f"#define LIBBROKER_{upper}_LAYOUT_DIGEST UINT64_C(0x{spec.layout_digest:016x})",
         f"#define LIBBROKER_{upper}_SLOT_COUNT {len(spec.functions)}u",
         "",
+        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
         f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
     ]
-    text_lines = spec.text.split("\n")
-    if text_lines[-1] == "":
-        text_lines.pop()
-        pieces = [line + "\n" for line in text_lines]
+    embedded = spec.embedded_text()
+    if len(embedded.encode("utf-8")) < MAX_LITERAL_BYTES:
+        out += [f"    {_c_string(line + chr(10))}" for line in embedded.split("\n")[:-1]]
+        out[-1] += ";"
     else:
-        pieces = [line + "\n" for line in text_lines[:-1]] + [text_lines[-1]]
-    out += [f"    {_c_string(piece)}" for piece in pieces]
-    out[-1] += ";"
+        out[-1] = out[-1].replace("[] =", "[] = {")
+        out += _c_text_initializer(embedded.encode("utf-8")) + ["};"]
     out += [
         "",
         f"static LIBBROKER_UNUSED const char *const libbroker__{name}_signatures[] = {{",
@@ -192,7 +270,7 @@ def render_header(spec: Spec) -> str:
     ]
     for fn, ftype, stub in stubs:
         args = ", ".join(pname or "" for pname, _ in ftype.params)
-        call = f"{table}->{fn.name}({args});"
+        call = f"({table}->{fn.name})({args});"
         out += [
             f"static LIBBROKER_UNUSED {render(ftype, stub)}",
             "{",
@@ -236,17 +314,16 @@ def render_header(spec: Spec) -> str:
 
 
 def cython_name(spec: Spec, fn: Function) -> str:
-    """The name a function has in the .pxd (C names that Cython reserves get a '_')."""
-    reserved = ("table", f"import_{spec.name}", "SPEC_DIGEST", "LAYOUT_DIGEST", "SLOT_COUNT")
-    if cython_safe(fn.name) and fn.name not in reserved and fn.name not in spec.types:
-        return fn.name
-    return fn.name + "_"
+    """The name a function has in the .pxd: its C name, plus '_' when Cython reserves
+    that name or the .pxd defines it already (``table``, ``import_<name>``, ...)."""
+    return spec.cython_names[fn.name]
 
 
 def _pxd_tags(spec: Spec, used: set[str]) -> tuple[dict[str, str], list[str]]:
     """Cython names for "struct foo" (and union/enum) and their declarations."""
-    taken = set(spec.types) | {cython_name(spec, fn) for fn in spec.functions}
-    taken |= {"table", f"import_{spec.name}", "SPEC_DIGEST", "LAYOUT_DIGEST", "SLOT_COUNT"}
+    taken = set(spec.types) | set(spec.cython_names.values()) | pxd_reserved_names(spec.name)
+    # typedef struct TAG NAME: "struct TAG" is the same C type as NAME.
+    opaque = {tag: tname for tname, tag in spec.opaque_tags.items()}
     tags: dict[str, str] = {}
     declarations: list[str] = []
     if "bool" in used:
@@ -256,11 +333,15 @@ def _pxd_tags(spec: Spec, used: set[str]) -> tuple[dict[str, str], list[str]]:
     for tag in sorted(name for name in used if " " in name and name.split()[0] in
                       ("struct", "union", "enum")):
         keyword, tag_name = tag.split()
-        if keyword == "struct" and spec.types.get(tag_name, "").strip() == "opaque":
-            tags[tag] = tag_name  # typedef struct foo foo: the same C type
+        if keyword == "struct" and tag_name in opaque:
+            tags[tag] = opaque[tag_name]
         elif tag_name in taken or not cython_safe(tag_name):
-            tags[tag] = f"{tag_name}_{keyword}"
-            declarations.append(f'    cdef {keyword} {tag_name}_{keyword} "{tag_name}"')
+            renamed = f"{tag_name}_{keyword}"
+            while renamed in taken:
+                renamed += "_"
+            taken.add(renamed)
+            tags[tag] = renamed
+            declarations.append(f'    cdef {keyword} {renamed} "{tag_name}"')
         else:
             tags[tag] = tag_name
             declarations.append(f"    cdef {keyword} {tag_name}")

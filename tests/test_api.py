@@ -6,13 +6,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import zlib
 
 import pytest
 from packaging.version import Version
 
 import libbroker
+from _concurrency import run_at_once
 from libbroker import (
     IncompatibleLibraryError,
     Library,
@@ -88,18 +88,7 @@ def test_same_file_through_symlink_is_same_object(tmp_path, libz: str) -> None:
 def test_32_threads_load_one_object(libdir_with) -> None:
     directory = libdir_with("libz.so.1", "liblbthreads.so.1")
     path = os.path.join(directory, "liblbthreads.so.1")
-    results: list[object] = []
-    barrier = threading.Barrier(32)
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(libbroker.load(path))
-
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_at_once(lambda: libbroker.load(path))
     assert len(results) == 32
     assert len({id(r) for r in results}) == 1
     assert len({r.handle for r in results}) == 1  # type: ignore[attr-defined]

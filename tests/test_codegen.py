@@ -191,7 +191,12 @@ def test_compiled_constants_match_the_spec(tmp_path) -> None:  # noqa: ANN001
         assert lines[2] == "1"  # the stub table has a zero header until the import
         count = len(spec.functions)
         assert lines[3:3 + count] == spec.signatures
-        assert "\n".join(lines[3 + count:]) == spec.text
+        embedded = "\n".join(lines[3 + count:])
+        assert embedded == spec.embedded_text()
+        again = Spec.from_string(embedded)
+        assert again.signatures == spec.signatures
+        assert again.spec_digest == spec.spec_digest  # the digest of the text as written
+        assert again.layout_digest == spec.layout_digest
 
 
 def test_cython_accepts_the_pxd(tmp_path) -> None:  # noqa: ANN001

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ctypes
 import os
 import sqlite3
-import threading
 import zlib
 from pathlib import Path
 
 import pytest
+
+from _concurrency import run_at_once
 
 import libbroker
 from libbroker import _master
@@ -108,18 +109,7 @@ required = ["unsigned long crc32(unsigned long, const unsigned char *, unsigned 
 
 def test_32_threads_get_one_table() -> None:
     text = (SPECS / "zlib.toml").read_text().replace('name = "zlib"', 'name = "zlibthreads"')
-    results: list[int] = []
-    barrier = threading.Barrier(32)
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(_master.table_address(libbroker.table(text)))
-
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_at_once(lambda: _master.table_address(libbroker.table(text)))
     assert len(results) == 32 and len(set(results)) == 1
 
 

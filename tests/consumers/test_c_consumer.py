@@ -6,11 +6,12 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 
 import pytest
+
+from _concurrency import run_at_once
 
 from ._build import HERE, SPECS, needed_entries, run_python
 
@@ -82,18 +83,7 @@ def test_optional_slots(c_consumer) -> None:
 
 def test_32_threads_importing_get_one_table(c_consumer) -> None:
     mod, _ = c_consumer
-    results: list[int] = []
-    barrier = threading.Barrier(32)
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(mod.reimport())
-
-    threads = [threading.Thread(target=worker) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_at_once(mod.reimport)
     assert len(results) == 32 and len(set(results)) == 1
 
 

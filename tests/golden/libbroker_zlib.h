@@ -3,9 +3,11 @@
  * Regenerate with: libbroker generate zlib.toml -o DIR
  *
  * In the module init function: if (libbroker_import_zlib() < 0) return NULL;
- * then call through the table: libbroker_zlib->FUNCTION(...). An optional function is
- * NULL when absent: test libbroker_zlib->FUNCTION != NULL. A call made before the import
- * imports on first use (or stops the process with a message saying why).
+ * then call through the table: (libbroker_zlib->FUNCTION)(...); the parentheses keep a
+ * function-like macro of the same name (<tgmath.h>, zlib.h) from expanding.
+ * An optional function is NULL when absent: test libbroker_zlib->FUNCTION != NULL.
+ * A call made before the import imports on first use (or stops the process with
+ * a message saying why).
  */
 #ifndef LIBBROKER_ZLIB_H
 #define LIBBROKER_ZLIB_H
@@ -20,12 +22,46 @@
 extern "C" {
 #endif
 
+/* Define LIBBROKER_ZLIB_EXTERNAL_TYPES after including the library's own
+ * header to use its typedefs instead of these. */
+#ifndef LIBBROKER_ZLIB_EXTERNAL_TYPES
+#ifndef LIBBROKER_TYPEDEF_uLong
+#define LIBBROKER_TYPEDEF_uLong 0xf7e49961
 typedef unsigned long uLong;
+#elif LIBBROKER_TYPEDEF_uLong != 0xf7e49961
+#error "libbroker_zlib.h: [types] uLong is unsigned long here but another libbroker header included before made it another type"
+#endif
+#ifndef LIBBROKER_TYPEDEF_uLongf
+#define LIBBROKER_TYPEDEF_uLongf 0xf7e49961
 typedef unsigned long uLongf;
+#elif LIBBROKER_TYPEDEF_uLongf != 0xf7e49961
+#error "libbroker_zlib.h: [types] uLongf is unsigned long here but another libbroker header included before made it another type"
+#endif
+#ifndef LIBBROKER_TYPEDEF_uInt
+#define LIBBROKER_TYPEDEF_uInt 0xc75d301f
 typedef unsigned int uInt;
+#elif LIBBROKER_TYPEDEF_uInt != 0xc75d301f
+#error "libbroker_zlib.h: [types] uInt is unsigned int here but another libbroker header included before made it another type"
+#endif
+#ifndef LIBBROKER_TYPEDEF_Bytef
+#define LIBBROKER_TYPEDEF_Bytef 0xc8a29bd6
 typedef unsigned char Bytef;
+#elif LIBBROKER_TYPEDEF_Bytef != 0xc8a29bd6
+#error "libbroker_zlib.h: [types] Bytef is unsigned char here but another libbroker header included before made it another type"
+#endif
+#ifndef LIBBROKER_TYPEDEF_z_size_t
+#define LIBBROKER_TYPEDEF_z_size_t 0x1ccd4ff4
 typedef size_t z_size_t;
+#elif LIBBROKER_TYPEDEF_z_size_t != 0x1ccd4ff4
+#error "libbroker_zlib.h: [types] z_size_t is size_t here but another libbroker header included before made it another type"
+#endif
+#ifndef LIBBROKER_TYPEDEF_z_stream
+#define LIBBROKER_TYPEDEF_z_stream 0x3973c6a5
 typedef struct z_stream z_stream;
+#elif LIBBROKER_TYPEDEF_z_stream != 0x3973c6a5
+#error "libbroker_zlib.h: [types] z_stream is struct z_stream here but another libbroker header included before made it another type"
+#endif
+#endif /* LIBBROKER_ZLIB_EXTERNAL_TYPES */
 
 typedef struct libbroker_zlib_table {
     libbroker_table_header header;
@@ -45,14 +81,14 @@ typedef struct libbroker_zlib_table {
 #define LIBBROKER_ZLIB_LAYOUT_DIGEST UINT64_C(0x87eb1d421630c65f)
 #define LIBBROKER_ZLIB_SLOT_COUNT 8u
 
+/* The spec, compacted; the runtime parses it when no cached table fits. */
 static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
-    "# zlib, as most extensions use it: checksums and one-shot compression.\n"
+    "# libbroker spec-digest 92cf4277b5f3b06325e080f68b2ed817ef5acb5faf9f8afe0ba157c6aaf3b49c\n"
     "[library]\n"
     "name = \"zlib\"\n"
     "names = [\"z\", \"zlib1\", \"zlib\"]\n"
     "version = \">=1.2.11\"\n"
     "version-function = \"zlibVersion\"\n"
-    "\n"
     "[types]\n"
     "uLong = \"unsigned long\"\n"
     "uLongf = \"unsigned long\"\n"
@@ -60,21 +96,18 @@ static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
     "Bytef = \"unsigned char\"\n"
     "z_size_t = \"size_t\"\n"
     "z_stream = \"opaque\"\n"
-    "\n"
     "[functions]\n"
     "required = [\n"
-    "  \"const char *zlibVersion(void)\",\n"
-    "  \"uLong crc32(uLong crc, const Bytef *buf, uInt len)\",\n"
-    "  \"uLong adler32(uLong adler, const Bytef *buf, uInt len)\",\n"
-    "  \"int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)\",\n"
-    "  \"int uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)\",\n"
-    "  \"uLong compressBound(uLong sourceLen)\",\n"
+    "\"const char *zlibVersion(void)\",\n"
+    "\"uLong crc32(uLong crc, const Bytef *buf, uInt len)\",\n"
+    "\"uLong adler32(uLong adler, const Bytef *buf, uInt len)\",\n"
+    "\"int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)\",\n"
+    "\"int uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)\",\n"
+    "\"uLong compressBound(uLong sourceLen)\",\n"
     "]\n"
     "optional = [\n"
-    "  # zlib >= 1.2.9\n"
-    "  \"uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)\",\n"
-    "  # never exported by any zlib: tests rely on one optional function being absent\n"
-    "  \"int libbroker_absent_probe(void)\",\n"
+    "\"uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)\",\n"
+    "\"int libbroker_absent_probe(void)\",\n"
     "]\n";
 
 static LIBBROKER_UNUSED const char *const libbroker__zlib_signatures[] = {
@@ -121,37 +154,37 @@ static LIBBROKER_UNUSED libbroker_zlib_table *libbroker_zlib = &libbroker__zlib_
 static LIBBROKER_UNUSED const char *libbroker__zlib_stub_zlibVersion(void)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "zlibVersion");
-    return libbroker_zlib->zlibVersion();
+    return (libbroker_zlib->zlibVersion)();
 }
 
 static LIBBROKER_UNUSED uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "crc32");
-    return libbroker_zlib->crc32(crc, buf, len);
+    return (libbroker_zlib->crc32)(crc, buf, len);
 }
 
 static LIBBROKER_UNUSED uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "adler32");
-    return libbroker_zlib->adler32(adler, buf, len);
+    return (libbroker_zlib->adler32)(adler, buf, len);
 }
 
 static LIBBROKER_UNUSED int libbroker__zlib_stub_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "compress2");
-    return libbroker_zlib->compress2(dest, destLen, source, sourceLen, level);
+    return (libbroker_zlib->compress2)(dest, destLen, source, sourceLen, level);
 }
 
 static LIBBROKER_UNUSED int libbroker__zlib_stub_uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "uncompress");
-    return libbroker_zlib->uncompress(dest, destLen, source, sourceLen);
+    return (libbroker_zlib->uncompress)(dest, destLen, source, sourceLen);
 }
 
 static LIBBROKER_UNUSED uLong libbroker__zlib_stub_compressBound(uLong sourceLen)
 {
     libbroker_lazy_import(libbroker_import_zlib, "zlib", "compressBound");
-    return libbroker_zlib->compressBound(sourceLen);
+    return (libbroker_zlib->compressBound)(sourceLen);
 }
 
 static LIBBROKER_UNUSED uLong libbroker__zlib_stub_crc32_z(uLong crc, const Bytef *buf, z_size_t len)
@@ -160,7 +193,7 @@ static LIBBROKER_UNUSED uLong libbroker__zlib_stub_crc32_z(uLong crc, const Byte
     if (libbroker_zlib->crc32_z == NULL) {
         libbroker_absent_optional("zlib", "crc32_z");
     }
-    return libbroker_zlib->crc32_z(crc, buf, len);
+    return (libbroker_zlib->crc32_z)(crc, buf, len);
 }
 
 static LIBBROKER_UNUSED int libbroker__zlib_stub_libbroker_absent_probe(void)
@@ -169,7 +202,7 @@ static LIBBROKER_UNUSED int libbroker__zlib_stub_libbroker_absent_probe(void)
     if (libbroker_zlib->libbroker_absent_probe == NULL) {
         libbroker_absent_optional("zlib", "libbroker_absent_probe");
     }
-    return libbroker_zlib->libbroker_absent_probe();
+    return (libbroker_zlib->libbroker_absent_probe)();
 }
 
 /* 0, or -1 with ImportError set. Idempotent; needs the GIL. */
