@@ -17,13 +17,21 @@ from ._cdecl import (
     Base,
     FuncType,
     Pointer,
+    cython_safe,
     render,
     render_params,
     resolve,
     uses,
 )
-from ._cdecl import cython_safe
-from ._spec import LIBBROKER_ABI_MAJOR, Spec, pxd_reserved_names
+from ._errors import SpecError
+from ._spec import (
+    DIGEST_MARK,
+    LIBBROKER_ABI_MAJOR,
+    Spec,
+    _load_toml,
+    marked_digest,
+    pxd_reserved_names,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,6 +129,41 @@ def _stub_params(fn: Function) -> FuncType:
     if len(set(names)) != len(names):  # a written "a1" next to an unnamed second parameter
         names = [f"a{index}" for index in range(len(names))]
     return FuncType(ftype.result, [(n, t) for n, (_, t) in zip(names, ftype.params)])
+
+
+def embedded_text(spec: Spec) -> str:
+    """The spec text a generated header embeds (the runtime re-parses it): comments,
+    blank lines and indentation dropped, after a first line keeping ``spec_digest``."""
+    text = spec.text
+    if marked_digest(text):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+    kept = [_without_comment(line).strip() for line in text.split("\n")]
+    body = "".join(line + "\n" for line in kept if line)
+    # A '#' or indentation inside a multi-line TOML string is data: keep the
+    # original text whenever compacting would change what it means.
+    try:
+        same = _load_toml(body, spec.path) == _load_toml(text, spec.path)
+    except SpecError:  # e.g. the end of a multi-line string was cut off as a comment
+        same = False
+    return f"{DIGEST_MARK}{spec.spec_digest}\n{body if same else text}"
+
+
+def _without_comment(line: str) -> str:
+    quote = ""
+    escaped = False
+    for index, char in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            return line[:index]
+    return line
 
 
 def _c_text_initializer(data: bytes) -> list[str]:
@@ -241,7 +284,7 @@ def render_header(spec: Spec) -> str:
         "/* The spec, compacted; the runtime parses it when no cached table fits. */",
         f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
     ]
-    embedded = spec.embedded_text()
+    embedded = embedded_text(spec)
     if len(embedded.encode("utf-8")) < MAX_LITERAL_BYTES:
         out += [f"    {_c_string(line + chr(10))}" for line in embedded.split("\n")[:-1]]
         out[-1] += ";"
@@ -368,7 +411,8 @@ def render_pxd(spec: Spec) -> str:
             modules.setdefault(module, set()).add(used_name)
     for module in sorted(modules):
         out.append(f"from {module} cimport {', '.join(sorted(modules[module]))}")
-    out += ["", f'cdef extern from "libbroker_{name}.h":', "    ctypedef struct libbroker_table_header:"]
+    out += ["", f'cdef extern from "libbroker_{name}.h":',
+            "    ctypedef struct libbroker_table_header:"]
     out += [f"        {ctype} {field}" for ctype, field in _HEADER_FIELDS]
     out.append("")
     tags, declarations = _pxd_tags(spec, used)
@@ -429,4 +473,4 @@ def generate(spec: Spec | str | os.PathLike[str], outdir: str | os.PathLike[str]
     return written
 
 
-__all__ = ["cython_name", "generate", "render_header", "render_pxd"]
+__all__ = ["cython_name", "embedded_text", "generate", "render_header", "render_pxd"]

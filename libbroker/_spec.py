@@ -52,7 +52,7 @@ _RESERVED_SLOTS = ("header",)
 MAX_NAME_LENGTH = 100
 # First line of the text a generated header embeds (a TOML comment): the digest of
 # the spec as written, so a compacted copy keys the same caches as the original.
-_DIGEST_MARK = "# libbroker spec-digest "
+DIGEST_MARK = "# libbroker spec-digest "
 
 
 class Function:
@@ -249,7 +249,7 @@ class Spec:
         blob = f"{LIBBROKER_ABI_MAJOR}\n" + "\n".join(self.signatures)
         self.layout_digest: int = int.from_bytes(
             hashlib.sha256(blob.encode()).digest()[:8], "little")
-        self.spec_digest: str = _marked_digest(text) or hashlib.sha256(text.encode()).hexdigest()
+        self.spec_digest: str = marked_digest(text) or hashlib.sha256(text.encode()).hexdigest()
 
     # -- constructors --------------------------------------------------------------------
     @classmethod
@@ -295,20 +295,6 @@ class Spec:
     def optional_functions(self) -> list[Function]:
         return [fn for fn in self.functions if not fn.required]
 
-    def embedded_text(self) -> str:
-        """The text a generated header embeds: comments, blank lines and indentation
-        dropped (the runtime re-parses it), after a first line keeping ``spec_digest``."""
-        text = self.text
-        if _marked_digest(text):
-            text = text.split("\n", 1)[1] if "\n" in text else ""
-        kept = [line.strip() for line in text.split("\n")]
-        body = "".join(line + "\n" for line in kept if line and not line.startswith("#"))
-        # A '#' or indentation inside a multi-line TOML string is data: keep the
-        # original text whenever compacting would change what it means.
-        if _load_toml(body, self.path) != _load_toml(text, self.path):
-            body = text
-        return f"{_DIGEST_MARK}{self.spec_digest}\n{body}"
-
     def symbol_for(self, fn: Function | str) -> str:
         name = fn if isinstance(fn, str) else fn.name
         return f"{self.symbol_prefix}{name}{self.symbol_suffix}"
@@ -320,7 +306,8 @@ class Spec:
         raise KeyError(name)
 
     def __repr__(self) -> str:
-        return f"<Spec {self.name!r} from {self.path or '<string>'!r}: {len(self.functions)} functions>"
+        source = self.path or "<string>"
+        return f"<Spec {self.name!r} from {source!r}: {len(self.functions)} functions>"
 
     def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:  # noqa: ANN001
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -414,8 +401,10 @@ def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]
     return names
 
 
-def _check_no_opaque_by_value(fname: str, proto: str, ftype: FuncType,  # noqa: PLR0913
-                              opaque: dict[str, str], error, line: int | None) -> None:  # noqa: ANN001
+def _check_no_opaque_by_value(  # noqa: PLR0913
+    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error,  # noqa: ANN001
+    line: int | None,
+) -> None:
     # resolve() spells an opaque [types] name "struct NAME": an incomplete type,
     # which C can pass and return only through pointers.
     values = [("returns", ftype.result)] + [("takes", ptype) for _, ptype in ftype.params]
@@ -429,10 +418,11 @@ def _check_no_opaque_by_value(fname: str, proto: str, ftype: FuncType,  # noqa: 
                             "C type in [types]", line)
 
 
-def _marked_digest(text: str) -> str | None:
-    if not text.startswith(_DIGEST_MARK):
+def marked_digest(text: str) -> str | None:
+    """The digest a text embedded by a generated header carries on its first line."""
+    if not text.startswith(DIGEST_MARK):
         return None
-    digest = text[len(_DIGEST_MARK):].split("\n", 1)[0]
+    digest = text[len(DIGEST_MARK):].split("\n", 1)[0]
     if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
         return digest
     return None
@@ -536,4 +526,5 @@ def _proto_lines(text: str, lines: list[str], key: str, protos: list[str]) -> li
     return found
 
 
-__all__ = ["LIBBROKER_ABI_MAJOR", "MAX_NAME_LENGTH", "Function", "Spec", "pxd_reserved_names"]
+__all__ = ["LIBBROKER_ABI_MAJOR", "MAX_NAME_LENGTH", "Function", "Spec", "marked_digest",
+           "pxd_reserved_names"]

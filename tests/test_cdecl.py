@@ -196,3 +196,18 @@ def test_oracle_catches_a_wrong_type(tmp_path) -> None:  # noqa: ANN001
     spec = spec_of(["unsigned long crc32(int crc, const unsigned char *buf, unsigned len)"])
     with pytest.raises(AssertionError):
         _compile_against(tmp_path, "zlib.h", spec)
+
+
+def test_opaque_struct_tags() -> None:
+    from libbroker._cdecl import opaque_tag
+
+    assert opaque_tag("z_stream", "opaque") == "z_stream"
+    assert opaque_tag("z_stream", " opaque: z_stream_s ") == "z_stream_s"
+    assert opaque_tag("uLong", "unsigned long") is None
+    spec = spec_of(["int f(z_stream *s, struct z_stream_s *t)"], 'z_stream = "opaque:z_stream_s"')
+    # Layout digests spell an opaque type by its [types] name, whatever its tag.
+    assert spec.signatures == ["f: int (struct z_stream *, struct z_stream_s *)"]
+    # "struct z_stream" would be another C type than the typedef, and invalid C++.
+    with pytest.raises(SpecError) as info:
+        spec_of(["int f(struct z_stream *s)"], 'z_stream = "opaque:z_stream_s"')
+    assert "'struct z_stream' but [types] makes 'z_stream' another type" in info.value.message

@@ -14,7 +14,13 @@ import time
 
 import pytest
 
-from libbroker._codegen import _version, generate, render_header, render_pxd
+from libbroker._codegen import (
+    _version,
+    embedded_text,
+    generate,
+    render_header,
+    render_pxd,
+)
 from libbroker._spec import Spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,6 +120,7 @@ required = [
   "void (*sig(int s, void (*h)(int)))(int)",
   "bool flag(_Bool b, FILE *fp, ssize_t n, int64_t w, struct tagged *t)",
   "void setcb(cb_t cb, vec v, const char *const *names)",
+  "void *grow(void *class, size_t new)",
 ]
 optional = ["void nothing(void)"]
 """
@@ -127,6 +134,9 @@ def test_names_cython_reserves_are_renamed() -> None:
     assert 'ctypedef bint c_bool "bool"' in pxd and "cdef struct tagged" in pxd
     header = render_header(Spec.from_string(EDGE))
     assert "static int libbroker__edge_stub_table(int a0, int a1);" in header  # a1 collision
+    # C++ keywords as parameter names are dropped (the C++ test compiles this header).
+    assert "void *(*grow)(void *, size_t);" in header
+    assert "static void *libbroker__edge_stub_grow(void *a0, size_t a1);" in header
 
 
 def _gcc(*args: str) -> subprocess.CompletedProcess:
@@ -192,7 +202,7 @@ def test_compiled_constants_match_the_spec(tmp_path) -> None:  # noqa: ANN001
         count = len(spec.functions)
         assert lines[3:3 + count] == spec.signatures
         embedded = "\n".join(lines[3 + count:])
-        assert embedded == spec.embedded_text()
+        assert embedded == embedded_text(spec)
         again = Spec.from_string(embedded)
         assert again.signatures == spec.signatures
         assert again.spec_digest == spec.spec_digest  # the digest of the text as written
@@ -220,7 +230,8 @@ def test_cython_accepts_the_pxd(tmp_path) -> None:  # noqa: ANN001
         "    sq.sqlite3_exec(db, b'select 1', cb, NULL, NULL)\n"
         "    e.setcb(ecb, NULL, NULL)\n"
         "    return (r, zlib.table.crc32_z != NULL, zlib.table.header.library_path,\n"
-        "            zlib.LAYOUT_DIGEST, m.hypot(3, 4), e.raise_(0), e.flag(True, NULL, 0, 0, NULL))\n"
+        "            zlib.LAYOUT_DIGEST, m.hypot(3, 4), e.raise_(0), e.flag(True, NULL, 0, 0, NULL),\n"
+        "            e.table_(1, 2), e.table.table_ != NULL, <size_t>e.grow(NULL, 0))\n"
     )
     cython = subprocess.run(
         [sys.executable, "-m", "cython", "-3", "-I", str(tmp_path), str(pyx)],
@@ -250,3 +261,149 @@ def test_large_spec_speed(tmp_path) -> None:  # noqa: ANN001
     print(f"\n1,500-function spec: parse {parsed - start:.3f} s, generate {done - parsed:.3f} s")
     assert len(spec.functions) == 1500
     assert done - start < 5.0
+
+
+def _big_spec_text(count: int) -> str:
+    lines = ['# A large spec: the generated header must embed it portably.',
+             '[library]\nname = "big"  # a table\nnames = ["big", "b\u00efg#1"]\n'
+             '[types]\nhandle = "opaque"\nreal = "double"\n'
+             'cb = "int (*)(void *, const char *)"\n[functions]\nrequired = [']
+    lines += [f'  "int f{i}(handle *h, const real *x, size_t n, cb c, unsigned long long flags, '
+              f'const char *name)",  # caf\u00e9 {i}' if i % 100 == 0 else
+              f'  "int f{i}(handle *h, const real *x, size_t n, cb c, unsigned long long flags, '
+              f'const char *name)",' for i in range(count)]
+    return "\n".join(lines) + "\n]\n"
+
+
+def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:  # noqa: ANN001
+    spec = Spec.from_string(_big_spec_text(1500), path="big.toml")
+    assert len(spec.text.encode()) > 65536  # beyond MSVC's string literal limit
+    header = render_header(spec)
+    assert "static LIBBROKER_UNUSED const char libbroker__big_spec_text[] = {" in header
+    assert "'b', '\\303', '\\257', 'g', '#'" in header  # UTF-8 bytes, one per item
+    generate(spec, tmp_path)
+    source = tmp_path / "prog_big.c"
+    # Python.h first, as Python requires under a strict -std.
+    program = PROGRAM.replace("NAME", "big").replace("UPPER", "BIG")
+    source.write_text("#include <Python.h>\n" + program)
+    exe = tmp_path / "prog_big"
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    result = _gcc("-std=c99", "-pedantic", "-Wall", "-Wextra", "-Woverlength-strings", "-Werror",
+                  f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source), "-o",
+                  str(exe), f"-L{libdir}", f"-Wl,-rpath,{libdir}", f"-lpython{version}")
+    assert result.returncode == 0, result.stderr[:3000]
+    out = subprocess.run([str(exe)], capture_output=True, check=True).stdout.decode()
+    embedded = "\n".join(out.split("\n")[3 + 1500:])
+    assert embedded == embedded_text(spec) and "caf" not in embedded  # comments dropped
+    again = Spec.from_string(embedded)
+    assert again.signatures == spec.signatures
+    assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
+    # A small spec keeps a readable literal.
+    small = render_header(load("zlib"))
+    assert 'libbroker__zlib_spec_text[] =\n    "# libbroker spec-digest ' in small
+
+
+ZLIB_USER = r"""
+#include <Python.h>
+#include <zlib.h>
+#include "libbroker_zlib.h"
+int use(z_stream *stream, const Bytef *data, uInt size);
+int use(z_stream *stream, const Bytef *data, uInt size)
+{
+    z_stream local;
+    uLong crc = (libbroker_zlib->crc32)(0, data, size);
+    local.zalloc = Z_NULL;  /* a member: zlib.h's own struct is in use */
+    (void)local;
+    if ((libbroker_zlib->deflateEnd)(stream) != Z_OK) return -1;
+    return (libbroker_zlib->deflateInit)(stream, Z_DEFAULT_COMPRESSION) + (int)crc;
+}
+"""
+
+
+def _zlib_with_tag(tmp_path) -> Spec:  # noqa: ANN001
+    text = load("zlib").text.replace('z_stream = "opaque"', 'z_stream = "opaque:z_stream_s"')
+    # deflateInit is a function-like macro in zlib.h: the stubs must not expand it.
+    text = text.replace("optional = [", 'optional = [\n  "int deflateEnd(z_stream *strm)",\n'
+                        '  "int deflateInit(z_stream *strm, int level)",')
+    return Spec.from_string(text, path=str(tmp_path / "zlib.toml"))
+
+
+@pytest.mark.parametrize("flags", [
+    ["-std=c11"],  # compatible typedef redefinitions are valid C11
+    ["-std=c99", "-pedantic", "-DLIBBROKER_ZLIB_EXTERNAL_TYPES"],
+    ["-std=c11", "-pedantic", "-DLIBBROKER_ZLIB_EXTERNAL_TYPES"],
+    ["-x", "c++", "-std=c++11"],
+])
+def test_generated_header_with_the_real_zlib_h(tmp_path, flags: list[str]) -> None:  # noqa: ANN001
+    if not os.path.exists("/usr/include/zlib.h"):
+        pytest.skip("zlib.h is not installed")
+    spec = _zlib_with_tag(tmp_path)
+    assert spec.layout_digest == load("zlib").layout_digest or len(spec.functions) == 10
+    generate(spec, tmp_path)
+    assert "typedef struct z_stream_s z_stream;" in render_header(spec)
+    source = tmp_path / "user.c"
+    source.write_text(ZLIB_USER)
+    result = _gcc("-fsyntax-only", "-Wall", "-Wextra", "-Werror", *flags, f"-I{INCLUDE}",
+                  f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+    assert result.returncode == 0, result.stderr
+    # Without the tag the typedefs conflict: what the tag and the macro are for.
+    generate(load("zlib"), tmp_path)
+    source.write_text("#include <zlib.h>\n#include \"libbroker_zlib.h\"\n")
+    result = _gcc("-fsyntax-only", "-std=c11", f"-I{INCLUDE}", f"-I{tmp_path}",
+                  f"-I{PY_INCLUDE}", str(source))
+    assert result.returncode != 0 and "z_stream" in result.stderr
+    result = _gcc("-fsyntax-only", "-std=c11", "-Wall", "-Werror",
+                  "-DLIBBROKER_ZLIB_EXTERNAL_TYPES", f"-I{INCLUDE}", f"-I{tmp_path}",
+                  f"-I{PY_INCLUDE}", str(source))
+    assert result.returncode == 0, result.stderr
+
+
+def test_struct_tag_does_not_change_the_layout_digest(tmp_path) -> None:  # noqa: ANN001
+    plain = load("zlib")
+    tagged = Spec.from_string(plain.text.replace('"opaque"', '"opaque:z_stream_s"'))
+    assert tagged.layout_digest == plain.layout_digest
+    assert tagged.signatures == plain.signatures
+    assert tagged.opaque_tags == {"z_stream": "z_stream_s"}
+    assert "    ctypedef struct z_stream\n" in render_pxd(tagged)
+
+
+def test_slots_are_called_through_parentheses_under_tgmath(tmp_path) -> None:  # noqa: ANN001
+    spec = load("libm")
+    generate(spec, tmp_path)
+    header = render_header(spec)
+    assert "return (libbroker_libm->cos)(x);" in header
+    assert "libbroker_libm->cos(" not in header
+    assert '"(libbroker_libm->cos)"' in render_pxd(spec)
+    source = tmp_path / "tg.c"
+    source.write_text('#include <Python.h>\n#include <tgmath.h>\n#include "libbroker_libm.h"\n'
+                      "double twice(double x);\n"
+                      "double twice(double x) { return (libbroker_libm->cos)(x) + cos(x); }\n")
+    for std in ("-std=c99", "-std=c11"):
+        result = _gcc("-fsyntax-only", std, "-Wall", "-Wextra", "-Werror", f"-I{INCLUDE}",
+                      f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+        assert result.returncode == 0, result.stderr
+
+
+def test_two_headers_sharing_a_typedef(tmp_path) -> None:  # noqa: ANN001
+    generate(load("zlib"), tmp_path)
+    same = ('[library]\nname = "other"\n[types]\nuLong = "unsigned long"\n'
+            'Bytef = "unsigned char"\nz_stream = "opaque"\n'
+            '[functions]\nrequired = ["uLong other_sum(const Bytef *p, uLong n, z_stream *s)"]\n')
+    generate(Spec.from_string(same), tmp_path)
+    source = tmp_path / "two.c"
+    source.write_text('#include "libbroker_zlib.h"\n#include "libbroker_other.h"\n'
+                      "uLong both(const Bytef *p);\n"
+                      "uLong both(const Bytef *p) { return (libbroker_zlib->crc32)(0, p, 1) + "
+                      "(libbroker_other->other_sum)(p, 1, NULL); }\n")
+    for language in (["-std=c99", "-pedantic"], ["-x", "c++", "-std=c++11", "-pedantic"]):
+        result = _gcc("-fsyntax-only", "-Wall", "-Wextra", "-Werror", *language,
+                      f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+        assert result.returncode == 0, result.stderr
+    # The same name for another type cannot work in one file: a clear #error says so.
+    generate(Spec.from_string(same.replace('uLong = "unsigned long"', 'uLong = "unsigned int"')),
+             tmp_path)
+    result = _gcc("-fsyntax-only", "-std=c99", f"-I{INCLUDE}", f"-I{tmp_path}",
+                  f"-I{PY_INCLUDE}", str(source))
+    assert result.returncode != 0
+    assert "[types] uLong is unsigned int here but another libbroker header" in result.stderr

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from libbroker._codegen import embedded_text
 from libbroker._errors import SpecError
 from libbroker._spec import LIBBROKER_ABI_MAJOR, Spec
 
@@ -142,7 +143,32 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + 'version-function = "get version"\n' + FUNCS, "not a C identifier", 3),
         (HEAD + 'symbol-suffix = "-64"\n' + FUNCS, "symbol-suffix", 3),
         (HEAD + 'version-function = "v"\n[functions]\nrequired = ["int v(void)"]\n',
-         "const char *NAME(void)", 5),
+         "version-function must return const char * and take no arguments", 5),
+        (HEAD + 'version-function = "v"\n[functions]\nrequired = ["const char *v(int)"]\n',
+         "'v' (line 3) is declared at line 5", 5),
+        (HEAD + "[types]\nS = 'opaque'\n[functions]\nrequired = ['S f(void)']\n",
+         "'f' ('S f(void)') returns the opaque type 'S' by value", 6),
+        (HEAD + "[types]\nS = 'opaque:s_tag'\nT = 'S'\n[functions]\nrequired = [\n"
+         "  'int g(S *ok)',\n  'int f(int a, T s)',\n]\n",
+         "'f' ('int f(int a, T s)') takes the opaque type 'S' by value", 9),
+        (HEAD + "[types]\nclass = 'int'\n" + FUNCS, "C++ keyword", 4),
+        (HEAD + "[types]\ntemplate = 'opaque'\n" + FUNCS, "C++ keyword", 4),
+        (HEAD + "[types]\ncdef = 'int'\n" + FUNCS, "Cython keyword", 4),
+        (HEAD + "[types]\nctypedef = 'int'\n" + FUNCS, "Cython keyword", 4),
+        (HEAD + "[types]\nlambda = 'int'\n" + FUNCS, "Python or Cython keyword", 4),
+        (HEAD + "[types]\ntable = 'int'\n" + FUNCS, "the generated .pxd defines", 4),
+        (HEAD + "[types]\nimport_t = 'int'\n" + FUNCS, "the generated .pxd defines", 4),
+        (HEAD + "[types]\nS = 'opaque:2x'\n" + FUNCS, "struct tag '2x' is not a C identifier", 4),
+        (HEAD + "[types]\nS = 'opaque:new'\n" + FUNCS, "C++ keyword", 4),
+        (HEAD + "[types]\nS = 'opaque:T'\nT = 'int'\n" + FUNCS, "also a [types] name", 4),
+        (HEAD + "[functions]\nrequired = ['int class(int)']\n", "C++ keyword", 4),
+        (HEAD + "[functions]\nrequired = ['int table(int)', 'int table_(int)']\n",
+         "would both be 'table_' in the .pxd", 4),
+        (HEAD + "[functions]\nrequired = [\n  'int cdef_(int)',\n  'int cdef(int)',\n]\n",
+         "(line 5) would both be 'cdef_'", 6),
+        (HEAD + "[types]\nabc_ = 'int'\n[functions]\nrequired = ['int abc(abc_ x)']\n"
+         "optional = ['int print(int)']\n", None, None),
+        ('[library]\nname = "' + "t" * 101 + '"\n' + FUNCS, "at most 100", 2),
         (HEAD + "[functions]\nrequired = [\n  'int f(int a)',\n  'int f(int b)',\n]\n",
          "declared twice", 6),
         (HEAD + "[functions]\nrequired = ['int f(int a)']\noptional = [\n  'int f(int a)',\n]\n",
@@ -164,9 +190,14 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + "[extra]\nx = 1\n" + FUNCS, "'extra'", 3),
     ],
 )
-def test_malformed_spec(text: str, message: str, line: int | None, tmp_path) -> None:  # noqa: ANN001
+def test_malformed_spec(  # noqa: ANN001
+    text: str, message: str | None, line: int | None, tmp_path
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text, encoding="utf-8")
+    if message is None:  # a control case: a near miss that is valid
+        Spec.from_file(path)
+        return
     with pytest.raises(SpecError) as info:
         Spec.from_file(path)
     err = info.value
@@ -197,3 +228,50 @@ def test_spec_error_is_chained_from_the_parser_error() -> None:
     with pytest.raises(SpecError) as info:
         Spec.from_string('[library]\nname = "t\n')
     assert info.value.__cause__ is not None
+
+
+def test_renamed_cython_names_and_limits() -> None:
+    spec = Spec.from_string(HEAD + "[functions]\nrequired = ['int table(int)', 'int cdef(int)', "
+                            "'int import_t(void)', 'int SLOT_COUNT(void)', 'int f(int)']\n")
+    assert spec.cython_names == {"table": "table_", "cdef": "cdef_", "import_t": "import_t_",
+                                 "SLOT_COUNT": "SLOT_COUNT_", "f": "f"}
+    assert Spec.from_string('[library]\nname = "' + "t" * 100 + '"\n' + FUNCS).name == "t" * 100
+
+
+def test_version_function_may_be_undeclared() -> None:
+    spec = Spec.from_string(HEAD + 'version-function = "zlibVersion"\n'
+                            "[functions]\nrequired = ['unsigned long crc32(unsigned long)']\n")
+    assert spec.version_function == "zlibVersion" and [f.name for f in spec.functions] == ["crc32"]
+    alias = Spec.from_string(HEAD + 'version-function = "v"\n[types]\ncstr = "const char *"\n'
+                             "[functions]\nrequired = ['cstr v(void)', 'int w(char *)']\n")
+    assert alias.function("v").return_type == "const char *"
+
+
+def test_embedded_text_is_compact_and_keeps_the_digest() -> None:
+    spec = Spec.from_file(ZLIB)
+    embedded = embedded_text(spec)
+    assert embedded.startswith(f"# libbroker spec-digest {spec.spec_digest}\n")
+    body = embedded.split("\n", 1)[1]
+    assert "#" not in body and "\n\n" not in body and "\n " not in body
+    assert len(embedded) < len(spec.text) + 10
+    again = Spec.from_string(embedded)
+    assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
+    assert again.signatures == spec.signatures and again.types == spec.types
+    assert embedded_text(again) == embedded  # stable when regenerated from it
+    # Only the marker's exact form is trusted; anything else is hashed as usual.
+    forged = "# libbroker spec-digest xyz\n" + body
+    assert Spec.from_string(forged).spec_digest == hashlib.sha256(forged.encode()).hexdigest()
+
+
+def test_embedded_text_keeps_multiline_strings() -> None:
+    # Indentation and '#' inside a multi-line string are data: compacting them would
+    # change the spec, so the text is embedded as written.
+    text = (HEAD + 'names = ["""t\n  # not a comment"""]\n[functions]\n'
+            "required = ['int f(void)']  # a comment\n")
+    spec = Spec.from_string(text)
+    assert spec.names == ["t\n  # not a comment"]
+    embedded = embedded_text(spec)
+    assert embedded.split("\n", 1)[1] == text
+    assert Spec.from_string(embedded).names == spec.names
+    inline = Spec.from_string(HEAD + 'names = ["a#b", \'c#d\']  # link names\n' + FUNCS)
+    assert 'names = ["a#b", \'c#d\']\n' in embedded_text(inline)
