@@ -6,8 +6,6 @@ PyCapsules. This module stays light: importing it must not pull `packaging`,
 `re`, `typing`, `tomllib` or `importlib.metadata` (the heavy parts load lazily).
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 from ._api import candidates, find, get_include, load, loaded

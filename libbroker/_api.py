@@ -5,8 +5,6 @@ on-disk index (validated by directory mtimes and file identities, no ELF
 parsing), and a full search. Only the last imports packaging or tomllib.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -77,7 +75,7 @@ def _loaded_copy(name: str, version: str | None) -> Library | None:
     return None
 
 
-def find(name: str, version: str | None = None, *, packages: Sequence[str] = ()) -> LibraryInfo:
+def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = ()) -> LibraryInfo:
     """Locate library *name* (a link name such as "z"), never loading it.
 
     Order (design.md 3.5): overrides, then a copy libbroker already loaded that
@@ -113,7 +111,7 @@ def find(name: str, version: str | None = None, *, packages: Sequence[str] = ())
 _LIBTOOL_NAMES = ("sqlite3",)  # mirrors _resolve.LIBTOOL_NUMBERED without importing it
 
 
-def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInfo:
+def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
     key = (name, version, tuple(packages), _env_key())
     now = time.monotonic()
     hit = _memo.get(key)
@@ -164,7 +162,7 @@ def _find(name: str, version: str | None, packages: Sequence[str]) -> LibraryInf
 
 
 def candidates(
-    name: str, version: str | None = None, *, packages: Sequence[str] = ()
+    name: str, version: str | None = None, *, packages: "Sequence[str]" = ()
 ) -> list[Candidate]:
     """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
     from ._resolve import resolve

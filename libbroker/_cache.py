@@ -5,8 +5,7 @@ and imports nothing (json pulls `re`). A corrupt, foreign or unwritable cache is
 ignored, never fatal: the cache only ever saves work.
 """
 
-from __future__ import annotations
-
+import _thread
 import marshal
 import os
 import sys
@@ -56,7 +55,8 @@ def load(kind: str) -> dict:
 def store(kind: str, data: dict) -> None:
     """Atomically replace the dict stored under *kind*; failures are ignored."""
     path = _file(kind)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # pid and thread: two writers in one process must not share a temporary file.
+    tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as f:

@@ -5,8 +5,6 @@ the fix where there is one. Kept free of heavy imports: this module is on the
 warm import path of every consumer.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -43,8 +41,8 @@ class LibraryNotFoundError(BrokerError, LookupError):
         name: str,
         *,
         version: str | None = None,
-        searched: Sequence[str] = (),
-        rejected: Iterable[tuple[str, str]] = (),
+        searched: "Sequence[str]" = (),
+        rejected: "Iterable[tuple[str, str]]" = (),
         hint: str | None = None,
     ) -> None:
         self.name = name
@@ -92,7 +90,7 @@ class IncompatibleLibraryError(BrokerError):
 class MissingSymbolError(BrokerError, LookupError):
     """Required symbols are absent from a library. Names all of them at once."""
 
-    def __init__(self, path: str, missing: Sequence[str], *, table: str | None = None) -> None:
+    def __init__(self, path: str, missing: "Sequence[str]", *, table: str | None = None) -> None:
         self.path = path
         self.missing = list(missing)
         self.table = table

@@ -4,8 +4,6 @@ The same file reached through a symlink or a second path is the same file
 (device, inode), so it gets the same Library object and handle.
 """
 
-from __future__ import annotations
-
 import os
 # _thread, not threading: threading pulls functools and collections (about 2 ms
 # in a fresh process) onto a consumer's import path; the lock is the same C type.

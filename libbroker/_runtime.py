@@ -7,8 +7,6 @@ which parses the spec (tomllib, pycparser, packaging). Keep this module's
 imports light.
 """
 
-from __future__ import annotations
-
 # _thread, not threading: threading pulls functools and collections (about 2 ms
 # in a fresh process) onto a consumer's import path; the lock is the same C type.
 import _thread
@@ -23,7 +21,7 @@ TABLES_KIND = "tables"
 lock = _thread.RLock()
 by_spec: dict[str, object] = {}
 by_layout: dict[tuple, object] = {}
-table_library: dict[int, Library] = {}
+table_library: "dict[int, Library]" = {}
 
 
 def import_table(name: str, spec_digest: str, spec_text: str) -> object:
@@ -77,7 +75,7 @@ def _from_disk(spec_digest: str) -> object | None:
 
 
 def register(
-    library: Library, table: str, layout: int, signatures: list[str], addresses: list[int]
+    library: "Library", table: str, layout: int, signatures: list[str], addresses: list[int]
 ) -> object:
     """One table per (library file, layout digest) per process."""
     key = (library.identity, layout, table)

@@ -5,14 +5,12 @@ Plain classes with __slots__ (no dataclasses: that module imports `re` and
 version text into a `packaging.version.Version` only when asked.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from packaging.version import Version
 
 
-def parse_version(text: str | None) -> Version | None:
+def parse_version(text: str | None) -> "Version | None":
     """The first whitespace-separated token of *text* that parses as a version."""
     if not text:
         return None
@@ -48,7 +46,7 @@ class LibraryInfo:
         self._version: object = _UNSET
 
     @property
-    def version(self) -> Version | None:
+    def version(self) -> "Version | None":
         """The library's version, a `packaging.version.Version`, or None when unknown."""
         if self._version is _UNSET:
             self._version = parse_version(self.version_text)
@@ -107,7 +105,7 @@ class Candidate:
         self.missing: list[str] = []  # required symbols it lacks, when that is the reason
 
     @property
-    def version(self) -> Version | None:
+    def version(self) -> "Version | None":
         return parse_version(self.version_text)
 
     def as_dict(self) -> dict[str, object]:
