@@ -137,3 +137,65 @@ required = ["int RAND_bytes(unsigned char *buf, int num)"]
     # be refused, never dereferenced.
     with pytest.raises(libbroker.IncompatibleLibraryError, match="not a const char"):
         libbroker.table(text)
+
+
+VERSIONS_C = """
+const char *lbv_null(void) { return 0; }
+const char *lbv_junk(void) { return "no version in here"; }
+const char *lbv_good(void) { return "lbv library 4.2.0 (built today)"; }
+int lbv_one(void) { return 1; }
+"""
+
+
+@pytest.fixture(scope="module")
+def lbv_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc builds the test library")
+    directory = tmp_path_factory.mktemp("lbv")
+    os.chmod(directory, 0o755)
+    (directory / "lbv.c").write_text(VERSIONS_C)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbv.so.4", "-o", str(directory / "liblbv.so.4"),
+         str(directory / "lbv.c")],
+        check=True,
+    )
+    return str(directory)
+
+
+def _lbv_spec(function: str, version: str | None = ">=4") -> str:
+    wanted = f'version = "{version}"\n' if version else ""
+    return (
+        f'[library]\nname = "lbv_{function}"\nnames = ["lbv"]\n{wanted}'
+        f'version-function = "lbv_{function}"\n'
+        f'[functions]\nrequired = ["int lbv_one(void)", "const char *lbv_{function}(void)"]\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [("null", "returned NULL"), ("junk", "no token parses as a version")],
+)
+def test_version_function_null_or_nonsense(lbv_dir, monkeypatch, function, message) -> None:
+    monkeypatch.setenv("LIBBROKER_PATH", lbv_dir)
+    with pytest.raises(libbroker.IncompatibleLibraryError, match=message):
+        libbroker.table(_lbv_spec(function))
+
+
+def test_version_function_first_version_token(lbv_dir, monkeypatch) -> None:
+    monkeypatch.setenv("LIBBROKER_PATH", lbv_dir)
+    info = _info(libbroker.table(_lbv_spec("good")))
+    assert info["library_version"] == "4.2.0"
+    with pytest.raises(libbroker.IncompatibleLibraryError, match="4.2.0"):
+        libbroker.table(_lbv_spec("good", ">=5").replace('name = "lbv_good"', 'name = "lbv_good5"'))
+
+
+def test_too_new_glibc_refused_by_load(tmp_path, libz) -> None:
+    data = open(os.path.realpath(libz), "rb").read()
+    assert b"GLIBC_2.14" in data
+    patched = tmp_path / "libz.so.1.2.13"
+    patched.write_bytes(data.replace(b"GLIBC_2.14", b"GLIBC_9.99"))
+    with pytest.raises(libbroker.IncompatibleLibraryError, match="GLIBC_9.99"):
+        libbroker.load(str(patched))
