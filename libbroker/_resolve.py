@@ -9,6 +9,7 @@ a version inside the specifier, and exports the required symbols.
 from __future__ import annotations
 
 import os
+import stat
 
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
@@ -17,7 +18,7 @@ from ._types import Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from packaging.specifiers import SpecifierSet
 
@@ -116,7 +117,7 @@ def judge(
     entry: Entry,
     name: str,
     specifier: SpecifierSet | None,
-    required: Sequence[str],
+    required: Sequence[str] | Callable[[Entry], Sequence[str]],
     rank: int,
 ) -> Candidate:
     """The verdict on one file; never raises for a bad file."""
@@ -140,6 +141,13 @@ def judge(
     real = os.path.realpath(path)
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
+        return cand
+    mode = os.stat(real).st_mode
+    if mode & stat.S_IWOTH and os.name != "nt":
+        cand.reason = (
+            f"the file is world-writable (mode {stat.S_IMODE(mode):o}); anybody could replace "
+            "its code"
+        )
         return cand
     facts = binary_facts(real)
     if facts.get("error"):
@@ -172,6 +180,9 @@ def judge(
         if not specifier.contains(version, prereleases=True):
             cand.reason = f"version {str(version)!r} is outside the specifier {str(specifier)!r}"
             return cand
+    if callable(required):
+        # Per-file symbol names: a provider's manifest may set the prefix/suffix.
+        required = required(entry)
     if required:
         try:
             exported = exported_functions(real)
@@ -234,7 +245,7 @@ def resolve(
     version: str | None = None,
     *,
     packages: Sequence[str] = (),
-    required: Sequence[str] = (),
+    required: Sequence[str] | Callable[[Entry], Sequence[str]] = (),
     stop_at_first: bool = True,
 ) -> Resolution:
     """Search and judge; `chosen` is the first accepted candidate in rank order."""

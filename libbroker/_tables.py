@@ -10,6 +10,7 @@ from ._types import Library, parse_version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._discovery import Entry
     from ._resolve import Resolution
     from ._spec import Spec
 
@@ -120,6 +121,13 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
 
     specifier = parse_specifier(spec.version)
     required = [s for s, fn in zip(symbols_for(spec), spec.functions) if fn.required]
+
+    def required_for(entry: Entry) -> list[str]:
+        if entry.prefix is None and entry.suffix is None:
+            return required
+        names = symbols_for(spec, entry.prefix, entry.suffix)
+        return [s for s, fn in zip(names, spec.functions) if fn.required]
+
     for link in spec.names:
         for library in _loader.loaded_named(link):
             if _satisfies_loaded(spec, library, specifier, required):
@@ -134,7 +142,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             link,
             None if spec.version_function else spec.version,
             packages=spec.packages,
-            required=required,
+            required=required_for,
             stop_at_first=False,
         )
         last = resolution
@@ -153,7 +161,8 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
                 version_text=cand.version_text,
                 judged=True,
             )
-            problem = _version_problem(spec, library, specifier)
+            entry = resolution.entries[resolution.candidates.index(cand)]
+            problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
             if problem is None:
                 resolution.chosen = cand
                 return library, resolution
@@ -199,13 +208,15 @@ def _satisfies_loaded(spec: Spec, library: Library, specifier, required: list[st
     return _version_problem(spec, library, specifier) is None
 
 
-def _version_problem(spec: Spec, library: Library, specifier) -> str | None:  # type: ignore[no-untyped-def]
+def _version_problem(  # type: ignore[no-untyped-def]
+    spec: Spec, library: Library, specifier, prefix: str | None = None, suffix: str | None = None
+) -> str | None:
     """None when the loaded library's version fits; else why not."""
     if spec.version_function:
         from . import _master
 
         fn = spec.version_function
-        symbol = f"{spec.symbol_prefix or ''}{fn}{spec.symbol_suffix or ''}"
+        symbol = f"{spec.symbol_prefix or prefix or ''}{fn}{spec.symbol_suffix or suffix or ''}"
         address = _master.dlsym(library.handle, symbol)
         if not address and symbol != fn:
             address = _master.dlsym(library.handle, fn)

@@ -219,3 +219,10 @@ def test_soname_major_must_match_file_name(override, libz) -> None:
     cands = [c for c in libbroker.candidates("z") if c.origin == "override"]
     assert len(cands) == 1 and not cands[0].accepted
     assert "SONAME 'libz.so.1'" in cands[0].reason and "major version 2" in cands[0].reason
+
+
+def test_world_writable_file_refused(override, libz) -> None:
+    path = override / "liblbwwf.so.1"
+    shutil.copy(os.path.realpath(libz), path)
+    os.chmod(path, 0o666)
+    _assert_rejected("lbwwf", str(path), "world-writable")

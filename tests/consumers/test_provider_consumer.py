@@ -146,3 +146,51 @@ def _build_pyx(workdir: Path, spec: Path) -> None:
         [sys.executable, "setup.py", "build_ext", "--inplace", "-q"],
         cwd=workdir, check=True, capture_output=True, timeout=600,
     )
+
+
+PFX_C = """
+int pfx_add(int a, int b) { return a + b; }
+const char *pfx_version(void) { return "pfx 1.4.2"; }
+"""
+
+
+def test_manifest_symbol_prefix_applies_to_a_plain_spec(tmp_path: Path) -> None:
+    """A provider whose symbols carry a prefix (as scipy-openblas's do) serves a
+    generic spec that names the plain functions: the manifest's prefix is used."""
+    src = tmp_path / "pfx.c"
+    src.write_text(PFX_C)
+    lib = tmp_path / "build" / "liblbpfx.so.1"
+    lib.parent.mkdir()
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbpfx.so.1", "-o", str(lib), str(src)], check=True)
+    shipped = tmp_path / "shipped.toml"
+    shipped.write_text(
+        '[library]\nname = "lbpfx"\nnames = ["lbpfx"]\nsymbol-prefix = "pfx_"\n'
+        '[functions]\nrequired = ["int add(int a, int b)"]\n'
+    )
+    wheel = libbroker._wrap.wrap(str(lib), name="lbpfx", version="1.4.2", out_dir=str(tmp_path / "dist"), spec=str(shipped))
+    site = tmp_path / "site"
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:  # what an installer does with a wheel
+        zf.extractall(site)
+    generic = (
+        '[library]\nname = "lbpfx_generic"\nnames = ["lbpfx"]\nversion = ">=1.4"\n'
+        'version-function = "version"\n'
+        '[functions]\nrequired = ["int add(int a, int b)", "const char *version(void)"]\n'
+    )
+    code = f"""
+        import ctypes, libbroker
+        from libbroker import _master
+        info = _master.table_info(libbroker.table({generic!r}))
+        add = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)(info["slots"][0])
+        print(add(20, 22), info["library_version"], info["library_path"])
+    """
+    import packaging
+    import platformdirs
+    import pycparser
+
+    roots = {str(Path(m.__file__).resolve().parent.parent) for m in (libbroker, packaging, platformdirs, pycparser)}
+    out = _run(Path(sys.executable), code, [str(site), *sorted(roots)], tmp_path / "cache")
+    assert out.returncode == 0, out.stderr
+    result, version, path = out.stdout.split()
+    assert result == "42" and version == "1.4.2" and path.startswith(str(site))
