@@ -39,7 +39,10 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
         path = os.path.join(directory, filename)
         if name is None or path in seen or not _is_elf(path):  # linker scripts are not libraries
             continue
-        seen.add(path)
+        real = os.path.realpath(path)
+        if real in seen:  # libz.so and libz.so.1.2.13 behind libz.so.1: one library
+            continue
+        seen.update((path, real))
         found.append({"name": name, "path": path})
     return found
 
@@ -70,8 +73,8 @@ def visible_libraries() -> dict[str, list[dict[str, str]]]:
             system += _scan(directory, seen)
     for soname, path in ld_cache_entries():
         name = _link_name(soname)
-        if name and path not in seen:
-            seen.add(path)
+        if name and path not in seen and os.path.realpath(path) not in seen:
+            seen.update((path, os.path.realpath(path)))
             system.append({"name": name, "path": path})
     for directory in default_dirs():
         system += _scan(directory, seen)
