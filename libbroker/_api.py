@@ -6,13 +6,12 @@ parsing), and a full search. Only the last imports packaging or tomllib.
 """
 
 import os
-import time
-
 import sys
+import time
 
 from . import _cache
 from ._errors import LibraryNotFoundError
-from ._types import Candidate, Library, LibraryInfo
+from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,31 +25,6 @@ _memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
 def get_include() -> str:
     """The directory holding libbroker.h (add it to a consumer's include path)."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
-
-
-def _env_key() -> tuple:
-    env = os.environ
-    return (
-        env.get("LIBBROKER_PATH"),
-        env.get("LD_LIBRARY_PATH"),
-        env.get("CONDA_PREFIX"),
-        env.get("LIBBROKER_CONFIG"),
-    )
-
-
-def _stamps_valid(stamps: list) -> bool:
-    config_stamp = _cache.config_stamp
-    for path, stamp in stamps:
-        if path == "@config":
-            if stamp != config_stamp()[1]:
-                return False
-        elif path == "@file":
-            real, ident = stamp
-            if _cache.identity(real) != ident:
-                return False
-        elif _cache.dir_stamp(path) != stamp:
-            return False
-    return True
 
 
 def _loader_in_use():  # type: ignore[no-untyped-def]
@@ -83,7 +57,7 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
     environment and the system.
     """
     if not isinstance(name, str) or not name or os.sep in name or name != name.strip():
-        _check_name(name if not isinstance(name, str) or os.sep not in name else None, "find")
+        _check_name(name, "find")  # raises; the test above keeps the warm path to one check
     try:
         info = _find(name, version, packages)
     except LibraryNotFoundError:
@@ -98,7 +72,7 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
-    if info.version_text is None and name in _LIBTOOL_NAMES:
+    if info.version_text is None and name in LIBTOOL_NUMBERED:
         # Its version is knowable without loading once something mapped it.
         from ._resolve import _version_if_mapped
 
@@ -108,16 +82,13 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
     return info
 
 
-_LIBTOOL_NAMES = ("sqlite3",)  # mirrors _resolve.LIBTOOL_NUMBERED without importing it
-
-
 def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
-    key = (name, version, tuple(packages), _env_key())
+    key = (name, version, tuple(packages), _cache.env_key())
     now = time.monotonic()
     hit = _memo.get(key)
     if hit is not None:
         checked, info, stamps = hit
-        if now - checked < _RECHECK_SECONDS or _stamps_valid(stamps):
+        if now - checked < _RECHECK_SECONDS or _cache.stamps_valid(stamps):
             if now - checked >= _RECHECK_SECONDS:
                 _memo[key] = (now, info, stamps)
             return info
@@ -125,7 +96,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if disk is not None:
         try:
             stamps, fields = disk
-            if _stamps_valid(stamps):
+            if _cache.stamps_valid(stamps):
                 info = LibraryInfo(**fields)
                 _memo[key] = (now, info, stamps)
                 return info
@@ -144,11 +115,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         origin=chosen.origin,
         version_text=chosen.version_text,
     )
-    config_stamp = _cache.config_stamp
-    stamps = list(resolution.search.stamps)  # type: ignore[assignment]
-    stamps.append(("@config", config_stamp()[1]))
-    real = os.path.realpath(chosen.path)
-    stamps.append(("@file", (real, _cache.identity(real))))
+    stamps = _cache.decision_stamps(resolution.search.stamps, chosen.path)
     _memo[key] = (now, info, stamps)
     fields = {
         "name": info.name,
@@ -168,8 +135,6 @@ def candidates(
     from ._resolve import resolve
 
     _check_name(name, "candidates")
-    if os.sep in name:
-        _check_name(None, "candidates")
     return resolve(name, version, packages=packages, stop_at_first=False).candidates
 
 
@@ -202,8 +167,6 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         if version is not None:
             _check_loaded_version(library, version)
         return library
-    from ._resolve import LIBTOOL_NUMBERED
-
     # A libtool-numbered library's version is known only once it is loaded.
     info = find(name_or_path, None if name_or_path in LIBTOOL_NUMBERED else version)
     if isinstance(info, Library):
@@ -224,32 +187,18 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
     return library
 
 
-# Libraries whose file name does not carry the product version (libtool
-# numbering: libsqlite3.so.0.8.6 is SQLite 3.x) report it through a function.
-KNOWN_VERSION_FUNCTIONS = {
-    "z": "zlibVersion",
-    "sqlite3": "sqlite3_libversion",
-    "openblas": "openblas_get_config",
-    "scipy_openblas": "scipy_openblas_get_config",
-    "png16": "png_get_libpng_ver",
-}
-
-
 def _refine_version(library: Library) -> None:
     function = KNOWN_VERSION_FUNCTIONS.get(library.name)
-    if function is None or not library.origin in ("system", "environment", "override", "path"):
+    if function is None or library.origin not in ("system", "environment", "override", "path"):
         return
     from . import _master
 
     address = _master.dlsym(library.handle, function)
     if not address:
         return
-    if function == "png_get_libpng_ver":
-        return  # takes an argument; the file name is right for libpng
     text = _master.call_version_function(address)
     if text:
-        library.version_text = text.decode("utf-8", "replace")
-        library._version = _UNSET_MARK
+        library._set_version_text(text.decode("utf-8", "replace"))
 
 
 def _check_loaded_version(library: Library, version: str) -> None:
@@ -272,5 +221,3 @@ def loaded() -> list[Library]:
 
     return _loader.loaded()
 
-
-from ._types import _UNSET as _UNSET_MARK  # noqa: E402

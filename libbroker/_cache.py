@@ -87,6 +87,42 @@ def identity(path: str) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def env_key() -> tuple:
+    """The environment variables a cached decision depends on."""
+    env = os.environ
+    return (
+        env.get("LIBBROKER_PATH"),
+        env.get("LD_LIBRARY_PATH"),
+        env.get("CONDA_PREFIX"),
+        env.get("LIBBROKER_CONFIG"),
+    )
+
+
+def decision_stamps(search_stamps: list, chosen_path: str) -> list:
+    """What a decision depends on: the directories searched, the config file, the chosen file."""
+    real = os.path.realpath(chosen_path)
+    return [
+        *search_stamps,
+        ("@config", config_stamp()[1]),
+        ("@file", (real, identity(real))),
+    ]
+
+
+def stamps_valid(stamps: list) -> bool:
+    """True while every directory, the config file and the chosen file are as recorded."""
+    for path, stamp in stamps:
+        if path == "@config":
+            if stamp != config_stamp()[1]:
+                return False
+        elif path == "@file":
+            real, ident = stamp
+            if identity(real) != ident:
+                return False
+        elif dir_stamp(path) != stamp:
+            return False
+    return True
+
+
 def dir_stamp(path: str) -> int:
     """A directory's mtime in ns, or -1 when it does not exist (so creating it invalidates)."""
     try:

@@ -171,51 +171,47 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from . import _master
-    from ._spec import Spec
-    from ._tables import resolve_spec, symbols_for
-
     from ._errors import MissingSymbolError
+    from ._spec import Spec
+    from ._tables import chosen_entry, resolve_spec, symbols_for
 
     spec = Spec.from_file(args.spec)
-    try:
-        library, _ = resolve_spec(spec)
-    except MissingSymbolError as exc:
-        # Still a report: which file, and every required symbol it lacks.
-        optional = [f"{spec.symbol_prefix}{fn.name}{spec.symbol_suffix}" for fn in spec.functions if not fn.required]
-        data = {
-            "spec": os.path.abspath(args.spec), "table": spec.name, "path": exc.path,
-            "version": None, "origin": None, "ok": False,
-            "required": {"present": [], "missing": list(exc.missing)},
-            "optional": {"present": [], "missing": [], "unchecked": optional},
-            "missing_required": list(exc.missing), "missing_optional": [],
-        }
-        _emit(args, data, f"table {spec.name!r}: {exc.path}\nrequired missing: {', '.join(exc.missing)}")
-        print(f"libbroker check: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    symbols = symbols_for(spec)
-    addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
     status: dict[str, dict[str, list[str]]] = {
         "required": {"present": [], "missing": []},
         "optional": {"present": [], "missing": []},
     }
-    for fn, symbol, address in zip(spec.functions, symbols, addresses):
-        group = status["required" if fn.required else "optional"]
-        group["present" if address else "missing"].append(symbol)
-    data = {
-        "spec": os.path.abspath(args.spec),
-        "table": spec.name,
-        "library": library.as_dict(),
-        "path": library.path,
-        "version": library.version_text,
-        "origin": library.origin,
-        **status,
-        "missing_required": status["required"]["missing"],
-        "missing_optional": status["optional"]["missing"],
-        "ok": not status["required"]["missing"],
-    }
+    data: dict[str, object] = {"spec": os.path.abspath(args.spec), "table": spec.name}
+    try:
+        library, resolution = resolve_spec(spec)
+    except MissingSymbolError as exc:
+        # Still a report: which file, and every required symbol it lacks.
+        status["required"]["missing"] = list(exc.missing)
+        status["optional"]["unchecked"] = [
+            s for s, fn in zip(symbols_for(spec), spec.functions) if not fn.required
+        ]
+        data.update(path=exc.path, version=None, origin=None)
+        print(f"libbroker check: {exc}", file=sys.stderr)
+    else:
+        symbols = symbols_for(spec, chosen_entry(resolution))
+        addresses = _master.lookup_many(library.handle, [s.encode() for s in symbols])
+        for fn, symbol, address in zip(spec.functions, symbols, addresses):
+            group = status["required" if fn.required else "optional"]
+            group["present" if address else "missing"].append(symbol)
+        data.update(
+            library=library.as_dict(),
+            path=library.path,
+            version=library.version_text,
+            origin=library.origin,
+        )
+    data.update(
+        status,
+        missing_required=status["required"]["missing"],
+        missing_optional=status["optional"]["missing"],
+        ok=not status["required"]["missing"],
+    )
     lines = [
-        f"table {spec.name!r}: {library.path} (version {library.version_text or 'unknown'}, "
-        f"origin {library.origin})",
+        f"table {spec.name!r}: {data['path']} (version {data['version'] or 'unknown'}, "
+        f"origin {data['origin'] or '-'})",
         f"required: {len(status['required']['present'])} present, missing: "
         f"{', '.join(status['required']['missing']) or 'none'}",
         f"optional: {len(status['optional']['present'])} present, missing: "

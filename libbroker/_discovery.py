@@ -52,19 +52,19 @@ class Search:
         self.stamps: list[tuple[str, int]] = []
 
 
+def link_name_of(filename: str) -> str | None:
+    """"z" for libz.so or libz.so.<digits>[.<digits>...]; None for anything else."""
+    if not filename.startswith("lib") or ".so" not in filename:
+        return None
+    stem, _, rest = filename[3:].partition(".so")
+    if rest and not (rest[0] == "." and all(p.isdigit() for p in rest[1:].split("."))):
+        return None
+    return stem or None
+
+
 def matches_link_name(filename: str, name: str) -> bool:
     """lib<name>.so or lib<name>.so.<digits>[.<digits>...] (a file name given whole matches itself)."""
-    if filename == name:
-        return True
-    stem = f"lib{name}.so"
-    if not filename.startswith(stem):
-        return False
-    rest = filename[len(stem):]
-    if not rest:
-        return True
-    if rest[0] != ".":
-        return False
-    return all(part.isdigit() for part in rest[1:].split("."))
+    return filename == name or link_name_of(filename) == name
 
 
 def version_from_filename(path: str) -> str | None:
@@ -190,11 +190,6 @@ def search(
     """Every file named like library *name*, in search order (duplicates kept; the resolver dedupes)."""
     result = Search()
     cwd = _current_dir()
-    from ._config import config_stamp
-
-    cfg_path, cfg_id = config_stamp()
-    result.stamps.append((cfg_path, hash(cfg_id) if cfg_id else -1))
-
     pin = config.pins.get(name)
     if pin is not None:
         result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 
-from ._discovery import default_dirs, environment_dirs, ld_cache_entries, split_path_list
-
-
-def _link_name(filename: str) -> str | None:
-    if not filename.startswith("lib") or ".so" not in filename:
-        return None
-    stem, _, rest = filename[3:].partition(".so")
-    if rest and not (rest[0] == "." and all(p.isdigit() for p in rest[1:].split("."))):
-        return None
-    return stem or None
+from ._discovery import (
+    default_dirs,
+    environment_dirs,
+    ld_cache_entries,
+    link_name_of,
+    split_path_list,
+)
 
 
 def _is_elf(path: str) -> bool:
@@ -35,7 +32,7 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
     except OSError:
         return found
     for filename in names:
-        name = _link_name(filename)
+        name = link_name_of(filename)
         path = os.path.join(directory, filename)
         if name is None or path in seen or not _is_elf(path):  # linker scripts are not libraries
             continue
@@ -72,7 +69,7 @@ def visible_libraries() -> dict[str, list[dict[str, str]]]:
         if os.path.isabs(directory):
             system += _scan(directory, seen)
     for soname, path in ld_cache_entries():
-        name = _link_name(soname)
+        name = link_name_of(soname)
         if name and path not in seen and os.path.realpath(path) not in seen:
             seen.update((path, os.path.realpath(path)))
             system.append({"name": name, "path": path})

@@ -85,9 +85,10 @@ def _precheck(
 ) -> tuple[str | None, str | None]:
     """Refuse what dlopen must not see; fill in SONAME and file-name version."""
     from ._discovery import version_from_filename
-    from ._resolve import binary_facts, soname_mismatch
+    from ._resolve import binary_facts, flush_facts, soname_mismatch
 
     facts = binary_facts(real)
+    flush_facts()
     reason = facts.get("error") or facts.get("incompatible")
     if not reason and facts.get("elf_type", "shared") != "shared":
         reason = f"is an ELF {facts['elf_type']}, not a shared library"
@@ -118,11 +119,10 @@ def _diagnose(real: str, exc: OSError) -> str:
 
 
 def _link_name(path: str) -> str:
+    from ._discovery import link_name_of
+
     base = os.path.basename(path)
-    if base.startswith("lib"):
-        base = base[3:]
-    cut = base.find(".so")
-    return base[:cut] if cut > 0 else base
+    return link_name_of(base) or base
 
 
 def loaded() -> list[Library]:

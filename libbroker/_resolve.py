@@ -14,7 +14,7 @@ import stat
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
 from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
-from ._types import Candidate
+from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,23 +25,44 @@ if TYPE_CHECKING:
     from ._elffile import BinaryInfo
 
 _FACTS_KIND = "elf"
+_FACTS_LIMIT = 4096
 _facts_memo: dict[tuple, dict] = {}
+_disk_facts: dict | None = None  # the on-disk facts, read once per process
+_pending: dict[tuple, dict] = {}  # facts read since the last flush
 
 
 def binary_facts(real: str) -> dict:
-    """The ELF facts a decision needs, cached per file identity (on disk too)."""
+    """The ELF facts a decision needs, cached per file identity (on disk too).
+
+    New facts are written by `flush_facts()` once per search, not once per file.
+    """
+    global _disk_facts
     ident = _cache.identity(real)
     key = (real, ident)
     facts = _facts_memo.get(key)
     if facts is not None:
         return facts
-    disk = _cache.load(_FACTS_KIND)
-    facts = disk.get(key)  # type: ignore[call-overload]
+    if _disk_facts is None:
+        _disk_facts = _cache.load(_FACTS_KIND)
+    facts = _disk_facts.get(key)
     if not isinstance(facts, dict) or "error" not in facts:  # absent, corrupt or foreign
         facts = _read_facts(real)
-        _cache.update(_FACTS_KIND, key, facts, limit=4096)
+        _pending[key] = facts
     _facts_memo[key] = facts
     return facts
+
+
+def flush_facts() -> None:
+    """Merge the facts read since the last flush into the on-disk cache."""
+    global _pending
+    if not _pending:
+        return
+    pending, _pending = _pending, {}  # threads reading on add to the fresh dict
+    data = _cache.load(_FACTS_KIND)
+    if len(data) + len(pending) > _FACTS_LIMIT:
+        data = {}  # bounded: a cache that grows forever is worse than a cold read
+    data.update(pending)
+    _cache.store(_FACTS_KIND, data)
 
 
 def _read_facts(real: str) -> dict:
@@ -62,11 +83,6 @@ def _read_facts(real: str) -> dict:
     }
 
 
-# Libraries whose file names carry libtool numbers, not the product version
-# (libsqlite3.so.0.8.6 is SQLite 3.x): the file name would lie.
-LIBTOOL_NUMBERED = {"sqlite3": "sqlite3_libversion"}
-
-
 def _version_if_mapped(real: str, name: str) -> str | None:
     """The version from the library itself when the process already maps it.
 
@@ -78,7 +94,7 @@ def _version_if_mapped(real: str, name: str) -> str | None:
     handle = _master.noload(real)
     if not handle:
         return None
-    address = _master.dlsym(handle, LIBTOOL_NUMBERED[name])
+    address = _master.dlsym(handle, KNOWN_VERSION_FUNCTIONS[name])
     raw = _master.call_version_function(address) if address else None
     return raw.decode("utf-8", "replace") if raw else None
 
@@ -283,4 +299,5 @@ def resolve(
             resolution.chosen = cand
             if stop_at_first:
                 break
+    flush_facts()
     return resolution

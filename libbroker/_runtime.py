@@ -15,6 +15,8 @@ from . import _cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._types import Library
 
 TABLES_KIND = "tables"
@@ -26,6 +28,18 @@ table_library: "dict[int, Library]" = {}
 
 def import_table(name: str, spec_digest: str, spec_text: str) -> object:
     """The capsule for the spec whose text is *spec_text* (digest *spec_digest*)."""
+
+    def build() -> object:
+        from ._spec import Spec
+        from ._tables import build_table
+
+        return build_table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
+
+    return capsule_for(spec_digest, build)
+
+
+def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
+    """The process's capsule for a spec: in memory, else from the disk index, else built."""
     capsule = by_spec.get(spec_digest)
     if capsule is not None:
         return capsule
@@ -34,10 +48,7 @@ def import_table(name: str, spec_digest: str, spec_text: str) -> object:
         if capsule is None:
             capsule = _from_disk(spec_digest)
         if capsule is None:
-            from ._spec import Spec
-            from ._tables import table
-
-            capsule = table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
+            capsule = build()
         by_spec[spec_digest] = capsule
         return capsule
 
@@ -48,9 +59,7 @@ def _from_disk(spec_digest: str) -> object | None:
     if not entry:
         return None
     try:
-        from ._api import _env_key, _stamps_valid
-
-        if entry["env"] != _env_key() or not _stamps_valid(entry["stamps"]):
+        if entry["env"] != _cache.env_key() or not _cache.stamps_valid(entry["stamps"]):
             return None
         from . import _loader, _master
 

@@ -34,35 +34,26 @@ def coerce_spec(spec: object) -> Spec:
 
 def table(spec: object) -> object:
     """The PyCapsule holding the function table for *spec* (one per library file and layout)."""
-    spec = coerce_spec(spec)
-    digest = spec.spec_digest
-    capsule = _runtime.by_spec.get(digest)
-    if capsule is not None:
-        return capsule
-    with _runtime.lock:
-        capsule = _runtime.by_spec.get(digest)
-        if capsule is None:
-            # The consumer's warm path first: a decision already on disk
-            # needs no search and no ELF reading, only dlopen + dlsym.
-            capsule = _runtime._from_disk(digest)
-        if capsule is None:
-            capsule = _build(spec)
-            _runtime.by_spec[digest] = capsule
-        return capsule
+    parsed = coerce_spec(spec)
+    # The consumer's path: a decision already on disk needs no search and no
+    # ELF reading, only dlopen + dlsym.
+    return _runtime.capsule_for(parsed.spec_digest, lambda: build_table(parsed))
 
 
-def symbols_for(spec: Spec, prefix: str | None = None, suffix: str | None = None) -> list[str]:
-    pre = spec.symbol_prefix or prefix or ""
-    suf = spec.symbol_suffix or suffix or ""
+def symbols_for(spec: Spec, entry: Entry | None = None) -> list[str]:
+    """The symbols to look up: the spec's affixes, else the provider manifest's."""
+    pre = spec.symbol_prefix or (entry and entry.prefix) or ""
+    suf = spec.symbol_suffix or (entry and entry.suffix) or ""
     return [f"{pre}{fn.name}{suf}" for fn in spec.functions]
 
 
-def _build(spec: Spec) -> object:
+def build_table(spec: Spec) -> object:
+    """Resolve, load and check the library for *spec*; register and remember its table."""
     from . import _master
 
     library, resolution = resolve_spec(spec)
-    entry = _entry_for(resolution, library)
-    symbols = symbols_for(spec, entry and entry.prefix, entry and entry.suffix)
+    entry = chosen_entry(resolution)
+    symbols = symbols_for(spec, entry)
     encoded = [s.encode() for s in symbols]
     addresses = _master.lookup_many(library.handle, encoded)
     missing = [
@@ -75,7 +66,8 @@ def _build(spec: Spec) -> object:
     return capsule
 
 
-def _entry_for(resolution: Resolution | None, library: Library):  # type: ignore[no-untyped-def]
+def chosen_entry(resolution: Resolution | None) -> Entry | None:
+    """The search entry behind the chosen candidate (its provider affixes, if any)."""
     if resolution is None or resolution.chosen is None:
         return None
     return resolution.entries[resolution.candidates.index(resolution.chosen)]
@@ -85,16 +77,9 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
     """Write the warm-path index entry a consumer's next fresh import reads."""
     if resolution is None:
         return
-    from ._api import _env_key
-    from ._config import config_stamp
-
-    real = os.path.realpath(library.path)
-    stamps: list[tuple[str, object]] = list(resolution.search.stamps)
-    stamps.append(("@config", config_stamp()[1]))
-    stamps.append(("@file", (real, _cache.identity(real))))
     entry = {
-        "env": _env_key(),
-        "stamps": stamps,
+        "env": _cache.env_key(),
+        "stamps": _cache.decision_stamps(resolution.search.stamps, library.path),
         "path": library.path,
         "link": library.name,
         "origin": library.origin,
@@ -125,7 +110,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     def required_for(entry: Entry) -> list[str]:
         if entry.prefix is None and entry.suffix is None:
             return required
-        names = symbols_for(spec, entry.prefix, entry.suffix)
+        names = symbols_for(spec, entry)
         return [s for s, fn in zip(names, spec.functions) if fn.required]
 
     for link in spec.names:
@@ -237,8 +222,7 @@ def _version_problem(  # type: ignore[no-untyped-def]
                     f"parses as a version, so the specifier {str(specifier)!r} cannot be checked"
                 )
         else:
-            library.version_text = str(version)
-            library._version = version
+            library._set_version_text(str(version))
     if specifier is None:
         return None
     if library.version is None:

@@ -10,6 +10,18 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
 
+# Libraries that report their own version through a `const char *f(void)`.
+KNOWN_VERSION_FUNCTIONS = {
+    "z": "zlibVersion",
+    "sqlite3": "sqlite3_libversion",
+    "openblas": "openblas_get_config",
+    "scipy_openblas": "scipy_openblas_get_config",
+}
+# Libraries whose file names carry libtool numbers, not the product version
+# (libsqlite3.so.0.8.6 is SQLite 3.x): the file name would lie.
+LIBTOOL_NUMBERED = frozenset({"sqlite3"})
+
+
 def parse_version(text: str | None) -> "Version | None":
     """The first whitespace-separated token of *text* that parses as a version."""
     if not text:
@@ -44,6 +56,11 @@ class LibraryInfo:
         self.origin = origin
         self.version_text = version_text
         self._version: object = _UNSET
+
+    def _set_version_text(self, text: str | None) -> None:
+        """Replace the version (e.g. with what the library itself reports)."""
+        self.version_text = text
+        self._version = _UNSET
 
     @property
     def version(self) -> "Version | None":

@@ -82,3 +82,24 @@ def test_unwritable_cache_is_ignored(tmp_path, monkeypatch) -> None:
     assert libbroker.find("z").soname == "libz.so.1"
     _cache.store("find", {"k": 1})  # no exception
     assert _cache.load("find") == {}
+
+
+def test_disk_index_serves_with_a_config_file(tmp_path, monkeypatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('search-paths = []\n')
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    first = libbroker.find("z")
+    _fresh_process()
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again although the disk index was valid")
+
+    from libbroker import _resolve
+
+    monkeypatch.setattr(_resolve, "resolve", no_search)
+    assert libbroker.find("z").path == first.path
+    config.write_text('search-paths = ["/opt"]\n')  # a changed config invalidates
+    os.utime(config, ns=(0, os.stat(config).st_mtime_ns + 10**9))
+    _fresh_process()
+    with pytest.raises(AssertionError, match="searched again"):
+        libbroker.find("z")

@@ -74,8 +74,6 @@ required = ["unsigned long crc32(unsigned long, const unsigned char *, unsigned 
 
 
 def test_missing_symbols_on_loaded_file_raise_missing_symbol_error(libz: str) -> None:
-    from libbroker._tables import _build  # noqa: F401  (exercised through a pinned path)
-
     lib = libbroker.load(libz)
     from libbroker._errors import MissingSymbolError
 
