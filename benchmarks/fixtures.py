@@ -227,7 +227,7 @@ def openblas_symbols(path: str, count: int = TABLE_SIZE) -> list[str]:
 
     Returned without the `scipy_` prefix, as a spec with symbol-prefix names them.
     """
-    from libbroker import _elffile
+    from libbroker import _binary as _elffile
 
     names = sorted(
         f[len("scipy_"):]

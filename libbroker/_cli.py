@@ -132,7 +132,7 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ._elffile import check_compatible, host_binary, read_binary
+    from ._binary import check_compatible, host_binary, read_binary
 
     path = os.path.abspath(args.path)
     info = read_binary(path)

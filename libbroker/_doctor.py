@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._elffile import InvalidBinaryError, host_binary, host_glibc, read_binary
+from ._binary import InvalidBinaryError, host_binary, host_glibc, read_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -106,7 +106,7 @@ def _parse_new(data: bytes, base: int) -> list[tuple[str, str, int, int]]:
 
 def host_flags() -> int | None:
     """The cache flags of this interpreter's ABI, None when unknown."""
-    from ._elffile import host_binary
+    from ._binary import host_binary
 
     host = host_binary()
     if host.machine == 40:  # 32-bit ARM: the float ABI decides

@@ -106,7 +106,7 @@ def _diagnose(real: str, exc: OSError) -> str:
     """Turn a dlopen failure into the reason a reader of the binary would give."""
     text = exc.strerror or str(exc)
     try:
-        from ._elffile import check_compatible, host_binary, read_binary
+        from ._binary import check_compatible, host_binary, read_binary
 
         info = read_binary(real)
         reason = check_compatible(info, host_binary())

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from packaging.specifiers import SpecifierSet
 
-    from ._elffile import BinaryInfo
+    from ._binary import BinaryInfo
 
 _FACTS_KIND = "elf"
 _FACTS_LIMIT = 4096
@@ -66,7 +66,7 @@ def flush_facts() -> None:
 
 
 def _read_facts(real: str) -> dict:
-    from ._elffile import check_compatible, host_binary, read_binary
+    from ._binary import check_compatible, host_binary, read_binary
 
     try:
         info = read_binary(real)
@@ -123,7 +123,7 @@ def soname_mismatch(filename: str, soname: str | None) -> str | None:
 
 
 def exported_functions(real: str) -> frozenset[str]:
-    from ._elffile import read_binary
+    from ._binary import read_binary
 
     info: BinaryInfo = read_binary(real)
     return info.functions

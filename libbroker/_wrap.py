@@ -22,11 +22,11 @@ from ._providers import GROUP, MANIFEST
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._elffile import BinaryInfo
+    from ._binary import BinaryInfo
 
 __all__ = ["wrap"]
 
-# ELF machine (as _elffile names it) -> the architecture part of a wheel platform tag.
+# ELF machine (as _binary names it) -> the architecture part of a wheel platform tag.
 _WHEEL_ARCH = {
     "x86_64": "x86_64",
     "i386": "i686",
@@ -77,7 +77,7 @@ def _check_version(version: str) -> str:
 
 
 def _read_library(lib_path: str) -> BinaryInfo:
-    from ._elffile import read_binary
+    from ._binary import read_binary
 
     if not os.path.isfile(lib_path):
         raise IncompatibleLibraryError(

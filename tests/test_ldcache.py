@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from libbroker._elffile import read_binary
+from libbroker._binary import read_binary
 from libbroker._ldcache import entries_for_host, host_flags, read_ld_cache
 
 CACHE = "/etc/ld.so.cache"

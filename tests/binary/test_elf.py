@@ -1,4 +1,4 @@
-"""libbroker._elffile on real system libraries, checked against readelf."""
+"""libbroker._binary on real system libraries, checked against readelf."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from libbroker._elffile import (
+from libbroker._binary import (
     BinaryInfo,
     InvalidBinaryError,
     check_compatible,
@@ -272,7 +272,7 @@ def test_unreadable_file(tmp_path) -> None:
     # Imports happen first: the interpreter's own files may be unreadable to nobody.
     code = (
         "import os, sys\n"
-        "from libbroker._elffile import read_binary, InvalidBinaryError\n"
+        "from libbroker._binary import read_binary, InvalidBinaryError\n"
         "os.setgid(65534); os.setuid(65534)\n"
         "try:\n    read_binary(sys.argv[1])\nexcept InvalidBinaryError as e:\n    print(e.reason)\n"
     )
@@ -388,7 +388,7 @@ def test_corrupt_copies_never_crash(tmp_path) -> None:
 def test_no_heavy_imports() -> None:
     code = (
         "import sys, libbroker; before = set(sys.modules)\n"
-        "import libbroker._elffile\n"
+        "import libbroker._binary\n"
         "print(sorted({'re', 'typing', 'dataclasses'} & (set(sys.modules) - before)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,16 +17,13 @@ import os
 import struct
 import sys
 
-from ._errors import IncompatibleLibraryError
+from ._common import InvalidBinaryError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
 
-class InvalidBinaryError(IncompatibleLibraryError):
-    """The file is not a readable ELF shared library (text, truncated, linker
-    script, directory, unreadable, dangling symlink, unsupported class)."""
 
 
 ELF_MAGIC = b"\x7fELF"
