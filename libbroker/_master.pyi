@@ -54,3 +54,23 @@ def table_address(capsule: CapsuleType) -> int: ...
 def table_info(capsule: CapsuleType) -> TableInfo: ...
 def loaded_objects() -> list[tuple[str, int]]:
     """(path, base address) of every shared object mapped, main program and vdso excluded."""
+
+# Version probes (libbroker/_versions.py); strings are bounded, NUL-terminated, printable,
+# else ValueError.
+def call_string_function_int(address: int, argument: int) -> bytes | None:
+    """Call ``const char *(*)(int)`` with *argument*; its text, None for NULL."""
+
+def call_string_function_null(address: int) -> bytes | None:
+    """Call ``const char *(*)(const void *)`` with NULL; its text, None for NULL."""
+
+def call_number_function(address: int, ctype: str) -> int:
+    """Call ``unsigned int (*)(void)`` or ``unsigned long (*)(void)`` (*ctype*); the number."""
+
+def read_string_pointer(address: int) -> bytes | None:
+    """The text a ``const char *`` data symbol points to; None for NULL."""
+
+def read_string_array(address: int) -> bytes:
+    """The text of a ``char[]`` data symbol (at most 4096 bytes)."""
+
+def symbol_in_object(handle: int, address: int) -> bool | None:
+    """Whether *address* lies in the object of *handle*; None when no object holds it."""
