@@ -23,17 +23,21 @@ LIBTOOL_NUMBERED = frozenset({"sqlite3"})
 
 
 def parse_version(text: str | None) -> "Version | None":
-    """The first whitespace-separated token of *text* that parses as a version."""
+    """*text* as a `packaging.version.Version`: itself when it is PEP 440 (a provider's
+    "0.3.28.0.2"), else its first dotted number (`_versions.parse_version_text`:
+    "expat_2.5.0" -> 2.5.0); None when it has none."""
     if not text:
         return None
     from packaging.version import InvalidVersion, Version
 
-    for token in text.replace(",", " ").split():
-        try:
-            return Version(token)
-        except InvalidVersion:
-            continue
-    return None
+    try:
+        return Version(text.strip())
+    except InvalidVersion:
+        pass
+    from ._versions import parse_version_text  # lazily: no `re`/`json` on the warm path
+
+    found = parse_version_text(text)
+    return Version(found) if found else None
 
 
 class LibraryInfo:
