@@ -603,6 +603,73 @@ def loaded_objects():
 
 
 # ---------------------------------------------------------------------------
+# The link map of a handle (Linux, glibc and musl's public <link.h> struct).
+# libbroker maps the very file it checked by dlopen("/proc/self/fd/N") (the
+# bytes checked are the bytes mapped, docs/security.md); the loader then names
+# the object "/proc/self/fd/N", which means nothing once N is closed. The
+# public `l_name` member is pointed at the checked absolute path so that
+# dl_iterate_phdr users (threadpoolctl, `libbroker doctor`) see the real file.
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #ifndef _GNU_SOURCE
+    #define _GNU_SOURCE 1
+    #endif
+    #include <dlfcn.h>
+    #include <link.h>
+    /* 1 renamed, 0 left alone (the name does not start with `only_if`), -1 no link map. */
+    static int lbt_set_name(void *handle, const char *name, const char *only_if) {
+        struct link_map *map = NULL;
+        char *copy;
+        if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL) { (void)dlerror(); return -1; }
+        if (map->l_name == NULL || strncmp(map->l_name, only_if, strlen(only_if)) != 0) return 0;
+        copy = strdup(name);
+        if (copy == NULL) return -1;
+        map->l_name = copy;  /* the old name is left alone: the loader may still point at it */
+        return 1;
+    }
+    static int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) {
+        struct link_map *map = NULL;
+        if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL) { (void)dlerror(); return -1; }
+        *addr = (uintptr_t)map->l_addr; *ld = (uintptr_t)map->l_ld; *name = map->l_name;
+        return 0;
+    }
+    #else
+    static int lbt_set_name(void *handle, const char *name, const char *only_if) {
+        (void)handle; (void)name; (void)only_if; return -1;
+    }
+    static int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) {
+        (void)handle; (void)addr; (void)ld; (void)name; return -1;
+    }
+    #endif
+    """
+    int lbt_set_name(void *handle, const char *name, const char *only_if) nogil
+    int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) nogil
+
+
+def set_link_name(handle, path, only_if):
+    """Rename the loader's record of *handle* to *path* when its name starts with *only_if*.
+
+    Returns 1 renamed, 0 left alone, -1 no link map (not Linux, or dlinfo failed).
+    """
+    cdef void *h = _handle(handle)
+    cdef bytes name = _path_bytes(path)
+    cdef bytes prefix = _path_bytes(only_if)
+    return lbt_set_name(h, name, prefix)
+
+
+def link_map(handle):
+    """(l_addr, l_ld, l_name) of *handle*'s link map, or None where there is none."""
+    cdef void *h = _handle(handle)
+    cdef uintptr_t addr = 0, ld = 0
+    cdef const char *name = NULL
+    if lbt_link_map(h, &addr, &ld, &name) != 0:
+        return None
+    return (addr, ld, os.fsdecode(<bytes>name) if name != NULL else "")
+
+
+# ---------------------------------------------------------------------------
 # Version probes (libbroker/_versions.py decides which one a library gets).
 # Each shape a well-known library really has: const char *f(int) with a fixed
 # argument (OpenSSL_version(0)), const char *f(const void *) called with NULL

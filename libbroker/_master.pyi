@@ -74,3 +74,9 @@ def read_string_array(address: int) -> bytes:
 
 def symbol_in_object(handle: int, address: int) -> bool | None:
     """Whether *address* lies in the object of *handle*; None when no object holds it."""
+
+def set_link_name(handle: int, path: str, only_if: str) -> int:
+    """Rename the link map of *handle* to *path* if its name starts with *only_if*: 1, 0 or -1."""
+
+def link_map(handle: int) -> tuple[int, int, str] | None:
+    """(l_addr, l_ld, l_name) of the handle's link map (Linux), else None."""
