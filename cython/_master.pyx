@@ -838,3 +838,41 @@ def symbol_in_object(handle, address):
     with nogil:
         rc = lbv_symbol_in(h, <const void *>value)
     return None if rc < 0 else bool(rc)
+
+
+cdef extern from *:
+    """
+    /* FreeType's shape: FT_Error init(FT_Library *); void version(FT_Library,
+     * FT_Int *, FT_Int *, FT_Int *); FT_Error done(FT_Library). The context is
+     * made and freed here, so nothing outlives the call. */
+    typedef int (*lbv_init_fn)(void **);
+    typedef void (*lbv_triple_fn)(void *, int *, int *, int *);
+    typedef int (*lbv_done_fn)(void *);
+    static int lbv_context_triple(void *init, void *version, void *done, int *out) {
+        void *context = NULL;
+        out[0] = out[1] = out[2] = -1;
+        if (((lbv_init_fn)init)(&context) != 0 || context == NULL) return -1;
+        ((lbv_triple_fn)version)(context, &out[0], &out[1], &out[2]);
+        ((lbv_done_fn)done)(context);
+        return 0;
+    }
+    """
+    int lbv_context_triple(void *init, void *version, void *done, int *out) nogil
+
+
+def call_context_triple(init_address, version_address, done_address):
+    """(major, minor, patch) from FreeType's shape: ``init(&ctx)``, ``version(ctx, &a, &b, &c)``,
+    ``done(ctx)``. ValueError when init fails or a number is left unset."""
+    cdef uintptr_t init = _address(init_address, "init function")
+    cdef uintptr_t version = _address(version_address, "version function")
+    cdef uintptr_t done = _address(done_address, "done function")
+    cdef int out[3]
+    cdef int rc
+    with nogil:
+        rc = lbv_context_triple(<void *>init, <void *>version, <void *>done, out)
+    if rc != 0:
+        raise ValueError(f"the init function at 0x{init:x} failed; no context to ask for a version")
+    if out[0] < 0 or out[1] < 0 or out[2] < 0:
+        raise ValueError(f"the version function at 0x{version:x} left a number unset "
+                         f"({out[0]}, {out[1]}, {out[2]})")
+    return (out[0], out[1], out[2])

@@ -80,3 +80,8 @@ def set_link_name(handle: int, path: str, only_if: str) -> int:
 
 def link_map(handle: int) -> tuple[int, int, str] | None:
     """(l_addr, l_ld, l_name) of the handle's link map (Linux), else None."""
+
+def call_context_triple(
+    init_address: int, version_address: int, done_address: int
+) -> tuple[int, int, int]:
+    """(major, minor, patch) via ``init(&ctx)``, ``version(ctx, &a, &b, &c)``, ``done(ctx)``."""

@@ -437,16 +437,20 @@ class Step:
     Shapes: ``"str"`` const char *f(void); ``"str_int"`` const char *f(int) called
     with *argument*; ``"str_null"`` const char *f(const void *) called with NULL;
     ``"uint"``/``"ulong"`` unsigned int/long f(void); ``"data_ptr"`` a
-    ``const char *`` data symbol; ``"data_array"`` a ``char[]`` data symbol.
+    ``const char *`` data symbol; ``"data_array"`` a ``char[]`` data symbol;
+    ``"context_triple"`` FreeType's ``version(ctx, &major, &minor, &patch)`` with
+    the context made and freed by the *context* pair of symbols (init, done).
     *decode* names a `DECODERS` entry turning a number (or a numeric string,
     libxml2's "20914") into a dotted version. *anywhere*: the symbol may come
     from a dependency (libssl asks its own libcrypto).
     """
 
-    __slots__ = ("anywhere", "argument", "decode", "shape", "symbol")
+    __slots__ = ("anywhere", "argument", "context", "decode", "shape", "symbol")
 
     def __init__(self, symbol: str, shape: str = "str", *, argument: int = 0,
-                 decode: str | None = None, anywhere: bool = False) -> None:
+                 decode: str | None = None, anywhere: bool = False,
+                 context: tuple[str, str] | None = None) -> None:
+        self.context = context
         self.symbol = symbol
         self.shape = shape
         self.argument = argument
@@ -515,12 +519,14 @@ PROBES: dict[str, Probe] = {
     "pixman": Probe("pixman", Step("pixman_version_string")),  # *
     "harfbuzz": Probe("HarfBuzz", Step("hb_version_string")),  # *
     "webp": Probe("libwebp", Step("WebPGetDecoderVersion", "uint", decode="webp")),  # *
+    "freetype": Probe("FreeType", Step("FT_Library_Version", "context_triple",  # *
+                                       context=("FT_Init_FreeType", "FT_Done_FreeType"))),
 }
 # Other spellings of the same libraries (sonames and Windows DLL names).
 _ALIASES = {
     "zlib": "z", "zlib1": "z", "zlibwapi": "z", "png16": "png", "png12": "png", "png15": "png",
     "bzip2": "bz2", "xz": "lzma", "tiff6": "tiff", "tiff5": "tiff", "libtiff": "tiff",
-    "pixman-1": "pixman", "yaml-0": "yaml", "ssh": "ssh2",
+    "pixman-1": "pixman", "yaml-0": "yaml", "ssh": "ssh2", "freetype6": "freetype",
 }
 
 
@@ -587,6 +593,12 @@ def _run_step(handle: int, step: Step, prefix: str, suffix: str,
             raw = _master.read_string_pointer(address)
         elif shape == "data_array":
             raw = _master.read_string_array(address)
+        elif shape == "context_triple" and step.context:
+            init, done = (_master.dlsym(handle, f"{prefix}{name}{suffix}")
+                          or _master.dlsym(handle, name) for name in step.context)
+            if not init or not done:
+                return None
+            raw = ".".join(map(str, _master.call_context_triple(init, address, done))).encode()
         else:
             raise ValueError(f"unknown probe shape {shape!r}")
     except ValueError as exc:

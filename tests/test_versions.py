@@ -141,9 +141,9 @@ HOST_LIBRARIES = [
     ("libxml2.so.2", "xml2", "libxml2", True),
     ("libjpeg.so.62", "jpeg", "libjpeg62-turbo", False),
 ]
-# Libraries that export no way to ask them (libffi 3.4.4, libuuid, libjpeg62,
-# freetype's FT_Library_Version needs an FT_Library): only the database knows.
-NO_PROBE = {"ffi", "uuid", "jpeg", "freetype"}
+# Libraries that export no way to ask them (libffi 3.4.4, libuuid, libjpeg62):
+# only the database knows.
+NO_PROBE = {"ffi", "uuid", "jpeg"}
 
 
 def _host(soname: str, package: str) -> tuple[str, str, str]:
@@ -197,6 +197,7 @@ SINGLE_STEPS = [
     ("libgmp.so.10", "libgmp10", "__gmp_version", "data_ptr", None),
     ("libxml2.so.2", "libxml2", "xmlParserVersion", "data_ptr", "10000"),
     ("libwebp.so.7", "libwebp7", "WebPGetDecoderVersion", "uint", "webp"),
+    ("libfreetype.so.6", "libfreetype6", "FT_Library_Version", "context_triple", None),
 ]
 
 
@@ -205,7 +206,8 @@ def test_each_probe_shape(soname: str, package: str, symbol: str, shape: str,
                           decode: str | None) -> None:
     real, _, expected = _host(soname, package)
     handle = _master.dlopen(real)
-    step = _versions.Step(symbol, shape, decode=decode)
+    context = ("FT_Init_FreeType", "FT_Done_FreeType") if shape == "context_triple" else None
+    step = _versions.Step(symbol, shape, decode=decode, context=context)
     assert _versions._run_step(handle, step, "", "", None) == expected
 
 
