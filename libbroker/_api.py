@@ -11,7 +11,7 @@ import time
 
 from . import _cache
 from ._errors import LibraryNotFoundError
-from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate, Library, LibraryInfo
+from ._types import Candidate, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 _FIND_KIND = "find"
 _RECHECK_SECONDS = 1.0
+_NONE = type(None)
+_FIELD_TYPES: dict[str, object] = {
+    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE)
+}
 _memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
 
 
@@ -43,9 +47,12 @@ def _loaded_copy(name: str, version: str | None) -> Library | None:
 
     specifier = parse_specifier(version)
     for library in copies:
-        if library.version is not None and specifier is not None:
-            if specifier.contains(library.version, prereleases=True):
-                return library
+        if (
+            library.version is not None
+            and specifier is not None
+            and specifier.contains(library.version, prereleases=True)
+        ):
+            return library
     return None
 
 
@@ -72,13 +79,16 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
-    if info.version_text is None and name in LIBTOOL_NUMBERED:
+    if info.version_text is None:
         # Its version is knowable without loading once something mapped it.
         from ._resolve import _version_if_mapped
 
         text = _version_if_mapped(os.path.realpath(info.path), name)
         if text:
-            info = LibraryInfo(name, info.path, soname=info.soname, origin=info.origin, version_text=text)
+            info = LibraryInfo(
+                name, info.path, soname=info.soname, origin=info.origin, version_text=text,
+                version_source="library", dependencies=info.dependencies,
+            )
     return info
 
 
@@ -96,7 +106,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if disk is not None:
         try:
             stamps, fields = disk
-            if _cache.stamps_valid(stamps):
+            if _cache.typed(fields, _FIELD_TYPES) and _cache.stamps_valid(stamps):
                 info = LibraryInfo(**fields)
                 _memo[key] = (now, info, stamps)
                 return info
@@ -108,14 +118,8 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     chosen = resolution.chosen
     if chosen is None:
         raise resolution.error(version)
-    info = LibraryInfo(
-        name,
-        os.path.abspath(chosen.path),
-        soname=chosen.soname,
-        origin=chosen.origin,
-        version_text=chosen.version_text,
-    )
-    stamps = _cache.decision_stamps(resolution.search.stamps, chosen.path)
+    info = info_of(chosen)
+    stamps = _closure_stamps(resolution.search.stamps, chosen.path, [d.path for d in chosen.dependencies])
     _memo[key] = (now, info, stamps)
     fields = {
         "name": info.name,
@@ -123,9 +127,36 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         "soname": info.soname,
         "origin": info.origin,
         "version_text": info.version_text,
+        "version_source": info.version_source,
+        "dependencies": [(d.needed, d.path, d.origin) for d in info.dependencies],
     }
     _cache.update(_FIND_KIND, key, (stamps, fields))
     return info
+
+
+def info_of(cand: Candidate) -> LibraryInfo:
+    """The LibraryInfo of an accepted candidate (its closure and version source kept)."""
+    return LibraryInfo(
+        cand.name,
+        os.path.abspath(cand.path),
+        soname=cand.soname,
+        origin=cand.origin,
+        version_text=cand.version_text,
+        version_source=cand.version_source,
+        dependencies=cand.dependencies,
+    )
+
+
+def _closure_stamps(search_stamps: list, chosen: str, dependencies: "list[str]") -> list:
+    """Cache stamps covering the chosen file and every file of its closure."""
+    try:
+        return _cache.decision_stamps(search_stamps, [chosen, *dependencies])
+    except TypeError:  # the one-file signature: stamp the others here
+        stamps = _cache.decision_stamps(search_stamps, chosen)
+        for path in dependencies:
+            real = os.path.realpath(path)
+            stamps.append(("@file", (real, _cache.identity(real))))
+        return stamps
 
 
 def candidates(
@@ -154,7 +185,16 @@ def _check_name(name: object, what: str) -> str:
 def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = None) -> Library:
     """Load a library privately (RTLD_LOCAL) by link name or absolute path.
 
-    Loads once per file: the same object comes back for the same file.
+    Loads once per file: the same object comes back for the same file. By
+    name, loading follows the verdict (design.md 5.1): a copy already mapped
+    in the process that satisfies *version* is reused; otherwise each accepted
+    candidate is tried in rank order, its closure mapped bottom-up by absolute
+    path, and a candidate that fails to load or reports a version outside
+    *version* is unloaded again and the next one tried. Raises
+    `NoAcceptableLibraryError` listing every rejection and failure,
+    `LibraryNotFoundError` when no copy exists, `IncompatibleLibraryError` for
+    a path that cannot load or when a copy in the global symbol scope would
+    take over the new copy's internal calls.
     """
     from . import _loader
 
@@ -167,38 +207,322 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         if version is not None:
             _check_loaded_version(library, version)
         return library
-    # A libtool-numbered library's version is known only once it is loaded.
-    info = find(name_or_path, None if name_or_path in LIBTOOL_NUMBERED else version)
-    if isinstance(info, Library):
+    name = name_or_path
+    copy = _loaded_copy(name, version)
+    if copy is not None:
+        return copy
+    return _load_by_name(name, version)
+
+
+def _load_by_name(name: str, version: str | None) -> Library:
+    from ._errors import IncompatibleLibraryError, NoAcceptableLibraryError
+
+    failures: list[tuple[str, str]] = []
+    tried: set[str] = set()
+    try:
+        # The fast path: the cached verdict (versions known without loading).
+        first: LibraryInfo | None = find(name, version)
+    except LibraryNotFoundError:
+        first = None
+    if isinstance(first, Library):
         if version is not None:
-            _check_loaded_version(info, version)
-        return info
-    library = _loader.load_file(
-        info.path,
-        name=info.name,
-        origin=info.origin,
-        soname=info.soname,
-        version_text=info.version_text,
-        judged=True,
+            _check_loaded_version(first, version)
+        return first
+    if first is not None:
+        mapped = _mapped_copy(name, version, first)
+        if mapped is not None:
+            return mapped
+        tried.add(os.path.realpath(first.path))
+        library = _try_load(first, version, failures)
+        if library is not None:
+            return library
+    # Every candidate, those of unknown version too (the library is asked).
+    from ._resolve import resolve
+
+    resolution = resolve(name, version, stop_at_first=False, defer_unknown=True)
+    rejected: list[tuple[str, str]] = []
+    for cand in resolution.candidates:
+        if not cand.accepted:
+            rejected.append((cand.path, cand.reason))
+            continue
+        if os.path.realpath(cand.path) in tried:
+            continue
+        tried.add(os.path.realpath(cand.path))
+        info = info_of(cand)
+        if first is None:
+            mapped = _mapped_copy(name, version, info)
+            if mapped is not None:
+                return mapped
+            first = info
+        library = _try_load(info, version, failures)
+        if library is not None:
+            return library
+    rejected += failures
+    if not rejected:
+        raise resolution.error(version)
+    error = NoAcceptableLibraryError(
+        name, version=version, searched=resolution.search.searched, rejected=rejected,
+        hint=fix_hint(name, version, rejected),
     )
-    _refine_version(library)
-    if version is not None:
-        _check_loaded_version(library, version)
+    if failures and isinstance(failures[0][1], str) and failures[0][1].startswith("refused:"):
+        raise IncompatibleLibraryError(failures[0][0], failures[0][1][len("refused: "):]) from error
+    raise error
+
+
+def fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+    """The fix line chosen by the reasons of the rejections (not always "install it")."""
+    reasons = " ".join(reason for _, reason in rejected)
+    if "outside the specifier" in reasons or "version is unknown" in reasons:
+        return (
+            f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
+            "versions), or relax the specifier"
+        )
+    if "its dependency" in reasons and "cannot be found" in reasons:
+        return (
+            "fix: install the package that provides the missing dependency named above (or a "
+            "provider wheel for it), or point LIBBROKER_PATH at a directory holding both"
+        )
+    if "needs " in reasons and " defines " in reasons:
+        return "fix: install a newer copy of the dependency named above, or a build of the library made for this system"
+    if "linked against" in reasons:
+        return "fix: use a build of the library made for this system's C library"
+    if "-bit" in reasons or "machine" in reasons:
+        return "fix: install a build of the library for this interpreter's machine and word size"
+    if "dangling symlink" in reasons:
+        return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
+    if "failed to load" in reasons or "dlopen" in reasons:
+        return "fix: see the loader's message above; install the library's missing pieces or another build"
+    return (
+        "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
+        "directory that holds it"
+    )
+
+
+def _dlopen_text(exc: OSError) -> str:
+    # _master raises OSError(0, dlerror text, path): never show "[Errno 0]".
+    return exc.strerror or (exc.args[1] if len(exc.args) > 1 else "") or "dlopen failed without a message"
+
+
+def _dlclose(handle: int) -> None:
+    try:
+        from _ctypes import dlclose
+    except ImportError:  # pragma: no cover - every CPython on POSIX has it
+        return
+    try:
+        dlclose(handle)
+    except OSError:
+        pass
+
+
+def _specifier_problem(version: str | None, text: str | None) -> str | None:
+    if version is None:
+        return None
+    from ._resolve import parse_specifier
+    from ._types import parse_version
+
+    specifier = parse_specifier(version)
+    if specifier is None:
+        return None
+    parsed = parse_version(text)
+    if parsed is None:
+        return f"its version is unknown (the library does not say), so the specifier {version!r} cannot be checked"
+    if not specifier.contains(parsed, prereleases=True):
+        return f"version {str(parsed)!r} (from the library itself) is outside the specifier {version!r}"
+    return None
+
+
+def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str, str]]") -> Library | None:
+    """Map *info*'s closure bottom-up, then the file; None (and a failure noted) when it
+    fails or its own version is outside *version*. What it mapped is unmapped again."""
+    from . import _loader, _master
+    from ._resolve import library_version_text
+
+    real = os.path.realpath(info.path)
+    opened: list[int] = []
+
+    def undo() -> None:
+        for handle in reversed(opened):
+            _dlclose(handle)
+
+    for dep in info.dependencies:
+        if dep.origin == "mapped":
+            continue
+        try:
+            opened.append(_master.dlopen(dep.path))
+        except OSError as exc:
+            undo()
+            failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
+            return None
+    conflict = _interposition(info, real)
+    if conflict is not None:
+        undo()
+        failures.append((info.path, "refused: " + conflict))
+        return None
+    was_mapped = bool(_master.noload(real))
+    try:
+        probe = _master.dlopen(real)
+    except OSError as exc:
+        undo()
+        failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))
+        return None
+    opened.append(probe)
+    text = info.version_text
+    source = info.version_source
+    if not info.origin.startswith("provider:"):
+        asked = library_version_text(probe, info.name, info.soname)
+        if asked:
+            text, source = asked, "library"
+    problem = _specifier_problem(version, text)
+    if problem is not None:
+        if was_mapped:
+            opened.pop()  # mapped before us: only our own reference is dropped
+            _dlclose(probe)
+        undo()
+        failures.append((info.path, problem))
+        return None
+    library = _loader.load_file(
+        info.path, name=info.name, origin=info.origin, soname=info.soname,
+        version_text=text, judged=True,
+    )
+    if text and library.version_text != text:
+        library._set_version_text(text, source)
+    elif library.version_source is None and library.version_text:
+        library.version_source = source
+    if not library.dependencies:
+        library.dependencies = list(info.dependencies)
+    _dlclose(probe)  # load_file holds its own reference; the dependencies stay mapped with it
     return library
 
 
-def _refine_version(library: Library) -> None:
-    function = KNOWN_VERSION_FUNCTIONS.get(library.name)
-    if function is None or library.origin not in ("system", "environment", "override", "path"):
-        return
+def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library | None:
+    """A copy of *name* already mapped by anyone, reused when it satisfies *version*.
+
+    design.md 5.1 "One copy per process counts every copy": a mapped copy other
+    than *chosen* is reused (by its path, so no second copy is mapped) unless
+    *chosen* is an override; when it does not satisfy *version*, the second copy
+    is loaded with a DuplicateLibraryWarning naming both files.
+    """
+    from . import _loader, _master
+    from ._discovery import link_name_of
+    from ._resolve import library_version_text
+
+    real = os.path.realpath(chosen.path)
+    for path, _ in _master.loaded_objects():
+        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
+            continue
+        other = os.path.realpath(path)
+        if other == real:
+            return None  # the chosen file itself is mapped: load_file reuses it
+        handle = _master.noload(other)
+        if not handle:
+            continue
+        text = library_version_text(handle, name, os.path.basename(path))
+        _dlclose(handle)  # the NOLOAD probe took a reference
+        if chosen.origin != "override" and _specifier_problem(version, text) is None:
+            library = _loader.load_file(path, name=name, origin=_origin_of(other), version_text=text)
+            if text:
+                library._set_version_text(text, "library")
+            return library
+        import warnings
+
+        from ._errors import DuplicateLibraryWarning
+
+        why = "an override names another file" if chosen.origin == "override" else (
+            f"it does not satisfy {version!r} (version {text!r})"
+        )
+        warnings.warn(
+            f"a second copy of {name!r} is loaded: {chosen.path!r}, while {path!r} is already "
+            f"mapped in this process ({why})",
+            DuplicateLibraryWarning,
+            stacklevel=4,
+        )
+        return None
+    return None
+
+
+def _origin_of(path: str) -> str:
+    """Where a file mapped by someone else lives: "environment", "system" or "path"."""
+    from ._discovery import environment_dirs
+
+    directory = os.path.dirname(path)
+    if any(directory == os.path.realpath(d) for d in environment_dirs()):
+        return "environment"
+    from ._closure import system_dirs
+
+    if any(directory == os.path.realpath(d) for d in system_dirs()) or directory.startswith(("/usr/", "/lib")):
+        return "system"
+    return "path"
+
+
+def _interposition(info: LibraryInfo, real: str) -> str | None:
+    """Why loading *real* privately is refused: a copy in the global symbol scope
+    defines functions it exports, so its own internal calls would bind there
+    (design.md 5.1). None when no such copy exists or config asks for deepbind."""
+    try:
+        from _ctypes import dlopen as c_dlopen
+        from _ctypes import dlsym as c_dlsym
+    except ImportError:  # pragma: no cover
+        return None
+    from ._closure import read_facts
+
+    facts = read_facts(real)
+    if isinstance(facts, str) or not facts.functions:
+        return None
+    if _isolation() == "deepbind":
+        return None
+    scope = c_dlopen(None, 0x00002)  # type: ignore[arg-type]  # RTLD_NOW: the global scope (executable + RTLD_GLOBAL)
+    hits: list[tuple[str, int]] = []
+    for symbol in sorted(facts.functions):
+        try:
+            address = c_dlsym(scope, symbol)
+        except OSError:
+            continue
+        hits.append((symbol, address))
+        if len(hits) >= 3:
+            break
+    if not hits:
+        return None
+    owner = _owner_of(hits[0][1])
+    if owner is not None and os.path.realpath(owner) == real:
+        return None
+    names = ", ".join(s for s, _ in hits)
+    return (
+        f"{owner or 'another object'!r} in the global symbol scope (loaded RTLD_GLOBAL or by the "
+        f"executable) already defines {names}, which {real!r} exports: the private copy's "
+        "internal calls would bind to that copy; set isolation = \"deepbind\" in the config file "
+        "to load it with RTLD_DEEPBIND, or use the copy already loaded"
+    )
+
+
+def _isolation() -> str | None:
+    from ._config import load_config
+    from ._errors import BrokerError
+
+    try:
+        return getattr(load_config(), "isolation", None)
+    except BrokerError:  # a broken config is reported by find(); the safe default applies
+        return None
+
+
+def _owner_of(address: int) -> str | None:
     from . import _master
 
-    address = _master.dlsym(library.handle, function)
-    if not address:
-        return
-    text = _master.call_version_function(address)
+    best: tuple[int, str] | None = None
+    for path, base in _master.loaded_objects():
+        if base <= address and (best is None or base > best[0]):
+            best = (base, path)
+    return best[1] if best else None
+
+
+def _refine_version(library: Library) -> None:
+    """Ask the loaded library its own version (design.md 5.2 source "library")."""
+    if library.origin.startswith("provider:"):
+        return  # the manifest states the version
+    from ._resolve import library_version_text
+
+    text = library_version_text(library.handle, library.name, library.soname)
     if text:
-        library._set_version_text(text.decode("utf-8", "replace"))
+        library._set_version_text(text, "library")
 
 
 def _check_loaded_version(library: Library, version: str) -> None:
@@ -212,6 +536,7 @@ def _check_loaded_version(library: Library, version: str) -> None:
         raise IncompatibleLibraryError(
             library.path,
             f"version {library.version_text!r} is outside the specifier {version!r}",
+            fix=f"install a version matching {version!r}, or relax the specifier",
         )
 
 

@@ -137,3 +137,14 @@ class NoAcceptableLibraryError(LibraryNotFoundError, IncompatibleLibraryError):
 
 
 __all__.append("NoAcceptableLibraryError")
+
+
+class BrokerWarning(UserWarning):
+    """Something libbroker ignored or worked around (an unsafe config file or cache directory...)."""
+
+
+class DuplicateLibraryWarning(BrokerWarning):
+    """A second copy of a library was loaded next to one already mapped (names both files)."""
+
+
+__all__ += ["BrokerWarning", "DuplicateLibraryWarning"]

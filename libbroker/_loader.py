@@ -2,20 +2,35 @@
 
 The same file reached through a symlink or a second path is the same file
 (device, inode), so it gets the same Library object and handle.
+
+The bytes checked are the bytes mapped (design.md 5.1, docs/security.md): the
+file is opened once (O_NOFOLLOW on its real path, so a symlink swapped in
+after resolution is refused), its identity is taken with fstat and compared
+with what the resolver judged, the checks read that open file, and on Linux
+the loader maps that same open file through /proc/self/fd/N; the link map is
+then renamed to the checked path. Where /proc is unavailable, or the loader
+cannot map it that way, the file is mapped by path and the mapping's device and
+inode (from /proc/self/maps, else a second stat) must match the open file.
 """
 
 import os
-# _thread, not threading: threading pulls functools and collections (about 2 ms
-# in a fresh process) onto a consumer's import path; the lock is the same C type.
-import _thread
+import stat
 
 from ._errors import IncompatibleLibraryError
+from ._locks import new_rlock
 from ._types import Library
 
-_lock = _thread.RLock()
+_lock = new_rlock()
 _by_identity: dict[tuple[int, int], Library] = {}
 _by_name: dict[str, list[Library]] = {}
 _order: list[Library] = []
+_PROC_FD = "/proc/self/fd/"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, int, int, int, int, int, int]:
+    # The same tuple as _cache.identity, from an fstat of the open file.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 def load_file(
@@ -26,16 +41,23 @@ def load_file(
     soname: str | None = None,
     version_text: str | None = None,
     judged: bool = False,
+    identity: "tuple[int, ...] | None" = None,
 ) -> Library:
     """dlopen *path* (absolute) privately, or return the Library already made for that file.
 
-    Unless the resolver already *judged* the file, its headers are read first:
-    glibc's dlopen of a truncated ELF maps pages past the end of the file and the
-    process dies of SIGBUS, so a bad file must be refused before it gets there.
+    *identity*: the `_cache.identity` tuple of the file the resolver judged;
+    a different file now (replaced, edited, chmod-ed) is refused with
+    IncompatibleLibraryError "changed since it was checked". Unless *judged*,
+    the file must lie in a safe place (`_places.unsafe_reason`) and its headers
+    are checked on the open file first: glibc's dlopen of a truncated ELF maps
+    pages past the end of the file and the process dies of SIGBUS, so a bad
+    file must be refused before it gets there.
+    Raises IncompatibleLibraryError (relative path, missing, unsafe place,
+    changed, not a loadable shared library, dlopen failure).
     """
-    if not os.path.isabs(path):
+    if not isinstance(path, str) or not os.path.isabs(path):
         raise IncompatibleLibraryError(
-            path,
+            str(path),
             "is a relative path; libbroker loads only absolute paths",
             fix="pass an absolute path, or a link name such as 'z' to search for it",
         )
@@ -48,47 +70,168 @@ def load_file(
         raise IncompatibleLibraryError(path, reason) from exc
     key = (st.st_dev, st.st_ino)
     library = _by_identity.get(key)
-    if library is not None:
+    if library is not None and (identity is None or tuple(identity[:2]) == key):
         return library
     with _lock:
         library = _by_identity.get(key)
         if library is not None:
             return library
-        from . import _master
+        if not judged and os.name != "nt":
+            from ._places import unsafe_reason
 
+            place = unsafe_reason(path)
+            if place:
+                raise IncompatibleLibraryError(
+                    path, f"is not in a safe place: {place}", fix=None
+                )
         real = os.path.realpath(path)
-        if not judged:
-            soname, version_text = _precheck(path, real, soname, version_text)
+        try:
+            fd = os.open(real, _OPEN_FLAGS)
+        except OSError as exc:
+            raise IncompatibleLibraryError(
+                path, f"changed while being loaded (cannot open {real!r}: {exc.strerror})"
+            ) from exc
+        try:
+            return _load_open_file(path, real, fd, name, origin, soname, version_text, judged, identity)
+        finally:
+            os.close(fd)
+
+
+def _load_open_file(
+    path: str,
+    real: str,
+    fd: int,
+    name: str | None,
+    origin: str,
+    soname: str | None,
+    version_text: str | None,
+    judged: bool,
+    identity: "tuple[int, ...] | None",
+) -> Library:
+    from . import _master
+
+    fst = os.fstat(fd)
+    ident = _identity_of(fst)
+    if not stat.S_ISREG(fst.st_mode):
+        raise IncompatibleLibraryError(path, "is not a regular file")
+    if identity is not None and tuple(identity) != ident:
+        raise IncompatibleLibraryError(
+            path,
+            "changed since it was checked (device, inode, size, times, mode or owner differ); "
+            "it is not loaded",
+            fix="retry: libbroker checks the new file afresh",
+        )
+    key = (fst.st_dev, fst.st_ino)
+    library = _by_identity.get(key)
+    if library is not None:
+        return library
+    proc = _unique_fd_path(fd)
+    via_fd = os.path.isdir(_PROC_FD)
+    if not judged or identity is None:
+        # Read the open file itself where possible: a file swapped by path after
+        # our open is not the file we check.
+        soname, version_text = _precheck(path, proc if via_fd else real, real, soname, version_text, ident)
+    handle = 0
+    error: OSError | None = None
+    if via_fd:
+        try:
+            handle = _master.dlopen(proc)
+        except OSError as exc:
+            error = exc  # e.g. a $ORIGIN dependency: origin is /proc/self/fd; retry by path
+    if not handle:
         try:
             handle = _master.dlopen(real)
         except OSError as exc:
-            raise IncompatibleLibraryError(path, _diagnose(real, exc)) from exc
-        library = Library(
-            name or _link_name(real),
-            path,
-            handle,
-            key,
-            soname=soname,
-            origin=origin,
-            version_text=version_text,
-        )
-        _by_identity[key] = library
-        _order.append(library)
-        _by_name.setdefault(library.name, []).append(library)
-        if soname:
-            _by_name.setdefault(soname, []).append(library)
-        return library
+            raise IncompatibleLibraryError(path, _diagnose(real, error or exc)) from exc
+        if not _mapped_is(handle, fst):
+            raise IncompatibleLibraryError(
+                path,
+                "was replaced between its checks and dlopen; the replacement was mapped and is "
+                "not used (its constructors may have run)",
+            )
+    else:
+        _master.set_link_name(handle, real, _PROC_FD)
+    library = Library(
+        name or _link_name(real),
+        path,
+        handle,
+        key,
+        soname=soname,
+        origin=origin,
+        version_text=version_text,
+    )
+    _by_identity[key] = library
+    _order.append(library)
+    _by_name.setdefault(library.name, []).append(library)
+    if soname:
+        _by_name.setdefault(soname, []).append(library)
+    return library
+
+
+_serial = [0]
+
+
+def _unique_fd_path(fd: int) -> str:
+    """/proc/self/fd/N spelled differently on every call ("./" and "/" steps encode a serial).
+
+    The loader matches a new request by name first, against every name an object
+    was ever opened under: a second dlopen("/proc/self/fd/5") would get the
+    library first opened as fd 5, whatever fd 5 is now. A name never used
+    before goes on to the loader's (device, inode) match, which is what we want.
+    """
+    _serial[0] += 1
+    serial = _serial[0]
+    steps = "".join("./" if serial >> bit & 1 else "/" for bit in range(serial.bit_length()))
+    return f"{_PROC_FD}{steps}{fd}"
+
+
+def _mapped_is(handle: int, fst: os.stat_result) -> bool:
+    """True when the object behind *handle* was mapped from the file *fst* describes."""
+    from . import _master
+
+    info = _master.link_map(handle)
+    if info is not None:
+        address = info[1] or info[0]
+        try:
+            with open("/proc/self/maps", "rb") as maps:
+                for line in maps:
+                    fields = line.split()
+                    if len(fields) < 6:
+                        continue
+                    low, _, high = fields[0].partition(b"-")
+                    if int(low, 16) <= address < int(high, 16):
+                        major, _, minor = fields[3].partition(b":")
+                        device = os.makedev(int(major, 16), int(minor, 16))
+                        return (device, int(fields[4])) == (fst.st_dev, fst.st_ino)
+        except (OSError, ValueError):
+            pass
+    return info is None or not os.path.isdir(_PROC_FD)
 
 
 def _precheck(
-    path: str, real: str, soname: str | None, version_text: str | None
+    path: str,
+    readable: str,
+    real: str,
+    soname: str | None,
+    version_text: str | None,
+    ident: tuple[int, ...],
 ) -> tuple[str | None, str | None]:
-    """Refuse what dlopen must not see; fill in SONAME and file-name version."""
-    from ._discovery import version_from_filename
-    from ._resolve import binary_facts, flush_facts, soname_mismatch
+    """Refuse what dlopen must not see; fill in SONAME and file-name version.
 
-    facts = binary_facts(real)
-    flush_facts()
+    *readable* names the open file (/proc/self/fd/N) or its real path; facts
+    already cached for exactly this identity are reused.
+    """
+    from . import _cache
+    from ._discovery import version_from_filename
+    from ._resolve import _read_facts, binary_facts, flush_facts, soname_mismatch
+
+    if _cache.identity(real) == ident:
+        facts = binary_facts(real)
+        flush_facts()
+        if _cache.identity(real) != ident:  # replaced while read: read the open file
+            facts = _read_facts(readable)
+    else:
+        facts = _read_facts(readable)
     reason = facts.get("error") or facts.get("incompatible")
     if not reason and facts.get("elf_type", "shared") != "shared":
         reason = f"is an ELF {facts['elf_type']}, not a shared library"
@@ -112,7 +255,7 @@ def _diagnose(real: str, exc: OSError) -> str:
         reason = check_compatible(info, host_binary())
         if reason:
             return f"{reason} (dlopen: {text})"
-    except Exception as inner:  # the binary reader's own verdict is the better message
+    except Exception as inner:  # noqa: BLE001 - the binary reader's own verdict is the better message
         reason = getattr(inner, "reason", None) or str(inner)
         return f"{reason} (dlopen: {text})"
     return f"dlopen failed: {text}"

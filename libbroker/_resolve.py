@@ -14,7 +14,7 @@ import stat
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
 from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
-from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate
+from ._types import KNOWN_VERSION_FUNCTIONS, Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 
     from ._binary import BinaryInfo
 
-_FACTS_KIND = "elf"
+_FACTS_KIND = "elf2"  # 2: with the C-library flavour
 _FACTS_LIMIT = 4096
 _facts_memo: dict[tuple, dict] = {}
 _disk_facts: dict | None = None  # the on-disk facts, read once per process
 _pending: dict[tuple, dict] = {}  # facts read since the last flush
+_NONE = type(None)
+_FACT_TYPES: dict[str, object] = {  # what _read_facts writes; anything else is re-read
+    "error": (str, _NONE),
+    "incompatible": (str, _NONE),
+    "soname": (str, _NONE),
+    "glibc": (tuple, list, _NONE),
+}
 
 
 def binary_facts(real: str) -> dict:
@@ -45,7 +52,7 @@ def binary_facts(real: str) -> dict:
     if _disk_facts is None:
         _disk_facts = _cache.load(_FACTS_KIND)
     facts = _disk_facts.get(key)
-    if not isinstance(facts, dict) or "error" not in facts:  # absent, corrupt or foreign
+    if not _cache.typed(facts, _FACT_TYPES):  # absent, corrupt or foreign
         facts = _read_facts(real)
         _pending[key] = facts
     _facts_memo[key] = facts
@@ -80,6 +87,7 @@ def _read_facts(real: str) -> dict:
         "elf_class": info.elf_class,
         "glibc": info.glibc_required,
         "elf_type": info.elf_type,
+        "libc": info.libc,
     }
 
 
@@ -94,7 +102,23 @@ def _version_if_mapped(real: str, name: str) -> str | None:
     handle = _master.noload(real)
     if not handle:
         return None
-    address = _master.dlsym(handle, KNOWN_VERSION_FUNCTIONS[name])
+    return library_version_text(handle, name, os.path.basename(real))
+
+
+def library_version_text(handle: int, name: str, soname: str | None) -> str | None:
+    """The version text the loaded library reports (built-in probe), or None."""
+    from . import _master
+
+    try:
+        from ._versions import library_version
+    except ImportError:
+        library_version = None  # type: ignore[assignment]
+    if library_version is not None:
+        return library_version(handle, name, soname, None)
+    function = KNOWN_VERSION_FUNCTIONS.get(name)
+    if function is None:
+        return None
+    address = _master.dlsym(handle, function)
     raw = _master.call_version_function(address) if address else None
     return raw.decode("utf-8", "replace") if raw else None
 
@@ -135,8 +159,13 @@ def judge(
     specifier: SpecifierSet | None,
     required: Sequence[str] | Callable[[Entry], Sequence[str]],
     rank: int,
+    defer_unknown: bool = False,
 ) -> Candidate:
-    """The verdict on one file; never raises for a bad file."""
+    """The verdict on one file and its dependency closure; never raises for a bad file.
+
+    With *defer_unknown*, a file whose version is unknown without loading it is
+    accepted so that `load()` can ask the library and check the specifier.
+    """
     path = entry.path
     cand = Candidate(name, path, entry.origin, rank=rank, version_text=entry.version)
     if entry.refusal:
@@ -180,21 +209,33 @@ def judge(
     if mismatch:
         cand.reason = mismatch
         return cand
+    if facts.get("libc") and facts["libc"] != _host_libc():
+        cand.reason = (
+            f"it is linked against {facts['libc']} libc but this interpreter runs on {_host_libc()}"
+        )
+        cand.fix = f"use a build of the library made for {_host_libc()}"
+        return cand
     if cand.version_text is None:
-        if name in LIBTOOL_NUMBERED:
-            cand.version_text = _version_if_mapped(real, name)
-        else:
-            cand.version_text = version_from_filename(real) or version_from_filename(path)
+        found = product_version(real, path, name)
+        if found is not None:
+            cand.version_text, cand.version_source = found
+    elif entry.origin.startswith("provider:") or entry.dist:
+        cand.version_source = "provider"
     if specifier is not None:
         version = cand.version
-        if version is None:
+        if version is None and not defer_unknown:
             cand.reason = (
-                f"its version is unknown (no provider metadata, no version in the file name "
-                f"{os.path.basename(real)!r}) so the specifier {str(specifier)!r} cannot be checked"
+                f"its version is unknown (no provider metadata, no package database entry, not "
+                f"mapped to ask it) so the specifier {str(specifier)!r} cannot be checked"
             )
+            cand.fix = "load() asks the library itself; or pin this file in the config file"
             return cand
-        if not specifier.contains(version, prereleases=True):
-            cand.reason = f"version {str(version)!r} is outside the specifier {str(specifier)!r}"
+        if version is not None and not specifier.contains(version, prereleases=True):
+            cand.reason = (
+                f"version {str(version)!r} (from {cand.version_source or 'unknown'}) is outside "
+                f"the specifier {str(specifier)!r}"
+            )
+            cand.fix = f"install a version matching {str(specifier)!r}, or relax the specifier"
             return cand
     if callable(required):
         # Per-file symbol names: a provider's manifest may set the prefix/suffix.
@@ -220,8 +261,52 @@ def judge(
         except BrokerError as exc:
             cand.reason = getattr(exc, "reason", str(exc))
             return cand
+    from ._closure import resolve_closure
+
+    closure = resolve_closure(real)
+    if not closure.ok:
+        cand.reason = closure.reason or "its dependency closure cannot be loaded"
+        cand.fix = closure.fix
+        return cand
+    cand.dependencies = list(closure.dependencies)
     cand.accepted = True
     return cand
+
+
+def _host_libc() -> str | None:
+    from ._closure import host_libc
+
+    return host_libc()
+
+
+def product_version(real: str, path: str, name: str) -> tuple[str, str] | None:
+    """(version text, version source) of a file not loaded by us (design.md 5.2).
+
+    In order: the library itself when this process already maps it (a NOLOAD
+    probe), the package database that owns the file, and the file name only
+    for libraries whose file names carry the product version (zlib).
+    Interface numbers (libtool's libbz2.so.1.0.4) are never versions.
+    """
+    text = _version_if_mapped(real, name)
+    if text:
+        return text, "library"
+    try:
+        from . import _versions
+    except ImportError:
+        _versions = None  # type: ignore[assignment]
+    if _versions is not None:
+        package = _versions.package_version(real)
+        if package is not None:
+            return package
+        by_name = _versions.file_name_version(real, path)
+        if by_name is not None:
+            return by_name, "file-name"
+        return None
+    if name == "z":  # until _versions lands: only zlib's file names carry its version
+        by_name = version_from_filename(real) or version_from_filename(path)
+        if by_name:
+            return by_name, "file-name"
+    return None
 
 
 def parse_specifier(version: str | None) -> SpecifierSet | None:
@@ -241,7 +326,7 @@ def parse_specifier(version: str | None) -> SpecifierSet | None:
 
 
 class Resolution:
-    __slots__ = ("name", "candidates", "search", "chosen", "entries")
+    __slots__ = ("candidates", "chosen", "entries", "name", "search")
 
     def __init__(self, name: str, search: Search) -> None:
         self.name = name
@@ -263,6 +348,7 @@ def resolve(
     packages: Sequence[str] = (),
     required: Sequence[str] | Callable[[Entry], Sequence[str]] = (),
     stop_at_first: bool = True,
+    defer_unknown: bool = False,
 ) -> Resolution:
     """Search and judge; `chosen` is the first accepted candidate in rank order."""
     from ._config import load_config
@@ -288,7 +374,10 @@ def resolve(
                 resolution.entries[index].path = entry.path
             continue
         seen[real] = len(resolution.candidates)
-        cand = judge(entry, name, specifier, required, rank=len(resolution.candidates))
+        cand = judge(
+            entry, name, specifier, required, rank=len(resolution.candidates),
+            defer_unknown=defer_unknown,
+        )
         if cand.accepted and cand.soname:
             sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
             if os.path.basename(entry.path) != cand.soname and os.path.realpath(sibling) == real:

@@ -162,10 +162,12 @@ def test_only_in_world_writable_directory(tmp_path, monkeypatch, libz) -> None:
         libbroker.find("lbww")
 
 
-def test_good_copy_accepted_with_version(override, libz) -> None:
+def test_good_copy_accepted_interface_number_is_no_version(override, libz) -> None:
+    # design.md 5.2: numbers in a file name are interface numbers (libtool), not
+    # the product's version, except for zlib, whose file names carry it.
     shutil.copy(os.path.realpath(libz), override / "liblbgood.so.3.4.5")
     info = libbroker.find("lbgood")
-    assert info.origin == "override" and str(info.version) == "3.4.5"
+    assert info.origin == "override" and info.version is None and info.version_source is None
     assert info.soname == "libz.so.1"  # the copy keeps zlib's SONAME
 
 

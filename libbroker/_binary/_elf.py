@@ -41,6 +41,7 @@ _DT_NEEDED, _DT_HASH, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ, _DT_SYMENT = 1, 4, 5, 6
 _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 14, 15, 29
 _DT_FLAGS_1, _DT_GNU_HASH = 0x6FFFFFFB, 0x6FFFFEF5
 _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
+_DT_VERDEF, _DT_VERDEFNUM = 0x6FFFFFFC, 0x6FFFFFFD
 _DF_1_PIE = 0x08000000
 _SHT_DYNSYM = 11
 _STT_FUNC, _STT_GNU_IFUNC = 2, 10
@@ -51,6 +52,11 @@ _STV_DEFAULT, _STV_PROTECTED = 0, 3
 _MAX_PHNUM = 4096
 _MAX_SYMBOLS = 4_000_000
 _MAX_VERNEED = 4096
+_MAX_VERDEF = 65535
+
+# DT_NEEDED names that tell which C library a binary was linked against.
+_GLIBC_LIBC = "libc.so.6"
+_MUSL_LIBCS = ("libc.so",)  # musl-gcc links "libc.so"; Alpine's is libc.musl-<arch>.so.1
 
 
 class BinaryInfo:
@@ -59,20 +65,21 @@ class BinaryInfo:
     or protected visibility: what ``dlsym`` can return."""
 
     __slots__ = (
-        "path",
-        "format",
-        "elf_class",
         "byte_order",
-        "machine",
-        "machine_name",
-        "flags",
+        "elf_class",
         "elf_type",
-        "soname",
-        "needed",
-        "runpath",
-        "rpath",
+        "flags",
+        "format",
         "functions",
         "glibc_required",
+        "machine",
+        "machine_name",
+        "needed",
+        "path",
+        "rpath",
+        "runpath",
+        "soname",
+        "version_defs",
         "version_needs",
     )
 
@@ -92,6 +99,59 @@ class BinaryInfo:
         self.functions: frozenset[str] = frozenset()
         self.glibc_required: tuple[int, int] | None = None
         self.version_needs: dict[str, list[str]] = {}
+        # Symbol versions this file defines (DT_VERDEF), e.g. GLIBCXX_3.4.30.
+        self.version_defs: frozenset[str] = frozenset()
+
+    @property
+    def bits(self) -> int:
+        """Word size: 32 or 64 (the ELF class)."""
+        return self.elf_class
+
+    @property
+    def kind(self) -> str:
+        """"shared", "executable" (a PIE counts), "relocatable", "core" or "none"."""
+        return self.elf_type
+
+    @property
+    def exports(self) -> int:
+        """Number of exported, defined functions (what dlsym can return)."""
+        return len(self.functions)
+
+    @property
+    def min_os(self) -> None:
+        """Mach-O only; always None for ELF."""
+        return None
+
+    @property
+    def slices(self) -> list[BinaryInfo]:
+        """Fat Mach-O only; always [] for ELF."""
+        return []
+
+    @property
+    def libc(self) -> str | None:
+        """The C library it was linked against, from DT_NEEDED: "glibc", "musl" or None."""
+        for name in self.needed:
+            if name == _GLIBC_LIBC:
+                return "glibc"
+            if name in _MUSL_LIBCS or name.startswith("libc.musl-"):
+                return "musl"
+        return None
+
+    def inspect_dict(self) -> dict[str, object]:
+        """The format-independent keys of design.md 5.3 (without "loadable"/"reason")."""
+        return {
+            "format": "ELF",
+            "machine": self.machine_name,
+            "bits": self.bits,
+            "kind": self.kind,
+            "soname": self.soname,
+            "needed": list(self.needed),
+            "exports": self.exports,
+            "rpath": list(self.rpath),
+            "runpath": list(self.runpath),
+            "min_os": None,
+            "slices": [],
+        }
 
     def __repr__(self) -> str:
         return (
@@ -464,6 +524,23 @@ def _parse_dynamic(
     if _DT_VERNEED in tags:
         _parse_verneed(r, info, e, offset_of(tags[_DT_VERNEED], "version-needed table"),
                        tags.get(_DT_VERNEEDNUM, _MAX_VERNEED), string)
+    if _DT_VERDEF in tags:
+        info.version_defs = _parse_verdef(r, e, offset_of(tags[_DT_VERDEF], "version-definition table"),
+                                          tags.get(_DT_VERDEFNUM, _MAX_VERDEF), string)
+
+
+def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string) -> frozenset[str]:  # type: ignore[no-untyped-def]
+    """Names of the versions a library defines: the first Verdaux of each Verdef."""
+    names = set()
+    for _ in range(min(count, _MAX_VERDEF)):
+        _, _, _, vd_cnt, _, vd_aux, vd_next = struct.unpack(e + "HHHHIII", r.read(offset, 20, "version definition"))
+        if vd_cnt:
+            (vda_name,) = struct.unpack(e + "I", r.read(offset + vd_aux, 4, "version definition name"))
+            names.add(string(vda_name))
+        if not vd_next:
+            break
+        offset += vd_next
+    return frozenset(names)
 
 
 def _functions(data: bytes, e: str, is64: bool, sym_size: int, string) -> frozenset[str]:
