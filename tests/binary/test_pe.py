@@ -1,0 +1,580 @@
+"""libbroker._binary._pe on real Windows binaries and mingw/lld-built fixtures.
+
+Oracles: pefile (with its export caps lifted) and lief. Nothing here types the
+expected exports or imports of a file: every fact is compared with what the
+oracles read from the same bytes. Bad input must raise InvalidBinaryError
+quickly, whatever the corruption.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from libbroker._binary import InvalidBinaryError, _pe, read_binary
+
+from ._wheels import wheel_binaries
+
+pefile = pytest.importorskip("pefile")
+lief = pytest.importorskip("lief")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pe"
+FIXTURE_FILES = sorted(FIXTURES.glob("*.dll")) + sorted(FIXTURES.glob("*.exe"))
+MAKE_FIXTURES = Path(__file__).parent / "make_pe_fixtures.sh"
+
+# Directories pefile parses for us: export, import, security, delay import.
+_PEFILE_DIRS = [pefile.DIRECTORY_ENTRY[f"IMAGE_DIRECTORY_ENTRY_{d}"] for d in
+                ("EXPORT", "IMPORT", "SECURITY", "DELAY_IMPORT")]  # fmt: skip
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        if n.lower() not in seen:
+            seen.add(n.lower())
+            out.append(n)
+    return out
+
+
+def _pefile_facts(path: Path) -> dict[str, object]:
+    # pefile stops at 8,192 exports and at 120 exports sharing an address by default.
+    pe = pefile.PE(
+        str(path),
+        fast_load=True,
+        max_symbol_exports=1 << 20,
+        max_repeated_symbol=1 << 20,
+    )
+    pe.parse_data_directories(directories=_PEFILE_DIRS)
+    exp = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
+    syms = exp.symbols if exp is not None else []
+
+    def imports(entries: list[object]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for e in entries:
+            names = [
+                _s(i.name) if i.import_by_ordinal is False else f"#{i.ordinal}"
+                for i in e.imports
+            ]
+            out.setdefault(
+                next((k for k in out if k.lower() == _s(e.dll).lower()), _s(e.dll)), []
+            ).extend(names)
+        return out
+
+    sec = pe.OPTIONAL_HEADER.DATA_DIRECTORY[
+        pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_SECURITY"]
+    ]
+    return {
+        "machine": pe.FILE_HEADER.Machine,
+        "bits": 64 if pe.OPTIONAL_HEADER.Magic == 0x20B else 32,
+        "kind": "shared" if pe.FILE_HEADER.IMAGE_FILE_DLL else "executable",
+        "soname": _s(exp.name) if exp is not None and exp.name else None,
+        "exports": len(syms),
+        "export_names": {_s(s.name) for s in syms if s.name is not None},
+        "ordinal_only": sorted(s.ordinal for s in syms if s.name is None),
+        "forwarders": {
+            (_s(s.name) if s.name is not None else f"#{s.ordinal}"): _s(s.forwarder)
+            for s in syms
+            if s.forwarder
+        },
+        "needed": _dedupe(
+            [_s(e.dll) for e in getattr(pe, "DIRECTORY_ENTRY_IMPORT", [])]
+        ),
+        "delay_needed": _dedupe(
+            [_s(e.dll) for e in getattr(pe, "DIRECTORY_ENTRY_DELAY_IMPORT", [])]
+        ),
+        "imports": imports(getattr(pe, "DIRECTORY_ENTRY_IMPORT", [])),
+        "delay_imports": imports(getattr(pe, "DIRECTORY_ENTRY_DELAY_IMPORT", [])),
+        "dll_characteristics": pe.OPTIONAL_HEADER.DllCharacteristics,
+        "subsystem_version": (
+            pe.OPTIONAL_HEADER.MajorSubsystemVersion,
+            pe.OPTIONAL_HEADER.MinorSubsystemVersion,
+        ),
+        "image_base": pe.OPTIONAL_HEADER.ImageBase,
+        "authenticode": sec.VirtualAddress != 0 and sec.Size != 0,
+    }
+
+
+def _ours(info: _pe.PEInfo) -> dict[str, object]:
+    return {
+        "machine": info.machine,
+        "bits": info.bits,
+        "kind": info.kind,
+        "soname": info.soname,
+        "exports": info.exports,
+        "export_names": set(info.export_names),
+        "ordinal_only": sorted(info.ordinal_only),
+        "forwarders": info.forwarders,
+        "needed": info.needed,
+        "delay_needed": info.delay_needed,
+        "imports": info.imports,
+        "delay_imports": info.delay_imports,
+        "dll_characteristics": info.dll_characteristics,
+        "subsystem_version": info.subsystem_version,
+        "image_base": info.image_base,
+        "authenticode": info.authenticode,
+    }
+
+
+_LIEF_MACHINES = {
+    "AMD64": "x86_64",
+    "I386": "i386",
+    "ARM64": "aarch64",
+    "ARMNT": "arm",
+    "ARM": "arm",
+}
+
+
+def _check_against_lief(path: Path, info: _pe.PEInfo) -> None:
+    b = lief.PE.parse(str(path))
+    assert b is not None
+    assert (
+        _LIEF_MACHINES.get(b.header.machine.name, b.header.machine.name)
+        == info.machine_name
+    )
+    assert info.bits == (
+        64 if b.optional_header.magic == lief.PE.PE_TYPE.PE32_PLUS else 32
+    )
+    assert [i.name for i in b.imports] == info.needed
+    assert [d.name for d in b.delay_imports] == info.delay_needed
+    assert b.optional_header.dll_characteristics == info.dll_characteristics
+    if b.has_exports:
+        exp = b.get_export()
+        assert exp.name == (info.soname or "")
+        assert len(exp.entries) == info.exports
+        # lief reads an unnamed forwarder's target string as its name and does
+        # not flag it as forwarded: those entries are compared by pefile only.
+        unnamed_targets = {t for k, t in info.forwarders.items() if k.startswith("#")}
+        assert {e.name for e in exp.entries if e.name} - unnamed_targets == set(
+            info.export_names
+        )
+        fwd = {
+            e.name: str(e.forward_information) for e in exp.entries if e.is_forwarded
+        }
+        assert fwd == {
+            k: t for k, t in info.forwarders.items() if not k.startswith("#")
+        }
+    else:
+        assert info.exports == 0
+
+
+def _compare(path: Path) -> _pe.PEInfo:
+    info = _pe.read(str(path))
+    assert _ours(info) == _pefile_facts(path), path
+    assert info.functions == info.export_names
+    assert info.api_sets == [
+        n
+        for n in info.needed + info.delay_needed
+        if n.lower().startswith(("api-ms-win-", "ext-ms-"))
+    ]
+    return info
+
+
+# --- fixtures built by make_pe_fixtures.sh -----------------------------------
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
+def test_fixture_matches_pefile_and_lief(path: Path) -> None:
+    info = _compare(path)
+    _check_against_lief(path, info)
+
+
+def test_fixtures_exercise_every_feature() -> None:
+    """The fixtures hold what the comparisons above are meant to cover."""
+    infos = {p.name: _pe.read(str(p)) for p in FIXTURE_FILES}
+    assert {i.machine_name for i in infos.values()} >= {"x86_64", "i386", "aarch64"}
+    assert {i.bits for i in infos.values()} == {32, 64}
+    dlls = [i for i in infos.values() if i.kind == "shared"]
+    assert all(i.forwarders and i.ordinal_only and i.api_sets for i in dlls)
+    assert any(
+        t.split(".", 1)[1].startswith("#") for i in dlls for t in i.forwarders.values()
+    )
+    assert any(
+        k.startswith("#") for i in dlls for k in i.forwarders
+    )  # an unnamed forwarder
+    assert any(i.delay_needed for i in dlls)
+    exe = infos["pe_fixture_x64.exe"]
+    assert (
+        exe.kind == "executable"
+        and exe.soname is None
+        and "pe_fixture_x64.dll" in exe.needed
+    )
+
+
+def test_dispatcher_and_inspect_dict() -> None:
+    path = FIXTURES / "pe_fixture_x64.dll"
+    info = read_binary(str(path))
+    assert isinstance(info, _pe.PEInfo)
+    d = info.inspect_dict()
+    assert list(d) == ["format", "machine", "bits", "soname", "needed", "exports", "rpath", "runpath",
+                       "min_os", "slices"]  # fmt: skip
+    facts = _pefile_facts(path)
+    assert (
+        d["format"] == "PE"
+        and d["rpath"] == []
+        and d["runpath"] == []
+        and d["min_os"] is None
+    )
+    assert (d["bits"], d["soname"], d["needed"], d["exports"]) == (
+        facts["bits"], facts["soname"], facts["needed"], facts["exports"],
+    )  # fmt: skip
+    assert json.loads(json.dumps(d)) == d
+    assert (
+        "DYNAMIC_BASE" in info.dll_characteristics_flags
+        or not info.dll_characteristics & 0x40
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("x86_64-w64-mingw32-gcc") is None, reason="mingw-w64 not installed"
+)
+def test_fixture_script_rebuilds(tmp_path: Path) -> None:
+    """The committed script still builds fixtures the reader and pefile agree on."""
+    proc = subprocess.run(
+        ["sh", str(MAKE_FIXTURES), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    built = sorted(tmp_path.glob("*.dll")) + sorted(tmp_path.glob("*.exe"))
+    assert len(built) >= 3, proc.stdout
+    for path in built:
+        _compare(path)
+
+
+# --- real wheels ---------------------------------------------------------------
+
+WHEELS = [
+    ("numpy", "win_amd64"),
+    ("scipy-openblas32", "win_amd64"),
+    ("scipy-openblas32", "win32"),
+    ("scipy-openblas32", "win_arm64"),
+    ("pyzmq", "win_amd64"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dist", "platform"), WHEELS, ids=[f"{d}-{p}" for d, p in WHEELS]
+)
+def test_real_wheel_binaries_match_pefile_and_lief(dist: str, platform: str) -> None:
+    files = wheel_binaries(dist, platform, (".dll", ".pyd"))
+    assert files, f"no DLL or .pyd in the {dist} {platform} wheel"
+    for path in files:
+        start = time.perf_counter()
+        info = _pe.read(str(path))
+        elapsed = time.perf_counter() - start
+        assert elapsed < 5, f"{path.name}: {elapsed:.1f}s"
+        _compare(path)
+        _check_against_lief(path, info)
+        assert info.kind == "shared"
+        assert (
+            info.machine_name
+            == {"win_amd64": "x86_64", "win32": "i386", "win_arm64": "aarch64"}[
+                platform
+            ]
+        )
+
+
+def test_big_export_table_beyond_pefile_default() -> None:
+    """OpenBLAS exports more names than pefile's default cap (8,192): we read them all."""
+    (path,) = wheel_binaries("scipy-openblas32", "win_amd64", (".dll",))
+    info = _pe.read(str(path))
+    assert info.exports > 8192
+    default = pefile.PE(str(path), fast_load=True)
+    default.parse_data_directories(directories=_PEFILE_DIRS[:1])
+    # Past its cap pefile lists the remaining named exports as ordinal-only.
+    default_names = {
+        s.name for s in default.DIRECTORY_ENTRY_EXPORT.symbols if s.name is not None
+    }
+    assert len(default_names) <= 8193 < len(info.export_names)
+    assert info.export_names == _pefile_facts(path)["export_names"]
+
+
+# --- bad input -----------------------------------------------------------------
+
+
+def _headers(data: bytes) -> dict[str, int]:
+    """Offsets of the header fields the corruption tests poke, found by walking the file."""
+    lfanew = struct.unpack_from("<I", data, 0x3C)[0]
+    coff = lfanew + 4
+    nsec, opt_size = (
+        struct.unpack_from("<H", data, coff + 2)[0],
+        struct.unpack_from("<H", data, coff + 16)[0],
+    )
+    opt = coff + 20
+    magic = struct.unpack_from("<H", data, opt)[0]
+    dirs = opt + (112 if magic == 0x20B else 96)
+    return {
+        "lfanew": lfanew,
+        "coff": coff,
+        "nsec": nsec,
+        "opt": opt,
+        "opt_end": opt + opt_size,
+        "dirs": dirs,
+    }
+
+
+def _rva_to_off(data: bytes, rva: int) -> int:
+    h = _headers(data)
+    for i in range(h["nsec"]):
+        vsize, va, rsize, rptr = struct.unpack_from(
+            "<IIII", data, h["opt_end"] + 40 * i + 8
+        )
+        if va <= rva < va + max(vsize, rsize):
+            return rva - va + rptr
+    raise AssertionError(f"RVA {rva:#x} not in a section")
+
+
+def _expect_invalid(path: Path, data: bytes, *words: str) -> InvalidBinaryError:
+    path.write_bytes(data)
+    start = time.perf_counter()
+    with pytest.raises(InvalidBinaryError) as exc:
+        _pe.read(str(path))
+    assert time.perf_counter() - start < 2
+    message = str(exc.value)
+    assert str(path) in message
+    for w in words:
+        assert w in message, message
+    return exc.value
+
+
+def _boundaries(data: bytes) -> list[int]:
+    h = _headers(data)
+    cuts = {0, 1, 2, 0x3C, 0x40, h["lfanew"], h["lfanew"] + 2, h["coff"], h["opt"], h["opt"] + 2, h["dirs"],
+            h["opt_end"]}  # fmt: skip
+    end = 0
+    for i in range(h["nsec"]):
+        at = h["opt_end"] + 40 * i
+        cuts |= {at, at + 20}
+        _, _, rsize, rptr = struct.unpack_from("<IIII", data, at + 8)
+        if rsize:
+            cuts |= {rptr, rptr + 1, rptr + rsize // 2, rptr + rsize - 1}
+            end = max(end, rptr + rsize)
+    cuts.add(h["opt_end"] + 40 * h["nsec"])
+    return sorted(c for c in cuts if c < end)
+
+
+@pytest.mark.parametrize("name", ["pe_fixture_x64.dll", "pe_fixture_x86.dll", "pe_delay_x64.dll",
+                                  "pe_fixture_arm64.dll"])  # fmt: skip
+def test_truncated_at_every_header_and_section_boundary(
+    tmp_path: Path, name: str
+) -> None:
+    data = (FIXTURES / name).read_bytes()
+    cuts = _boundaries(data)
+    assert len(cuts) > 15
+    for cut in cuts:
+        _expect_invalid(tmp_path / f"cut{cut}.dll", data[:cut])
+
+
+def test_not_a_pe_image(tmp_path: Path) -> None:
+    data = bytearray((FIXTURES / "pe_fixture_x64.dll").read_bytes())
+    lfanew = _headers(bytes(data))["lfanew"]
+    dos = bytearray(data)
+    dos[lfanew : lfanew + 4] = b"NE\x05\x0a"
+    _expect_invalid(tmp_path / "ne.exe", bytes(dos), "16-bit", "NE")
+    far = bytearray(data)
+    struct.pack_into("<I", far, 0x3C, 0x7FFFFFF0)
+    _expect_invalid(tmp_path / "far.dll", bytes(far), "e_lfanew", "past the end")
+    magic = bytearray(data)
+    struct.pack_into("<H", magic, _headers(bytes(data))["opt"], 0x107)
+    _expect_invalid(tmp_path / "rom.dll", bytes(magic), "0x10b", "0x107")
+
+
+def _export_dir_offset(data: bytes) -> int:
+    h = _headers(data)
+    rva = struct.unpack_from("<I", data, h["dirs"])[0]
+    return _rva_to_off(data, rva)
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    (24, 0x00FFFFFF, ("NumberOfNames", "16-bit")),         # huge NumberOfNames
+    (20, 0xFFFFFFFF, ("NumberOfFunctions",)),             # huge NumberOfFunctions
+    (20, 0x8000, ("AddressOfFunctions", "section ends")), # array past its section's end
+    (28, 0x7FFF0000, ("AddressOfFunctions", "outside every section")),
+    (32, 0x7FFF0000, ("AddressOfNames", "outside every section")),
+    (12, 0x7FFF0000, ("DLL name", "outside every section")),
+])  # fmt: skip
+def test_corrupt_export_directory(
+    tmp_path: Path, field: int, value: int, words: tuple[str, ...]
+) -> None:
+    data = bytearray((FIXTURES / "pe_fixture_x64.dll").read_bytes())
+    at = _export_dir_offset(bytes(data))
+    struct.pack_into("<I", data, at + field, value)
+    _expect_invalid(tmp_path / "bad.dll", bytes(data), *words)
+
+
+def test_directory_rva_outside_every_section(tmp_path: Path) -> None:
+    for index, words in (
+        (0, "export directory"),
+        (1, "import directory"),
+        (13, "delay-load import"),
+    ):
+        data = bytearray((FIXTURES / "pe_delay_x64.dll").read_bytes())
+        struct.pack_into(
+            "<I", data, _headers(bytes(data))["dirs"] + 8 * index, 0x7FFFFFF0
+        )
+        _expect_invalid(
+            tmp_path / f"dir{index}.dll", bytes(data), words, "outside every section"
+        )
+
+
+# A minimal PE32+ image built here: headers in the first 0x200 bytes, one
+# section ".rdata" at RVA 0x1000 (file offset 0x200) holding `body`.
+def _mini_pe(
+    body: bytes, dirs: dict[int, tuple[int, int]], vsize: int | None = None
+) -> bytes:
+    raw = body + bytes(-len(body) % 0x200)
+    head = bytearray(0x200)
+    head[:2] = b"MZ"
+    struct.pack_into("<I", head, 0x3C, 0x40)
+    head[0x40:0x44] = b"PE\0\0"
+    struct.pack_into("<HHIIIHH", head, 0x44, 0x8664, 1, 0, 0, 0, 240, 0x2022)
+    opt = 0x58
+    struct.pack_into("<H", head, opt, 0x20B)
+    struct.pack_into("<QII", head, opt + 24, 0x180000000, 0x1000, 0x200)
+    struct.pack_into("<I", head, opt + 56, 0x1000 + len(raw))  # SizeOfImage
+    struct.pack_into("<I", head, opt + 60, 0x200)  # SizeOfHeaders
+    struct.pack_into("<HH", head, opt + 68, 3, 0x160)
+    struct.pack_into("<I", head, opt + 108, 16)
+    for i, (rva, size) in dirs.items():
+        struct.pack_into("<II", head, opt + 112 + 8 * i, rva, size)
+    struct.pack_into(
+        "<8sIIII",
+        head,
+        opt + 240,
+        b".rdata",
+        vsize or len(raw),
+        0x1000,
+        len(raw),
+        0x200,
+    )
+    return bytes(head) + raw
+
+
+def test_mini_pe_is_read_like_pefile(tmp_path: Path) -> None:
+    """The builder below makes images pefile accepts: the corruption tests start from valid files."""
+    body = bytearray(0x400)
+    # import descriptor -> "a.dll", thunks [hint/name "f", ordinal 7]
+    struct.pack_into("<IIIII", body, 0, 0x1100, 0, 0, 0x1080, 0x1100)
+    body[0x80:0x86] = b"a.dll\0"
+    struct.pack_into("<QQQ", body, 0x100, 0x1180, (1 << 63) | 7, 0)
+    body[0x180:0x184] = b"\0\0f\0"
+    path = tmp_path / "mini.dll"
+    path.write_bytes(_mini_pe(bytes(body), {1: (0x1000, 40)}))
+    info = _compare(path)
+    assert info.imports == {"a.dll": ["f", "#7"]}
+
+
+def test_import_table_without_terminator(tmp_path: Path) -> None:
+    # Descriptors fill the section to its end, none all-zero; each names
+    # "a.dll" (in the headers, RVA 0x180) with an empty thunk array (RVA 0x1F0).
+    body = bytearray(b"\xff" * 0x2000)
+    for i in range(0x2000 // 20):
+        struct.pack_into("<IIIII", body, 20 * i, 0x1F0, 0, 0, 0x180, 0x1F0)
+    image = bytearray(_mini_pe(bytes(body), {1: (0x1000, 20)}))
+    image[0x180:0x186] = b"a.dll\0"
+    _expect_invalid(tmp_path / "noterm.dll", bytes(image), "all-zero descriptor")
+
+
+def test_looping_thunk_array(tmp_path: Path) -> None:
+    # The thunk array never holds a zero: every entry points back at the
+    # array itself as a hint/name entry, up to the end of its section.
+    body = bytearray(0x4000)
+    struct.pack_into("<IIIII", body, 0, 0x1100, 0, 0, 0x1080, 0x1100)
+    body[0x80:0x86] = b"a.dll\0"
+    for off in range(0x100, 0x4000, 8):
+        struct.pack_into("<Q", body, off, 0x1100)
+    _expect_invalid(
+        tmp_path / "loop.dll", _mini_pe(bytes(body), {1: (0x1000, 40)}), "thunk"
+    )
+
+
+def test_overlapping_export_names_hit_the_scan_budget(tmp_path: Path) -> None:
+    # 65,536 names all pointing at one 8,000-byte name: 500 MB of scanning if
+    # each were read in full. The scan budget (a few times the file) stops it.
+    n = 0x10000
+    funcs, names, ords, name = (
+        0x1000 + 40,
+        0x1000 + 40 + 4 * n,
+        0x1000 + 40 + 8 * n,
+        0x1000 + 40 + 10 * n,
+    )
+    body = bytearray(40 + 10 * n + 8001)
+    struct.pack_into(
+        "<IIHHIIIIIII", body, 0, 0, 0, 0, 0, 0, 1, n, n, funcs, names, ords
+    )
+    struct.pack_into(f"<{n}I", body, 40, *([0x1000] * n))
+    struct.pack_into(f"<{n}I", body, 40 + 4 * n, *([name] * n))
+    struct.pack_into(f"<{n}H", body, 40 + 8 * n, *range(n))
+    body[40 + 10 * n : 40 + 10 * n + 8000] = b"x" * 8000
+    _expect_invalid(
+        tmp_path / "overlap.dll", _mini_pe(bytes(body), {0: (0x1000, 40)}), "budget"
+    )
+
+
+def test_unterminated_string_at_end_of_file(tmp_path: Path) -> None:
+    body = bytearray(0x200)
+    struct.pack_into("<IIIII", body, 0, 0, 0, 0, 0x11F8, 0x1100)
+    body[0x1F8:] = b"abcdefgh"  # the DLL name runs into the end of the file
+    _expect_invalid(
+        tmp_path / "unterm.dll", _mini_pe(bytes(body), {1: (0x1000, 20)}), "terminator"
+    )
+
+
+def test_fifo_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidBinaryError, match="directory"):
+        _pe.read(str(tmp_path))
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "lib.dll"
+        os.mkfifo(fifo)
+        start = time.perf_counter()
+        with pytest.raises(InvalidBinaryError):
+            _pe.read(str(fifo))
+        assert time.perf_counter() - start < 2
+
+
+def test_module_stays_off_the_warm_path_imports() -> None:
+    tree = ast.parse(Path(_pe.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {a.name.split(".")[0] for n in top for a in n.names} | {
+        (n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)
+    }
+    assert not names & {
+        "re",
+        "typing",
+        "dataclasses",
+        "json",
+        "pathlib",
+        "packaging",
+        "tomllib",
+    }
+
+
+def test_reads_in_a_fresh_interpreter_without_re() -> None:
+    code = (
+        "import sys; from libbroker._binary import _pe; "
+        f"i = _pe.read({str(FIXTURES / 'pe_fixture_x86.dll')!r}); print(i.machine_name, i.bits)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.split() == ["i386", "32"]
