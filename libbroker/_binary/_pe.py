@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
+from bisect import bisect_right
 
 from ._common import InvalidBinaryError
 from ._elf import _open
@@ -76,6 +77,9 @@ _MAX_EXPORTS = 0x10000
 _MAX_DLL_NAME = 1024
 _MAX_SYMBOL_NAME = 8192
 _MAX_DESCRIPTORS = 0x10000
+# The PE specification says the Windows loader stops at 96 sections; pefile
+# allows 2,048. Allow as many as pefile.
+_MAX_SECTIONS = 2048
 _BLOCK = 0x10000
 _MAX_CACHED_BLOCKS = 256  # 16 MiB of file kept in memory at most
 
@@ -220,7 +224,8 @@ class _Image:
         self.size = size
         self.path = path
         self.blocks: dict[int, bytes] = {}
-        self.sections: list[_Section] = []
+        self.sections: list[_Section] = []  # sorted by address, one per address
+        self.section_vas: list[int] = []
         self.header_size = 0
         # Bytes we may still scan looking for string terminators: overlapping
         # or unterminated strings cannot make the reader quadratic.
@@ -275,10 +280,11 @@ class _Image:
 
     def locate(self, rva: int, what: str) -> tuple[int, int, int]:
         """(file offset, bytes backed by the file, bytes of address space) from `rva` on."""
-        for s in self.sections:
-            if s.va <= rva < s.va + s.extent:
-                delta = rva - s.va
-                return s.raw_ptr + delta, max(0, s.raw_size - delta), s.extent - delta
+        i = bisect_right(self.section_vas, rva) - 1
+        if i >= 0 and rva < self.sections[i].va + self.sections[i].extent:
+            s = self.sections[i]
+            delta = rva - s.va
+            return s.raw_ptr + delta, max(0, s.raw_size - delta), s.extent - delta
         if 0 <= rva < self.header_size:
             return rva, self.header_size - rva, self.header_size - rva
         raise self.error(
@@ -465,9 +471,11 @@ def _read_sections(
     file_align: int,
     header_size: int,
 ) -> None:
-    if count == 0:
+    if not 0 < count <= _MAX_SECTIONS:
         raise image.error(
-            "at least one section", "NumberOfSections 0", f"offset {at:#x}"
+            f"between 1 and {_MAX_SECTIONS} sections",
+            f"NumberOfSections {count}",
+            f"COFF header at offset {at:#x}",
         )
     table = image.read(
         at, count * _SECTION_SIZE, f"the section table ({count} entries)"
@@ -488,17 +496,23 @@ def _read_sections(
                               f"a file of {image.size} bytes (truncated?)",
                               f"section header {i} at offset {at + i * _SECTION_SIZE:#x}")  # fmt: skip
         raw.append((name, va, vsize, raw_ptr, raw_size))
-    vas = sorted(va for _, va, _, _, _ in raw)
-    for name, va, vsize, raw_ptr, raw_size in raw:
+    # One section per address (the first in table order, as pefile looks
+    # them up), sorted so an RVA is found by bisection.
+    by_va: dict[int, tuple[str, int, int, int, int]] = {}
+    for entry in raw:
+        by_va.setdefault(entry[1], entry)
+    vas = sorted(by_va)
+    for k, va in enumerate(vas):
+        name, _, vsize, raw_ptr, raw_size = by_va[va]
         # VirtualSize 0 means SizeOfRawData (old linkers); a section never
         # overlaps the next one's addresses (as pefile's contains_rva).
         extent = max(vsize, raw_size) if vsize else raw_size
-        later = [v for v in vas if v > va]
-        if later and va + extent > later[0]:
-            extent = later[0] - va
+        if k + 1 < len(vas) and va + extent > vas[k + 1]:
+            extent = vas[k + 1] - va
         image.sections.append(
             _Section(name, va, extent, raw_ptr, min(raw_size, extent))
         )
+    image.section_vas = vas
     first_va = vas[0] if vas else 0
     # Headers are mapped at RVA 0 up to SizeOfHeaders (and never into the first section).
     image.header_size = max(0, min(header_size, first_va, image.size))
@@ -594,7 +608,7 @@ def _read_imports(
     _, _, extent = image.locate(dir_rva, f"the {table} directory")
     limit = min(extent // size, _MAX_DESCRIPTORS)
     needed: list[str] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # lower-case name -> the name first seen
     imports: dict[str, list[str]] = {}
     # Symbols read across all descriptors are capped by what the file could hold.
     budget = [image.size // (info.bits // 8) + 1]
@@ -627,11 +641,12 @@ def _read_imports(
             if thunks
             else []
         )
-        key = dll.lower()
-        if key in seen:
-            imports[next(n for n in needed if n.lower() == key)].extend(symbols)
+        first = seen.setdefault(dll.lower(), dll)
+        if (
+            first != dll or first in imports
+        ):  # the same DLL again: one entry, in first place
+            imports[first].extend(symbols)
             continue
-        seen.add(key)
         needed.append(dll)
         imports[dll] = symbols
     return needed, imports
@@ -651,9 +666,12 @@ def _read_thunks(
     count = extent // width
     names: list[str] = []
     # Read the thunk array in slices; it ends at a zero entry within its section.
-    done = 0
+    # Slices start small (most arrays are short) and grow: many descriptors
+    # sharing one long array cost what the array costs, not 4096 entries each.
+    done, step = 0, 64
     while done < count:
-        n = min(count - done, 4096)
+        n = min(count - done, step)
+        step = min(step * 2, 4096)
         data = image.read_rva(rva + done * width, n * width, what)
         for j in range(n):
             (thunk,) = struct.unpack_from(fmt, data, j * width)

@@ -578,3 +578,42 @@ def test_reads_in_a_fresh_interpreter_without_re() -> None:
         check=True,
     )
     assert out.stdout.split() == ["i386", "32"]
+
+
+def test_many_descriptors_sharing_one_thunk_array_stay_bounded(tmp_path: Path) -> None:
+    # 65,000 import descriptors, each naming a.dll with the same 1,000-entry
+    # thunk array: 65 million imports if each were walked. The import budget
+    # (what the file could hold) stops the walk quickly.
+    n = 65000
+    thunks = 0x1000 + 20 * (n + 1)
+    names = thunks + 8 * 1001
+    body = bytearray(20 * (n + 1) + 8 * 1001 + 16)
+    for i in range(n):
+        struct.pack_into("<IIIII", body, 20 * i, thunks, 0, 0, names + 2, thunks)
+    struct.pack_into("<1000Q", body, thunks - 0x1000, *([names] * 1000))
+    body[names - 0x1000 : names - 0x1000 + 8] = b"\0\0a.dll\0"
+    _expect_invalid(
+        tmp_path / "many.dll", _mini_pe(bytes(body), {1: (0x1000, 20)}), "imports"
+    )
+
+
+def test_many_descriptors_without_thunks_read_quickly(tmp_path: Path) -> None:
+    n = 65000
+    body = bytearray(20 * (n + 1) + 16)
+    name = 0x1000 + 20 * (n + 1)
+    for i in range(n):
+        struct.pack_into("<IIIII", body, 20 * i, 0, 0, 0, name, name + 8)
+    body[-16:-10] = b"a.dll\0"
+    path = tmp_path / "empty.dll"
+    path.write_bytes(_mini_pe(bytes(body), {1: (0x1000, 20)}))
+    start = time.perf_counter()
+    info = _pe.read(str(path))
+    assert time.perf_counter() - start < 2
+    # (pefile drops descriptors without imports; the loader still maps the DLL.)
+    assert info.needed == ["a.dll"] and info.imports == {"a.dll": []}
+
+
+def test_section_count_capped(tmp_path: Path) -> None:
+    data = bytearray((FIXTURES / "pe_fixture_x64.dll").read_bytes())
+    struct.pack_into("<H", data, _headers(bytes(data))["coff"] + 2, 0xFFFF)
+    _expect_invalid(tmp_path / "sections.dll", bytes(data), "NumberOfSections 65535")
