@@ -202,6 +202,13 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         name_or_path = os.fsdecode(name_or_path)
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
+        if os.path.isabs(name_or_path) and not _loader.loaded_named(os.path.basename(name_or_path)):
+            real = os.path.realpath(name_or_path)
+            conflict = _interposition(real)
+            if conflict is not None:
+                from ._errors import IncompatibleLibraryError
+
+                raise IncompatibleLibraryError(name_or_path, conflict)
         library = _loader.load_file(name_or_path)
         _refine_version(library)
         if version is not None:
@@ -219,11 +226,14 @@ def _load_by_name(name: str, version: str | None) -> Library:
 
     failures: list[tuple[str, str]] = []
     tried: set[str] = set()
-    try:
-        # The fast path: the cached verdict (versions known without loading).
-        first: LibraryInfo | None = find(name, version)
-    except LibraryNotFoundError:
-        first = None
+    first: LibraryInfo | None = None
+    if version is None:
+        # The fast path: the cached verdict. With a version, a better-ranked copy whose
+        # version is known only once loaded must be asked first, so every candidate is.
+        try:
+            first = find(name, version)
+        except LibraryNotFoundError:
+            first = None
     if isinstance(first, Library):
         if version is not None:
             _check_loaded_version(first, version)
@@ -353,7 +363,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
             undo()
             failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
             return None
-    conflict = _interposition(info, real)
+    conflict = _interposition(real)
     if conflict is not None:
         undo()
         failures.append((info.path, "refused: " + conflict))
@@ -454,7 +464,7 @@ def _origin_of(path: str) -> str:
     return "path"
 
 
-def _interposition(info: LibraryInfo, real: str) -> str | None:
+def _interposition(real: str) -> str | None:
     """Why loading *real* privately is refused: a copy in the global symbol scope
     defines functions it exports, so its own internal calls would bind there
     (design.md 5.1). None when no such copy exists or config asks for deepbind."""
