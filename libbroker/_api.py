@@ -404,6 +404,26 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
     return library
 
 
+def discard(library: Library) -> None:
+    """Forget and unmap a library loaded only to be rejected (nothing else holds it).
+
+    Safe because it is called right after loading, before any table or caller
+    got its handle; its dependencies stay mapped only while something needs them.
+    """
+    from . import _loader
+
+    with _loader._lock:
+        for table in (_loader._by_identity,):
+            for key in [k for k, v in table.items() if v is library]:
+                del table[key]
+        for libs in _loader._by_name.values():
+            while library in libs:
+                libs.remove(library)
+        while library in _loader._order:
+            _loader._order.remove(library)
+    _dlclose(library.handle)
+
+
 def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library | None:
     """A copy of *name* already mapped by anyone, reused when it satisfies *version*.
 

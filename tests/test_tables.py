@@ -197,3 +197,50 @@ def test_too_new_glibc_refused_by_load(tmp_path, libz) -> None:
     patched.write_bytes(data.replace(b"GLIBC_2.14", b"GLIBC_9.99"))
     with pytest.raises(libbroker.IncompatibleLibraryError, match="GLIBC_9.99"):
         libbroker.load(str(patched))
+
+
+def test_table_unmaps_copies_rejected_for_their_version(tmp_path) -> None:
+    # r10: table() tries the old copy first (its version is known only once loaded),
+    # must pick the newer one and leave no second copy mapped for doctor to blame.
+    import subprocess
+    import sys
+    import textwrap
+
+    for version in ("3.31.1", "3.45.3"):
+        d = tmp_path / version
+        d.mkdir()
+        src = d / "s.c"
+        src.write_text(
+            f'const char *sqlite3_libversion(void){{return "{version}";}}\n'
+            "int sqlite3_open(const char*f,void**d){return 0;}\n"
+        )
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-o", str(d / "libsqlite3.so.0.8.6"), str(src),
+             "-Wl,-soname,libsqlite3.so.0"],
+            check=True,
+        )
+        (d / "libsqlite3.so.0").symlink_to("libsqlite3.so.0.8.6")
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[library]\nname = "sqlite"\nnames = ["sqlite3"]\nversion = ">=3.35"\n'
+        'version-function = "sqlite3_libversion"\n'
+        '[functions]\nrequired = ["int sqlite3_open(const char *f, void **db)"]\n'
+    )
+    script = textwrap.dedent(f"""
+        import libbroker
+        from libbroker import _master
+        libbroker.table({str(spec)!r})
+        print(libbroker.report()["duplicates"])
+        print(sorted(p for p, _ in _master.loaded_objects() if "libsqlite3" in p))
+    """)
+    env = dict(
+        os.environ,
+        LIBBROKER_PATH=f"{tmp_path / '3.31.1'}:{tmp_path / '3.45.3'}",
+        LIBBROKER_CACHE_DIR=str(tmp_path / "cache"),
+        LIBBROKER_CONFIG=str(tmp_path / "none.toml"),
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    duplicates, mapped = out.stdout.splitlines()
+    assert duplicates == "[]"
+    assert "3.45.3" in mapped and "3.31.1" not in mapped
