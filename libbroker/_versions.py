@@ -172,17 +172,22 @@ def upstream_version(version: str) -> str | None:
     """The upstream part of a package version, as a PEP 440 string, or None.
 
     Debian ``[epoch:]upstream[-revision]``: the epoch and revision go, then any
-    repack suffix (``+dfsg1``, ``.dfsg``, ``~rc``, ``+really``): ``"1:1.2.13.dfsg-1"``
-    -> ``"1.2.13"``, ``"2:6.2.1+dfsg1-1.1"`` -> ``"6.2.1"``, ``"3.0.19-1~deb12u2"``
-    -> ``"3.0.19"``. A bare number (``"20230311"``) is kept.
+    repack suffix (``+dfsg1``, ``.dfsg``, ``~git2023``); ``A+reallyB`` is B and
+    ``~rc1`` a pre-release: ``"1:1.2.13.dfsg-1"`` -> ``"1.2.13"``,
+    ``"2:6.2.1+dfsg1-1.1"`` -> ``"6.2.1"``, ``"3.0.19-1~deb12u2"`` -> ``"3.0.19"``,
+    ``"3.0.0~rc1-1"`` -> ``"3.0.0rc1"``. A bare number (``"20230311"``) is kept.
     """
     v = version.strip()
     if ":" in v:
         v = v.split(":", 1)[1]
     if "-" in v:
         v = v.rpartition("-")[0]
-    for mark in ("+", "~"):
-        v = v.split(mark, 1)[0]
+    if "+really" in v:  # "2.0+really1.9": a downgrade packaged as an upgrade; 1.9 is inside
+        v = v.split("+really", 1)[1]
+    v = v.split("+", 1)[0]
+    # "~" sorts before: "3.0.0~rc1" is a pre-release of 3.0.0, "1.2~git2023" a snapshot.
+    v, tilde, tail = v.partition("~")
+    pre = _pre_release("-" + tail, 0) if tilde else ""
     lower = v.lower()
     for suffix in _REPACK_SUFFIXES:
         at = lower.find(suffix)
@@ -190,7 +195,10 @@ def upstream_version(version: str) -> str | None:
             v, lower = v[:at], lower[:at]
     if v.isdigit() and v.isascii() and len(v) <= _MAX_DIGITS:
         return v
-    return parse_version_text(v)
+    found = parse_version_text(v)
+    if found and pre and found.replace(".", "").isdigit():
+        return found + pre
+    return found
 
 
 def _canonical(path: str, dirs: dict[str, str]) -> str:

@@ -290,7 +290,7 @@ def test_upstream_versions_of_every_installed_package() -> None:
         if not abbrev.startswith("ii"):
             continue
         expected = _debian_upstream(version)
-        if re.fullmatch(r"\d+(\.\d+)+", expected):
+        if re.fullmatch(r"\d+(\.\d+)+", expected) and not re.search(r"~|\+really", version.rpartition("-")[0]):
             assert ours[name] == expected, (name, version)
             checked += 1
     assert checked > 50
@@ -300,6 +300,8 @@ def test_upstream_versions_of_every_installed_package() -> None:
     ("1:1.2.13.dfsg-1", "1.2.13"), ("2:6.2.1+dfsg1-1.1", "6.2.1"), ("3.0.19-1~deb12u2", "3.0.19"),
     ("2.12.1+dfsg-5+deb12u4", "2.12.1"), ("1.5.4+dfsg2-5", "1.5.4"), ("1:2.1.5-2", "2.1.5"),
     ("20230311", "20230311"), ("2.9.14+dfsg-1.3~deb12u5", "2.9.14"), ("0.9.8h-1", "0.9.8"),
+    ("3.0.0~rc1-1", "3.0.0rc1"), ("2.0+really1.9.4-1", "1.9.4"), ("0.0~git20230123.b2528b0", "0.0"),
+    ("20230710~deb12u1", "20230710"), ("1.13.4~dfsg+~1.11.4", "1.13.4"), ("8.0~repack", "8.0"),
     ("garbage", None), ("", None),
 ])
 def test_upstream_version(version: str, expected: str | None) -> None:
