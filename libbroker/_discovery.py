@@ -101,8 +101,11 @@ def default_dirs() -> list[str]:
 
 def environment_dirs() -> list[str]:
     prefixes = [sys.prefix]
+    # design.md 5.1: CONDA_PREFIX only when it is this interpreter's own prefix. An
+    # activated environment of another interpreter would put a second, other-built
+    # copy of a library next to the one this interpreter's extensions use.
     conda = os.environ.get("CONDA_PREFIX")
-    if conda:
+    if conda and os.path.isabs(conda) and _same_dir(conda, sys.prefix) and conda not in prefixes:
         prefixes.append(conda)
     if sys.base_prefix != sys.prefix:
         prefixes.append(sys.base_prefix)
@@ -113,6 +116,13 @@ def environment_dirs() -> list[str]:
             if d not in dirs:
                 dirs.append(d)
     return dirs
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def split_path_list(value: str | None) -> list[str]:

@@ -121,7 +121,6 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     lacking: list = []  # candidates rejected only for missing required symbols
     searched: list[str] = []
     version_failures = 0
-    last: Resolution | None = None
     for link in spec.names:
         resolution = resolve(
             link,
@@ -130,7 +129,6 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             required=required_for,
             stop_at_first=False,
         )
-        last = resolution
         searched.extend(resolution.search.searched)
         for cand in resolution.candidates:
             if not cand.accepted:
