@@ -677,3 +677,27 @@ def version_if_mapped(real_path: str, link_name: str, soname: str | None,
         return None
     return library_version(handle, link_name, soname, version_function, prefix, suffix)
 
+
+
+def best_version(real_path: str, link_name: str, soname: str | None, handle: int | None = None,
+                 version_function: str | None = None, prefix: str = "",
+                 suffix: str = "") -> tuple[str, str] | None:
+    """(version, `.version_source`) from the first source that knows, or None (design.md 5.2).
+
+    The library itself ("library": *handle* when loaded, else a NOLOAD probe),
+    then the package database ("package:<manager>:<package>"), then the file
+    name for `PRODUCT_NUMBERED` libraries ("file-name"). The provider manifest
+    is the caller's to ask first: only it knows the distribution. *real_path*
+    must be resolved. Never raises for a misbehaving library or database.
+    """
+    if handle:
+        own = library_version(handle, link_name, soname, version_function, prefix, suffix)
+    else:
+        own = version_if_mapped(real_path, link_name, soname, version_function, prefix, suffix)
+    if own:
+        return own, "library"
+    found = package_version(real_path)
+    if found:
+        return found
+    by_name = file_name_version(real_path, link_name)
+    return (by_name, "file-name") if by_name else None

@@ -484,3 +484,21 @@ def test_probe_refuses_a_dependencys_symbol(bad_lib) -> None:
     # Named like zlib, it would otherwise report the real zlib's version.
     assert library_version(h, "z", "libz.so.1") is None
     assert file_name_version(path, "z") is None
+
+
+def test_best_version_order(tmp_path) -> None:
+    real, arch_package, expected = _host("libffi.so.8", "libffi8")
+    # libffi 3.4.4 cannot be asked: the package database answers, never the 8.1.2 of its name.
+    assert _versions.best_version(real, "ffi", "libffi.so.8") == (
+        expected, f"package:dpkg:{arch_package}")
+    real, _, expected = _host("libcurl.so.4", "libcurl4")
+    handle = _master.dlopen(real)
+    assert _versions.best_version(real, "curl", "libcurl.so.4", handle) == (expected, "library")
+    # A copy no package owns and nobody loaded: only a product-numbered name speaks.
+    zreal, _, zlib_expected = _host("libz.so.1", "zlib1g")
+    copy = tmp_path / os.path.basename(zreal)
+    shutil.copy2(zreal, copy)
+    assert _versions.best_version(str(copy), "z", "libz.so.1") == (zlib_expected, "file-name")
+    bz2 = tmp_path / "libbz2.so.1.0.4"
+    shutil.copy2(os.path.join(SYSLIB, "libbz2.so.1.0"), bz2)
+    assert _versions.best_version(str(bz2), "bz2", "libbz2.so.1.0") is None
