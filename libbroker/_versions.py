@@ -272,7 +272,9 @@ def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
         if package not in versions:
             continue
         text = _read_text(os.path.join(info, entry), _MAX_LIST_BYTES)
-        for line in (text or "").split("\n"):
+        if not text or (".so" not in text and ".dll" not in text):
+            continue  # most packages ship no library: skip their lines unread
+        for line in text.split("\n"):
             if line.startswith("/") and _is_library_name(line.rpartition("/")[2]):
                 if len(files) >= _MAX_INDEX_FILES:
                     break
