@@ -127,6 +127,9 @@ def _load_open_file(
         return library
     proc = _unique_fd_path(fd)
     via_fd = os.path.isdir(_PROC_FD)
+    refusal = _loader_refusal(proc if via_fd else real, ident)
+    if refusal:
+        raise IncompatibleLibraryError(path, refusal, fix="reinstall the library; the file is damaged")
     if not judged or identity is None:
         # Read the open file itself where possible: a file swapped by path after
         # our open is not the file we check.
@@ -169,6 +172,32 @@ def _load_open_file(
 
 
 _serial = [0]
+_LOADABLE_KIND = "loadable"
+_loadable: dict[tuple[int, ...], str | None] = {}
+
+
+def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
+    """`_binary._elfload.loader_refusal` of the open file, remembered per full identity.
+
+    Run before every dlopen, judged or not: a verdict cached on disk names a
+    file by identity, and this check is what keeps a damaged file from killing
+    the process inside the loader. The answer is kept on disk per identity
+    (device, inode, size, times, mode, owner), so a warm import pays one lookup.
+    """
+    if ident in _loadable:
+        return _loadable[ident]
+    from . import _cache
+
+    disk = _cache.load(_LOADABLE_KIND)
+    if ident in disk and isinstance(disk[ident], (str, type(None))):
+        reason: str | None = disk[ident]
+    else:
+        from ._binary._elfload import loader_refusal
+
+        reason = loader_refusal(readable)
+        _cache.update(_LOADABLE_KIND, ident, reason, limit=4096)
+    _loadable[ident] = reason
+    return reason
 
 
 def _unique_fd_path(fd: int) -> str:
