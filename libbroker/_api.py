@@ -272,40 +272,17 @@ def _load_by_name(name: str, version: str | None) -> Library:
         raise resolution.error(version)
     error = NoAcceptableLibraryError(
         name, version=version, searched=resolution.search.searched, rejected=rejected,
-        hint=fix_hint(name, version, rejected),
+        hint=_resolve_fix_hint(name, version, rejected),
     )
     if failures and isinstance(failures[0][1], str) and failures[0][1].startswith("refused:"):
         raise IncompatibleLibraryError(failures[0][0], failures[0][1][len("refused: "):]) from error
     raise error
 
 
-def fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
-    """The fix line chosen by the reasons of the rejections (not always "install it")."""
-    reasons = " ".join(reason for _, reason in rejected)
-    if "outside the specifier" in reasons or "version is unknown" in reasons:
-        return (
-            f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
-            "versions), or relax the specifier"
-        )
-    if "its dependency" in reasons and "cannot be found" in reasons:
-        return (
-            "fix: install the package that provides the missing dependency named above (or a "
-            "provider wheel for it), or point LIBBROKER_PATH at a directory holding both"
-        )
-    if "needs " in reasons and " defines " in reasons:
-        return "fix: install a newer copy of the dependency named above, or a build of the library made for this system"
-    if "linked against" in reasons:
-        return "fix: use a build of the library made for this system's C library"
-    if "-bit" in reasons or "machine" in reasons:
-        return "fix: install a build of the library for this interpreter's machine and word size"
-    if "dangling symlink" in reasons:
-        return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
-    if "failed to load" in reasons or "dlopen" in reasons:
-        return "fix: see the loader's message above; install the library's missing pieces or another build"
-    return (
-        "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
-        "directory that holds it"
-    )
+def _resolve_fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+    from ._resolve import fix_hint
+
+    return fix_hint(name, version, rejected)
 
 
 def _dlopen_text(exc: OSError) -> str:
