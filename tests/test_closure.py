@@ -330,3 +330,48 @@ def test_unreadable_file_is_a_reason_not_a_crash(tmp_path: Path) -> None:
 def test_warning_classes() -> None:
     assert issubclass(libbroker.DuplicateLibraryWarning, libbroker.BrokerWarning)
     assert issubclass(libbroker.BrokerWarning, UserWarning)
+
+
+@needs_gcc
+def test_provider_chain_in_fresh_venv(tmp_path: Path) -> None:
+    # Issue item 3: a provider whose library needs another provider's library
+    # (docs/providers.md recommends it). Neither is on any system path: the
+    # closure takes the dependency from its provider and load() maps it first.
+    import inspect
+    import venv
+
+    from libbroker._wrap import wrap
+
+    cc(tmp_path / "build" / "libdepb.so.1", 'const char *depb_who(void){return "depb";}')
+    cc(tmp_path / "build" / "libtopa.so.1", "const char *depb_who(void); const char *topa_who(void){return depb_who();}",
+       f"-L{tmp_path / 'build'}", "-l:libdepb.so.1")
+    extra = {"requires": ["libbroker-provider-depb"]} if "requires" in inspect.signature(wrap).parameters else {}
+    wheels = [
+        wrap(str(tmp_path / "build" / "libdepb.so.1"), name="depb", version="1.0.0", out_dir=str(tmp_path / "dist")),
+        wrap(str(tmp_path / "build" / "libtopa.so.1"), name="topa", version="2.0.0", out_dir=str(tmp_path / "dist"),
+             **extra),
+    ]
+    root = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(str(root))
+    python = str(root / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "-q", "--disable-pip-version-check", "install", "--no-deps",
+                    "--no-index", *wheels], check=True)
+    shutil.rmtree(tmp_path / "build")  # the only copies left are the providers'
+    script = textwrap.dedent("""
+        import ctypes, json, libbroker
+        info = libbroker.find("topa")
+        lib = libbroker.load("topa")
+        f = ctypes.cast(lib.address("topa_who"), ctypes.CFUNCTYPE(ctypes.c_char_p))
+        print(json.dumps({"who": f().decode(), "origin": info.origin,
+                          "deps": [[d.needed, d.path, d.origin] for d in info.dependencies]}))
+    """)
+    root_dir = os.path.dirname(os.path.dirname(os.path.abspath(libbroker.__file__)))
+    env = dict(os.environ, PYTHONPATH=root_dir, LIBBROKER_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["who"] == "depb" and result["origin"].startswith("provider:")
+    ((needed, path, origin),) = result["deps"]
+    assert needed == "libdepb.so.1" and origin.startswith("provider:") and path.startswith(str(root))
