@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class Entry:
     """A file named like the library, where it was found, and any objection to the place."""
 
-    __slots__ = ("path", "origin", "refusal", "version", "dist", "prefix", "suffix")
+    __slots__ = ("dist", "origin", "path", "prefix", "refusal", "suffix", "version")
 
     def __init__(self, path: str, origin: str, refusal: str | None = None) -> None:
         self.path = path

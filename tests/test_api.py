@@ -203,3 +203,14 @@ def test_soname_major_is_not_a_version() -> None:
     assert info.version is None or str(info.version) != "3"
     libm = libbroker.find("m")  # libm.so.6: glibc 2.36 (package database) or unknown, never 6
     assert libm.version is None or str(libm.version) != "6"
+
+
+def test_dependency_and_version_source_are_public() -> None:
+    from libbroker import Dependency
+
+    info = libbroker.find("z")
+    assert isinstance(info.dependencies, list)
+    assert all(isinstance(d, Dependency) and os.path.isabs(d.path) for d in info.dependencies)
+    assert info.version_source is not None  # zlib: the library, its package or its file name
+    lib = libbroker.load("z")
+    assert lib.version_source is not None and str(lib.version) == zlib.ZLIB_RUNTIME_VERSION
