@@ -19,13 +19,17 @@ from __future__ import annotations
 import os
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
 _MAX_PHNUM = 4096
 _MAX_STRSZ = 64 << 20  # the largest real .dynstr seen is a few MB
 _MAX_SYMBOLS = 4_000_000
 _MAX_RELOCS = 8_000_000
 _MAX_TLS = 1 << 30
 
-_PT_LOAD, _PT_DYNAMIC, _PT_NOTE, _PT_TLS = 1, 2, 4, 7
+_PT_LOAD, _PT_DYNAMIC, _PT_TLS = 1, 2, 7
 _PT_GNU_PROPERTY = 0x6474E553
 _PF_X, _PF_W = 1, 2
 _ADDR_TAGS = {
@@ -153,10 +157,8 @@ def _check(image: _Image, head: bytes) -> None:
             if p_filesz > p_memsz or p_memsz > _MAX_TLS or (p_align & (p_align - 1)):
                 raise _Fault(f"bad TLS segment: {p_filesz} bytes in {p_memsz}, alignment {p_align}")
             image.file_offset(p_vaddr, p_filesz, "TLS initialisation image")
-        elif p_type in (_PT_GNU_PROPERTY, _PT_NOTE) and p_filesz:
-            # glibc reads program properties from the mapped image.
-            if p_type == _PT_GNU_PROPERTY:
-                image.file_offset(p_vaddr, p_filesz, "program property note")
+        elif p_type == _PT_GNU_PROPERTY and p_filesz:  # glibc reads it from the mapped image
+            image.file_offset(p_vaddr, p_filesz, "program property note")
     if dynamic is None:
         raise _Fault("no dynamic segment (PT_DYNAMIC)")
     _check_dynamic(image, e_machine, *dynamic)
@@ -235,7 +237,7 @@ def _symbol_count(image: _Image, tags: dict[int, int]) -> int:
         if any(b and b < symoffset for b in buckets):
             raise _Fault("a GNU hash bucket points below the first hashed symbol")
         if last < symoffset:
-            return symoffset
+            return int(symoffset)
         at, index = chains_at + 4 * (last - symoffset), last
         while index < _MAX_SYMBOLS:
             block = max(1, min(1024, image.room(at) // 4))
@@ -261,7 +263,7 @@ def _symbol_count(image: _Image, tags: dict[int, int]) -> int:
                     raise _Fault("the hash table's chains loop (the loader would never return)")
                 seen[i] = 1
                 i = chain[i]
-        return nchain
+        return int(nchain)
     return 0
 
 
@@ -275,9 +277,9 @@ def _check_symbols(image: _Image, symtab: bytes, nsyms: int, strsz: int) -> None
             name, value, _, info, _, shndx = fields
         if name and name >= strsz:
             raise _Fault(f"symbol {i} names string offset {name}, outside the string table")
-        if shndx not in (0, 0xFFF1) and info & 0xF in (2, 10) and value:  # defined FUNC / IFUNC
-            if not image.mapped(value, 1, flag=_PF_X):
-                raise _Fault(f"function symbol {i} at {value:#x} is not in an executable segment")
+        defined_function = shndx not in (0, 0xFFF1) and info & 0xF in (2, 10) and value
+        if defined_function and not image.mapped(value, 1, flag=_PF_X):
+            raise _Fault(f"function symbol {i} at {value:#x} is not in an executable segment")
 
 
 def _walk_version_table(image: _Image, offset: int, count: int, need: bool, strsz: int) -> int:
@@ -351,7 +353,7 @@ def _relocations(image: _Image, tags: dict[int, int]) -> list[tuple[int, int, in
 
 def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms: int) -> None:
     word, is64 = image.word, image.is64
-    order = "little" if image.e == "<" else "big"
+    order: Literal["little", "big"] = "little" if image.e == "<" else "big"
     textrel = 22 in tags or bool(tags.get(30, 0) & 4)
     need = 0 if textrel else _PF_W  # without DT_TEXTREL the loader writes only to writable segments
     relative, irelative = _RELATIVE.get(machine, (-1, -1))
@@ -382,7 +384,7 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
                 raise _Fault(f"relocation symbol {sym} names string offset {name}, outside the string table")
             extra.add(sym)
         if rtype in (relative, irelative):
-            value = addend if addend is not None else int.from_bytes(
+            value: int = addend if addend is not None else int.from_bytes(
                 image.at(offset, word, "relocated word"), order)
             if rtype == irelative and not image.mapped(value, 1, flag=_PF_X):
                 raise _Fault(f"an IFUNC resolver at {value:#x} is not in an executable segment")
@@ -398,9 +400,9 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
             if slot not in targets:
                 raise _Fault(f"the init/fini array entry at {slot:#x} is never relocated; the "
                              f"loader would call an unrelocated address")
-            value = targets[slot]
-            if value is not None and not image.mapped(value, 1, flag=_PF_X):
-                raise _Fault(f"the init/fini array entry at {slot:#x} calls {value:#x}, outside the code")
+            target = targets[slot]
+            if target is not None and not image.mapped(target, 1, flag=_PF_X):
+                raise _Fault(f"the init/fini array entry at {slot:#x} calls {target:#x}, outside the code")
     for tag, name in ((12, "DT_INIT"), (13, "DT_FINI")):
         if tags.get(tag) and not image.mapped(tags[tag], 1, flag=_PF_X):
             raise _Fault(f"{name} at {tags[tag]:#x} is not in an executable segment")
