@@ -401,6 +401,8 @@ def library_version(handle: int, link_name: str, soname: str | None,
     gave nothing (a non-string pointer, text with no version) is appended to
     *problems* when given. Never raises for a misbehaving library.
     """
+    if not handle:
+        return None
     if version_function:
         return _run_step(handle, Step(version_function), prefix, suffix, problems)
     probe = probe_for(link_name, soname)

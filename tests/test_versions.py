@@ -355,3 +355,23 @@ def test_best_version_order(tmp_path) -> None:
     bz2 = tmp_path / "libbz2.so.1.0.4"
     shutil.copy2(os.path.join(SYSLIB, "libbz2.so.1.0"), bz2)
     assert _versions.best_version(str(bz2), "bz2", "libbz2.so.1.0") is None
+
+
+@pytest.mark.parametrize(("decoder", "number", "expected"), [
+    # the macros' documented values in each project's header
+    ("openssl", 0x1010117F, "1.1.1"),  # OPENSSL_VERSION_NUMBER of 1.1.1w
+    ("openssl", 0x30000130, "3.0.19"),  # 3.x: MNN00PP0, patch 19 = 0x13
+    ("openssl", 0x1000214F, "1.0.2"),  # 1.0.2u
+    ("sqlite", 3040001, "3.40.1"),  # SQLITE_VERSION_NUMBER
+    ("lzma", 50020052, "5.2.5"),  # LZMA_VERSION of xz 5.2.5 (stable)
+    ("10000", 10639, "1.6.39"),  # PNG_LIBPNG_VER
+    ("10000", 10504, "1.5.4"),  # ZSTD_VERSION_NUMBER
+    ("10000", 20914, "2.9.14"),  # LIBXML_VERSION
+    ("webp", 0x010204, "1.2.4"),  # WebPGetDecoderVersion
+])
+def test_decoders(decoder: str, number: int, expected: str) -> None:
+    assert _versions.DECODERS[decoder](number) == expected
+
+
+def test_library_version_without_a_handle() -> None:
+    assert library_version(0, "z", "libz.so.1") is None
