@@ -14,7 +14,6 @@ directory: such places are still listed, so the rejection can say why.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 from ._cache import dir_stamp
@@ -143,16 +142,12 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
             f"{directory!r} is the current directory, which is never searched "
             "(a library dropped there must not be picked up)"
         )
-    try:
-        st = os.stat(real)
-    except OSError:
+    if os.name == "nt" or not os.path.isdir(real):
         return None
-    if st.st_mode & stat.S_IWOTH and os.name != "nt":
-        return (
-            f"the directory {directory!r} is world-writable (mode {stat.S_IMODE(st.st_mode):o}); "
-            "anybody could plant a library there"
-        )
-    return None
+    from ._places import unsafe_dir_reason
+
+    reason = unsafe_dir_reason(directory)  # every directory from "/", owners, symlink targets
+    return f"unsafe place: {reason}" if reason else None
 
 
 def _current_dir() -> str | None:

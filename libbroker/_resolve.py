@@ -9,7 +9,6 @@ a version inside the specifier, and exports the required symbols.
 from __future__ import annotations
 
 import os
-import stat
 
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
@@ -187,13 +186,13 @@ def judge(
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
         return cand
-    mode = os.stat(real).st_mode
-    if mode & stat.S_IWOTH and os.name != "nt":
-        cand.reason = (
-            f"the file is world-writable (mode {stat.S_IMODE(mode):o}); anybody could replace "
-            "its code"
-        )
-        return cand
+    if os.name != "nt":
+        from ._places import unsafe_reason
+
+        place = unsafe_reason(path)  # the file, every directory and symlink target from "/"
+        if place:
+            cand.reason = f"unsafe place: {place}"
+            return cand
     facts = binary_facts(real)
     if facts.get("error"):
         cand.reason = facts["error"]
