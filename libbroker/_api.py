@@ -205,7 +205,7 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         if os.path.isabs(name_or_path) and not _loader.loaded_named(os.path.basename(name_or_path)):
             real = os.path.realpath(name_or_path)
             conflict = _interposition(real)
-            if conflict is not None:
+            if conflict is not None and not _deepbind(real):
                 from ._errors import IncompatibleLibraryError
 
                 raise IncompatibleLibraryError(name_or_path, conflict)
@@ -341,7 +341,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
             failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
             return None
     conflict = _interposition(real)
-    if conflict is not None:
+    if conflict is not None and not _deepbind(real):
         undo()
         failures.append((info.path, "refused: " + conflict))
         return None
@@ -464,7 +464,7 @@ def _origin_of(path: str) -> str:
 def _interposition(real: str) -> str | None:
     """Why loading *real* privately is refused: a copy in the global symbol scope
     defines functions it exports, so its own internal calls would bind there
-    (design.md 5.1). None when no such copy exists or config asks for deepbind."""
+    (design.md 5.1). None when no such copy exists."""
     try:
         from _ctypes import dlopen as c_dlopen
         from _ctypes import dlsym as c_dlsym
@@ -474,8 +474,6 @@ def _interposition(real: str) -> str | None:
 
     facts = read_facts(real)
     if isinstance(facts, str) or not facts.functions:
-        return None
-    if _isolation() == "deepbind":
         return None
     scope = c_dlopen(None, 0x00002)  # type: ignore[arg-type]  # RTLD_NOW: the global scope (executable + RTLD_GLOBAL)
     hits: list[tuple[str, int]] = []
@@ -499,6 +497,25 @@ def _interposition(real: str) -> str | None:
         "internal calls would bind to that copy; set isolation = \"deepbind\" in the config file "
         "to load it with RTLD_DEEPBIND, or use the copy already loaded"
     )
+
+
+def _deepbind(real: str) -> bool:
+    """With config `isolation = "deepbind"`, map *real* with RTLD_DEEPBIND first (True).
+
+    The flags of the first mapping decide how the object's own references bind:
+    with RTLD_DEEPBIND its own definitions come before the global scope. The
+    loader's later dlopen of the same file returns this same object.
+    """
+    if _isolation() != "deepbind":
+        return False
+    from _ctypes import dlopen as c_dlopen
+
+    rtld_now, rtld_deepbind = 0x2, 0x8  # <dlfcn.h> on glibc
+    try:
+        c_dlopen(real, rtld_now | rtld_deepbind)
+    except OSError:
+        return False  # the loader's own dlopen reports the failure
+    return True
 
 
 def _isolation() -> str | None:

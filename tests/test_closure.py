@@ -375,3 +375,23 @@ def test_provider_chain_in_fresh_venv(tmp_path: Path) -> None:
     assert result["who"] == "depb" and result["origin"].startswith("provider:")
     ((needed, path, origin),) = result["deps"]
     assert needed == "libdepb.so.1" and origin.startswith("provider:") and path.startswith(str(root))
+
+
+@needs_gcc
+def test_deepbind_isolation_keeps_own_calls(tmp_path: Path) -> None:
+    body = "int helper(void){{return {n};}} int api(void){{return helper();}}"
+    cc(tmp_path / "one" / "libinterp.so.1", body.format(n=1))
+    cc(tmp_path / "two" / "libinterp.so.1", body.format(n=2))
+    config = tmp_path / "config.toml"
+    config.write_text('isolation = "deepbind"\n')
+    script = textwrap.dedent(f"""
+        import ctypes, libbroker
+        ctypes.CDLL({str(tmp_path / 'one' / 'libinterp.so.1')!r}, mode=ctypes.RTLD_GLOBAL)
+        lib = libbroker.load({str(tmp_path / 'two' / 'libinterp.so.1')!r})
+        api = ctypes.CFUNCTYPE(ctypes.c_int)(lib.address("api"))
+        print(api())
+    """)
+    env = dict(os.environ, LIBBROKER_CONFIG=str(config))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"  # its own helper, not the global copy's
