@@ -335,7 +335,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         if dep.origin == "mapped":
             continue
         try:
-            opened.append(_master.dlopen(dep.path))
+            opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
         except OSError as exc:
             undo()
             failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
@@ -347,7 +347,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         return None
     was_mapped = bool(_master.noload(real))
     try:
-        probe = _master.dlopen(real)
+        probe = _loader.dlopen_checked(real)  # loader checks first: a damaged file must not reach dlopen
     except OSError as exc:
         undo()
         failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))

@@ -79,7 +79,9 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         return
     entry = {
         "env": _cache.env_key(),
-        "stamps": _cache.decision_stamps(resolution.search.stamps, library.path),
+        "stamps": _cache.decision_stamps(
+            resolution.search.stamps, [library.path, *(d.path for d in library.dependencies)]
+        ),
         "path": library.path,
         "link": library.name,
         "origin": library.origin,
