@@ -5,10 +5,11 @@ A library's version comes from a source that states the *product* version:
 - ``library_version``: the loaded library's own answer, through the spec's
   ``version-function`` or a built-in probe (`PROBES`) for a well-known library;
 - ``package_version``: the package that owns the file, read from the package
-  manager's database without running it (dpkg's ``status`` and ``info/*.list``,
-  conda's ``conda-meta/*.json``), with the index cached per process and on disk;
+  manager's database without running it (libbroker/_pkgdb.py: conda, Homebrew,
+  dpkg, pacman, apk), with the index cached per process and on disk;
 - ``file_name_version``: only for the few libraries whose file names carry the
-  product version (`PRODUCT_NUMBERED`), never libtool interface numbers.
+  product version (`PRODUCT_NUMBERED`), never libtool interface numbers;
+- ``best_version``: all three in that order, with the source to report.
 
 Every text goes through ``parse_version_text``: the first token that starts a
 dotted number. No `re`, `json` or `packaging` at import: `_types.parse_version`

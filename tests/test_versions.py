@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from _host import SYSLIB, host, zlib_version
+from _host import SYSLIB, debian_upstream, dpkg, host, zlib_version
 from packaging.version import Version
 
 from libbroker import _master, _versions
@@ -375,3 +375,25 @@ def test_decoders(decoder: str, number: int, expected: str) -> None:
 
 def test_library_version_without_a_handle() -> None:
     assert library_version(0, "z", "libz.so.1") is None
+
+
+def test_every_product_numbered_file_here_agrees_with_dpkg() -> None:
+    # The allow-list against every library file of this host that it speaks for.
+    checked = 0
+    for name in sorted(os.listdir(SYSLIB)):
+        path = os.path.join(SYSLIB, name)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        by_name = file_name_version(path, "")
+        if by_name is None:
+            continue
+        owner = dpkg("-S", path) or dpkg("-S", path.replace("/usr/lib/", "/lib/", 1))
+        if not owner:
+            continue
+        package = owner.split(": ")[0].split(", ")[0]  # "libicu72:amd64: /usr/lib/..."
+        version = dpkg("-W", "-f=${Version}", package)
+        assert version, owner
+        assert by_name == debian_upstream(version), (path, owner, version)
+        checked += 1
+    if not checked:
+        pytest.skip("no product-numbered library file owned by dpkg here")
