@@ -685,8 +685,11 @@ cdef extern from *:
      * is not readable. */
     #ifdef _WIN32
     static int lbv_safe_read(const void *p, void *out, size_t n) {
+        SIZE_T got = 0;
         if ((uintptr_t)p < 65536) return -1;
-        memcpy(out, p, n); return 0;
+        /* ReadProcessMemory on ourselves fails where a load would fault. */
+        if (!ReadProcessMemory(GetCurrentProcess(), p, out, n, &got) || got != n) return -1;
+        return 0;
     }
     /* 1 when address lies inside the module of handle, 0 when in another one,
      * -1 when no module holds it. */

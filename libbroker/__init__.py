@@ -43,7 +43,7 @@ from ._errors import (
     NoAcceptableLibraryError,
     SpecError,
 )
-from ._types import Candidate, Library, LibraryInfo
+from ._types import Candidate, Dependency, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ __all__ = [
     "BrokerError",
     "BrokerWarning",
     "Candidate",
+    "Dependency",
     "DuplicateLibraryWarning",
     "IncompatibleLibraryError",
     "Library",

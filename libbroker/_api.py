@@ -202,6 +202,13 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         name_or_path = os.fsdecode(name_or_path)
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
+        if os.path.isabs(name_or_path) and not _loader.loaded_named(os.path.basename(name_or_path)):
+            real = os.path.realpath(name_or_path)
+            conflict = _interposition(real)
+            if conflict is not None and not _deepbind(real):
+                from ._errors import IncompatibleLibraryError
+
+                raise IncompatibleLibraryError(name_or_path, conflict)
         library = _loader.load_file(name_or_path)
         _refine_version(library)
         if version is not None:
@@ -219,11 +226,14 @@ def _load_by_name(name: str, version: str | None) -> Library:
 
     failures: list[tuple[str, str]] = []
     tried: set[str] = set()
-    try:
-        # The fast path: the cached verdict (versions known without loading).
-        first: LibraryInfo | None = find(name, version)
-    except LibraryNotFoundError:
-        first = None
+    first: LibraryInfo | None = None
+    if version is None:
+        # The fast path: the cached verdict. With a version, a better-ranked copy whose
+        # version is known only once loaded must be asked first, so every candidate is.
+        try:
+            first = find(name, version)
+        except LibraryNotFoundError:
+            first = None
     if isinstance(first, Library):
         if version is not None:
             _check_loaded_version(first, version)
@@ -262,40 +272,17 @@ def _load_by_name(name: str, version: str | None) -> Library:
         raise resolution.error(version)
     error = NoAcceptableLibraryError(
         name, version=version, searched=resolution.search.searched, rejected=rejected,
-        hint=fix_hint(name, version, rejected),
+        hint=_resolve_fix_hint(name, version, rejected),
     )
     if failures and isinstance(failures[0][1], str) and failures[0][1].startswith("refused:"):
         raise IncompatibleLibraryError(failures[0][0], failures[0][1][len("refused: "):]) from error
     raise error
 
 
-def fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
-    """The fix line chosen by the reasons of the rejections (not always "install it")."""
-    reasons = " ".join(reason for _, reason in rejected)
-    if "outside the specifier" in reasons or "version is unknown" in reasons:
-        return (
-            f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
-            "versions), or relax the specifier"
-        )
-    if "its dependency" in reasons and "cannot be found" in reasons:
-        return (
-            "fix: install the package that provides the missing dependency named above (or a "
-            "provider wheel for it), or point LIBBROKER_PATH at a directory holding both"
-        )
-    if "needs " in reasons and " defines " in reasons:
-        return "fix: install a newer copy of the dependency named above, or a build of the library made for this system"
-    if "linked against" in reasons:
-        return "fix: use a build of the library made for this system's C library"
-    if "-bit" in reasons or "machine" in reasons:
-        return "fix: install a build of the library for this interpreter's machine and word size"
-    if "dangling symlink" in reasons:
-        return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
-    if "failed to load" in reasons or "dlopen" in reasons:
-        return "fix: see the loader's message above; install the library's missing pieces or another build"
-    return (
-        "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
-        "directory that holds it"
-    )
+def _resolve_fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+    from ._resolve import fix_hint
+
+    return fix_hint(name, version, rejected)
 
 
 def _dlopen_text(exc: OSError) -> str:
@@ -348,19 +335,19 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         if dep.origin == "mapped":
             continue
         try:
-            opened.append(_master.dlopen(dep.path))
+            opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
         except OSError as exc:
             undo()
             failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
             return None
-    conflict = _interposition(info, real)
-    if conflict is not None:
+    conflict = _interposition(real)
+    if conflict is not None and not _deepbind(real):
         undo()
         failures.append((info.path, "refused: " + conflict))
         return None
     was_mapped = bool(_master.noload(real))
     try:
-        probe = _master.dlopen(real)
+        probe = _loader.dlopen_checked(real)  # loader checks first: a damaged file must not reach dlopen
     except OSError as exc:
         undo()
         failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))
@@ -392,6 +379,26 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         library.dependencies = list(info.dependencies)
     _dlclose(probe)  # load_file holds its own reference; the dependencies stay mapped with it
     return library
+
+
+def discard(library: Library) -> None:
+    """Forget and unmap a library loaded only to be rejected (nothing else holds it).
+
+    Safe because it is called right after loading, before any table or caller
+    got its handle; its dependencies stay mapped only while something needs them.
+    """
+    from . import _loader
+
+    with _loader._lock:
+        for table in (_loader._by_identity,):
+            for key in [k for k, v in table.items() if v is library]:
+                del table[key]
+        for libs in _loader._by_name.values():
+            while library in libs:
+                libs.remove(library)
+        while library in _loader._order:
+            _loader._order.remove(library)
+    _dlclose(library.handle)
 
 
 def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library | None:
@@ -454,10 +461,10 @@ def _origin_of(path: str) -> str:
     return "path"
 
 
-def _interposition(info: LibraryInfo, real: str) -> str | None:
+def _interposition(real: str) -> str | None:
     """Why loading *real* privately is refused: a copy in the global symbol scope
     defines functions it exports, so its own internal calls would bind there
-    (design.md 5.1). None when no such copy exists or config asks for deepbind."""
+    (design.md 5.1). None when no such copy exists."""
     try:
         from _ctypes import dlopen as c_dlopen
         from _ctypes import dlsym as c_dlsym
@@ -467,8 +474,6 @@ def _interposition(info: LibraryInfo, real: str) -> str | None:
 
     facts = read_facts(real)
     if isinstance(facts, str) or not facts.functions:
-        return None
-    if _isolation() == "deepbind":
         return None
     scope = c_dlopen(None, 0x00002)  # type: ignore[arg-type]  # RTLD_NOW: the global scope (executable + RTLD_GLOBAL)
     hits: list[tuple[str, int]] = []
@@ -492,6 +497,25 @@ def _interposition(info: LibraryInfo, real: str) -> str | None:
         "internal calls would bind to that copy; set isolation = \"deepbind\" in the config file "
         "to load it with RTLD_DEEPBIND, or use the copy already loaded"
     )
+
+
+def _deepbind(real: str) -> bool:
+    """With config `isolation = "deepbind"`, map *real* with RTLD_DEEPBIND first (True).
+
+    The flags of the first mapping decide how the object's own references bind:
+    with RTLD_DEEPBIND its own definitions come before the global scope. The
+    loader's later dlopen of the same file returns this same object.
+    """
+    if _isolation() != "deepbind":
+        return False
+    from _ctypes import dlopen as c_dlopen
+
+    rtld_now, rtld_deepbind = 0x2, 0x8  # <dlfcn.h> on glibc
+    try:
+        c_dlopen(real, rtld_now | rtld_deepbind)
+    except OSError:
+        return False  # the loader's own dlopen reports the failure
+    return True
 
 
 def _isolation() -> str | None:

@@ -11,6 +11,8 @@ library). Its size and TOML nesting are bounded. Format (docs/configuration.md):
 
     trusted-owners = ["softadm"]         # extra owners of library places (docs/security.md)
 
+    isolation = "deepbind"               # RTLD_DEEPBIND when a global copy would interpose
+
     [libraries.z]                        # keyed by link name
     path = "/opt/zlib/lib/libz.so.1"     # pin: this file, nothing else
     prefer = "system"                    # or "environment", "provider", "package"
@@ -37,7 +39,9 @@ _warned: set[tuple[str | None, object]] = set()
 class Config:
     """The parsed config file. `ignored` is the reason an existing file was not used."""
 
-    __slots__ = ("exists", "ignored", "path", "pins", "prefer", "search_paths", "trusted_uids")
+    __slots__ = (
+        "exists", "ignored", "isolation", "path", "pins", "prefer", "search_paths", "trusted_uids",
+    )
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -47,6 +51,9 @@ class Config:
         self.prefer: dict[str, str] = {}
         self.trusted_uids: frozenset[int] = frozenset()
         self.ignored: str | None = None
+        # design.md 5.1: "private" refuses a library whose exports a global-scope copy
+        # defines; "deepbind" loads it with RTLD_DEEPBIND instead.
+        self.isolation = "private"
 
 
 def load_config() -> Config:
@@ -131,7 +138,7 @@ def _parse(path: str) -> Config:
     config = Config(path)
     data = load_toml(path, "libbroker config file")
     config.exists = True
-    known = {"search-paths", "libraries", "trusted-owners"}
+    known = {"search-paths", "libraries", "trusted-owners", "isolation"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(
@@ -153,6 +160,12 @@ def _parse(path: str) -> Config:
                 path=path,
             )
     config.trusted_uids = _trusted_owners(data.get("trusted-owners", []), path)
+    isolation = data.get("isolation", "private")
+    if isolation not in ("private", "deepbind"):
+        raise SpecError(
+            f"'isolation' must be \"private\" or \"deepbind\", found {isolation!r}", path=path
+        )
+    config.isolation = isolation
     libraries = data.get("libraries", {})
     if not isinstance(libraries, dict):
         raise SpecError(f"[libraries] must be a table, found {libraries!r}", path=path)

@@ -14,7 +14,6 @@ directory: such places are still listed, so the rejection can say why.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 from ._cache import dir_stamp
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 class Entry:
     """A file named like the library, where it was found, and any objection to the place."""
 
-    __slots__ = ("path", "origin", "refusal", "version", "dist", "prefix", "suffix")
+    __slots__ = ("dist", "origin", "path", "prefix", "refusal", "suffix", "version")
 
     def __init__(self, path: str, origin: str, refusal: str | None = None) -> None:
         self.path = path
@@ -101,8 +100,11 @@ def default_dirs() -> list[str]:
 
 def environment_dirs() -> list[str]:
     prefixes = [sys.prefix]
+    # design.md 5.1: CONDA_PREFIX only when it is this interpreter's own prefix. An
+    # activated environment of another interpreter would put a second, other-built
+    # copy of a library next to the one this interpreter's extensions use.
     conda = os.environ.get("CONDA_PREFIX")
-    if conda:
+    if conda and os.path.isabs(conda) and _same_dir(conda, sys.prefix) and conda not in prefixes:
         prefixes.append(conda)
     if sys.base_prefix != sys.prefix:
         prefixes.append(sys.base_prefix)
@@ -113,6 +115,13 @@ def environment_dirs() -> list[str]:
             if d not in dirs:
                 dirs.append(d)
     return dirs
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def split_path_list(value: str | None) -> list[str]:
@@ -133,16 +142,12 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
             f"{directory!r} is the current directory, which is never searched "
             "(a library dropped there must not be picked up)"
         )
-    try:
-        st = os.stat(real)
-    except OSError:
+    if os.name == "nt" or not os.path.isdir(real):
         return None
-    if st.st_mode & stat.S_IWOTH and os.name != "nt":
-        return (
-            f"the directory {directory!r} is world-writable (mode {stat.S_IMODE(st.st_mode):o}); "
-            "anybody could plant a library there"
-        )
-    return None
+    from ._places import unsafe_dir_reason
+
+    reason = unsafe_dir_reason(directory)  # every directory from "/", owners, symlink targets
+    return f"unsafe place: {reason}" if reason else None
 
 
 def _current_dir() -> str | None:

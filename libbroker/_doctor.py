@@ -231,6 +231,25 @@ def _family(functions: frozenset[str]) -> str | None:
     return None
 
 
+def _libbroker_closures() -> dict[str, list[dict[str, str]]]:
+    """real path -> closure (load order) of each library libbroker loaded.
+
+    The closure recorded when it was loaded, else resolved now (every
+    dependency is then "mapped", which is what serves it).
+    """
+    loader = sys.modules.get(f"{__package__}._loader")
+    if loader is None:
+        return {}
+    from ._closure import resolve_closure
+
+    result: dict[str, list[dict[str, str]]] = {}
+    for library in loader.loaded():
+        real = os.path.realpath(library.path)
+        deps = list(getattr(library, "dependencies", None) or resolve_closure(real).dependencies)
+        result[real] = [d.as_dict() for d in deps]
+    return result
+
+
 def report() -> dict[str, object]:
     """Everything `libbroker doctor --json` prints, for this process."""
     import libbroker
@@ -280,6 +299,11 @@ def report() -> dict[str, object]:
         entry["origin"] = origin
         entry["distribution"] = None
         objects.append(entry)
+
+    closures = _libbroker_closures()
+    for o in objects:
+        if o["origin"] == "libbroker":
+            o["dependencies"] = closures.get(str(o["path"]), [])
 
     owners = _record_owners(site_dirs, {str(o["path"]) for o in objects if o["origin"] != "system"})
     for o in objects:
@@ -362,6 +386,8 @@ def format_report(report: dict) -> str:
             extra.append(f"unreadable: {o['error']}")
         tail = f"  [{', '.join(extra)}]" if extra else ""
         lines.append(f"  {str(o.get('origin')):<{width}}  {o.get('path')}{tail}")
+        for dep in o.get("dependencies") or ():
+            lines.append(f"  {'':<{width}}    needs {dep['needed']} => {dep['path']} ({dep['origin']})")
     duplicates = report.get("duplicates", [])
     if duplicates:
         lines.append(f"duplicates ({len(duplicates)} group(s)):")

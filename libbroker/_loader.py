@@ -108,7 +108,6 @@ def _load_open_file(
     judged: bool,
     identity: "tuple[int, ...] | None",
 ) -> Library:
-    from . import _master
 
     fst = os.fstat(fd)
     ident = _identity_of(fst)
@@ -125,32 +124,15 @@ def _load_open_file(
     library = _by_identity.get(key)
     if library is not None:
         return library
-    proc = _unique_fd_path(fd)
-    via_fd = os.path.isdir(_PROC_FD)
+    readable = _unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real
+    refusal = _loader_refusal(readable, ident)
+    if refusal:
+        raise IncompatibleLibraryError(path, refusal, fix="reinstall the library; the file is damaged")
     if not judged or identity is None:
         # Read the open file itself where possible: a file swapped by path after
         # our open is not the file we check.
-        soname, version_text = _precheck(path, proc if via_fd else real, real, soname, version_text, ident)
-    handle = 0
-    error: OSError | None = None
-    if via_fd:
-        try:
-            handle = _master.dlopen(proc)
-        except OSError as exc:
-            error = exc  # e.g. a $ORIGIN dependency: origin is /proc/self/fd; retry by path
-    if not handle:
-        try:
-            handle = _master.dlopen(real)
-        except OSError as exc:
-            raise IncompatibleLibraryError(path, _diagnose(real, error or exc)) from exc
-        if not _mapped_is(handle, fst):
-            raise IncompatibleLibraryError(
-                path,
-                "was replaced between its checks and dlopen; the replacement was mapped and is "
-                "not used (its constructors may have run)",
-            )
-    else:
-        _master.set_link_name(handle, real, _PROC_FD)
+        soname, version_text = _precheck(path, readable, real, soname, version_text, ident)
+    handle = _map_open_file(path, real, fd, fst)
     library = Library(
         name or _link_name(real),
         path,
@@ -168,7 +150,92 @@ def _load_open_file(
     return library
 
 
+def _map_open_file(path: str, real: str, fd: int, fst: os.stat_result) -> int:
+    """dlopen the open file *fd* (already checked); its handle. IncompatibleLibraryError on failure."""
+    from . import _master
+
+    handle = 0
+    error: OSError | None = None
+    if os.path.isdir(_PROC_FD):
+        try:
+            handle = _master.dlopen(_unique_fd_path(fd))
+        except OSError as exc:
+            error = exc  # e.g. a $ORIGIN dependency: origin is /proc/self/fd; retry by path
+    if not handle:
+        try:
+            handle = _master.dlopen(real)
+        except OSError as exc:
+            raise IncompatibleLibraryError(path, _diagnose(real, error or exc)) from exc
+        if not _mapped_is(handle, fst):
+            raise IncompatibleLibraryError(
+                path,
+                "was replaced between its checks and dlopen; the replacement was mapped and is "
+                "not used (its constructors may have run)",
+            )
+    else:
+        _master.set_link_name(handle, real, _PROC_FD)
+    return handle
+
+
+def dlopen_checked(path: str, *, identity: "tuple[int, ...] | None" = None) -> int:
+    """A raw handle of *path* mapped the way `load_file` maps (no Library is registered).
+
+    For mapping a judged closure bottom-up and for probes: the file is opened
+    once, must still have *identity* (when given), must pass the loader checks
+    (`_binary._elfload`), and that open file is what gets mapped. Raises
+    OSError(0, reason, path) like `_master.dlopen`, so callers keep one handler.
+    """
+    real = os.path.realpath(path)
+    try:
+        fd = os.open(real, _OPEN_FLAGS)
+    except OSError as exc:
+        raise OSError(0, f"cannot open {real!r}: {exc.strerror}", path) from exc
+    try:
+        fst = os.fstat(fd)
+        ident = _identity_of(fst)
+        if identity is not None and tuple(identity) != ident:
+            raise OSError(0, "the file changed since it was checked; it is not loaded", path)
+        if not stat.S_ISREG(fst.st_mode):
+            raise OSError(0, "not a regular file", path)
+        refusal = _loader_refusal(_unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real, ident)
+        if refusal:
+            raise OSError(0, f"refused before dlopen: {refusal}", path)
+        with _lock:
+            try:
+                return _map_open_file(path, real, fd, fst)
+            except IncompatibleLibraryError as exc:
+                raise OSError(0, exc.reason, path) from exc
+    finally:
+        os.close(fd)
+
+
 _serial = [0]
+_LOADABLE_KIND = "loadable"
+_loadable: dict[tuple[int, ...], str | None] = {}
+
+
+def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
+    """`_binary._elfload.loader_refusal` of the open file, remembered per full identity.
+
+    Run before every dlopen, judged or not: a verdict cached on disk names a
+    file by identity, and this check is what keeps a damaged file from killing
+    the process inside the loader. The answer is kept on disk per identity
+    (device, inode, size, times, mode, owner), so a warm import pays one lookup.
+    """
+    if ident in _loadable:
+        return _loadable[ident]
+    from . import _cache
+
+    disk = _cache.load(_LOADABLE_KIND)
+    if ident in disk and isinstance(disk[ident], (str, type(None))):
+        reason: str | None = disk[ident]
+    else:
+        from ._binary._elfload import loader_refusal
+
+        reason = loader_refusal(readable)
+        _cache.update(_LOADABLE_KIND, ident, reason, limit=4096)
+    _loadable[ident] = reason
+    return reason
 
 
 def _unique_fd_path(fd: int) -> str:

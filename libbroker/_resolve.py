@@ -9,7 +9,6 @@ a version inside the specifier, and exports the required symbols.
 from __future__ import annotations
 
 import os
-import stat
 
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
@@ -187,13 +186,13 @@ def judge(
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
         return cand
-    mode = os.stat(real).st_mode
-    if mode & stat.S_IWOTH and os.name != "nt":
-        cand.reason = (
-            f"the file is world-writable (mode {stat.S_IMODE(mode):o}); anybody could replace "
-            "its code"
-        )
-        return cand
+    if os.name != "nt":
+        from ._places import unsafe_reason
+
+        place = unsafe_reason(path)  # the file, every directory and symlink target from "/"
+        if place:
+            cand.reason = f"unsafe place: {place}"
+            return cand
     facts = binary_facts(real)
     if facts.get("error"):
         cand.reason = facts["error"]
@@ -309,6 +308,35 @@ def product_version(real: str, path: str, name: str) -> tuple[str, str] | None:
     return None
 
 
+def fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+    """The fix line chosen by the reasons of the rejections (not always "install it")."""
+    reasons = " ".join(reason for _, reason in rejected)
+    if "outside the specifier" in reasons or "version is unknown" in reasons:
+        return (
+            f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
+            "versions), or relax the specifier"
+        )
+    if "its dependency" in reasons and "cannot be found" in reasons:
+        return (
+            "fix: install the package that provides the missing dependency named above (or a "
+            "provider wheel for it), or point LIBBROKER_PATH at a directory holding both"
+        )
+    if "needs " in reasons and " defines " in reasons:
+        return "fix: install a newer copy of the dependency named above, or a build of the library made for this system"
+    if "linked against" in reasons:
+        return "fix: use a build of the library made for this system's C library"
+    if "-bit" in reasons or "machine" in reasons:
+        return "fix: install a build of the library for this interpreter's machine and word size"
+    if "dangling symlink" in reasons:
+        return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
+    if "failed to load" in reasons or "dlopen" in reasons:
+        return "fix: see the loader's message above; install the library's missing pieces or another build"
+    return (
+        "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
+        "directory that holds it"
+    )
+
+
 def parse_specifier(version: str | None) -> SpecifierSet | None:
     if version is None or str(version).strip() == "":
         return None
@@ -338,7 +366,10 @@ class Resolution:
     def error(self, version: str | None) -> LibraryNotFoundError:
         rejected = [(c.path, c.reason) for c in self.candidates if not c.accepted]
         cls = NoAcceptableLibraryError if rejected else LibraryNotFoundError
-        return cls(self.name, version=version, searched=self.search.searched, rejected=rejected)
+        return cls(
+            self.name, version=version, searched=self.search.searched, rejected=rejected,
+            hint=fix_hint(self.name, version, rejected) if rejected else None,
+        )
 
 
 def resolve(

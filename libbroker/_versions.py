@@ -5,10 +5,11 @@ A library's version comes from a source that states the *product* version:
 - ``library_version``: the loaded library's own answer, through the spec's
   ``version-function`` or a built-in probe (`PROBES`) for a well-known library;
 - ``package_version``: the package that owns the file, read from the package
-  manager's database without running it (dpkg's ``status`` and ``info/*.list``,
-  conda's ``conda-meta/*.json``), with the index cached per process and on disk;
+  manager's database without running it (libbroker/_pkgdb.py: conda, Homebrew,
+  dpkg, pacman, apk), with the index cached per process and on disk;
 - ``file_name_version``: only for the few libraries whose file names carry the
-  product version (`PRODUCT_NUMBERED`), never libtool interface numbers.
+  product version (`PRODUCT_NUMBERED`), never libtool interface numbers;
+- ``best_version``: all three in that order, with the source to report.
 
 Every text goes through ``parse_version_text``: the first token that starts a
 dotted number. No `re`, `json` or `packaging` at import: `_types.parse_version`
@@ -76,7 +77,7 @@ def parse_version_text(text: str | None) -> str | None:
 def _pre_release(s: str, at: int) -> str:
     """A pre-release tag right after the number (``rc1``, ``-beta2``, ``.a1``), PEP 440 spelled."""
     rest = s[at:at + 16].lower()
-    if rest[:1] in ("-", "."):
+    if rest[:1] in ("-", ".", "_"):
         rest = rest[1:]
     for word, tag in _PRE_RELEASES:
         if rest.startswith(word):
@@ -148,254 +149,17 @@ def file_name_version(real_path: str, link_name: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------
-# Package databases
-
-DPKG_ADMIN_DIR = "/var/lib/dpkg"
-_CACHE_KIND_DPKG = "versions-dpkg"
-_CACHE_KIND_CONDA = "versions-conda"
-_MAX_INDEX_FILES = 200_000  # library paths kept per database: bounds memory and the cache file
-_MAX_LIST_BYTES = 64 << 20  # one dpkg .list or conda-meta JSON; larger ones are skipped
-_MAX_STATUS_BYTES = 256 << 20
-_MAX_CONDA_PREFIXES = 16
-_CONDA_DEPTH = 4  # <prefix>/lib/x.so, <prefix>/Library/bin/x.dll, <prefix>/lib/pythonX/site-packages/..
-_REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
-
-_Index = tuple[object, dict[str, str], dict[str, str]]  # (stamp, path -> package, package -> version)
-_memo: dict[str, _Index] = {}
-
-
-def _is_library_name(name: str) -> bool:
-    return ".so" in name or name.endswith((".dylib", ".dll", ".pyd"))
-
-
-def upstream_version(version: str) -> str | None:
-    """The upstream part of a package version, as a PEP 440 string, or None.
-
-    Debian ``[epoch:]upstream[-revision]``: the epoch and revision go, then any
-    repack suffix (``+dfsg1``, ``.dfsg``, ``~rc``, ``+really``): ``"1:1.2.13.dfsg-1"``
-    -> ``"1.2.13"``, ``"2:6.2.1+dfsg1-1.1"`` -> ``"6.2.1"``, ``"3.0.19-1~deb12u2"``
-    -> ``"3.0.19"``. A bare number (``"20230311"``) is kept.
-    """
-    v = version.strip()
-    if ":" in v:
-        v = v.split(":", 1)[1]
-    if "-" in v:
-        v = v.rpartition("-")[0]
-    for mark in ("+", "~"):
-        v = v.split(mark, 1)[0]
-    lower = v.lower()
-    for suffix in _REPACK_SUFFIXES:
-        at = lower.find(suffix)
-        if at > 0:
-            v, lower = v[:at], lower[:at]
-    if v.isdigit() and v.isascii() and len(v) <= _MAX_DIGITS:
-        return v
-    return parse_version_text(v)
-
-
-def _canonical(path: str, dirs: dict[str, str]) -> str:
-    # The directory resolved (usrmerge: /lib -> /usr/lib), the name kept: the
-    # real file is listed under its own name next to its symlinks.
-    head, _, name = path.rpartition("/")
-    real = dirs.get(head)
-    if real is None:
-        real = dirs[head] = os.path.realpath(head or "/")
-    return f"{real}/{name}" if real != "/" else f"/{name}"
-
-
-def _read_text(path: str, limit: int) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError:
-        return None
-    if len(data) > limit:
-        return None
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _dpkg_stamp(admin: str) -> object:
-    try:
-        status = os.stat(os.path.join(admin, "status"))
-        info = os.stat(os.path.join(admin, "info"))
-    except OSError:
-        return None
-    return (admin, status.st_mtime_ns, status.st_size, info.st_mtime_ns, info.st_ino)
-
-
-def _dpkg_versions(status_text: str) -> dict[str, str]:
-    """Installed package -> upstream version, under ``pkg`` and ``pkg:arch`` (multiarch list names)."""
-    versions: dict[str, str] = {}
-    for paragraph in status_text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in paragraph.split("\n"):
-            if line[:1] in (" ", "\t") or ":" not in line:
-                continue  # continuation lines (Description, Conffiles)
-            key, _, value = line.partition(":")
-            if key in ("Package", "Status", "Version", "Architecture"):
-                fields[key] = value.strip()
-        name, version = fields.get("Package"), fields.get("Version")
-        if not name or not version or not fields.get("Status", "").endswith(" installed"):
-            continue
-        upstream = upstream_version(version)
-        if upstream is None:
-            continue
-        versions[name] = upstream
-        arch = fields.get("Architecture")
-        if arch:
-            versions[f"{name}:{arch}"] = upstream
-    return versions
-
-
-def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
-    status = _read_text(os.path.join(admin, "status"), _MAX_STATUS_BYTES) or ""
-    versions = _dpkg_versions(status)
-    files: dict[str, str] = {}
-    dirs: dict[str, str] = {}
-    info = os.path.join(admin, "info")
-    try:
-        names = sorted(os.listdir(info))
-    except OSError:
-        names = []
-    for entry in names:
-        if not entry.endswith(".list"):
-            continue
-        package = entry[: -len(".list")]
-        if package not in versions:
-            continue
-        text = _read_text(os.path.join(info, entry), _MAX_LIST_BYTES)
-        for line in (text or "").split("\n"):
-            if line.startswith("/") and _is_library_name(line.rpartition("/")[2]):
-                if len(files) >= _MAX_INDEX_FILES:
-                    break
-                files.setdefault(_canonical(line, dirs), package)
-    return files, versions
-
-
-def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], dict[str, str]]]",
-           kind: str) -> _Index:
-    """The (stamp, files, versions) index for *key*: memo, then disk cache, then *build*."""
-    memo = _memo.get(key)
-    if memo is not None and memo[0] == stamp:
-        return memo
-    from . import _cache
-
-    cached = _cache.load(kind)
-    entry = cached.get(key)
-    if (isinstance(entry, tuple) and len(entry) == 3 and entry[0] == stamp
-            and isinstance(entry[1], dict) and isinstance(entry[2], dict)):
-        index: _Index = (stamp, entry[1], entry[2])
-    else:
-        files, versions = build()
-        index = (stamp, files, versions)
-        if len(cached) >= _MAX_CONDA_PREFIXES and key not in cached:
-            cached.clear()  # bounded: a handful of databases per user
-        cached[key] = index
-        _cache.store(kind, cached)
-    _memo[key] = index
-    return index
-
-
-def _dpkg_version(real_path: str) -> tuple[str, str] | None:
-    admin = DPKG_ADMIN_DIR
-    stamp = _dpkg_stamp(admin)
-    if stamp is None:
-        return None
-    _, files, versions = _index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:dpkg:{package}") if version else None
-
-
-def _conda_prefix(real_path: str) -> str | None:
-    head = os.path.dirname(real_path)
-    for _ in range(_CONDA_DEPTH):
-        if os.path.isdir(os.path.join(head, "conda-meta")):
-            return head
-        parent = os.path.dirname(head)
-        if parent == head:
-            break
-        head = parent
-    return None
-
-
-def _build_conda(prefix: str) -> tuple[dict[str, str], dict[str, str]]:
-    import json
-
-    meta = os.path.join(prefix, "conda-meta")
-    files: dict[str, str] = {}
-    versions: dict[str, str] = {}
-    dirs: dict[str, str] = {}
-    try:
-        names = sorted(os.listdir(meta))
-    except OSError:
-        names = []
-    for entry in names:
-        if not entry.endswith(".json"):
-            continue
-        text = _read_text(os.path.join(meta, entry), _MAX_LIST_BYTES)
-        try:
-            record = json.loads(text) if text else None
-        except (ValueError, RecursionError):
-            continue  # a corrupt record says nothing; the others still do
-        if not isinstance(record, dict):
-            continue
-        name, version, listed = record.get("name"), record.get("version"), record.get("files")
-        if not isinstance(name, str) or not isinstance(version, str) or not isinstance(listed, list):
-            continue
-        upstream = parse_version_text(version) or (version if version.isdigit() else None)
-        if upstream is None:
-            continue
-        versions[name] = upstream
-        for rel in listed:
-            if not isinstance(rel, str) or not _is_library_name(rel.rpartition("/")[2]):
-                continue
-            if len(files) >= _MAX_INDEX_FILES:
-                break
-            path = os.path.join(prefix, rel.replace("\\", "/").lstrip("/"))
-            if os.sep != "/":
-                path = path.replace("/", os.sep)
-            files.setdefault(_canonical(path, dirs) if os.sep == "/" else os.path.realpath(path), name)
-    return files, versions
-
-
-def _conda_version(real_path: str) -> tuple[str, str] | None:
-    prefix = _conda_prefix(real_path)
-    if prefix is None:
-        return None
-    prefix = os.path.realpath(prefix)
-    try:
-        st = os.stat(os.path.join(prefix, "conda-meta"))
-    except OSError:
-        return None
-    stamp = (prefix, st.st_mtime_ns, st.st_ino)
-    _, files, versions = _index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:conda:{package}") if version else None
+# Package databases: libbroker/_pkgdb.py (imported when first asked)
 
 
 def package_version(real_path: str) -> tuple[str, str] | None:
-    """(upstream version, source) of the package owning *real_path*, or None.
+    """(upstream version, "package:<manager>:<package>") of the package owning *real_path*.
 
-    *real_path* must be fully resolved (os.path.realpath). The source is
-    ``"package:conda:<name>"`` when a conda prefix above the file lists it
-    (``conda-meta/*.json``: ``name``, ``version``, ``files``), else
-    ``"package:dpkg:<package>"`` (``<package>`` as dpkg names its list,
-    ``zlib1g:amd64`` for multiarch) from ``/var/lib/dpkg/status`` (installed
-    packages' ``Version``, cleaned by `upstream_version`) and ``info/*.list``.
-    dpkg diversions are not followed. Each index is built once per process and
-    cached on disk (libbroker._cache), rebuilt when the database's mtime/size
-    changes. Never raises: an unreadable database gives None.
+    See `libbroker._pkgdb.package_version` (conda, Homebrew, dpkg, pacman, apk).
     """
-    try:
-        return _conda_version(real_path) or _dpkg_version(real_path)
-    except (OSError, ValueError, MemoryError):
-        return None
+    from ._pkgdb import package_version as lookup
+
+    return lookup(real_path)
 
 
 # ---------------------------------------------------------------------------
@@ -638,6 +402,8 @@ def library_version(handle: int, link_name: str, soname: str | None,
     gave nothing (a non-string pointer, text with no version) is appended to
     *problems* when given. Never raises for a misbehaving library.
     """
+    if not handle:
+        return None
     if version_function:
         return _run_step(handle, Step(version_function), prefix, suffix, problems)
     probe = probe_for(link_name, soname)
@@ -669,3 +435,27 @@ def version_if_mapped(real_path: str, link_name: str, soname: str | None,
         return None
     return library_version(handle, link_name, soname, version_function, prefix, suffix)
 
+
+
+def best_version(real_path: str, link_name: str, soname: str | None, handle: int | None = None,
+                 version_function: str | None = None, prefix: str = "",
+                 suffix: str = "") -> tuple[str, str] | None:
+    """(version, `.version_source`) from the first source that knows, or None (design.md 5.2).
+
+    The library itself ("library": *handle* when loaded, else a NOLOAD probe),
+    then the package database ("package:<manager>:<package>"), then the file
+    name for `PRODUCT_NUMBERED` libraries ("file-name"). The provider manifest
+    is the caller's to ask first: only it knows the distribution. *real_path*
+    must be resolved. Never raises for a misbehaving library or database.
+    """
+    if handle:
+        own = library_version(handle, link_name, soname, version_function, prefix, suffix)
+    else:
+        own = version_if_mapped(real_path, link_name, soname, version_function, prefix, suffix)
+    if own:
+        return own, "library"
+    found = package_version(real_path)
+    if found:
+        return found
+    by_name = file_name_version(real_path, link_name)
+    return (by_name, "file-name") if by_name else None

@@ -228,3 +228,18 @@ def test_world_writable_file_refused(override, libz) -> None:
     shutil.copy(os.path.realpath(libz), path)
     os.chmod(path, 0o666)
     _assert_rejected("lbwwf", str(path), "world-writable")
+
+
+def test_conda_prefix_of_another_environment_not_searched(tmp_path, monkeypatch, libz) -> None:
+    # design.md 5.1: CONDA_PREFIX counts only when it is the running interpreter's prefix.
+    other = tmp_path / "otherenv"
+    (other / "lib").mkdir(parents=True)
+    shutil.copy(os.path.realpath(libz), other / "lib" / "liblbconda.so.1")
+    monkeypatch.setenv("CONDA_PREFIX", str(other))
+    from libbroker._discovery import environment_dirs
+
+    assert str(other / "lib") not in environment_dirs()
+    with pytest.raises(LibraryNotFoundError):
+        libbroker.find("lbconda")
+    monkeypatch.setenv("CONDA_PREFIX", sys.prefix)
+    assert os.path.join(sys.prefix, "lib") in environment_dirs()

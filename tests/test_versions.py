@@ -4,9 +4,7 @@ Python's zlib/sqlite3/ssl modules, and gcc-built fixtures with known answers."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +12,7 @@ import textwrap
 import time
 
 import pytest
+from _host import SYSLIB, debian_upstream, dpkg, host, zlib_version
 from packaging.version import Version
 
 from libbroker import _master, _versions
@@ -26,8 +25,6 @@ from libbroker._versions import (
     probe_for,
     version_if_mapped,
 )
-
-SYSLIB = f"/usr/lib/{getattr(sys.implementation, '_multiarch', 'x86_64-linux-gnu')}"
 
 # ---------------------------------------------------------------------------
 # The parser
@@ -103,23 +100,7 @@ def test_warm_path_imports_nothing_heavy() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Oracle: dpkg-query (its own reading of the database), cleaned here independently
-
-
-def _dpkg(*args: str) -> str | None:
-    if not shutil.which("dpkg-query"):
-        return None
-    out = subprocess.run(["dpkg-query", *args], capture_output=True, text=True, check=False)
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _debian_upstream(version: str) -> str:
-    """Debian policy 5.6.12: [epoch:]upstream_version[-debian_revision]; minus repack marks."""
-    m = re.fullmatch(r"(?:\d+:)?(.+?)(?:-[^-]+)?", version)
-    assert m, version
-    upstream = re.split(r"[+~]|\.dfsg|\.ds\b|\.repack", m.group(1))[0]
-    return upstream
-
+# This host's libraries: the library's answer against dpkg's (tests/_host.py)
 
 # (soname file, link name, Debian package, file name carries the product version)
 HOST_LIBRARIES = [
@@ -146,18 +127,9 @@ HOST_LIBRARIES = [
 NO_PROBE = {"ffi", "uuid", "jpeg"}
 
 
-def _host(soname: str, package: str) -> tuple[str, str, str]:
-    path = os.path.join(SYSLIB, soname)
-    arch_package = _dpkg("-W", "-f=${binary:Package}", package)
-    version = _dpkg("-W", "-f=${Version}", package)
-    if not os.path.exists(path) or not arch_package or not version:
-        pytest.skip(f"{soname} ({package}) is not installed from a Debian package here")
-    return os.path.realpath(path), arch_package, _debian_upstream(version)
-
-
 @pytest.mark.parametrize(("soname", "link", "package", "product_named"), HOST_LIBRARIES)
 def test_host_library_versions(soname: str, link: str, package: str, product_named: bool) -> None:
-    real, arch_package, expected = _host(soname, package)
+    real, arch_package, expected = host(soname, package)
     interface = os.path.basename(real).partition(".so.")[2]
 
     # The package database, read by libbroker without running dpkg.
@@ -204,7 +176,7 @@ SINGLE_STEPS = [
 @pytest.mark.parametrize(("soname", "package", "symbol", "shape", "decode"), SINGLE_STEPS)
 def test_each_probe_shape(soname: str, package: str, symbol: str, shape: str,
                           decode: str | None) -> None:
-    real, _, expected = _host(soname, package)
+    real, _, expected = host(soname, package)
     handle = _master.dlopen(real)
     context = ("FT_Init_FreeType", "FT_Done_FreeType") if shape == "context_triple" else None
     step = _versions.Step(symbol, shape, decode=decode, context=context)
@@ -241,12 +213,6 @@ def test_version_if_mapped_never_loads(tmp_path) -> None:
     assert version_if_mapped(str(copy), "z", "libz.so.1") == zlib_version()
 
 
-def zlib_version() -> str:
-    import zlib
-
-    return zlib.ZLIB_RUNTIME_VERSION
-
-
 def test_probe_table_names() -> None:
     assert probe_for("z", "libz.so.1").product == "zlib"  # type: ignore[union-attr]
     assert probe_for("anything", "libpng16.so.16").product == "libpng"  # type: ignore[union-attr]
@@ -271,117 +237,6 @@ def test_scipy_openblas_wheel() -> None:
     # report the wheel's whole number)
     assert found is not None
     assert Version(version("scipy-openblas32")).release[:3] == Version(found).release[:3]
-
-
-# ---------------------------------------------------------------------------
-# dpkg: every installed package's version, cleaned two ways
-
-
-def test_upstream_versions_of_every_installed_package() -> None:
-    listing = _dpkg("-W", "-f=${binary:Package}\t${Version}\t${db:Status-Abbrev}\n")
-    if listing is None:
-        pytest.skip("no dpkg here")
-    with open(os.path.join(_versions.DPKG_ADMIN_DIR, "status"), encoding="utf-8") as f:
-        status = f.read()
-    ours = _versions._dpkg_versions(status)
-    checked = 0
-    for line in listing.splitlines():
-        name, version, abbrev = line.split("\t")
-        if not abbrev.startswith("ii"):
-            continue
-        expected = _debian_upstream(version)
-        if re.fullmatch(r"\d+(\.\d+)+", expected):
-            assert ours[name] == expected, (name, version)
-            checked += 1
-    assert checked > 50
-
-
-@pytest.mark.parametrize(("version", "expected"), [
-    ("1:1.2.13.dfsg-1", "1.2.13"), ("2:6.2.1+dfsg1-1.1", "6.2.1"), ("3.0.19-1~deb12u2", "3.0.19"),
-    ("2.12.1+dfsg-5+deb12u4", "2.12.1"), ("1.5.4+dfsg2-5", "1.5.4"), ("1:2.1.5-2", "2.1.5"),
-    ("20230311", "20230311"), ("2.9.14+dfsg-1.3~deb12u5", "2.9.14"), ("0.9.8h-1", "0.9.8"),
-    ("garbage", None), ("", None),
-])
-def test_upstream_version(version: str, expected: str | None) -> None:
-    assert _versions.upstream_version(version) == expected
-
-
-def test_package_index_is_cached(record_property) -> None:
-    real = os.path.realpath(os.path.join(SYSLIB, "libbz2.so.1.0"))
-    if _dpkg("-S", "libbz2.so.1.0.4") is None:
-        pytest.skip("no dpkg-owned libbz2 here")
-    _versions._memo.clear()
-    start = time.perf_counter()
-    cold = package_version(real)
-    cold_s = time.perf_counter() - start
-    _versions._memo.clear()  # a new process: the index comes from the disk cache
-    start = time.perf_counter()
-    disk = package_version(real)
-    disk_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(100):
-        warm = package_version(real)
-    warm_s = (time.perf_counter() - start) / 100
-    assert cold == disk == warm and cold is not None
-    # Reported, not asserted (the machine is shared).
-    record_property("package_version_seconds", {"cold": cold_s, "disk": disk_s, "warm": warm_s})
-    print(f"\npackage_version: cold {cold_s * 1e3:.1f} ms, from disk cache {disk_s * 1e3:.2f} ms,"
-          f" warm {warm_s * 1e6:.1f} us")
-
-
-def test_unowned_and_missing_files(tmp_path) -> None:
-    lonely = tmp_path / "libz.so.1.2.13"
-    shutil.copy2(os.path.join(SYSLIB, "libz.so.1"), lonely)
-    assert package_version(str(lonely)) is None
-    assert package_version(str(tmp_path / "absent.so")) is None
-    assert package_version("") is None
-
-
-# ---------------------------------------------------------------------------
-# conda: a prefix the test builds around a real library copy
-
-
-def _conda_prefix(tmp_path, version: str) -> tuple[str, str]:
-    prefix = tmp_path / "env"
-    (prefix / "lib").mkdir(parents=True)
-    (prefix / "conda-meta").mkdir()
-    real = prefix / "lib" / f"libz.so.{version}"
-    shutil.copy2(os.path.realpath(os.path.join(SYSLIB, "libz.so.1")), real)
-    os.symlink(real.name, prefix / "lib" / "libz.so.1")
-    record = {"name": "zlib", "version": version, "build": "h5eee18b_0",
-              "files": ["include/zlib.h", "lib/libz.so.1", f"lib/libz.so.{version}"]}
-    (prefix / "conda-meta" / f"zlib-{version}-h5eee18b_0.json").write_text(json.dumps(record))
-    return str(prefix), os.path.realpath(real)
-
-
-def test_conda_prefix(tmp_path) -> None:
-    version = zlib_version()
-    _, real = _conda_prefix(tmp_path, version)
-    assert package_version(real) == (version, "package:conda:zlib")
-    # and the copy's own answer agrees with the record
-    assert library_version(_master.dlopen(real), "z", "libz.so.1") == version
-
-
-def test_conda_index_follows_changes_and_survives_garbage(tmp_path) -> None:
-    prefix, real = _conda_prefix(tmp_path, zlib_version())
-    meta = os.path.join(prefix, "conda-meta")
-    assert package_version(real) is not None
-    # Garbage next to the good record: ignored, the rest still answers.
-    with open(os.path.join(meta, "bad-1-0.json"), "w") as f:
-        f.write("{" * 100_000)
-    with open(os.path.join(meta, "list-1-0.json"), "w") as f:
-        f.write("[1, 2, 3]")
-    with open(os.path.join(meta, "typed-1-0.json"), "w") as f:
-        json.dump({"name": 3, "version": ["x"], "files": "lib/libz.so.1"}, f)
-    assert package_version(real) == (zlib_version(), "package:conda:zlib")
-    # The package replaced by another record: the index is rebuilt.
-    for name in os.listdir(meta):
-        if name.startswith("zlib-"):
-            os.unlink(os.path.join(meta, name))
-    with open(os.path.join(meta, "zlib-ng-2.1.6-0.json"), "w") as f:
-        json.dump({"name": "zlib-ng", "version": "2.1.6",
-                   "files": [os.path.relpath(real, prefix)]}, f)
-    assert package_version(real) == ("2.1.6", "package:conda:zlib-ng")
 
 
 # ---------------------------------------------------------------------------
@@ -482,3 +337,63 @@ def test_probe_refuses_a_dependencys_symbol(bad_lib) -> None:
     # Named like zlib, it would otherwise report the real zlib's version.
     assert library_version(h, "z", "libz.so.1") is None
     assert file_name_version(path, "z") is None
+
+
+def test_best_version_order(tmp_path) -> None:
+    real, arch_package, expected = host("libffi.so.8", "libffi8")
+    # libffi 3.4.4 cannot be asked: the package database answers, never the 8.1.2 of its name.
+    assert _versions.best_version(real, "ffi", "libffi.so.8") == (
+        expected, f"package:dpkg:{arch_package}")
+    real, _, expected = host("libcurl.so.4", "libcurl4")
+    handle = _master.dlopen(real)
+    assert _versions.best_version(real, "curl", "libcurl.so.4", handle) == (expected, "library")
+    # A copy no package owns and nobody loaded: only a product-numbered name speaks.
+    zreal, _, zlib_expected = host("libz.so.1", "zlib1g")
+    copy = tmp_path / os.path.basename(zreal)
+    shutil.copy2(zreal, copy)
+    assert _versions.best_version(str(copy), "z", "libz.so.1") == (zlib_expected, "file-name")
+    bz2 = tmp_path / "libbz2.so.1.0.4"
+    shutil.copy2(os.path.join(SYSLIB, "libbz2.so.1.0"), bz2)
+    assert _versions.best_version(str(bz2), "bz2", "libbz2.so.1.0") is None
+
+
+@pytest.mark.parametrize(("decoder", "number", "expected"), [
+    # the macros' documented values in each project's header
+    ("openssl", 0x1010117F, "1.1.1"),  # OPENSSL_VERSION_NUMBER of 1.1.1w
+    ("openssl", 0x30000130, "3.0.19"),  # 3.x: MNN00PP0, patch 19 = 0x13
+    ("openssl", 0x1000214F, "1.0.2"),  # 1.0.2u
+    ("sqlite", 3040001, "3.40.1"),  # SQLITE_VERSION_NUMBER
+    ("lzma", 50020052, "5.2.5"),  # LZMA_VERSION of xz 5.2.5 (stable)
+    ("10000", 10639, "1.6.39"),  # PNG_LIBPNG_VER
+    ("10000", 10504, "1.5.4"),  # ZSTD_VERSION_NUMBER
+    ("10000", 20914, "2.9.14"),  # LIBXML_VERSION
+    ("webp", 0x010204, "1.2.4"),  # WebPGetDecoderVersion
+])
+def test_decoders(decoder: str, number: int, expected: str) -> None:
+    assert _versions.DECODERS[decoder](number) == expected
+
+
+def test_library_version_without_a_handle() -> None:
+    assert library_version(0, "z", "libz.so.1") is None
+
+
+def test_every_product_numbered_file_here_agrees_with_dpkg() -> None:
+    # The allow-list against every library file of this host that it speaks for.
+    checked = 0
+    for name in sorted(os.listdir(SYSLIB)):
+        path = os.path.join(SYSLIB, name)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        by_name = file_name_version(path, "")
+        if by_name is None:
+            continue
+        owner = dpkg("-S", path) or dpkg("-S", path.replace("/usr/lib/", "/lib/", 1))
+        if not owner:
+            continue
+        package = owner.split(": ")[0].split(", ")[0]  # "libicu72:amd64: /usr/lib/..."
+        version = dpkg("-W", "-f=${Version}", package)
+        assert version, owner
+        assert by_name == debian_upstream(version), (path, owner, version)
+        checked += 1
+    if not checked:
+        pytest.skip("no product-numbered library file owned by dpkg here")

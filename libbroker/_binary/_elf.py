@@ -50,6 +50,7 @@ _STV_DEFAULT, _STV_PROTECTED = 0, 3
 # Caps on counts read from the file, so a corrupt header cannot make us loop
 # or allocate without bound.
 _MAX_PHNUM = 4096
+_MAX_STRSZ = 64 << 20  # the same cap as _elfload (loader checks)
 _MAX_SYMBOLS = 4_000_000
 _MAX_VERNEED = 4096
 _MAX_VERDEF = 65535
@@ -495,7 +496,12 @@ def _parse_dynamic(
 
     if _DT_STRTAB not in tags:
         return
-    strtab = r.read(offset_of(tags[_DT_STRTAB], "string table"), tags.get(_DT_STRSZ, 0), "dynamic string table")
+    strsz = tags.get(_DT_STRSZ, 0)
+    if strsz > _MAX_STRSZ:  # a sparse file can be "big enough" for any size: bound the allocation
+        raise InvalidBinaryError(
+            r.path, f"corrupt ELF file: DT_STRSZ is {strsz} bytes (a real string table is under {_MAX_STRSZ})"
+        )
+    strtab = r.read(offset_of(tags[_DT_STRTAB], "string table"), strsz, "dynamic string table")
 
     def string(off: int) -> str:
         end = strtab.find(b"\0", off)
