@@ -148,6 +148,8 @@ class PEInfo:
     slices: list[PEInfo] = []  # noqa: RUF012
     # What ELF-only callers look at (check_compatible, version checks).
     glibc_required = None
+    libc = None
+    version_defs: frozenset[str] = frozenset()
     version_needs: dict[str, list[str]] = {}  # noqa: RUF012
 
     def __init__(self, path: str) -> None:
@@ -181,12 +183,18 @@ class PEInfo:
         """The word size under the ELF reader's name, for format-blind callers."""
         return self.bits
 
+    @property
+    def elf_type(self) -> str:
+        """`kind` under the ELF reader's name."""
+        return self.kind
+
     def inspect_dict(self) -> dict[str, object]:
-        """The `inspect --json` keys of design.md 5.3, without loadable/reason."""
+        """The `inspect --json` keys of design.md 5.3 (plus "kind"), without loadable/reason."""
         return {
             "format": self.format,
             "machine": self.machine_name,
             "bits": self.bits,
+            "kind": self.kind,
             "soname": self.soname,
             "needed": list(self.needed),
             "exports": self.exports,
@@ -226,6 +234,7 @@ class _Image:
         self.blocks: dict[int, bytes] = {}
         self.sections: list[_Section] = []  # sorted by address, one per address
         self.section_vas: list[int] = []
+        self.strings: dict[tuple[int, int], str] = {}  # (rva, cap) -> string, read once
         self.header_size = 0
         # Bytes we may still scan looking for string terminators: overlapping
         # or unterminated strings cannot make the reader quadratic.
@@ -310,9 +319,18 @@ class _Image:
             return self.read(offset, n, what)
         return self.read(offset, backed, what) + bytes(n - backed)
 
+    def _remember(self, key: tuple[int, int], parts: list[bytes]) -> str:
+        text = b"".join(parts).decode("utf-8", "surrogateescape")
+        self.strings[key] = text  # distinct strings: bounded by the scan budget
+        return text
+
     def string(self, rva: int, cap: int, what: str) -> str:
         """The NUL-terminated string at `rva`, at most `cap` bytes (UTF-8, undecodable
         bytes kept as surrogate escapes so the exact bytes can be rebuilt)."""
+        key = (rva, cap)
+        known = self.strings.get(key)
+        if known is not None:
+            return known
         offset, backed, extent = self.locate(rva, what)
         avail = min(cap, extent, backed)
         parts: list[bytes] = []
@@ -335,12 +353,12 @@ class _Image:
                 )
             if end >= 0:
                 parts.append(block[lo:end])
-                return b"".join(parts).decode("utf-8", "surrogateescape")
+                return self._remember(key, parts)
             parts.append(block[lo:hi])
             got += hi - lo
         if got == backed < min(cap, extent):
             # The file's data ends inside the section; the zero fill ends the string.
-            return b"".join(parts).decode("utf-8", "surrogateescape")
+            return self._remember(key, parts)
         raise self.error(
             f"{what}: a NUL-terminated string of at most {min(cap, extent)} bytes",
             f"{got} bytes without a terminator",
@@ -612,14 +630,22 @@ def _read_imports(
     imports: dict[str, list[str]] = {}
     # Symbols read across all descriptors are capped by what the file could hold.
     budget = [image.size // (info.bits // 8) + 1]
+    walked: dict[int, list[str]] = {}  # thunk array RVA -> names: each array read once
+    chunk, chunk_start, step = b"", 0, 16
     for i in range(limit + 1):
-        at = dir_rva + i * size
         if i == limit:
             raise image.error(f"an all-zero descriptor ending the {table} table",
                               f"{limit} descriptors without one", f"RVA {dir_rva:#x}")  # fmt: skip
-        desc = image.read_rva(at, size, f"{table} descriptor {i}")
+        if i - chunk_start >= len(chunk) // size:
+            # Descriptors are read in slices that grow: one read for most tables.
+            chunk_start, n = i, min(step, limit - i)
+            chunk = image.read_rva(
+                dir_rva + i * size, n * size, f"{table} descriptor {i}"
+            )
+            step = min(step * 4, 4096)
+        at = (i - chunk_start) * size
         if delay:
-            attrs, name_rva, _, iat, int_rva = struct.unpack_from("<IIIII", desc)
+            attrs, name_rva, _, iat, int_rva = struct.unpack_from("<IIIII", chunk, at)
             if attrs & 1 == 0 and name_rva:
                 # Pre-VC7 descriptors hold virtual addresses, not RVAs.
                 name_rva, iat, int_rva = (
@@ -627,28 +653,33 @@ def _read_imports(
                 )
             thunks = int_rva or iat
         else:
-            original, _, _, name_rva, first = struct.unpack_from("<IIIII", desc)
-            if first == 0:
+            original, _, _, name_rva, first_thunk = struct.unpack_from(
+                "<IIIII", chunk, at
+            )
+            if first_thunk == 0:
                 break  # the loader's end of table (Name and FirstThunk both needed)
-            thunks = original or first
+            thunks = original or first_thunk
         if name_rva == 0:
             break
         dll = image.string(
             name_rva, _MAX_DLL_NAME, f"{table} descriptor {i}'s DLL name"
         )
-        symbols = (
-            _read_thunks(image, info, thunks, f"{dll!r}'s {table} names", budget)
-            if thunks
-            else []
-        )
+        symbols = walked.get(thunks)
+        if symbols is None:
+            what = f"{dll!r}'s {table} names"
+            symbols = _read_thunks(image, info, thunks, what, budget) if thunks else []
+            walked[thunks] = symbols
+        else:
+            budget[0] -= len(symbols)  # a shared array still costs its entries
+            if budget[0] < 0:
+                raise image.error(f"no more {table}s than the file can hold",
+                                  "descriptors sharing thunk arrays", f"descriptor {i}")  # fmt: skip
         first = seen.setdefault(dll.lower(), dll)
-        if (
-            first != dll or first in imports
-        ):  # the same DLL again: one entry, in first place
+        if first != dll or first in imports:  # the same DLL again: one entry
             imports[first].extend(symbols)
             continue
         needed.append(dll)
-        imports[dll] = symbols
+        imports[dll] = list(symbols)
     return needed, imports
 
 

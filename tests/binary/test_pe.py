@@ -219,8 +219,8 @@ def test_dispatcher_and_inspect_dict() -> None:
     info = read_binary(str(path))
     assert isinstance(info, _pe.PEInfo)
     d = info.inspect_dict()
-    assert list(d) == ["format", "machine", "bits", "soname", "needed", "exports", "rpath", "runpath",
-                       "min_os", "slices"]  # fmt: skip
+    assert list(d) == ["format", "machine", "bits", "kind", "soname", "needed", "exports", "rpath",
+                       "runpath", "min_os", "slices"]  # fmt: skip
     facts = _pefile_facts(path)
     assert (
         d["format"] == "PE"
@@ -228,8 +228,8 @@ def test_dispatcher_and_inspect_dict() -> None:
         and d["runpath"] == []
         and d["min_os"] is None
     )
-    assert (d["bits"], d["soname"], d["needed"], d["exports"]) == (
-        facts["bits"], facts["soname"], facts["needed"], facts["exports"],
+    assert (d["bits"], d["kind"], d["soname"], d["needed"], d["exports"]) == (
+        facts["bits"], facts["kind"], facts["soname"], facts["needed"], facts["exports"],
     )  # fmt: skip
     assert json.loads(json.dumps(d)) == d
     assert (
@@ -275,9 +275,9 @@ def test_real_wheel_binaries_match_pefile_and_lief(dist: str, platform: str) -> 
     files = wheel_binaries(dist, platform, (".dll", ".pyd"))
     assert files, f"no DLL or .pyd in the {dist} {platform} wheel"
     for path in files:
-        start = time.perf_counter()
+        start = time.process_time()
         info = _pe.read(str(path))
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         assert elapsed < 5, f"{path.name}: {elapsed:.1f}s"
         _compare(path)
         _check_against_lief(path, info)
@@ -342,10 +342,10 @@ def _rva_to_off(data: bytes, rva: int) -> int:
 
 def _expect_invalid(path: Path, data: bytes, *words: str) -> InvalidBinaryError:
     path.write_bytes(data)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(InvalidBinaryError) as exc:
         _pe.read(str(path))
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     message = str(exc.value)
     assert str(path) in message
     for w in words:
@@ -505,8 +505,9 @@ def test_looping_thunk_array(tmp_path: Path) -> None:
 
 
 def test_overlapping_export_names_hit_the_scan_budget(tmp_path: Path) -> None:
-    # 65,536 names all pointing at one 8,000-byte name: 500 MB of scanning if
-    # each were read in full. The scan budget (a few times the file) stops it.
+    # 65,536 names pointing into one 8,000-byte name at 4,000 different places:
+    # 400 MB of scanning if each were read in full. The scan budget (a few
+    # times the file's size) stops it.
     n = 0x10000
     funcs, names, ords, name = (
         0x1000 + 40,
@@ -519,7 +520,7 @@ def test_overlapping_export_names_hit_the_scan_budget(tmp_path: Path) -> None:
         "<IIHHIIIIIII", body, 0, 0, 0, 0, 0, 0, 1, n, n, funcs, names, ords
     )
     struct.pack_into(f"<{n}I", body, 40, *([0x1000] * n))
-    struct.pack_into(f"<{n}I", body, 40 + 4 * n, *([name] * n))
+    struct.pack_into(f"<{n}I", body, 40 + 4 * n, *(name + i % 4000 for i in range(n)))
     struct.pack_into(f"<{n}H", body, 40 + 8 * n, *range(n))
     body[40 + 10 * n : 40 + 10 * n + 8000] = b"x" * 8000
     _expect_invalid(
@@ -545,7 +546,9 @@ def test_fifo_and_directory(tmp_path: Path) -> None:
         start = time.perf_counter()
         with pytest.raises(InvalidBinaryError):
             _pe.read(str(fifo))
-        assert time.perf_counter() - start < 2
+        assert (
+            time.perf_counter() - start < 10
+        )  # wall clock: a blocking open would not use CPU
 
 
 def test_module_stays_off_the_warm_path_imports() -> None:
@@ -606,9 +609,9 @@ def test_many_descriptors_without_thunks_read_quickly(tmp_path: Path) -> None:
     body[-16:-10] = b"a.dll\0"
     path = tmp_path / "empty.dll"
     path.write_bytes(_mini_pe(bytes(body), {1: (0x1000, 20)}))
-    start = time.perf_counter()
+    start = time.process_time()
     info = _pe.read(str(path))
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2
     # (pefile drops descriptors without imports; the loader still maps the DLL.)
     assert info.needed == ["a.dll"] and info.imports == {"a.dll": []}
 
@@ -617,3 +620,24 @@ def test_section_count_capped(tmp_path: Path) -> None:
     data = bytearray((FIXTURES / "pe_fixture_x64.dll").read_bytes())
     struct.pack_into("<H", data, _headers(bytes(data))["coff"] + 2, 0xFFFF)
     _expect_invalid(tmp_path / "sections.dll", bytes(data), "NumberOfSections 65535")
+
+
+def test_cli_inspect_json_prints_the_pe_keys() -> None:
+    """`libbroker inspect X.dll --json` through the real CLI (main's generic inspect)."""
+    path = FIXTURES / "pe_fixture_x86.dll"
+    proc = subprocess.run(
+        [sys.executable, "-m", "libbroker", "inspect", str(path), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    facts = _pefile_facts(path)
+    assert (
+        data["format"] == "PE" and data["machine"] == "i386" and data["min_os"] is None
+    )
+    assert (data["bits"], data["soname"], data["needed"], data["exports"]) == (
+        facts["bits"], facts["soname"], facts["needed"], facts["exports"],
+    )  # fmt: skip
+    assert data["rpath"] == [] == data["runpath"] and data["slices"] == []
+    if sys.platform != "win32":
+        assert data["loadable"] is False and data["reason"]
