@@ -240,11 +240,17 @@ class _Image:
         # or unterminated strings cannot make the reader quadratic.
         self.scan_budget = 4 * size + (1 << 20)
 
-    def error(self, what: str, found: str, where: str) -> InvalidBinaryError:
+    def error(
+        self,
+        what: str,
+        found: str,
+        where: str,
+        fix: str = "the file is truncated or corrupt: reinstall the package that owns it or rebuild it",
+    ) -> InvalidBinaryError:
         return InvalidBinaryError(
             self.path,
             f"not a valid PE image: expected {what}, found {found} ({where})",
-            fix="the file is truncated or corrupt: reinstall the package that owns it or rebuild it",
+            fix=fix,
         )
 
     def _block(self, index: int) -> bytes:
@@ -390,7 +396,8 @@ def _parse(image: _Image) -> PEInfo:
     info = PEInfo(image.path)
     dos = image.read(0, 64, "a DOS header ('MZ' and e_lfanew)")
     if dos[:2] != b"MZ":
-        raise image.error("the 'MZ' DOS signature", repr(dos[:2]), "offset 0")
+        raise image.error("the 'MZ' DOS signature", repr(dos[:2]), "offset 0",
+                          fix="point at a Windows DLL (a PE image)")  # fmt: skip
     (lfanew,) = struct.unpack_from("<I", dos, 0x3C)
     sig = (
         image.read(lfanew, 4, "the 'PE\\0\\0' signature at e_lfanew")
@@ -406,7 +413,8 @@ def _parse(image: _Image) -> PEInfo:
         if sig[:2] in (b"NE", b"LE", b"LX"):
             found = f"a 16-bit/VxD {sig[:2].decode()} executable"
         raise image.error("'PE\\0\\0' at e_lfanew", found + " (a DOS program, not a Windows DLL?)",
-                          f"offset {lfanew:#x}")  # fmt: skip
+                          f"offset {lfanew:#x}",
+                          fix="point at a 32- or 64-bit Windows DLL (a PE image)")  # fmt: skip
     coff_at = lfanew + 4
     coff = image.read(coff_at, _COFF_SIZE, "the COFF file header")
     machine, nsections, _, _, _, opt_size, characteristics = struct.unpack(
