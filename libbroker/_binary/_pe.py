@@ -638,7 +638,7 @@ def _read_imports(
     imports: dict[str, list[str]] = {}
     # Symbols read across all descriptors are capped by what the file could hold.
     budget = [image.size // (info.bits // 8) + 1]
-    walked: dict[int, list[str]] = {}  # thunk array RVA -> names: each array read once
+    walked: dict[tuple[int, bool], list[str]] = {}  # thunk array -> names: read once
     chunk, chunk_start, step = b"", 0, 16
     for i in range(limit + 1):
         if i == limit:
@@ -654,8 +654,10 @@ def _read_imports(
         at = (i - chunk_start) * size
         if delay:
             attrs, name_rva, _, iat, int_rva = struct.unpack_from("<IIIII", chunk, at)
-            if attrs & 1 == 0 and name_rva:
-                # Pre-VC7 descriptors hold virtual addresses, not RVAs.
+            # Pre-VC7 descriptors (attribute bit 0 clear) hold virtual
+            # addresses, not RVAs, down to the thunks' hint/name pointers.
+            va_based = attrs & 1 == 0
+            if va_based:
                 name_rva, iat, int_rva = (
                     _va_to_rva(info, v) for v in (name_rva, iat, int_rva)
                 )
@@ -667,16 +669,21 @@ def _read_imports(
             if first_thunk == 0:
                 break  # the loader's end of table (Name and FirstThunk both needed)
             thunks = original or first_thunk
+            va_based = False
         if name_rva == 0:
             break
         dll = image.string(
             name_rva, _MAX_DLL_NAME, f"{table} descriptor {i}'s DLL name"
         )
-        symbols = walked.get(thunks)
+        symbols = walked.get((thunks, va_based))
         if symbols is None:
             what = f"{dll!r}'s {table} names"
-            symbols = _read_thunks(image, info, thunks, what, budget) if thunks else []
-            walked[thunks] = symbols
+            symbols = (
+                _read_thunks(image, info, thunks, what, budget, va_based)
+                if thunks
+                else []
+            )
+            walked[thunks, va_based] = symbols
         else:
             budget[0] -= len(symbols)  # a shared array still costs its entries
             if budget[0] < 0:
@@ -696,7 +703,12 @@ def _va_to_rva(info: PEInfo, value: int) -> int:
 
 
 def _read_thunks(
-    image: _Image, info: PEInfo, rva: int, what: str, budget: list[int]
+    image: _Image,
+    info: PEInfo,
+    rva: int,
+    what: str,
+    budget: list[int],
+    va_based: bool = False,
 ) -> list[str]:
     width = info.bits // 8
     ordinal_flag = 1 << (info.bits - 1)
@@ -724,9 +736,9 @@ def _read_thunks(
                 names.append(f"#{thunk & 0xFFFF}")
             else:
                 # Hint/name entry: a 16-bit hint, then the name.
-                names.append(
-                    image.string((thunk & 0x7FFFFFFF) + 2, _MAX_SYMBOL_NAME, what)
-                )
+                # (an old VA-based delay-load table holds addresses, not RVAs)
+                entry = (_va_to_rva(info, thunk) if va_based else thunk) & 0x7FFFFFFF
+                names.append(image.string(entry + 2, _MAX_SYMBOL_NAME, what))
         done += n
     raise image.error(f"{what}: a zero entry ending the thunk array", f"{count} entries without one",
                       f"RVA {rva:#x}")  # fmt: skip

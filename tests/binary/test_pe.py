@@ -105,6 +105,16 @@ def _pefile_facts(path: Path) -> dict[str, object]:
         ),
         "image_base": pe.OPTIONAL_HEADER.ImageBase,
         "authenticode": sec.VirtualAddress != 0 and sec.Size != 0,
+        "dll_characteristics_flags": {
+            name.removeprefix("IMAGE_DLLCHARACTERISTICS_")
+            for name, bit in pefile.dll_characteristics
+            if name.startswith("IMAGE_DLLCHARACTERISTICS_")
+            and pe.OPTIONAL_HEADER.DllCharacteristics & bit
+        },
+        "clr": bool(
+            pe.OPTIONAL_HEADER.DATA_DIRECTORY[14].VirtualAddress
+            and pe.OPTIONAL_HEADER.DATA_DIRECTORY[14].Size
+        ),
     }
 
 
@@ -126,6 +136,8 @@ def _ours(info: _pe.PEInfo) -> dict[str, object]:
         "subsystem_version": info.subsystem_version,
         "image_base": info.image_base,
         "authenticode": info.authenticode,
+        "dll_characteristics_flags": set(info.dll_characteristics_flags),
+        "clr": info.clr,
     }
 
 
@@ -151,6 +163,8 @@ def _check_against_lief(path: Path, info: _pe.PEInfo) -> None:
     assert [i.name for i in b.imports] == info.needed
     assert [d.name for d in b.delay_imports] == info.delay_needed
     assert b.optional_header.dll_characteristics == info.dll_characteristics
+    assert b.optional_header.subsystem.name.lower() == info.subsystem
+    assert b.has_signatures == info.authenticode
     if b.has_exports:
         exp = b.get_export()
         assert exp.name == (info.soname or "")
@@ -433,36 +447,38 @@ def test_directory_rva_outside_every_section(tmp_path: Path) -> None:
         )
 
 
-# A minimal PE32+ image built here: headers in the first 0x200 bytes, one
-# section ".rdata" at RVA 0x1000 (file offset 0x200) holding `body`.
+# A minimal image built here: PE32+ (x86-64) or PE32 (i386), headers in the
+# first 0x200 bytes, one section ".rdata" at RVA 0x1000 (file offset 0x200)
+# holding `body`.
 def _mini_pe(
-    body: bytes, dirs: dict[int, tuple[int, int]], vsize: int | None = None
+    body: bytes,
+    dirs: dict[int, tuple[int, int]],
+    vsize: int | None = None,
+    bits: int = 64,
 ) -> bytes:
     raw = body + bytes(-len(body) % 0x200)
     head = bytearray(0x200)
     head[:2] = b"MZ"
     struct.pack_into("<I", head, 0x3C, 0x40)
     head[0x40:0x44] = b"PE\0\0"
-    struct.pack_into("<HHIIIHH", head, 0x44, 0x8664, 1, 0, 0, 0, 240, 0x2022)
+    opt_size, fixed = (240, 112) if bits == 64 else (224, 96)
+    machine, flags = (0x8664, 0x2022) if bits == 64 else (0x14C, 0x2102)
+    struct.pack_into("<HHIIIHH", head, 0x44, machine, 1, 0, 0, 0, opt_size, flags)
     opt = 0x58
-    struct.pack_into("<H", head, opt, 0x20B)
-    struct.pack_into("<QII", head, opt + 24, 0x180000000, 0x1000, 0x200)
+    if bits == 64:
+        struct.pack_into("<HxxxxxxxxxxxxxxxxxxxxxxQ", head, opt, 0x20B, 0x180000000)
+    else:
+        struct.pack_into("<H", head, opt, 0x10B)
+        struct.pack_into("<I", head, opt + 28, 0x10000000)
+    struct.pack_into("<II", head, opt + 32, 0x1000, 0x200)  # section and file alignment
     struct.pack_into("<I", head, opt + 56, 0x1000 + len(raw))  # SizeOfImage
     struct.pack_into("<I", head, opt + 60, 0x200)  # SizeOfHeaders
     struct.pack_into("<HH", head, opt + 68, 3, 0x160)
-    struct.pack_into("<I", head, opt + 108, 16)
+    struct.pack_into("<I", head, opt + fixed - 4, 16)
     for i, (rva, size) in dirs.items():
-        struct.pack_into("<II", head, opt + 112 + 8 * i, rva, size)
-    struct.pack_into(
-        "<8sIIII",
-        head,
-        opt + 240,
-        b".rdata",
-        vsize or len(raw),
-        0x1000,
-        len(raw),
-        0x200,
-    )
+        struct.pack_into("<II", head, opt + fixed + 8 * i, rva, size)
+    sec = (b".rdata", vsize or len(raw), 0x1000, len(raw), 0x200)
+    struct.pack_into("<8sIIII", head, opt + opt_size, *sec)
     return bytes(head) + raw
 
 
@@ -641,3 +657,19 @@ def test_cli_inspect_json_prints_the_pe_keys() -> None:
     assert data["rpath"] == [] == data["runpath"] and data["slices"] == []
     if sys.platform != "win32":
         assert data["loadable"] is False and data["reason"]
+
+
+def test_old_va_based_delay_descriptor(tmp_path: Path) -> None:
+    """Pre-VC7 delay-load descriptors (attributes 0) hold VAs, thunks included."""
+    base = 0x10000000
+    body = bytearray(0x400)
+    # Attributes 0; DllName, module handle, IAT, INT as VAs.
+    struct.pack_into("<IIIIIIII", body, 0, 0, base + 0x1080, base + 0x10F0, base + 0x1100,
+                     base + 0x1140, 0, 0, 0)  # fmt: skip
+    body[0x80:0x8B] = b"oldvc6.dll\0"
+    struct.pack_into("<III", body, 0x140, base + 0x1180, 0x80000003, 0)
+    body[0x180:0x188] = b"\0\0OldFn\0"
+    path = tmp_path / "old.dll"
+    path.write_bytes(_mini_pe(bytes(body), {13: (0x1000, 32)}, bits=32))
+    info = _compare(path)
+    assert info.bits == 32 and info.delay_imports == {"oldvc6.dll": ["OldFn", "#3"]}
