@@ -279,6 +279,7 @@ WHEELS = [
     ("scipy-openblas32", "win32"),
     ("scipy-openblas32", "win_arm64"),
     ("pyzmq", "win_amd64"),
+    ("pywin32", "win_amd64"),  # real delay-load imports (win32api.pyd: POWRPROF.dll)
 ]
 
 
@@ -302,6 +303,16 @@ def test_real_wheel_binaries_match_pefile_and_lief(dist: str, platform: str) -> 
                 platform
             ]
         )
+
+
+def test_real_delay_load_imports() -> None:
+    """MSVC-built delay-load tables (pywin32), not only lld's, read as pefile reads them."""
+    files = wheel_binaries("pywin32", "win_amd64", (".pyd", ".dll"))
+    delayed = [p for p in files if _pe.read(str(p)).delay_needed]
+    assert delayed, "no pywin32 module with delay-load imports any more"
+    for path in delayed:
+        info = _compare(path)
+        assert all(info.delay_imports[dll] for dll in info.delay_needed)
 
 
 def test_big_export_table_beyond_pefile_default() -> None:
