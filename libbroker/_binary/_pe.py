@@ -323,7 +323,10 @@ class _Image:
             )
         if n <= backed:
             return self.read(offset, n, what)
-        return self.read(offset, backed, what) + bytes(n - backed)
+        head = (
+            self.read(offset, backed, what) if backed else b""
+        )  # (offset may be past EOF)
+        return head + bytes(n - backed)
 
     def _remember(self, key: tuple[int, int], parts: list[bytes]) -> str:
         text = b"".join(parts).decode("utf-8", "surrogateescape")

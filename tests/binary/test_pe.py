@@ -684,3 +684,36 @@ def test_old_va_based_delay_descriptor(tmp_path: Path) -> None:
     path.write_bytes(_mini_pe(bytes(body), {13: (0x1000, 32)}, bits=32))
     info = _compare(path)
     assert info.bits == 32 and info.delay_imports == {"oldvc6.dll": ["OldFn", "#3"]}
+
+
+def test_memory_stays_bounded() -> None:
+    """A 16 MB OpenBLAS DLL with 10,000 exports reads in a few MB (the block cache caps at 16 MB)."""
+    import tracemalloc
+
+    (path,) = wheel_binaries("scipy-openblas32", "win_amd64", (".dll",))
+    tracemalloc.start()
+    try:
+        info = _pe.read(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.exports > 8192
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_huge_virtual_section_reads_as_zero_fill(tmp_path: Path) -> None:
+    # A 4 GB VirtualSize over 512 bytes of file: tables in the zero fill end at
+    # once (an all-zero descriptor), without allocating the section.
+    import tracemalloc
+
+    body = bytearray(0x200)
+    path = tmp_path / "virtual.dll"
+    path.write_bytes(_mini_pe(bytes(body), {1: (0x10000, 20)}, vsize=0xFFFF0000))
+    tracemalloc.start()
+    try:
+        info = _pe.read(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.needed == [] == _pefile_facts(path)["needed"]
+    assert peak < 8 * 2**20

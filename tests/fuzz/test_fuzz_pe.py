@@ -34,20 +34,8 @@ EXAMPLES = int(os.environ.get("LIBBROKER_FUZZ_EXAMPLES", "200"))
 TIME_BOUND = 2.0  # CPU seconds per read (a loaded machine stalls wall time); real DLLs take < 0.1 s
 
 # Values that make counts, offsets and RVAs lie.
-INTERESTING = [
-    0,
-    1,
-    0x7F,
-    0x80,
-    0xFF,
-    0xFFFF,
-    0x10000,
-    0x7FFFFFFF,
-    0x80000000,
-    0xFFFFFFFF,
-    0x1000,
-    0x200,
-]
+INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,
+               0xFFFF0000, 0x1000, 0x200, 0x400, 0x2000]  # fmt: skip
 
 
 def _targets(data: bytes) -> list[int]:
@@ -55,6 +43,12 @@ def _targets(data: bytes) -> list[int]:
     pe = pefile.PE(data=data, fast_load=True)
     pe.parse_data_directories(directories=[0, 1, 13])
     spots = list(range(0, min(len(data), pe.OPTIONAL_HEADER.SizeOfHeaders), 2))
+    # Weighted again: the section table's sizes and addresses, the data directories.
+    for section in pe.sections:
+        at = section.get_file_offset()
+        spots += [at + 8, at + 12, at + 16, at + 20] * 4
+    for entry in pe.OPTIONAL_HEADER.DATA_DIRECTORY:
+        spots += [entry.get_file_offset(), entry.get_file_offset() + 4] * 2
     exp = getattr(pe, "DIRECTORY_ENTRY_EXPORT", None)
     if exp is not None:
         at = exp.struct.get_file_offset()
