@@ -564,9 +564,17 @@ def test_unterminated_string_at_end_of_file(tmp_path: Path) -> None:
     )
 
 
-def test_fifo_and_directory(tmp_path: Path) -> None:
+def test_fifo_directory_missing_and_dangling(tmp_path: Path) -> None:
     with pytest.raises(InvalidBinaryError, match="directory"):
         _pe.read(str(tmp_path))
+    with pytest.raises(InvalidBinaryError, match="no such file"):
+        _pe.read(str(tmp_path / "absent.dll"))
+    link = tmp_path / "dangling.dll"
+    link.symlink_to(tmp_path / "gone.dll")
+    with pytest.raises(InvalidBinaryError, match="dangling symbolic link"):
+        _pe.read(str(link))
+    with pytest.raises(InvalidBinaryError, match="MZ"):
+        _pe.read(__file__)  # text, not a PE image
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "lib.dll"
         os.mkfifo(fifo)
