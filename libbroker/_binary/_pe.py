@@ -58,7 +58,9 @@ DLL_CHARACTERISTICS = (
 
 # API set contracts: virtual names the loader redirects through the API set
 # schema (apisetschema.dll); no file by that name exists.
-API_SET_PREFIXES = ("api-ms-win-", "ext-ms-")
+# Besides api-ms-win-* there are api-ms-onecoreuap-* and ext-ms-onecore-*
+# contracts; the schema is keyed on "api-"/"ext-" names, so match the family.
+API_SET_PREFIXES = ("api-ms-", "ext-ms-")
 
 _IMAGE_FILE_DLL = 0x2000
 _PE32, _PE32_PLUS = 0x10B, 0x20B

@@ -192,7 +192,7 @@ def _compare(path: Path) -> _pe.PEInfo:
     assert info.api_sets == [
         n
         for n in info.needed + info.delay_needed
-        if n.lower().startswith(("api-ms-win-", "ext-ms-"))
+        if n.lower().startswith(("api-ms-", "ext-ms-"))
     ]
     return info
 
