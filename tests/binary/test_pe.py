@@ -1,9 +1,12 @@
 """libbroker._binary._pe on real Windows binaries and mingw/lld-built fixtures.
 
 Oracles: pefile (with its export caps lifted) and lief. Nothing here types the
-expected exports or imports of a file: every fact is compared with what the
-oracles read from the same bytes. Bad input must raise InvalidBinaryError
-quickly, whatever the corruption.
+expected exports or imports of a wheel's DLL or a fixture: every fact is
+compared with what the oracles read from the same bytes. Small images built
+here byte by byte (`_mini_pe`) check the corners real files rarely reach: old
+VA-based delay-load tables, shared thunk arrays, huge virtual sections. Bad
+input must raise InvalidBinaryError quickly (CPU time, not wall time: the test
+machine is shared) and within bounded memory, whatever the corruption.
 """
 
 from __future__ import annotations
