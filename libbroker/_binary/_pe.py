@@ -72,12 +72,13 @@ _DELAY_DESC_SIZE = 32
 _EXPORT_DIR_SIZE = 40
 
 # Caps. Ordinals are 16-bit, so no export table holds more than 65536
-# functions or names; a DLL name longer than MAX_PATH-ish and a symbol name
-# longer than MSVC's decorated-name limit (4 KiB, which it hashes beyond) are
-# corrupt data, not names.
+# functions or names. A DLL name longer than 1 KiB is corrupt data. Symbol
+# names get 64 KiB: MSVC hashes decorated names past 4 KiB, but mingw's
+# auto-exported C++ templates can be longer; the scan budget, not this cap,
+# bounds the total work.
 _MAX_EXPORTS = 0x10000
 _MAX_DLL_NAME = 1024
-_MAX_SYMBOL_NAME = 8192
+_MAX_SYMBOL_NAME = 0x10000
 _MAX_DESCRIPTORS = 0x10000
 # The PE specification says the Windows loader stops at 96 sections; pefile
 # allows 2,048. Allow as many as pefile.

@@ -728,3 +728,27 @@ def test_huge_virtual_section_reads_as_zero_fill(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert info.needed == [] == _pefile_facts(path)["needed"]
     assert peak < 8 * 2**20
+
+
+def test_long_mangled_export_name_read_whole(tmp_path: Path) -> None:
+    # mingw auto-exports C++ template names that can pass 4 KiB (pefile keeps
+    # 512 bytes, lief rejects the name): the bytes written are the name read.
+    long = b"_Z" + b"N" * 20000
+    body = bytearray(0x100) + long + b"\0" + b"\xc3" * 16
+    code = 0x1000 + 0x100 + len(long) + 1
+    struct.pack_into(
+        "<IIHHIIIIIII", body, 0, 0, 0, 0, 0, 0x1070, 1, 1, 1, 0x1040, 0x1050, 0x1060
+    )
+    struct.pack_into(
+        "<I", body, 0x40, code
+    )  # outside the export directory: not a forwarder
+    struct.pack_into("<I", body, 0x50, 0x1100)
+    body[0x70:0x78] = b"long.dl\0"
+    path = tmp_path / "long.dll"
+    path.write_bytes(_mini_pe(bytes(body), {0: (0x1000, 0x40)}))
+    info = _pe.read(str(path))
+    assert (
+        info.export_names == {long.decode()}
+        and info.exports == 1
+        and info.soname == "long.dl"
+    )
