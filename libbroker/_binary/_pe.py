@@ -455,14 +455,16 @@ def _parse(image: _Image) -> PEInfo:
         else b""
     )
     if sig != b"PE\0\0":
-        found = (
-            repr(sig)
-            if sig
-            else f"e_lfanew {lfanew:#x} past the end ({image.size} bytes)"
-        )
+        # Say what the file is, in the ELF reader's words for unknown data.
         if sig[:2] in (b"NE", b"LE", b"LX"):
             found = f"a 16-bit/VxD {sig[:2].decode()} executable"
-        raise image.error("'PE\\0\\0' at e_lfanew", found + " (a DOS program, not a Windows DLL?)",
+        else:
+            found = f"binary data starting with {dos[:16]!r}" + (
+                f" and {sig!r} there"
+                if sig
+                else f", e_lfanew past the end ({image.size} bytes)"
+            )
+        raise image.error("'PE\\0\\0' at e_lfanew", found + " (a DOS program, or not an executable)",
                           f"offset {lfanew:#x}",
                           fix="point at a 32- or 64-bit Windows DLL (a PE image)")  # fmt: skip
     coff_at = lfanew + 4
