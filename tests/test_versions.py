@@ -13,6 +13,8 @@ import time
 
 import pytest
 from _host import SYSLIB, debian_upstream, dpkg, host, zlib_version
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.version import Version
 
 from libbroker import _master, _versions
@@ -75,6 +77,16 @@ def test_parse_version_text_is_bounded() -> None:
     assert parse_version_text("1." * 5_000_000) is None
     assert time.perf_counter() - start < 2.0
     assert parse_version_text("a" * 100 + " 1.2.3") == "1.2.3"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789.-_/ ,abrcv~\n\x00é²"), max_size=60))
+def test_parse_version_text_any_text(text: str) -> None:
+    found = parse_version_text(text)
+    if found is not None:
+        Version(found)  # always PEP 440
+        release = found.split("a")[0].split("b")[0].split("rc")[0]
+        assert release in text and release.count(".") >= 1  # a dotted number of the text
 
 
 def test_types_parse_version_uses_it() -> None:
