@@ -332,8 +332,8 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
             _dlclose(handle)
 
     for dep in info.dependencies:
-        if dep.origin == "mapped":
-            continue
+        # Every one by its path, "mapped" ones too: a cached verdict may come from a
+        # process where they were mapped, and ld.so must not search for them here.
         try:
             opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
         except OSError as exc:

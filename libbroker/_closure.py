@@ -221,6 +221,9 @@ class _Resolver:
         self.flavour = host_libc()
         self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
         self._cache: dict[str, list[str]] | None = None
+        from ._ldcache import supported_hwcaps
+
+        self.hwcaps = supported_hwcaps()
         self._executable_rpath: list[str] | None = None
         from ._binary import host_binary
         from ._errors import BrokerError
@@ -312,6 +315,10 @@ class _Resolver:
                 if not directory or not os.path.isabs(directory):
                     skipped.append(f"{label} entry {directory!r} (empty or relative: never searched)")
                     continue
+                # glibc >= 2.33 looks in each directory's glibc-hwcaps/<level>/ first.
+                candidates += [
+                    (os.path.join(directory, "glibc-hwcaps", level, needed), label) for level in self.hwcaps
+                ]
                 candidates.append((os.path.join(directory, needed), label))
             candidates += [(p, "ld.so.cache") for p in self.cache_paths(needed)]
             candidates += [(os.path.join(d, needed), "default") for d in system_dirs()]

@@ -395,3 +395,24 @@ def test_deepbind_isolation_keeps_own_calls(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"  # its own helper, not the global copy's
+
+
+@needs_gcc
+def test_hwcaps_subdirectory_of_a_search_directory(tmp_path: Path) -> None:
+    # glibc >= 2.33 tries <dir>/glibc-hwcaps/<level>/ before <dir> for every search directory.
+    from libbroker._ldcache import supported_hwcaps
+
+    levels = supported_hwcaps()
+    if not levels:
+        pytest.skip("this CPU supports no glibc-hwcaps level")
+    cc(tmp_path / "lib" / "libhwdep.so.1", "int hw(void){return 0;}")
+    cc(tmp_path / "lib" / "glibc-hwcaps" / levels[-1] / "libhwdep.so.1", "int hw(void){return 1;}")
+    top = cc(tmp_path / "lib" / "libhwtop.so.1", "int hw(void); int t(void){return hw();}",
+             f"-L{tmp_path / 'lib'}", "-l:libhwdep.so.1", "-Wl,-rpath,$ORIGIN")
+    closure = resolve_closure(str(top))
+    assert closure.ok, closure.reason
+    chosen = closure.dependencies[0].path
+    assert chosen == str(tmp_path / "lib" / "glibc-hwcaps" / levels[-1] / "libhwdep.so.1")
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    if glibc.startswith("glibc ") and tuple(int(x) for x in glibc[6:].split(".")[:2]) >= (2, 33):
+        assert ldd(top)["libhwdep.so.1"] == chosen  # ld.so agrees
