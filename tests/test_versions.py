@@ -409,3 +409,18 @@ def test_every_product_numbered_file_here_agrees_with_dpkg() -> None:
         checked += 1
     if not checked:
         pytest.skip("no product-numbered library file owned by dpkg here")
+
+
+@pytest.mark.parametrize(("name", "product"), [
+    # Windows DLL names (vcpkg, conda-forge, MSYS2, OpenSSL's own builds) and macOS dylibs
+    ("zlib1.dll", "zlib"), ("libcrypto-3-x64.dll", "OpenSSL"), ("libssl-1_1-x64.dll", "OpenSSL"),
+    ("libcurl.dll", "curl"), ("libexpat.dll", "expat"), ("libpng16-16.dll", "libpng"),
+    ("libbz2.dll", "bzip2"), ("liblzma.dll", "xz"), ("zstd.dll", "zstd"), ("libffi-8.dll", "libffi"),
+    ("tiff.dll", "libtiff"), ("sqlite3.dll", "SQLite"), ("libxml2-2.dll", "libxml2"),
+    ("libgmp-10.dll", "GMP"), ("libfreetype-6.dll", "FreeType"), ("libpixman-1-0.dll", "pixman"),
+    ("libz.1.dylib", "zlib"), ("libssl.3.dylib", "OpenSSL"), ("libzstd.1.5.5.dylib", "zstd"),
+    ("libscipy_openblas64_.so", "OpenBLAS"), ("libopenblasp-r0.3.21.so", "OpenBLAS"),
+])
+def test_probe_names_across_platforms(name: str, product: str) -> None:
+    probe = probe_for("", name)
+    assert probe is not None and probe.product == product
