@@ -10,7 +10,7 @@ the package that installed a library file:
 - apk: ``/lib/apk/db/installed`` (``P:``, ``V:``, ``F:``/``R:`` records).
 
 Only library file names are indexed (``*.so*``, ``*.dylib``, ``*.dll``, ``*.pyd``), at most
-200 000 per database. Each index is built once per process and cached on disk
+80 000 per database. Each index is built once per process and cached on disk
 (libbroker._cache), keyed by the database's mtime/size: a package installed or removed
 rebuilds it. Unreadable, oversized or corrupt records are skipped, never fatal.
 """
@@ -30,14 +30,18 @@ _CACHE_KIND_DPKG = "versions-dpkg"
 _CACHE_KIND_CONDA = "versions-conda"
 _CACHE_KIND_PACMAN = "versions-pacman"
 _CACHE_KIND_APK = "versions-apk"
-_MAX_INDEX_FILES = 200_000  # library paths kept per database: bounds memory and the cache file
+# Library paths kept per database: bounds memory and the cache file (about 40 bytes a path
+# once grouped by directory; libbroker._cache refuses files over 4 MiB).
+_MAX_INDEX_FILES = 80_000
 _MAX_LIST_BYTES = 64 << 20  # one dpkg .list, conda-meta JSON, pacman files; larger: skipped
 _MAX_STATUS_BYTES = 256 << 20  # dpkg status, apk installed
 _MAX_CONDA_PREFIXES = 16
 _CONDA_DEPTH = 4  # <prefix>/lib/x.so, <prefix>/Library/bin/x.dll, <prefix>/lib/pythonX/site-packages/..
 _REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
 
-_Index = tuple[object, dict[str, str], dict[str, str]]  # (stamp, path -> package, package -> version)
+# (stamp, directory -> file name -> package, package -> version): grouped by directory, the
+# few directories and the package names are stored once.
+_Index = tuple[object, dict[str, dict[str, str]], dict[str, str]]
 _memo: dict[str, _Index] = {}
 
 
@@ -159,6 +163,23 @@ def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
     return files, versions
 
 
+def _grouped(files: dict[str, str]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for path, package in files.items():
+        head, _, name = path.rpartition(os.sep)
+        grouped.setdefault(head, {})[name] = package
+    return grouped
+
+
+def _owner(index: _Index, real_path: str) -> tuple[str, str] | None:
+    """(version, package) of the package listing *real_path* in *index*, or None."""
+    head, _, name = real_path.rpartition(os.sep)
+    names = index[1].get(head)
+    package = names.get(name) if isinstance(names, dict) else None
+    version = index[2].get(package) if isinstance(package, str) else None
+    return (version, package) if isinstance(version, str) and package else None
+
+
 def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], dict[str, str]]]",
            kind: str) -> _Index:
     """The (stamp, files, versions) index for *key*: memo, then disk cache, then *build*."""
@@ -174,7 +195,7 @@ def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], d
         index: _Index = (stamp, entry[1], entry[2])
     else:
         files, versions = build()
-        index = (stamp, files, versions)
+        index = (stamp, _grouped(files), versions)
         if len(cached) >= _MAX_CONDA_PREFIXES and key not in cached:
             cached.clear()  # bounded: a handful of databases per user
         cached[key] = index
@@ -188,12 +209,8 @@ def _dpkg_version(real_path: str) -> tuple[str, str] | None:
     stamp = _dpkg_stamp(admin)
     if stamp is None:
         return None
-    _, files, versions = _index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:dpkg:{package}") if version else None
+    found = _owner(_index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG), real_path)
+    return (found[0], f"package:dpkg:{found[1]}") if found else None
 
 
 def _conda_prefix(real_path: str) -> str | None:
@@ -258,12 +275,8 @@ def _conda_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (prefix, st.st_mtime_ns, st.st_ino)
-    _, files, versions = _index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:conda:{package}") if version else None
+    found = _owner(_index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA), real_path)
+    return (found[0], f"package:conda:{found[1]}") if found else None
 
 
 # ---------------------------------------------------------------------------
@@ -332,10 +345,8 @@ def _pacman_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (local, st.st_mtime_ns, st.st_ino)
-    _, files, versions = _index(local, stamp, lambda: _build_pacman(local), _CACHE_KIND_PACMAN)
-    package = files.get(real_path)
-    version = versions.get(package) if package else None
-    return (version, f"package:pacman:{package}") if version else None
+    found = _owner(_index(local, stamp, lambda: _build_pacman(local), _CACHE_KIND_PACMAN), real_path)
+    return (found[0], f"package:pacman:{found[1]}") if found else None
 
 
 # ---------------------------------------------------------------------------
@@ -372,10 +383,8 @@ def _apk_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (installed, st.st_mtime_ns, st.st_size)
-    _, files, versions = _index(installed, stamp, lambda: _build_apk(installed), _CACHE_KIND_APK)
-    package = files.get(real_path)
-    version = versions.get(package) if package else None
-    return (version, f"package:apk:{package}") if version else None
+    found = _owner(_index(installed, stamp, lambda: _build_apk(installed), _CACHE_KIND_APK), real_path)
+    return (found[0], f"package:apk:{found[1]}") if found else None
 
 
 def package_version(real_path: str) -> tuple[str, str] | None:
