@@ -378,7 +378,14 @@ def _run_step(handle: int, step: Step, prefix: str, suffix: str,
     if raw is None:
         return None
     if isinstance(raw, bytes):
-        text = raw.decode("ascii", "replace")
+        # call_version_function (the "str" shape) does not check the text: binary data that
+        # happens to hold "1.2" must not become a version.
+        if not all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
+            if problems is not None:
+                problems.append(f"{step.symbol} returned bytes that are not printable text "
+                                f"({raw[:32]!r})")
+            return None
+        text = raw.decode("ascii")
         if step.decode:
             text = text.strip()
             if not (text.isdigit() and text.isascii() and len(text) <= _MAX_DIGITS):

@@ -259,7 +259,7 @@ BAD_SHAPES = r"""
 #include <zlib.h>
 const char *small_int(void) { return (const char *)42; }
 const char *unmapped(void) { return (const char *)0x0000700000000000ULL; }
-const char *binary(void) { static const char b[] = {1, 2, 3, 0}; return b; }
+const char *binary(void) { static const char b[] = {1, '1', '.', '2', 0}; return b; }
 const char *no_number(void) { return "version unknown"; }
 static char long_text[100000];
 const char *endless(void) {
@@ -337,6 +337,8 @@ def test_library_version_reports_why(bad_lib) -> None:
     assert "not a readable C string" in problems[-1]
     assert library_version(h, "badshapes", None, "no_number", problems=problems) is None
     assert "no dotted version number" in problems[-1]
+    assert library_version(h, "badshapes", None, "binary", problems=problems) is None
+    assert "not printable" in problems[-1]
     assert library_version(h, "badshapes", None, "absent_function") is None
     assert library_version(h, "badshapes", None, "with_null") is None  # called with no argument
 
