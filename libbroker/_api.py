@@ -16,6 +16,7 @@ from ._types import Candidate, Library, LibraryInfo
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
 _FIND_KIND = "find"
 _RECHECK_SECONDS = 1.0
@@ -23,7 +24,7 @@ _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
     "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE)
 }
-_memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
+_memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 
 
 def get_include() -> str:
@@ -31,14 +32,14 @@ def get_include() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
-def _loader_in_use():  # type: ignore[no-untyped-def]
+def _loader_in_use() -> "ModuleType | None":
     """libbroker._loader if anything was loaded yet (else no copy can exist)."""
     return sys.modules.get(f"{__package__}._loader")
 
 
 def _loaded_copy(name: str, version: str | None) -> Library | None:
     loader = _loader_in_use()
-    copies = loader.loaded_named(name) if loader is not None else []
+    copies: list[Library] = loader.loaded_named(name) if loader is not None else []
     if not copies:
         return None
     if version is None:
@@ -147,16 +148,9 @@ def info_of(cand: Candidate) -> LibraryInfo:
     )
 
 
-def _closure_stamps(search_stamps: list, chosen: str, dependencies: "list[str]") -> list:
-    """Cache stamps covering the chosen file and every file of its closure."""
-    try:
-        return _cache.decision_stamps(search_stamps, [chosen, *dependencies])
-    except TypeError:  # the one-file signature: stamp the others here
-        stamps = _cache.decision_stamps(search_stamps, chosen)
-        for path in dependencies:
-            real = os.path.realpath(path)
-            stamps.append(("@file", (real, _cache.identity(real))))
-        return stamps
+def _closure_stamps(search_stamps: "Sequence[object]", chosen: str, dependencies: "list[str]") -> "list[object]":
+    """Cache stamps covering the chosen file and every file of its closure (`_cache`)."""
+    return _cache.decision_stamps(list(search_stamps), [chosen, *dependencies])
 
 
 def candidates(
