@@ -36,7 +36,7 @@ _MAX_INDEX_FILES = 80_000
 _MAX_LIST_BYTES = 64 << 20  # one dpkg .list, conda-meta JSON, pacman files; larger: skipped
 _MAX_STATUS_BYTES = 256 << 20  # dpkg status, apk installed
 _MAX_CONDA_PREFIXES = 16
-_CONDA_DEPTH = 4  # <prefix>/lib/x.so, <prefix>/Library/bin/x.dll, <prefix>/lib/pythonX/site-packages/..
+_CONDA_DEPTH = 6  # <prefix>/lib/x.so ... <prefix>/lib/python3.X/site-packages/pkg/x.so
 _REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
 
 # (stamp, directory -> file name -> package, package -> version): grouped by directory, the

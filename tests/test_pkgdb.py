@@ -234,3 +234,16 @@ def test_index_and_records_are_bounded(tmp_path, monkeypatch) -> None:
     _pkgdb._memo.clear()
     files, versions = _pkgdb._build_pacman(str(local))
     assert files == {} and versions == {"many": own}
+
+
+def test_conda_package_inside_site_packages(tmp_path) -> None:
+    # conda's own builds put libraries under site-packages (numpy.libs-like folders).
+    prefix = tmp_path / "env"
+    folder = prefix / "lib" / "python3.11" / "site-packages" / "pkg" / "libs"
+    folder.mkdir(parents=True)
+    (prefix / "conda-meta").mkdir()
+    real = folder / f"libz.so.{zlib_version()}"
+    shutil.copy2(os.path.realpath(os.path.join(SYSLIB, "libz.so.1")), real)
+    record = {"name": "pkg", "version": "2.1.0", "files": [os.path.relpath(real, prefix)]}
+    (prefix / "conda-meta" / "pkg-2.1.0-0.json").write_text(json.dumps(record))
+    assert package_version(os.path.realpath(real)) == ("2.1.0", "package:conda:pkg")
