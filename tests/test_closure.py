@@ -416,3 +416,26 @@ def test_hwcaps_subdirectory_of_a_search_directory(tmp_path: Path) -> None:
     glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     if glibc.startswith("glibc ") and tuple(int(x) for x in glibc[6:].split(".")[:2]) >= (2, 33):
         assert ldd(top)["libhwdep.so.1"] == chosen  # ld.so agrees
+
+
+@needs_gcc
+def test_runpath_with_empty_entry_never_serves_a_dependency(tmp_path: Path) -> None:
+    # r04 (b): DT_RUNPATH ":<good>" - ld.so would look in the current directory first.
+    good = tmp_path / "good"
+    cc(good / "libdep.so.1", 'const char *who(void){return "legit";}')
+    cc(good / "libbar4.so.1", "const char *who(void); const char *bar_who(void){return who();}",
+       f"-L{good}", "-l:libdep.so.1", f"-Wl,--enable-new-dtags,-rpath,:{good}")
+    planted = tmp_path / "cwd"
+    cc(planted / "libdep.so.1", 'const char *who(void){return "planted";}')
+    assert ldd(good / "libbar4.so.1", env=None) != {}  # readable by the real loader
+    script = textwrap.dedent("""
+        import ctypes, libbroker
+        lib = libbroker.load("bar4")
+        f = ctypes.cast(lib.address("bar_who"), ctypes.CFUNCTYPE(ctypes.c_char_p))
+        print(f().decode())
+    """)
+    env = dict(os.environ, LIBBROKER_PATH=str(good))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "legit"
