@@ -183,6 +183,36 @@ def _mapped() -> dict[str, str]:
     return result
 
 
+_links_memo: dict[tuple[object, ...], frozenset[str]] = {}
+
+
+def _provided_links() -> frozenset[str]:
+    """Link names some installed provider offers (one scan of the distributions per
+    state of sys.path: installing or removing one changes its site directory's mtime)."""
+    key_parts: list[object] = []
+    for entry in sys.path:
+        if entry and os.path.isabs(entry):
+            try:
+                key_parts.append((entry, os.stat(entry).st_mtime_ns))
+            except OSError:
+                key_parts.append((entry, None))
+    key = tuple(key_parts)
+    hit = _links_memo.get(key)
+    if hit is not None:
+        return hit
+    from ._errors import BrokerError
+
+    try:
+        from ._providers import provider_names
+
+        links = frozenset(provider_names())
+    except (BrokerError, OSError, ValueError):  # a broken provider serves nothing here
+        links = frozenset()
+    _links_memo.clear()
+    _links_memo[key] = links
+    return links
+
+
 def _lib_dir() -> str:
     """What ``$LIB`` expands to: Debian's multiarch directory, else lib64/lib."""
     triplet = getattr(sys.implementation, "_multiarch", "") or ""
@@ -277,7 +307,7 @@ class _Resolver:
         from ._discovery import link_name_of
 
         link = link_name_of(needed)
-        if link is None:
+        if link is None or link not in _provided_links():
             return None
         from ._errors import BrokerError
 
