@@ -11,7 +11,7 @@ import time
 
 from . import _cache
 from ._errors import LibraryNotFoundError
-from ._types import Candidate, Library, LibraryInfo
+from ._types import Candidate, Dependency, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -196,14 +196,12 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         name_or_path = os.fsdecode(name_or_path)
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
-        if os.path.isabs(name_or_path) and not _loader.loaded_named(os.path.basename(name_or_path)):
-            real = os.path.realpath(name_or_path)
-            conflict = _interposition(real)
-            if conflict is not None and not _deepbind(real):
-                from ._errors import IncompatibleLibraryError
-
-                raise IncompatibleLibraryError(name_or_path, conflict)
+        dependencies: list[Dependency] = []
+        if os.path.isabs(name_or_path):
+            dependencies = _prepare_path(name_or_path)
         library = _loader.load_file(name_or_path)
+        if not library.dependencies:
+            library.dependencies = dependencies
         _refine_version(library)
         if version is not None:
             _check_loaded_version(library, version)
@@ -213,6 +211,34 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
     if copy is not None:
         return copy
     return _load_by_name(name, version)
+
+
+def _prepare_path(path: str) -> "list[Dependency]":
+    """For `load(path)`: judge the file's closure and map it bottom-up by path, so
+    ld.so never searches for a dependency (design.md 5.1). Files the loader must
+    refuse for their own sake (unsafe place, not a library...) are left to it."""
+    from . import _loader, _master
+    from ._closure import read_facts, resolve_closure
+    from ._errors import IncompatibleLibraryError
+
+    real = os.path.realpath(path)
+    facts = read_facts(real)
+    if isinstance(facts, str) or facts.kind != "shared" or _loader.loaded_named(os.path.basename(path)):
+        return []
+    closure = resolve_closure(real)
+    if not closure.ok:
+        raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
+    for dep in closure.dependencies:
+        try:
+            _master.dlopen(dep.path)
+        except OSError as exc:
+            raise IncompatibleLibraryError(
+                path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"
+            ) from exc
+    conflict = _interposition(real)
+    if conflict is not None and not _deepbind(real):
+        raise IncompatibleLibraryError(path, conflict)
+    return list(closure.dependencies)
 
 
 def _load_by_name(name: str, version: str | None) -> Library:

@@ -470,6 +470,10 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     if hit is not None:
         return hit
     closure = Closure(real)
+    if not sys.platform.startswith("linux"):
+        # The ELF loader's rules only; macOS (@rpath, DYLD_*) and Windows (the safe DLL
+        # search) closures are not resolved yet: the file's own checks still apply.
+        return closure
     info = read_facts(real)
     if isinstance(info, str):
         closure.reason = info

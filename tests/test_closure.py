@@ -439,3 +439,41 @@ def test_runpath_with_empty_entry_never_serves_a_dependency(tmp_path: Path) -> N
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "legit"
+
+
+@needs_gcc
+def test_load_path_follows_the_closure(tmp_path: Path) -> None:
+    # load(PATH): the closure judged and mapped by path too; a planted copy in the
+    # current directory (empty LD_LIBRARY_PATH entry) never serves a dependency.
+    good = tmp_path / "good"
+    cc(good / "libdep.so.1", 'const char *who(void){return "legit";}')
+    top = cc(good / "libfoo5.so.1", "const char *who(void); const char *foo_who(void){return who();}",
+             f"-L{good}", "-l:libdep.so.1")
+    planted = tmp_path / "cwd"
+    cc(planted / "libdep.so.1", 'const char *who(void){return "planted";}')
+    script = textwrap.dedent(f"""
+        import ctypes, libbroker
+        try:
+            libbroker.load({str(top)!r})
+        except libbroker.IncompatibleLibraryError as exc:
+            print("refused", exc)
+        else:
+            print("loaded")
+    """)
+    # Without good/ on any path the dependency cannot be found: refused, naming it.
+    env = dict(os.environ, LD_LIBRARY_PATH=":")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused") and "libdep.so.1" in out.stdout
+    script2 = textwrap.dedent(f"""
+        import ctypes, libbroker
+        lib = libbroker.load({str(top)!r})
+        f = ctypes.cast(lib.address("foo_who"), ctypes.CFUNCTYPE(ctypes.c_char_p))
+        print(f().decode(), [d.path for d in lib.dependencies])
+    """)
+    env = dict(os.environ, LD_LIBRARY_PATH=f":{good}")
+    out = subprocess.run([sys.executable, "-c", script2], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("legit ") and str(good / "libdep.so.1") in out.stdout
