@@ -275,7 +275,9 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
     for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
     if sys.platform.startswith("linux"):
-        cache = "/etc/ld.so.cache"
+        from . import _ldcache
+
+        cache = _ldcache.LD_SO_CACHE
         result.stamps.append((cache, dir_stamp(cache)))
         hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
