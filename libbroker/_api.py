@@ -156,11 +156,50 @@ def _closure_stamps(search_stamps: "Sequence[object]", chosen: str, dependencies
 def candidates(
     name: str, version: str | None = None, *, packages: "Sequence[str]" = ()
 ) -> list[Candidate]:
-    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
+    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`.
+
+    A copy already mapped in this process that `load()` would reuse instead of
+    the first accepted file (design.md 5.1, one copy per process) comes first,
+    accepted, with its true origin, so the list says what `load()` will do.
+    """
     from ._resolve import resolve
 
     _check_name(name, "candidates")
-    return resolve(name, version, packages=packages, stop_at_first=False).candidates
+    found = resolve(name, version, packages=packages, stop_at_first=False).candidates
+    first = next((c for c in found if c.accepted), None)
+    if first is None or first.origin == "override":
+        return found
+    mapped = _mapped_reusable(name, version, os.path.realpath(first.path))
+    if mapped is None:
+        return found
+    path, text = mapped
+    cand = Candidate(name, path, _origin_of(os.path.realpath(path)), accepted=True, version_text=text)
+    cand.version_source = "library" if text else None
+    for rank, other in enumerate(found, start=1):
+        other.rank = rank
+    return [cand, *(c for c in found if os.path.realpath(c.path) != os.path.realpath(path))]
+
+
+def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple[str, str | None] | None":
+    """(path, version text) of a mapped copy of *name* other than *chosen_real* that
+    satisfies *version*, else None. Never loads anything (RTLD_NOLOAD probes)."""
+    from . import _master
+    from ._discovery import link_name_of
+    from ._resolve import library_version_text
+
+    for path, _ in _master.loaded_objects():
+        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
+            continue
+        if os.path.realpath(path) == chosen_real:
+            return None
+        handle = _master.noload(path)
+        if not handle:
+            continue
+        text = library_version_text(handle, name, os.path.basename(path))
+        _dlclose(handle)
+        if _specifier_problem(version, text) is None:
+            return path, text
+    return None
 
 
 def _check_name(name: object, what: str) -> str:

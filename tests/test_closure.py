@@ -477,3 +477,59 @@ def test_load_path_follows_the_closure(tmp_path: Path) -> None:
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("legit ") and str(good / "libdep.so.1") in out.stdout
+
+
+def test_mapped_openssl_wins_over_an_earlier_copy_on_the_search_path(tmp_path: Path) -> None:
+    # Issue item 4: after `import ssl` maps libcrypto.so.3, load("crypto") must not map a
+    # second OpenSSL found first on LD_LIBRARY_PATH (here: a byte copy, another inode).
+    import ssl
+
+    real = next(
+        (os.path.realpath(p) for p in ldd(Path(__import__("_ssl").__file__)).values() if "libcrypto" in p), None
+    )
+    if real is None:
+        pytest.skip("_ssl is not linked against a shared libcrypto")
+    del ssl
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(real, other / os.path.basename(real))
+    if not (other / "libcrypto.so.3").exists():
+        os.symlink(os.path.basename(real), other / "libcrypto.so.3")
+    script = textwrap.dedent(f"""
+        import os, ssl, warnings, libbroker
+        from libbroker import _master
+        os.environ["LD_LIBRARY_PATH"] = {str(other)!r}  # libbroker's search sees it first
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lib = libbroker.load("crypto")
+        copies = {{os.path.realpath(p) for p, _ in _master.loaded_objects() if "libcrypto.so" in p}}
+        print(os.path.realpath(lib.path), len(copies))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    path, count = out.stdout.split()
+    assert path == real and count == "1"
+
+
+def test_candidates_list_the_mapped_copy_load_reuses(tmp_path: Path) -> None:
+    import ssl
+
+    real = next(
+        (os.path.realpath(p) for p in ldd(Path(__import__("_ssl").__file__)).values() if "libcrypto" in p), None
+    )
+    if real is None:
+        pytest.skip("_ssl is not linked against a shared libcrypto")
+    del ssl
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(real, other / "libcrypto.so.3")
+    script = textwrap.dedent(f"""
+        import os, ssl, libbroker
+        os.environ["LD_LIBRARY_PATH"] = {str(other)!r}
+        first = [c for c in libbroker.candidates("crypto") if c.accepted][0]
+        print(os.path.realpath(first.path), os.path.realpath(libbroker.load("crypto").path))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    listed, loaded = out.stdout.split()
+    assert listed == loaded == real
