@@ -22,7 +22,8 @@ _FIND_KIND = "find"
 _RECHECK_SECONDS = 1.0
 _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
-    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE)
+    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),
+    "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
 }
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 
