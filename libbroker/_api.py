@@ -257,7 +257,7 @@ def _prepare_path(path: str) -> "list[Dependency]":
     """For `load(path)`: judge the file's closure and map it bottom-up by path, so
     ld.so never searches for a dependency (design.md 5.1). Files the loader must
     refuse for their own sake (unsafe place, not a library...) are left to it."""
-    from . import _loader, _master
+    from . import _loader
     from ._closure import read_facts, resolve_closure
     from ._errors import IncompatibleLibraryError
 
@@ -270,7 +270,7 @@ def _prepare_path(path: str) -> "list[Dependency]":
         raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
     for dep in closure.dependencies:
         try:
-            _master.dlopen(dep.path)
+            _loader.dlopen_checked(dep.path)  # checked file, mapped by fd
         except OSError as exc:
             raise IncompatibleLibraryError(
                 path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"
