@@ -92,15 +92,27 @@ def _canonical(path: str, dirs: dict[str, str]) -> str:
     return f"{real}/{name}" if real != "/" else f"/{name}"
 
 
-def _read_text(path: str, limit: int) -> str | None:
+def _read_bytes(path: str, limit: int) -> bytes | None:
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError:
         return None
-    if len(data) > limit:
-        return None
-    return data.decode("utf-8", "surrogateescape")
+    return data if len(data) <= limit else None
+
+
+def _read_text(path: str, limit: int) -> str | None:
+    data = _read_bytes(path, limit)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _library_lines(data: bytes | None) -> list[str]:
+    """The lines of a file list that may name a library; the rest is never decoded."""
+    if not data or (b".so" not in data and b".dll" not in data and b".dylib" not in data):
+        return []  # most packages ship no library
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
+    return [line for line in lines if ".so" in line or ".dll" in line or ".dylib" in line
+            or ".pyd" in line]
 
 
 def _dpkg_stamp(admin: str) -> object:
@@ -112,25 +124,32 @@ def _dpkg_stamp(admin: str) -> object:
     return (admin, status.st_mtime_ns, status.st_size, info.st_mtime_ns, info.st_ino)
 
 
+def _field(paragraph: str, name: str) -> str | None:
+    """A single-line field of a deb822 paragraph (``Version: 1.2``), or None."""
+    if paragraph.startswith(f"{name}:"):
+        at = len(name) + 1
+    else:
+        at = paragraph.find(f"\n{name}:")
+        if at < 0:
+            return None
+        at += len(name) + 2
+    end = paragraph.find("\n", at)
+    return paragraph[at:end if end >= 0 else len(paragraph)].strip()
+
+
 def _dpkg_versions(status_text: str) -> dict[str, str]:
     """Installed package -> upstream version, under ``pkg`` and ``pkg:arch`` (multiarch list names)."""
     versions: dict[str, str] = {}
+    # Four finds a paragraph, not a pass over every line: Description and Conffiles are long.
     for paragraph in status_text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in paragraph.split("\n"):
-            if line[:1] in (" ", "\t") or ":" not in line:
-                continue  # continuation lines (Description, Conffiles)
-            key, _, value = line.partition(":")
-            if key in ("Package", "Status", "Version", "Architecture"):
-                fields[key] = value.strip()
-        name, version = fields.get("Package"), fields.get("Version")
-        if not name or not version or not fields.get("Status", "").endswith(" installed"):
+        name, version = _field(paragraph, "Package"), _field(paragraph, "Version")
+        if not name or not version or not (_field(paragraph, "Status") or "").endswith(" installed"):
             continue
         upstream = upstream_version(version)
         if upstream is None:
             continue
         versions[name] = upstream
-        arch = fields.get("Architecture")
+        arch = _field(paragraph, "Architecture")
         if arch:
             versions[f"{name}:{arch}"] = upstream
     return versions
@@ -152,10 +171,7 @@ def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
         package = entry[: -len(".list")]
         if package not in versions:
             continue
-        text = _read_text(os.path.join(info, entry), _MAX_LIST_BYTES)
-        if not text or (".so" not in text and ".dll" not in text):
-            continue  # most packages ship no library: skip their lines unread
-        for line in text.split("\n"):
+        for line in _library_lines(_read_bytes(os.path.join(info, entry), _MAX_LIST_BYTES)):
             if line.startswith("/") and _is_library_name(line.rpartition("/")[2]):
                 if len(files) >= _MAX_INDEX_FILES:
                     break
