@@ -57,7 +57,7 @@ class Closure:
     the closure (for cache stamps).
     """
 
-    __slots__ = ("dependencies", "fix", "notes", "path", "paths", "reason")
+    __slots__ = ("dependencies", "fix", "identities", "notes", "path", "paths", "reason")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -66,6 +66,7 @@ class Closure:
         self.fix: str | None = None
         self.paths: list[str] = []
         self.notes: list[str] = []  # entries and files skipped on the way, for reports
+        self.identities: list[tuple[str, tuple[int, ...] | None]] = []  # for the memo
 
     @property
     def ok(self) -> bool:
@@ -467,8 +468,8 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
         mapped_key = ()
     key = (real, _identity(real), os.environ.get("LD_LIBRARY_PATH"), mapped_key, use_providers)
     hit = _memo.get(key)
-    if hit is not None:
-        return hit
+    if hit is not None and all(_identity(p) == ident for p, ident in hit.identities):
+        return hit  # and no file of the closure changed since (one stat each)
     closure = Closure(real)
     if not sys.platform.startswith("linux"):
         # The ELF loader's rules only; macOS (@rpath, DYLD_*) and Windows (the safe DLL
@@ -480,9 +481,16 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
         closure.fix = "use a real shared library file"
     else:
         resolver = _Resolver(closure, use_providers)
-        resolver.walk(_Node(real, info, "path"), [])
+        root = _Node(real, info, "path")
+        # The file itself serves a dependency that needs it back (a cycle): ld.so
+        # matches it by SONAME, it is not a dependency of its own.
+        for alias in (info.soname, os.path.basename(path), os.path.basename(real)):
+            if alias:
+                resolver.chosen.setdefault(alias, root)
+        resolver.walk(root, [])
         if not closure.ok:
             closure.dependencies = []
+    closure.identities = [(p, _identity(p)) for p in closure.paths]
     if len(_memo) > _MEMO_LIMIT:
         _memo.clear()
     _memo[key] = closure

@@ -302,13 +302,28 @@ def test_second_copy_warns_naming_both(tmp_path: Path) -> None:
 
 
 @needs_gcc
-def test_cycle_and_self_dependency_bounded(tmp_path: Path) -> None:
-    cc(tmp_path / "libcyc.so.1", "int c(void){return 1;}", f"-L{tmp_path}")
-    # libcyc.so.1 needing itself: link a second build against the first, same name.
-    cc(tmp_path / "build" / "libcyc.so.1", "int c2(void){return 1;}", f"-L{tmp_path}", "-l:libcyc.so.1",
-       "-Wl,-rpath,$ORIGIN/..")
-    closure = resolve_closure(str(tmp_path / "build" / "libcyc.so.1"))
+def test_cycle_walked_once_and_depth_bounded(tmp_path: Path) -> None:
+    # liba needs libb needs liba: built in two steps (a stub liba first).
+    d = tmp_path / "cyc"
+    cc(d / "libcyca.so.1", "int a(void){return 1;}")
+    cc(d / "libcycb.so.1", "int a(void); int b(void){return a();}", f"-L{d}", "-l:libcyca.so.1", "-Wl,-rpath,$ORIGIN")
+    cc(d / "libcyca.so.1", "int b(void); int a(void){return 1;} int a2(void){return b();}",
+       f"-L{d}", "-l:libcycb.so.1", "-Wl,-rpath,$ORIGIN")
+    closure = resolve_closure(str(d / "libcyca.so.1"))
     assert closure.ok, closure.reason
+    assert [x.needed for x in closure.dependencies] == ["libcycb.so.1"]
+    assert loads_in_child(d / "libcyca.so.1")  # ld.so copes with the cycle too
+    # A chain deeper than the bound is refused with the reason, not a RecursionError.
+    chain = tmp_path / "chain"
+    depth = 40
+    cc(chain / f"libch{depth}.so.1", f"int f{depth}(void){{return {depth};}}")
+    for i in range(depth - 1, -1, -1):
+        cc(chain / f"libch{i}.so.1", f"int f{i + 1}(void); int f{i}(void){{return f{i + 1}();}}",
+           f"-L{chain}", f"-l:libch{i + 1}.so.1", "-Wl,-rpath,$ORIGIN")
+    deep = resolve_closure(str(chain / "libch0.so.1"))
+    assert not deep.ok and "deeper than" in (deep.reason or "")
+    shallow = resolve_closure(str(chain / "libch20.so.1"))
+    assert shallow.ok and len(shallow.dependencies) == depth - 20
 
 
 def test_executable_never_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -533,3 +548,16 @@ def test_candidates_list_the_mapped_copy_load_reuses(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     listed, loaded = out.stdout.split()
     assert listed == loaded == real
+
+
+@needs_gcc
+def test_changed_dependency_is_judged_again(tmp_path: Path) -> None:
+    d = tmp_path / "lib"
+    cc(d / "libchgdep.so.1", "int d(void){return 1;}")
+    top = cc(d / "libchgtop.so.1", "int d(void); int t(void){return d();}", f"-L{d}", "-l:libchgdep.so.1",
+             "-Wl,-rpath,$ORIGIN")
+    assert resolve_closure(str(top)).ok
+    (d / "libchgdep.so.1").unlink()
+    (d / "libchgdep.so.1").write_text("not a library any more\n")
+    again = resolve_closure(str(top))
+    assert not again.ok and "libchgdep.so.1" in (again.reason or "")
