@@ -540,7 +540,7 @@ def _interposition(real: str) -> str | None:
     for symbol in sorted(facts.functions):
         try:
             address = c_dlsym(scope, symbol)
-        except OSError:
+        except (OSError, UnicodeEncodeError, ValueError):  # a name no real symbol has (not UTF-8, NUL)
             continue
         hits.append((symbol, address))
         if len(hits) >= 3:
