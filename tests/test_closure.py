@@ -561,3 +561,20 @@ def test_changed_dependency_is_judged_again(tmp_path: Path) -> None:
     (d / "libchgdep.so.1").write_text("not a library any more\n")
     again = resolve_closure(str(top))
     assert not again.ok and "libchgdep.so.1" in (again.reason or "")
+
+
+@needs_gcc
+def test_openssl_symbol_version_need_checked(tmp_path: Path) -> None:
+    crypto = os.path.join("/usr/lib", getattr(sys.implementation, "_multiarch", ""), "libcrypto.so.3")
+    if not os.path.exists(crypto):
+        pytest.skip("needs libcrypto.so.3")
+    lib = cc(tmp_path / "libsslneed.so.1", "unsigned long OpenSSL_version_num(void); "
+             "unsigned long v(void){return OpenSSL_version_num();}", f"-L{os.path.dirname(crypto)}",
+             "-l:libcrypto.so.3")
+    assert resolve_closure(str(lib)).ok
+    data = lib.read_bytes()
+    assert b"OPENSSL_3.0.0" in data
+    lib.write_bytes(data.replace(b"OPENSSL_3.0.0", b"OPENSSL_9.0.0"))
+    assert not loads_in_child(lib)  # the loader refuses it too
+    closure = resolve_closure(str(lib))
+    assert not closure.ok and "OPENSSL_9.0.0" in (closure.reason or "") and "libcrypto.so.3" in (closure.reason or "")
