@@ -457,7 +457,7 @@ def _parse_commands(
             symtab = struct.unpack_from(e + "IIII", body, 8)
         elif cmd == _LC_DYSYMTAB:
             need(80, "LC_DYSYMTAB")
-            extdef = struct.unpack_from(e + "II", body, 24)  # iextdefsym, nextdefsym
+            extdef = struct.unpack_from(e + "II", body, 16)  # iextdefsym, nextdefsym
     if min_os is not None:
         info.min_os = _os_version(min_os[0])
     if trie is not None:
