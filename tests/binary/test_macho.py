@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from libbroker._binary import InvalidBinaryError, read_binary
-from libbroker._binary import _macho
+from libbroker._binary import InvalidBinaryError, _macho, read_binary
 
 from ._macho_wheels import wheel_binaries
 
@@ -263,7 +262,7 @@ def _thin_layout(data: bytes) -> tuple[int, list[int]]:
 def test_truncated_at_every_boundary(tmp_path: Path, name: str) -> None:
     data = _fixture(name).read_bytes()
     info = _macho.read(_fixture(name))
-    cuts = set(range(0, 64)) | {len(data) - 1}
+    cuts = set(range(64)) | {len(data) - 1}
     for s in info.slices or [info]:
         sdata = data[s.offset : s.offset + s.size]
         hsize, starts = _thin_layout(sdata)
@@ -280,7 +279,7 @@ def test_truncated_at_every_boundary(tmp_path: Path, name: str) -> None:
 
 def test_load_commands_past_the_end(tmp_path: Path) -> None:
     data = bytearray(_fixture("libbase.dylib").read_bytes())
-    ncmds, sizeofcmds = struct.unpack_from("<II", data, 16)
+    ncmds, _sizeofcmds = struct.unpack_from("<II", data, 16)
     more = bytearray(data)
     struct.pack_into("<I", more, 16, ncmds + 1)  # one more command than sizeofcmds holds
     assert "past the end of the load commands" in str(_expect_invalid(tmp_path, bytes(more)))
