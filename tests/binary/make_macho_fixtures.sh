@@ -62,26 +62,28 @@ cc -target arm64-apple-macos11 -bundle user.c -o plugin.bundle -L. -lbase
 cc -target arm64-apple-macos11 main.c -o hello
 # A 32-bit object file: no exports trie, so exports come from the symbol table.
 clang -target i386-apple-macos10.6 -c base.c -o base_i386.o
-# No current linker writes LC_LAZY_LOAD_DYLIB: turn libweak's weak command
-# (LC_LOAD_WEAK_DYLIB) into one, in place; everything else stays valid.
+# No current linker writes LC_LAZY_LOAD_DYLIB, and ld64.lld 14 cannot write
+# LC_LOAD_UPWARD_DYLIB: turn libweak's weak command (LC_LOAD_WEAK_DYLIB) into
+# each, in place; everything else stays valid.
 "$PYTHON" - <<'EOF'
 import struct
-data = bytearray(open("libweak.dylib", "rb").read())
-ncmds, = struct.unpack_from("<I", data, 16)
-pos = 32
-for _ in range(ncmds):
-    cmd, size = struct.unpack_from("<II", data, pos)
-    if cmd == 0x80000018:  # LC_LOAD_WEAK_DYLIB
-        struct.pack_into("<I", data, pos, 0x20)  # LC_LAZY_LOAD_DYLIB
-    pos += size
-open("liblazy.dylib", "wb").write(data)
+for name, new_cmd in (("liblazy.dylib", 0x20), ("libupward.dylib", 0x80000023)):
+    data = bytearray(open("libweak.dylib", "rb").read())
+    ncmds, = struct.unpack_from("<I", data, 16)
+    pos = 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x80000018:  # LC_LOAD_WEAK_DYLIB
+            struct.pack_into("<I", data, pos, new_cmd)
+        pos += size
+    open(name, "wb").write(data)
 EOF
 # zig's linker: ad-hoc code signature (LC_CODE_SIGNATURE), its own trie writer.
 "$PYTHON" -m ziglang cc -target aarch64-macos.12.0 -O2 -fno-sanitize=all -shared base.c \
    -o libzig.dylib -Wl,-install_name,@rpath/libzig.dylib
 
 for f in libbase.dylib libbase_x86_64.dylib libbase_fat.dylib libweak.dylib libreexport.dylib \
-         plugin.bundle hello base_i386.o liblazy.dylib libzig.dylib; do
+         plugin.bundle hello base_i386.o liblazy.dylib libupward.dylib libzig.dylib; do
     cp "$f" "$out/$f"
 done
 ls -l "$out"

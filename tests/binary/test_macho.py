@@ -33,6 +33,7 @@ FIXTURE_FILES = sorted(p for p in FIXTURES.iterdir() if p.is_file())
 
 WHEELS = [
     ("numpy", "macosx_11_0_arm64"),
+    ("numpy", "macosx_14_0_arm64"),
     ("numpy", "macosx_10_9_x86_64"),
     ("scipy-openblas32", "macosx_11_0_arm64"),
     ("scipy-openblas32", "macosx_10_9_x86_64"),
@@ -74,6 +75,7 @@ def _lief_slices(path: Path) -> list[dict[str, Any]]:
             "weak_needed": [lib.name for lib in libs if lib.command == T.LOAD_WEAK_DYLIB],
             "reexported": [lib.name for lib in libs if lib.command == T.REEXPORT_DYLIB],
             "lazy_needed": [lib.name for lib in libs if lib.command == T.LAZY_LOAD_DYLIB],
+            "upward_needed": [lib.name for lib in libs if lib.command == T.LOAD_UPWARD_DYLIB],
             "rpath": [r.path for r in b.rpaths],
             "min_os": min_os,
             "platform": platform,
@@ -106,7 +108,7 @@ def _macholib_slices(path: Path) -> list[dict[str, Any]]:
             "soname": ids[0] if ids else None,
             "needed": [text(d) for lc, _, d in cmds if lc.cmd in _DYLIB_CMDS],
             "rpath": [text(d) for lc, _, d in cmds if lc.cmd == mach_o.LC_RPATH],
-            "extdefsyms": len(SymbolTable(m, h).extdefsyms),
+            "extdefsyms": [name for _, name in getattr(SymbolTable(m, h), "extdefsyms", [])],
         })  # fmt: skip
     return out
 
@@ -136,6 +138,7 @@ def _compare(path: Path) -> _macho.MachOInfo:
         assert s.weak_needed == lf["weak_needed"]
         assert s.reexported == lf["reexported"]
         assert s.lazy_needed == lf["lazy_needed"]
+        assert s.upward_needed == lf["upward_needed"]
         assert s.rpath == lf["rpath"] == ml["rpath"]
         assert s.runpath == []
         assert _version_list(s.min_os) == lf["min_os"]
@@ -149,7 +152,8 @@ def _compare(path: Path) -> _macho.MachOInfo:
             assert s.exports == len(lf["exports"])
             assert s.functions == {n.removeprefix("_") for n in lf["exports"]}
         else:
-            assert s.exports == ml["extdefsyms"]
+            assert s.exports == len(ml["extdefsyms"])
+            assert s.functions == {n.decode().removeprefix("_") for n in ml["extdefsyms"]}
         if info.slices:
             assert (s.offset, s.size) == (ml["offset"], ml["size"])
         d = s.inspect_dict()
@@ -206,6 +210,7 @@ def test_fixtures_exercise_each_feature() -> None:
     assert lf["libweak.dylib"][0]["weak_needed"] and len(lf["libweak.dylib"][0]["rpath"]) == 2
     assert lf["libreexport.dylib"][0]["reexported"]
     assert lf["liblazy.dylib"][0]["lazy_needed"]
+    assert lf["libupward.dylib"][0]["upward_needed"]
     assert len(lf["libbase_fat.dylib"]) == 2
     assert lf["libzig.dylib"][0]["code_signature"]
     assert lf["base_i386.o"][0]["exports"] is None  # symbol-table fallback
@@ -427,3 +432,93 @@ def test_not_macho_and_empty(tmp_path: Path) -> None:
         _macho.read(tmp_path)
     with pytest.raises(InvalidBinaryError, match="no such file"):
         _macho.read(tmp_path / "missing.dylib")
+
+
+# --- paths the real files above do not take -------------------------------------
+
+_TRIE_CMDS = (0x22, 0x80000022, 0x80000033)  # LC_DYLD_INFO, LC_DYLD_INFO_ONLY, LC_DYLD_EXPORTS_TRIE
+
+
+def _hide_exports_trie(data: bytearray, slice_offsets: list[int]) -> None:
+    """Turn every trie-bearing command into an unknown one, so the symbol table must answer."""
+    for base in slice_offsets:
+        magic = bytes(data[base : base + 4])
+        e = "<" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe") else ">"
+        pos = base + (32 if magic in (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf") else 28)
+        for _ in range(struct.unpack_from(e + "I", data, base + 16)[0]):
+            cmd, size = struct.unpack_from(e + "II", data, pos)
+            if cmd in _TRIE_CMDS:
+                struct.pack_into(e + "I", data, pos, 0x7FFFFF00)
+            pos += size
+
+
+@pytest.mark.parametrize(
+    ("dist", "platform"), [("scipy-openblas32", "macosx_11_0_arm64"), ("pyzmq", "macosx_10_15_universal2")]
+)
+def test_symbol_table_fallback_on_real_binaries(tmp_path: Path, dist: str, platform: str) -> None:
+    for path in wheel_binaries(dist, platform):
+        by_macholib = _macholib_slices(path)
+        data = bytearray(path.read_bytes())
+        _hide_exports_trie(data, [s["offset"] for s in by_macholib])
+        patched = tmp_path / path.name
+        patched.write_bytes(data)
+        info = _macho.read(patched)
+        for s, ml in zip(info.slices or [info], by_macholib, strict=True):
+            assert ml["extdefsyms"], path  # the fallback has something to find
+            assert s.exports == len(ml["extdefsyms"])
+            assert s.functions == {n.decode().removeprefix("_") for n in ml["extdefsyms"]}
+
+
+def test_fat64_header_reads_like_fat32(tmp_path: Path) -> None:
+    fat32 = _fixture("libbase_fat.dylib").read_bytes()
+    (nfat,) = struct.unpack_from(">I", fat32, 4)
+    fat64 = bytearray(fat32)
+    fat64[:8] = struct.pack(">II", _macho.FAT_MAGIC_64, nfat)
+    for i in range(nfat):
+        cputype, subtype, offset, size, align = struct.unpack_from(">iiIII", fat32, 8 + 20 * i)
+        struct.pack_into(">iiQQII", fat64, 8 + 32 * i, cputype, subtype, offset, size, align, 0)
+    path = tmp_path / "fat64.dylib"
+    path.write_bytes(fat64)
+    a, b = _macho.read(_fixture("libbase_fat.dylib")), _macho.read(path)
+    assert b.inspect_dict() == a.inspect_dict()
+    assert [(s.offset, s.size, s.functions) for s in b.slices] == [(s.offset, s.size, s.functions) for s in a.slices]
+
+
+def _lc_str(e: str, cmd: int, fixed: bytes, text: str) -> bytes:
+    """A load command with an lc_str right after its fixed part, padded to 8 bytes."""
+    name = text.encode() + b"\0"
+    size = (8 + 4 + len(fixed) + len(name) + 7) // 8 * 8
+    return (struct.pack(e + "III", cmd, size, 12 + len(fixed)) + fixed + name).ljust(size, b"\0")
+
+
+def _synthetic_image(e: str) -> bytes:
+    """A 64-bit dylib in byte order ``e`` with an install name, a dependency, an rpath,
+    LC_VERSION_MIN_MACOSX and a one-symbol exports trie."""
+    trie = bytes([0, 1]) + b"_be_func\0" + bytes([12]) + bytes([2, 0, 0x10, 0])
+    cmds = [
+        _lc_str(e, 0xD, struct.pack(e + "III", 2, 0x10203, 0x10000), "@rpath/libsynth.dylib"),
+        _lc_str(e, 0xC, struct.pack(e + "III", 2, 0x10000, 0x10000), "/usr/lib/libSystem.B.dylib"),
+        _lc_str(e, 0x8000001C, b"", "@loader_path/../lib"),
+        struct.pack(e + "IIII", 0x24, 16, 0x000A0500, 0x000A0600),  # macOS 10.5, SDK 10.6
+    ]
+    seg_size, trie_cmd_size = 72, 16
+    sizeofcmds = sum(map(len, cmds)) + seg_size + trie_cmd_size
+    start = 32 + sizeofcmds
+    cmds.append(struct.pack(e + "II16sQQQQiiII", 0x19, seg_size, b"__LINKEDIT", 0, 0x4000, start, len(trie), 1, 1, 0, 0))
+    cmds.append(struct.pack(e + "IIII", 0x80000033, trie_cmd_size, start, len(trie)))
+    header = struct.pack(e + "IiiIIIII", _macho.MH_MAGIC_64, 0x01000012, 0, 6, len(cmds), sizeofcmds, 0, 0)
+    return header + b"".join(cmds) + trie
+
+
+def test_big_endian_image_matches_its_little_endian_twin(tmp_path: Path) -> None:
+    results = []
+    for e in "<>":
+        path = tmp_path / f"synth{'le' if e == '<' else 'be'}.dylib"
+        path.write_bytes(_synthetic_image(e))
+        info = _macho.read(path)
+        (ml,) = _macholib_slices(path)  # macholib reads both byte orders
+        assert (info.soname, info.needed, info.rpath) == (ml["soname"], ml["needed"], ml["rpath"])
+        assert info.byte_order == ("little" if e == "<" else "big")
+        results.append((info.inspect_dict(), info.functions, info.current_version, info.platform, info.sdk))
+    assert results[0] == results[1]
+    assert results[0][0]["machine"] == "ppc64" and results[0][0]["min_os"] == "10.5"
