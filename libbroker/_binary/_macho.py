@@ -215,23 +215,24 @@ def _os_version(v: int) -> str:
 class _Reader:
     """Bounded reads of one slice: offsets are relative to ``base``."""
 
-    __slots__ = ("base", "f", "path", "size")
+    __slots__ = ("base", "f", "label", "path", "size")
 
-    def __init__(self, f: BinaryIO, path: str, base: int, size: int) -> None:
+    def __init__(self, f: BinaryIO, path: str, base: int, size: int, label: str = "") -> None:
         self.f = f
         self.path = path
         self.base = base
         self.size = size
+        self.label = label  # "the arm64 slice at file offset 16384" inside a fat file
 
     def fail(self, what: str, fix: str | None = _FIX_REINSTALL) -> InvalidBinaryError:
-        where = f" (in the slice at file offset {self.base})" if self.base else ""
+        where = f" ({self.label})" if self.label else ""
         return InvalidBinaryError(self.path, f"corrupt Mach-O file{where}: {what}", fix=fix)
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise self.fail(
-                f"the {what} needs bytes {offset}..{offset + length} but the "
-                f"{'slice' if self.base else 'file'} is {self.size} bytes long"
+                f"expected the {what} at bytes {offset}..{offset + length} but the "
+                f"{'slice' if self.label else 'file'} is {self.size} bytes long"
             )
         self.f.seek(self.base + offset)
         data = self.f.read(length)
@@ -310,10 +311,15 @@ def _read_fat(f: BinaryIO, path: str, size: int, is64: bool) -> MachOInfo:
                 f"{b_i} (from byte {b_off}) overlap; expected disjoint slices",
                 fix=_FIX_REINSTALL,
             )
-    slices = [_read_thin(_Reader(f, path, offset, length)) for offset, length, _, _ in arches]
+    slices = [
+        _read_thin(_Reader(f, path, offset, length, f"in the {_CPU_NAMES.get(cputype, hex(cputype))} "
+                                                    f"slice at file offset {offset}"))
+        for offset, length, cputype, _ in arches
+    ]  # fmt: skip
     top = MachOInfo(path)
     for name in MachOInfo.__slots__:
-        setattr(top, name, getattr(slices[0], name))
+        value = getattr(slices[0], name)
+        setattr(top, name, list(value) if isinstance(value, list) else value)
     top.slices = slices
     return top
 
@@ -327,8 +333,8 @@ def _read_thin(r: _Reader) -> MachOInfo:
     elif magic in (MH_CIGAM, MH_CIGAM_64):
         e = "<"
     else:
-        found = r.read(0, 4, "Mach-O magic")
-        what = "a static archive" if r.read(0, min(8, r.size), "magic") == b"!<arch>\n" else repr(found)
+        head = r.read(0, min(8, r.size), "magic")
+        what = "a static archive" if head == b"!<arch>\n" else repr(head[:4])
         raise r.fail(
             f"expected a thin Mach-O magic (0xFEEDFACE/0xFEEDFACF, either byte order) at offset 0 "
             f"but found {what}",
@@ -448,7 +454,7 @@ def _parse_commands(
                 segname = body[8:24].split(b"\0", 1)[0].decode("ascii", "replace")
                 raise r.fail(
                     f"truncated: segment {segname!r} ({where}) needs bytes {fileoff}.."
-                    f"{fileoff + filesize} but the {'slice' if r.base else 'file'} is "
+                    f"{fileoff + filesize} but the {'slice' if r.label else 'file'} is "
                     f"{r.size} bytes long"
                 )
         elif cmd == _LC_SYMTAB:
