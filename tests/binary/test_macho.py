@@ -522,3 +522,18 @@ def test_big_endian_image_matches_its_little_endian_twin(tmp_path: Path) -> None
         results.append((info.inspect_dict(), info.functions, info.current_version, info.platform, info.sdk))
     assert results[0] == results[1]
     assert results[0][0]["machine"] == "ppc64" and results[0][0]["min_os"] == "10.5"
+
+
+def test_exports_trie_past_the_end(tmp_path: Path) -> None:
+    image = bytearray(_image_with_trie(bytes([0, 0])))
+    struct.pack_into("<I", image, len(image) - 2 - 4, 0x0FFFFFFF)  # LC_DYLD_EXPORTS_TRIE datasize
+    err = _expect_invalid(tmp_path, bytes(image))
+    assert "exports trie" in str(err) and f"{len(image)} bytes long" in str(err)
+
+
+def test_read_binary_dispatches_fixtures_to_the_macho_reader() -> None:
+    for path in FIXTURE_FILES:
+        info = read_binary(str(path))
+        assert isinstance(info, _macho.MachOInfo) and info.format == "Mach-O", path
+    fat = read_binary(str(_fixture("libbase_fat.dylib")))
+    assert "x86_64+arm64" in repr(fat) or "arm64+x86_64" in repr(fat)
