@@ -54,10 +54,11 @@ def _lief_slices(path: Path) -> list[dict[str, Any]]:
         ids = [c for c in b.commands if c.command == T.ID_DYLIB]
         if b.has_build_version:
             min_os, platform = list(b.build_version.minos), str(b.build_version.platform)
+            sdk = list(b.build_version.sdk)
         elif b.has_version_min:
-            min_os, platform = list(b.version_min.version), None
+            min_os, platform, sdk = list(b.version_min.version), None, list(b.version_min.sdk)
         else:
-            min_os, platform = None, None
+            min_os, platform, sdk = None, None, None
         if b.has_dyld_exports_trie:
             exports = [e.symbol.name for e in b.dyld_exports_trie.exports]
         elif b.has_dyld_info:
@@ -79,6 +80,7 @@ def _lief_slices(path: Path) -> list[dict[str, Any]]:
             "rpath": [r.path for r in b.rpaths],
             "min_os": min_os,
             "platform": platform,
+            "sdk": sdk,
             "exports": exports,
             "code_signature": bool(b.has_code_signature),
             "uuid": bytes(b.uuid.uuid).hex().upper() if b.has_uuid else None,
@@ -144,6 +146,7 @@ def _compare(path: Path) -> _macho.MachOInfo:
         assert _version_list(s.min_os) == lf["min_os"]
         if lf["platform"] is not None:
             assert lf["platform"].rsplit(".", 1)[-1].lower() == s.platform
+        assert _version_list(s.sdk) == lf["sdk"]
         assert _version_list(s.current_version) == lf["current_version"]
         assert _version_list(s.compatibility_version) == lf["compatibility_version"]
         assert s.code_signature == lf["code_signature"]
@@ -537,3 +540,39 @@ def test_read_binary_dispatches_fixtures_to_the_macho_reader() -> None:
         assert isinstance(info, _macho.MachOInfo) and info.format == "Mach-O", path
     fat = read_binary(str(_fixture("libbase_fat.dylib")))
     assert "x86_64+arm64" in repr(fat) or "arm64+x86_64" in repr(fat)
+
+
+def _lipo() -> str:
+    import shutil
+
+    for name in ("llvm-lipo", "llvm-lipo-14", "llvm-lipo-15", "llvm-lipo-16", "llvm-lipo-17", "llvm-lipo-18"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("llvm-lipo is not installed (Debian package llvm, see .ci/apt-packages.txt)")
+
+
+def _lipo_archs(path: Path) -> list[str]:
+    import subprocess
+
+    out = subprocess.run([_lipo(), "-archs", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("name", "subtype"),
+    [("libbase.dylib", None), ("libbase.dylib", 0x80000002), ("libbase_x86_64.dylib", 8), ("base_i386.o", None)],
+)
+def test_machine_names_match_llvm_lipo(tmp_path: Path, name: str, subtype: int | None) -> None:
+    """arm64e and x86_64h are cpusubtypes; llvm-lipo names them (lief and macholib give numbers)."""
+    data = bytearray(_fixture(name).read_bytes())
+    if subtype is not None:
+        struct.pack_into("<I", data, 8, subtype)  # cpusubtype (capability bits included for arm64e)
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert [_macho.read(path).machine_name] == _lipo_archs(path)
+
+
+def test_fat_machine_names_match_llvm_lipo() -> None:
+    for path in [_fixture("libbase_fat.dylib"), *wheel_binaries("pyzmq", "macosx_10_15_universal2")]:
+        assert [s.machine_name for s in _macho.read(path).slices] == _lipo_archs(path)
