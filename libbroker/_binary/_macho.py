@@ -66,9 +66,18 @@ _LC_LOAD_UPWARD_DYLIB = 0x23 | _LC_REQ_DYLD
 _LC_VERSION_MIN = {0x24: "macos", 0x25: "ios", 0x2F: "tvos", 0x30: "watchos"}
 _LC_BUILD_VERSION = 0x32
 _LC_DYLD_EXPORTS_TRIE = 0x33 | _LC_REQ_DYLD
+# Dependency commands -> the MachOInfo list that also records the kind ("" for plain loads).
 _DEP_KINDS = {
-    _LC_LOAD_DYLIB: "load", _LC_LOAD_WEAK_DYLIB: "weak", _LC_REEXPORT_DYLIB: "reexport",
-    _LC_LAZY_LOAD_DYLIB: "lazy", _LC_LOAD_UPWARD_DYLIB: "upward",
+    _LC_LOAD_DYLIB: "", _LC_LOAD_WEAK_DYLIB: "weak_needed", _LC_REEXPORT_DYLIB: "reexported",
+    _LC_LAZY_LOAD_DYLIB: "lazy_needed", _LC_LOAD_UPWARD_DYLIB: "upward_needed",
+}  # fmt: skip
+# Commands an image has at most once (as LLVM's MachOObjectFile checks): a second
+# install name or symbol table is ambiguous, so it is an error, not "last wins".
+_UNIQUE = {
+    _LC_ID_DYLIB: "LC_ID_DYLIB", _LC_SYMTAB: "LC_SYMTAB", _LC_DYSYMTAB: "LC_DYSYMTAB",
+    _LC_UUID: "LC_UUID", _LC_CODE_SIGNATURE: "LC_CODE_SIGNATURE",
+    _LC_DYLD_INFO: "LC_DYLD_INFO", _LC_DYLD_INFO_ONLY: "LC_DYLD_INFO",
+    _LC_DYLD_EXPORTS_TRIE: "LC_DYLD_EXPORTS_TRIE",
 }  # fmt: skip
 
 _PLATFORMS = {
@@ -374,6 +383,7 @@ def _parse_commands(
     symtab: tuple[int, int, int, int] | None = None
     extdef: tuple[int, int] | None = None
     min_os: tuple[int, int] | None = None  # (packed version, source rank: build version wins)
+    seen: set[str] = set()
     for index in range(ncmds):
         where = f"load command {index} at offset {hsize + pos}"
         if pos + 8 > len(cmds):
@@ -386,6 +396,11 @@ def _parse_commands(
             )
         body = cmds[pos : pos + cmdsize]
         pos += cmdsize
+        unique = _UNIQUE.get(cmd)
+        if unique is not None:
+            if unique in seen:
+                raise r.fail(f"{where} is a second {unique}; expected at most one")
+            seen.add(unique)
 
         def need(n: int, name: str, body: bytes = body, where: str = where) -> None:
             if len(body) < n:
@@ -406,9 +421,8 @@ def _parse_commands(
             name = string(8, 24, "dylib command")
             info.needed.append(name)
             kind = _DEP_KINDS[cmd]
-            if kind != "load":
-                getattr(info, {"weak": "weak_needed", "reexport": "reexported",
-                               "lazy": "lazy_needed", "upward": "upward_needed"}[kind]).append(name)  # fmt: skip
+            if kind:
+                getattr(info, kind).append(name)
         elif cmd == _LC_ID_DYLIB:
             info.soname = string(8, 24, "LC_ID_DYLIB")
             _, current, compat = struct.unpack_from(e + "III", body, 12)
@@ -418,9 +432,12 @@ def _parse_commands(
         elif cmd == _LC_BUILD_VERSION:
             need(24, "LC_BUILD_VERSION")
             platform, minos, sdk = struct.unpack_from(e + "III", body, 8)
-            info.platform = _PLATFORMS.get(platform, f"unknown-{platform}")
-            info.sdk = _os_version(sdk)
-            min_os = (minos, 1)
+            # A "zippered" binary has one per platform (macos, then maccatalyst):
+            # the first is what lief and otool report, and what a wheel tag uses.
+            if min_os is None or min_os[1] == 0:
+                info.platform = _PLATFORMS.get(platform, f"unknown-{platform}")
+                info.sdk = _os_version(sdk)
+                min_os = (minos, 1)
         elif cmd in _LC_VERSION_MIN:
             need(16, "LC_VERSION_MIN")
             version, sdk = struct.unpack_from(e + "II", body, 8)

@@ -494,15 +494,17 @@ def _lc_str(e: str, cmd: int, fixed: bytes, text: str) -> bytes:
     return (struct.pack(e + "III", cmd, size, 12 + len(fixed)) + fixed + name).ljust(size, b"\0")
 
 
-def _synthetic_image(e: str) -> bytes:
+def _synthetic_image(e: str, versions: list[bytes] | None = None) -> bytes:
     """A 64-bit dylib in byte order ``e`` with an install name, a dependency, an rpath,
-    LC_VERSION_MIN_MACOSX and a one-symbol exports trie."""
+    ``versions`` (default: LC_VERSION_MIN_MACOSX 10.5) and a one-symbol exports trie."""
     trie = bytes([0, 1]) + b"_be_func\0" + bytes([12]) + bytes([2, 0, 0x10, 0])
+    if versions is None:
+        versions = [struct.pack(e + "IIII", 0x24, 16, 0x000A0500, 0x000A0600)]  # macOS 10.5, SDK 10.6
     cmds = [
         _lc_str(e, 0xD, struct.pack(e + "III", 2, 0x10203, 0x10000), "@rpath/libsynth.dylib"),
         _lc_str(e, 0xC, struct.pack(e + "III", 2, 0x10000, 0x10000), "/usr/lib/libSystem.B.dylib"),
         _lc_str(e, 0x8000001C, b"", "@loader_path/../lib"),
-        struct.pack(e + "IIII", 0x24, 16, 0x000A0500, 0x000A0600),  # macOS 10.5, SDK 10.6
+        *versions,
     ]
     seg_size, trie_cmd_size = 72, 16
     sizeofcmds = sum(map(len, cmds)) + seg_size + trie_cmd_size
@@ -576,3 +578,23 @@ def test_machine_names_match_llvm_lipo(tmp_path: Path, name: str, subtype: int |
 def test_fat_machine_names_match_llvm_lipo() -> None:
     for path in [_fixture("libbase_fat.dylib"), *wheel_binaries("pyzmq", "macosx_10_15_universal2")]:
         assert [s.machine_name for s in _macho.read(path).slices] == _lipo_archs(path)
+
+
+def test_zippered_build_versions_report_the_first(tmp_path: Path) -> None:
+    """macOS + Mac Catalyst ("zippered") images carry two LC_BUILD_VERSION commands."""
+    versions = [
+        struct.pack("<IIIIII", 0x32, 24, 1, 0x000B0000, 0x000E0000, 0),  # macos 11.0, SDK 14.0
+        struct.pack("<IIIIII", 0x32, 24, 6, 0x000E0000, 0x00110000, 0),  # maccatalyst 14.0, SDK 17.0
+    ]
+    path = tmp_path / "zippered.dylib"
+    path.write_bytes(_synthetic_image("<", versions))
+    _compare(path)
+    assert _macho.read(path).platform == "macos"
+
+
+def test_duplicate_unique_commands(tmp_path: Path) -> None:
+    data = bytearray(_fixture("libbase.dylib").read_bytes())
+    _, starts = _thin_layout(bytes(data))
+    (load,) = [st for st in starts if struct.unpack_from("<I", data, st)[0] == 0xC]  # LC_LOAD_DYLIB
+    struct.pack_into("<I", data, load, 0xD)  # a second LC_ID_DYLIB
+    assert "second LC_ID_DYLIB" in str(_expect_invalid(tmp_path, bytes(data)))
