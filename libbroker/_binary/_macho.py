@@ -96,6 +96,10 @@ _MAX_SIZEOFCMDS = 16 << 20
 _MAX_TRIE = 256 << 20
 _MAX_TRIE_DEPTH = 512  # edges from the root; real tries are < 100 deep
 _MAX_NAME = 16384  # bytes in one exported name (long Swift/C++ manglings fit)
+# Bytes of names a trie may expand to, per trie byte (real tries: 0.5-2, as
+# prefixes are shared) plus a floor: without it a 1 MB trie of long shared
+# prefixes could make gigabytes of names.
+_TRIE_EXPANSION, _TRIE_EXPANSION_FLOOR = 32, 4 << 20
 _MAX_SYMBOLS = 4_000_000
 _FIX_REINSTALL = "reinstall the library; the file was cut short or damaged"
 
@@ -508,8 +512,9 @@ def _walk_trie(r: _Reader, offset: int, size: int) -> list[str]:
     """Every terminal of the exports trie at ``offset`` (slice-relative), as full names.
 
     A node reached twice (a loop or shared subtree, which dyld never writes),
-    a path deeper than `_MAX_TRIE_DEPTH` or a name longer than `_MAX_NAME`
-    bytes is corruption: the walk stops with `InvalidBinaryError`.
+    a path deeper than `_MAX_TRIE_DEPTH`, a name longer than `_MAX_NAME` bytes
+    or names adding up to more than `_TRIE_EXPANSION` bytes per trie byte is
+    corruption: the walk stops with `InvalidBinaryError`.
     """
     if size == 0:
         return []
@@ -519,6 +524,7 @@ def _walk_trie(r: _Reader, offset: int, size: int) -> list[str]:
     names: list[str] = []
     visited: set[int] = set()
     stack: list[tuple[int, bytes, int]] = [(0, b"", 0)]  # (node offset, prefix, depth)
+    budget = _TRIE_EXPANSION * size + _TRIE_EXPANSION_FLOOR
     while stack:
         node, prefix, depth = stack.pop()
         if node in visited:
@@ -563,6 +569,12 @@ def _walk_trie(r: _Reader, offset: int, size: int) -> list[str]:
                 raise r.fail(
                     f"the exports trie nests deeper than {_MAX_TRIE_DEPTH} edges or builds a name "
                     f"longer than {_MAX_NAME} bytes at node {node}"
+                )
+            budget -= len(prefix) + len(label)
+            if budget < 0:
+                raise r.fail(
+                    f"the {size}-byte exports trie expands to more than "
+                    f"{_TRIE_EXPANSION * size + _TRIE_EXPANSION_FLOOR} bytes of names"
                 )
             stack.append((child, prefix + label, depth + 1))
     return names

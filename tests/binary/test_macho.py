@@ -236,7 +236,9 @@ def test_fat_top_level_is_first_slice() -> None:
 # --- bad input ---------------------------------------------------------------
 
 
-def _expect_invalid(tmp_path: Path, data: bytes, name: str = "bad.dylib") -> InvalidBinaryError:
+def _expect_invalid(
+    tmp_path: Path, data: bytes, name: str = "bad.dylib", max_memory: int = 8 << 20
+) -> InvalidBinaryError:
     """The file must fail with InvalidBinaryError fast and without big allocations."""
     path = tmp_path / name
     path.write_bytes(data)
@@ -249,7 +251,7 @@ def _expect_invalid(tmp_path: Path, data: bytes, name: str = "bad.dylib") -> Inv
     finally:
         tracemalloc.stop()
     assert time.perf_counter() - start < 5
-    assert peak < max(8 << 20, 4 * len(data))
+    assert peak < max(max_memory, 4 * len(data))
     assert str(path) in str(err.value)
     return err.value
 
@@ -598,3 +600,35 @@ def test_duplicate_unique_commands(tmp_path: Path) -> None:
     (load,) = [st for st in starts if struct.unpack_from("<I", data, st)[0] == 0xC]  # LC_LOAD_DYLIB
     struct.pack_into("<I", data, load, 0xD)  # a second LC_ID_DYLIB
     assert "second LC_ID_DYLIB" in str(_expect_invalid(tmp_path, bytes(data)))
+
+
+def _uleb3(value: int) -> bytes:
+    """``value`` (< 2**21) as a ULEB128 padded to three bytes, so node offsets are easy to lay out."""
+    return bytes([value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14])
+
+
+def test_exports_trie_name_explosion_is_capped(tmp_path: Path) -> None:
+    """A long shared edge fanned out 255 x 255 ways: 65,025 names of 16 KB (1 GB) from a ~1 MB trie."""
+    fan = 255
+    long_edge = b"A" * 16000
+    # layout: root | node X (fan children) | fan level-1 nodes (fan children each) | fan*fan leaves
+    leaf = bytes([2, 0, 0, 0])  # terminal (flags 0, address 0), no children
+    level1_size = 2 + fan * (2 + 3)  # count byte, terminal-size byte, fan x (label "a\0" + 3-byte ULEB)
+    x_at = 2 + len(long_edge) + 1 + 3
+    root = bytes([0, 1]) + long_edge + b"\0" + _uleb3(x_at)
+    x_size = 2 + fan * (2 + 3)
+    l1_at = x_at + x_size
+    leaves_at = l1_at + fan * level1_size
+
+    def edges(targets: list[int]) -> bytes:
+        out = bytes([0, len(targets)])
+        for t in targets:
+            out += b"a\0" + _uleb3(t)
+        return out
+
+    x = edges([l1_at + i * level1_size for i in range(fan)])
+    level1 = b"".join(edges([leaves_at + (i * fan + j) * len(leaf) for j in range(fan)]) for i in range(fan))
+    trie = root + x + level1 + leaf * (fan * fan)
+    assert len(root) == x_at and len(x) == x_size and len(level1) == fan * level1_size
+    err = _expect_invalid(tmp_path, _image_with_trie(trie), max_memory=40 * len(trie) + (8 << 20))
+    assert "bytes of names" in str(err)
