@@ -96,9 +96,9 @@ _MAX_SIZEOFCMDS = 16 << 20
 _MAX_TRIE = 256 << 20
 _MAX_TRIE_DEPTH = 512  # edges from the root; real tries are < 100 deep
 _MAX_NAME = 16384  # bytes in one exported name (long Swift/C++ manglings fit)
-# Bytes of names a trie may expand to, per trie byte (real tries: 0.5-2, as
-# prefixes are shared) plus a floor: without it a 1 MB trie of long shared
-# prefixes could make gigabytes of names.
+# Bytes of names a trie (or a string table) may expand to, per byte of it
+# (real tries: 0.5-2, as prefixes are shared), plus a floor: without it a 1 MB
+# trie of long shared prefixes could make gigabytes of names.
 _TRIE_EXPANSION, _TRIE_EXPANSION_FLOOR = 32, 4 << 20
 _MAX_SYMBOLS = 4_000_000
 _FIX_REINSTALL = "reinstall the library; the file was cut short or damaged"
@@ -599,13 +599,23 @@ def _external_symbols(
     strings = r.read(stroff, strsize, "string table")
     fmt = e + ("IBBHQ" if is64 else "IBBHI")
     names = []
+    # Symbols may share (or overlap in) the string table; without a budget,
+    # many symbols pointing into one long unterminated run would each copy it.
+    budget = _TRIE_EXPANSION * strsize + _TRIE_EXPANSION_FLOOR
     for strx, ntype, _, _, _ in struct.iter_unpack(fmt, raw):
         if ntype & _N_STAB or not ntype & _N_EXT or ntype & _N_TYPE == _N_UNDF:
             continue
         if strx >= strsize:
             raise r.fail(f"a symbol's name offset {strx} lies outside the {strsize}-byte string table")
-        end = strings.find(b"\0", strx)
-        names.append(strings[strx : end if end >= 0 else strsize].decode("utf-8", "surrogateescape"))
+        end = strings.find(b"\0", strx, strx + _MAX_NAME + 1)
+        if end < 0:
+            end = min(strsize, strx + _MAX_NAME + 1)
+            if end - strx > _MAX_NAME:
+                raise r.fail(f"the symbol name at string-table offset {strx} is longer than {_MAX_NAME} bytes")
+        budget -= end - strx
+        if budget < 0:
+            raise r.fail(f"the symbol names add up to more than {_TRIE_EXPANSION} times the string table")
+        names.append(strings[strx:end].decode("utf-8", "surrogateescape"))
     return names
 
 

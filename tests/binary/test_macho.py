@@ -632,3 +632,23 @@ def test_exports_trie_name_explosion_is_capped(tmp_path: Path) -> None:
     assert len(root) == x_at and len(x) == x_size and len(level1) == fan * level1_size
     err = _expect_invalid(tmp_path, _image_with_trie(trie), max_memory=40 * len(trie) + (8 << 20))
     assert "bytes of names" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("strings", "message"),
+    [
+        (b"A" * 400_000, "longer than"),  # one unterminated run: every name too long
+        ((b"A" * 15_999 + b"\0") * 25, "add up to more than"),  # names fit, but 100,000 x ~8 KB of them
+    ],
+)
+def test_symbol_names_overlapping_long_strings_are_capped(tmp_path: Path, strings: bytes, message: str) -> None:
+    """100,000 external symbols at successive offsets of a 400 KB string table."""
+    nsyms, strsize = 100_000, len(strings)
+    symoff = 32 + 24
+    stroff = symoff + nsyms * 16
+    header = struct.pack("<IiiIIIII", _macho.MH_MAGIC_64, 0x0100000C, 0, 1, 1, 24, 0, 0)
+    symtab = struct.pack("<IIIIII", 0x2, 24, symoff, nsyms, stroff, strsize)
+    nlists = b"".join(struct.pack("<IBBHQ", i, 0x0F, 1, 0, 0) for i in range(nsyms))  # N_SECT | N_EXT
+    data = header + symtab + nlists + strings
+    err = _expect_invalid(tmp_path, data, "bad.o", max_memory=40 * strsize + (8 << 20))
+    assert message in str(err)
