@@ -11,7 +11,8 @@ Hardened like the ELF reader: every read is bounded by the file (or the fat
 slice) size; ``ncmds``/``sizeofcmds`` are validated; each command's
 ``cmdsize`` is at least 8 and inside ``sizeofcmds``; strings lie inside their
 command; ULEB128 numbers are at most 10 bytes; the trie walk keeps a visited
-set and caps depth, name length and node count; fat headers cap
+set and caps depth, name length, node count and the total bytes of names
+(the symbol-table fallback too); fat headers cap
 ``nfat_arch`` and require slices inside the file, past the header and not
 overlapping. Malformed input raises `InvalidBinaryError`, never anything else.
 
@@ -347,11 +348,11 @@ def _read_thin(r: _Reader) -> MachOInfo:
         e = "<"
     else:
         head = r.read(0, min(8, r.size), "magic")
-        what = "a static archive" if head == b"!<arch>\n" else repr(head[:4])
+        archive = head == b"!<arch>\n"
         raise r.fail(
             f"expected a thin Mach-O magic (0xFEEDFACE/0xFEEDFACF, either byte order) at offset 0 "
-            f"but found {what}",
-            fix="use the dynamic library (.dylib/.so), not a static archive or object",
+            f"but found {'a static archive' if archive else repr(head[:4])}",
+            fix="use the dynamic library (.dylib), not the static archive (.a)" if archive else _FIX_REINSTALL,
         )
     is64 = magic in (MH_MAGIC_64, MH_CIGAM_64)
     hsize = 32 if is64 else 28
