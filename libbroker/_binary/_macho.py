@@ -192,6 +192,29 @@ class MachOInfo:
         self.offset = 0
         self.size = 0
 
+    # Callers written for the ELF reader (`_resolve._read_facts`, `check_compatible`,
+    # `inspect`) read these names from whatever `read_binary` returns; a Mach-O
+    # file on a Linux host must give them an answer, not an AttributeError.
+    @property
+    def elf_class(self) -> int:
+        """Same as ``bits``."""
+        return self.bits
+
+    @property
+    def elf_type(self) -> str:
+        """Same as ``kind``."""
+        return self.kind
+
+    @property
+    def glibc_required(self) -> None:
+        """Always None: Mach-O images do not use glibc symbol versions."""
+        return None
+
+    @property
+    def version_needs(self) -> dict[str, list[str]]:
+        """Always empty (ELF symbol-version requirements)."""
+        return {}
+
     def inspect_dict(self) -> dict[str, object]:
         """The design 5.3 ``inspect --json`` keys (without loadable/reason)."""
         return {

@@ -658,3 +658,19 @@ def test_symbol_names_overlapping_long_strings_are_capped(tmp_path: Path, string
     data = header + symtab + nlists + strings
     err = _expect_invalid(tmp_path, data, "bad.o", max_memory=40 * strsize + (8 << 20))
     assert message in str(err)
+
+
+def test_callers_written_for_elf_get_answers_not_attribute_errors(tmp_path: Path) -> None:
+    """A macOS .so/.dylib met on a Linux search path: discovery's fact reader and
+    the compatibility check must reject it with a reason, not crash."""
+    from libbroker import _resolve
+    from libbroker._binary import check_compatible, host_binary
+
+    for path in FIXTURE_FILES:
+        info = read_binary(str(path))
+        assert (info.elf_class, info.elf_type, info.glibc_required) == (info.bits, info.kind, None)
+        host = host_binary()
+        if host.format != info.format:
+            assert check_compatible(info, host)  # a reason, e.g. "MACH-O file but this interpreter is ELF"
+        facts = _resolve._read_facts(str(path))
+        assert facts["machine"] == info.machine_name and facts["soname"] == info.soname
