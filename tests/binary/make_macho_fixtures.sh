@@ -9,7 +9,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-out="$here/fixtures/macho"
+out="${MACHO_FIXTURES_OUT:-$here/fixtures/macho}"  # the tests remake them elsewhere to check this script
 PYTHON=${PYTHON:-python3}
 tool() { command -v "$1" || command -v "$1-14" || command -v "$1-15" || command -v "$1-16" || { echo "missing $1" >&2; exit 1; }; }
 LD64=$(tool ld64.lld)

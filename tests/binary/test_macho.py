@@ -674,3 +674,29 @@ def test_callers_written_for_elf_get_answers_not_attribute_errors(tmp_path: Path
             assert check_compatible(info, host)  # a reason, e.g. "MACH-O file but this interpreter is ELF"
         facts = _resolve._read_facts(str(path))
         assert facts["machine"] == info.machine_name and facts["soname"] == info.soname
+
+
+def test_fixture_script_remakes_equivalent_files(tmp_path: Path) -> None:
+    """make_macho_fixtures.sh still works with the installed toolchain, and what it makes
+    agrees with the oracles and with the committed copies (same features, same facts)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if not (shutil.which("clang") and (shutil.which("ld64.lld") or shutil.which("ld64.lld-14"))):
+        pytest.skip("clang and ld64.lld are not installed (see .ci/apt-packages.txt)")
+    _lipo()
+    pytest.importorskip("ziglang")
+    script = Path(__file__).parent / "make_macho_fixtures.sh"
+    env = {**os.environ, "MACHO_FIXTURES_OUT": str(tmp_path), "PYTHON": sys.executable}
+    subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True, timeout=600)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == [p.name for p in FIXTURE_FILES]
+    for name in made:
+        fresh = _compare(tmp_path / name)
+        committed = _macho.read(FIXTURES / name)
+        for a, b in zip(fresh.slices or [fresh], committed.slices or [committed], strict=True):
+            assert (a.machine_name, a.kind, a.soname, a.needed, a.rpath, a.min_os, a.functions) == (
+                b.machine_name, b.kind, b.soname, b.needed, b.rpath, b.min_os, b.functions
+            )
