@@ -668,6 +668,7 @@ def test_callers_written_for_elf_get_answers_not_attribute_errors(tmp_path: Path
 
     for path in FIXTURE_FILES:
         info = read_binary(str(path))
+        assert isinstance(info, _macho.MachOInfo)
         assert (info.elf_class, info.elf_type, info.glibc_required) == (info.bits, info.kind, None)
         host = host_binary()
         if host.format != info.format:
