@@ -124,7 +124,8 @@ class MachOInfo:
     ``compatibility_version`` ("a.b.c" of LC_ID_DYLIB), ``platform`` ("macos",
     "ios"...), ``sdk`` ("14.2"), ``code_signature`` (LC_CODE_SIGNATURE
     present), ``uuid`` (canonical text or None), ``functions`` (frozenset of
-    exported names without the leading underscore of the C ABI), ``cpusubtype``,
+    exported names without the leading underscore of the C ABI; data symbols
+    too, as the trie does not tell code from data), ``cpusubtype``,
     ``filetype`` (MH_* int), ``byte_order``, ``offset``/``size`` (of the slice
     in the file, bytes).
     """
