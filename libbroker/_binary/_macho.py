@@ -139,6 +139,7 @@ class MachOInfo:
         "current_version",
         "exports",
         "filetype",
+        "flags",
         "format",
         "functions",
         "kind",
@@ -171,6 +172,7 @@ class MachOInfo:
         self.bits = 0
         self.byte_order = "little"
         self.filetype = 0
+        self.flags = 0  # mach header flags (MH_TWOLEVEL, MH_PIE...)
         self.kind = ""
         self.soname: str | None = None
         self.needed: list[str] = []
@@ -216,12 +218,24 @@ class MachOInfo:
         """Always empty (ELF symbol-version requirements)."""
         return {}
 
+    @property
+    def version_defs(self) -> frozenset[str]:
+        """Always empty (ELF symbol-version definitions)."""
+        return frozenset()
+
+    @property
+    def libc(self) -> None:
+        """Always None: the ELF readers' glibc/musl distinction does not apply (libSystem)."""
+        return None
+
     def inspect_dict(self) -> dict[str, object]:
-        """The design 5.3 ``inspect --json`` keys (without loadable/reason)."""
+        """The design 5.3 ``inspect --json`` keys (without loadable/reason), plus
+        ``kind`` as the ELF reader gives it."""
         return {
             "format": self.format,
             "machine": self.machine_name,
             "bits": self.bits,
+            "kind": self.kind,
             "soname": self.soname,
             "needed": list(self.needed),
             "exports": self.exports,
@@ -380,7 +394,7 @@ def _read_thin(r: _Reader) -> MachOInfo:
         )
     is64 = magic in (MH_MAGIC_64, MH_CIGAM_64)
     hsize = 32 if is64 else 28
-    cputype, cpusubtype, filetype, ncmds, sizeofcmds, _flags = struct.unpack(
+    cputype, cpusubtype, filetype, ncmds, sizeofcmds, info.flags = struct.unpack(
         e + "iiIIII", r.read(4, 24, "mach header")
     )
     info.byte_order = "big" if e == ">" else "little"

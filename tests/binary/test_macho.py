@@ -69,6 +69,7 @@ def _lief_slices(path: Path) -> list[dict[str, Any]]:
             "machine": int(b.header.cpu_type) & 0xFFFFFFFF,
             "cpusubtype": int(b.header.cpu_subtype) & 0xFFFFFFFF,
             "filetype": int(b.header.file_type),
+            "flags": int(b.header.flags),
             "soname": ids[0].name if ids else None,
             "current_version": ids[0].current_version if ids else None,
             "compatibility_version": ids[0].compatibility_version if ids else None,
@@ -134,6 +135,7 @@ def _compare(path: Path) -> _macho.MachOInfo:
         assert s.machine == lf["machine"] == ml["machine"]
         assert s.cpusubtype == lf["cpusubtype"]
         assert s.filetype == lf["filetype"]
+        assert s.flags == lf["flags"]
         assert s.bits == (64 if s.machine & 0x01000000 else 32)
         assert s.soname == lf["soname"] == ml["soname"]
         assert s.needed == lf["needed"] == ml["needed"]
@@ -185,7 +187,7 @@ def test_wheel_dylib_dispatch_and_inspect_dict() -> None:
     assert isinstance(info, _macho.MachOInfo)
     d = info.inspect_dict()
     assert sorted(d) == sorted(
-        ["format", "machine", "bits", "soname", "needed", "exports", "rpath", "runpath", "min_os", "slices"]
+        ["format", "machine", "bits", "kind", "soname", "needed", "exports", "rpath", "runpath", "min_os", "slices"]
     )
     assert d["machine"] == "arm64" and d["bits"] == 64 and d["slices"] == []
     # OpenBLAS's C interface is what a scipy-openblas32 spec would require.
@@ -670,6 +672,7 @@ def test_callers_written_for_elf_get_answers_not_attribute_errors(tmp_path: Path
         info = read_binary(str(path))
         assert isinstance(info, _macho.MachOInfo)
         assert (info.elf_class, info.elf_type, info.glibc_required) == (info.bits, info.kind, None)
+        assert (info.libc, info.version_needs, info.version_defs) == (None, {}, frozenset())
         host = host_binary()
         if host.format != info.format:
             assert check_compatible(info, host)  # a reason, e.g. "MACH-O file but this interpreter is ELF"
