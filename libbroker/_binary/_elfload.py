@@ -111,7 +111,7 @@ def loader_refusal(path: str) -> str | None:
     except _Fault as fault:
         return f"corrupt ELF file the system loader would crash on: {fault}"
     except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
-        return f"corrupt ELF file: {exc}"
+        return f"corrupt ELF file or unreadable: {exc}"
     return None
 
 
@@ -197,6 +197,15 @@ def _check_dynamic(image: _Image, machine: int, vaddr: int, filesz: int) -> None
             raise _Fault(f"{name} points to {tags[tag]:#x}, outside every loadable segment")
     if 5 not in tags or 6 not in tags:
         raise _Fault("no dynamic string or symbol table (DT_STRTAB/DT_SYMTAB)")
+    for table, size_tag, name in ((7, 8, "DT_RELA without DT_RELASZ"), (17, 18, "DT_REL without DT_RELSZ"),
+                                  (23, 2, "DT_JMPREL without DT_PLTRELSZ"), (36, 35, "DT_RELR without DT_RELRSZ"),
+                                  (5, 10, "DT_STRTAB without DT_STRSZ")):
+        if table in tags and size_tag not in tags:  # glibc reads the size through a NULL pointer
+            raise _Fault(name)
+        if tags.get(size_tag) and table not in tags and table != 5:
+            # relocations announced but their table gone: the GOT would keep unrelocated
+            # addresses and the first call through it jumps into nowhere
+            raise _Fault(f"{name.split(' without ')[1]} without {name.split(' without ')[0]}")
     strsz = tags.get(10, 0)
     if strsz > _MAX_STRSZ:
         raise _Fault(f"DT_STRSZ is {strsz} bytes (limit {_MAX_STRSZ})")
@@ -217,7 +226,8 @@ def _check_dynamic(image: _Image, machine: int, vaddr: int, filesz: int) -> None
     nsyms = _symbol_count(image, tags)
     symtab = image.at(tags[6], nsyms * syment, "dynamic symbol table") if nsyms else b""
     _check_symbols(image, symtab, nsyms, strsz)
-    _check_versions(image, tags, nsyms, strtab)
+    needed = {_cstring(strtab, value) for tag, value in strings if tag == 1}
+    _check_versions(image, tags, nsyms, strtab, needed)
     _check_relocations(image, machine, tags, nsyms)
 
 
@@ -282,15 +292,28 @@ def _check_symbols(image: _Image, symtab: bytes, nsyms: int, strsz: int) -> None
             raise _Fault(f"function symbol {i} at {value:#x} is not in an executable segment")
 
 
-def _walk_version_table(image: _Image, offset: int, count: int, need: bool, strsz: int) -> int:
+def _cstring(strtab: bytes, offset: int) -> bytes:
+    end = strtab.find(b"\0", offset)
+    return strtab[offset:end] if end >= 0 else strtab[offset:]
+
+
+def _walk_version_table(
+    image: _Image, offset: int, count: int, need: bool, strtab: bytes, needed: set[bytes] | None = None
+) -> int:
     """Walk Verneed (need) or Verdef records as glibc does; the highest version index found."""
     e, high, budget = image.e, 0, 65536
-    for _ in range(min(count, 65536) or 65536):
+    strsz = len(strtab)
+    del count  # glibc ignores DT_VERNEEDNUM/DT_VERDEFNUM and follows the next-offsets to 0
+    for _ in range(65536):
         rec = image.at(offset, 16 if need else 20, "version record")
         if need:
             version, cnt, file_, aux, nxt = struct.unpack(e + "HHIII", rec)
             if file_ >= strsz:
                 raise _Fault("a version-needed record names a file outside the string table")
+            if needed is not None and _cstring(strtab, file_) not in needed:
+                # glibc asserts that the file is one of the object's dependencies
+                raise _Fault(f"a version-needed record names {_cstring(strtab, file_)!r}, which is not "
+                             f"a DT_NEEDED entry")
         else:
             version, _, ndx, cnt, _, aux, nxt = struct.unpack(e + "HHHHIII", rec)
             high = max(high, ndx & 0x7FFF)
@@ -317,12 +340,15 @@ def _walk_version_table(image: _Image, offset: int, count: int, need: bool, strs
     return high
 
 
-def _check_versions(image: _Image, tags: dict[int, int], nsyms: int, strtab: bytes) -> None:
+def _check_versions(
+    image: _Image, tags: dict[int, int], nsyms: int, strtab: bytes, needed: set[bytes]
+) -> None:
     high = 1
     if 0x6FFFFFFE in tags:
-        high = max(high, _walk_version_table(image, tags[0x6FFFFFFE], tags.get(0x6FFFFFFF, 0), True, len(strtab)))
+        high = max(high, _walk_version_table(
+            image, tags[0x6FFFFFFE], tags.get(0x6FFFFFFF, 0), True, strtab, needed))
     if 0x6FFFFFFC in tags:
-        high = max(high, _walk_version_table(image, tags[0x6FFFFFFC], tags.get(0x6FFFFFFD, 0), False, len(strtab)))
+        high = max(high, _walk_version_table(image, tags[0x6FFFFFFC], tags.get(0x6FFFFFFD, 0), False, strtab))
     if 0x6FFFFFF0 in tags and nsyms:
         versym = struct.unpack(f"{image.e}{nsyms}H", image.at(tags[0x6FFFFFF0], 2 * nsyms, "symbol versions"))
         worst = max(v & 0x7FFF for v in versym)
@@ -368,6 +394,22 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
             raise _Fault(f"{name} at {start:#x} of {size} bytes is outside the image")
         arrays.append((start, size))
     extra: set[int] = set()
+    for count_tag, table_tag, size_tag, entsize, name in (
+        (0x6FFFFFF9, 7, 8, 24 if is64 else 12, "DT_RELACOUNT"),
+        (0x6FFFFFFA, 17, 18, 16 if is64 else 8, "DT_RELCOUNT"),
+    ):
+        # glibc treats the first COUNT entries as relative relocations and asserts so.
+        count = tags.get(count_tag, 0)
+        if not count or table_tag not in tags:
+            continue
+        if count > tags.get(size_tag, 0) // entsize:
+            raise _Fault(f"{name} is {count}, more than the table holds")
+        head = image.at(tags[table_tag], count * entsize, "relative relocations")
+        fmt = image.e + ("QQq" if is64 else "IIi") if entsize in (24, 12) else image.e + ("QQ" if is64 else "II")
+        for fields in struct.iter_unpack(fmt, head):
+            rtype = fields[1] & 0xFFFFFFFF if is64 else fields[1] & 0xFF
+            if rtype != relative and relative != -1:
+                raise _Fault(f"{name} says the first {count} relocations are relative, but one is type {rtype}")
     targets: dict[int, int | None] = {}  # relocated slot -> the address it will hold (None: a symbol)
     for offset, info, addend in _relocations(image, tags):
         rtype, sym = (info & 0xFFFFFFFF, info >> 32) if is64 else (info & 0xFF, info >> 8)
@@ -403,6 +445,7 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
             target = targets[slot]
             if target is not None and not image.mapped(target, 1, flag=_PF_X):
                 raise _Fault(f"the init/fini array entry at {slot:#x} calls {target:#x}, outside the code")
+
     for tag, name in ((12, "DT_INIT"), (13, "DT_FINI")):
         if tags.get(tag) and not image.mapped(tags[tag], 1, flag=_PF_X):
             raise _Fault(f"{name} at {tags[tag]:#x} is not in an executable segment")
