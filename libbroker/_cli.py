@@ -165,6 +165,10 @@ def inspect_data(path: str) -> dict[str, object]:
         reason = f"is an ELF {kind}, not a shared library (an executable is never loadable)"
     else:
         reason = check_compatible(info, host)
+    if reason is None:
+        from ._resolve import loader_refusal
+
+        reason = loader_refusal(os.path.realpath(path))  # what would kill the process in dlopen
     dependencies: list[dict[str, str]] = []
     if reason is None:
         closure = resolve_closure(path)

@@ -125,8 +125,8 @@ def _check(image: _Image, head: bytes) -> None:
         (e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, _, _, _) = struct.unpack_from(
             e + "HHIIIIIHHHHHH", head, 16)
         ph_fmt, ph_size = e + "IIIIIIII", 32
-    if e_type != 3:
-        return  # not a shared object: refused elsewhere with a better message
+    if e_type != 3 or not _host_machine(e_machine, is64):
+        return  # not a shared object for this host: refused elsewhere with a better message
     if e_phentsize != ph_size:
         raise _Fault(f"program headers are {e_phentsize} bytes, expected {ph_size}")
     if not 0 < e_phnum <= _MAX_PHNUM:
@@ -162,6 +162,17 @@ def _check(image: _Image, head: bytes) -> None:
     if dynamic is None:
         raise _Fault("no dynamic segment (PT_DYNAMIC)")
     _check_dynamic(image, e_machine, *dynamic)
+
+
+def _host_machine(machine: int, is64: bool) -> bool:
+    """True when the file is for this interpreter's machine and word size (else no opinion)."""
+    from ._elf import host_binary
+
+    try:
+        host = host_binary()
+    except Exception:  # noqa: BLE001 - no host facts: judge everything
+        return True
+    return bool(host.machine == machine and host.elf_class == (64 if is64 else 32))
 
 
 def _check_load(image: _Image, i: int, offset: int, vaddr: int, filesz: int, memsz: int, align: int) -> None:
