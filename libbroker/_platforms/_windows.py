@@ -160,6 +160,7 @@ def find_file(directory: str, filename: str) -> str | None:
 
 
 # -- places ----------------------------------------------------------------
+# Paths in messages are quoted, not repr()'d: repr doubles every Windows backslash.
 
 
 def same_place(a: str, b: str) -> bool:
@@ -179,10 +180,10 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
         return ("an empty search path entry means the current directory, which is never "
                 "searched; remove the empty entry")
     if not os.path.isabs(directory):
-        return (f"the search path entry {directory!r} is relative (it would resolve against the "
+        return (f"the search path entry '{directory}' is relative (it would resolve against the "
                 "current directory); libbroker never searches relative paths; use an absolute path")
     if cwd is not None and same_place(directory, cwd):
-        return (f"{directory!r} is the current directory, which is never searched (a DLL dropped "
+        return (f"'{directory}' is the current directory, which is never searched (a DLL dropped "
                 "there must not be picked up); name the directory through LIBBROKER_PATH from "
                 "somewhere else, or load the file by its absolute path")
     return None
@@ -248,7 +249,7 @@ def search_places(
             add(os.path.join(conda_prefix, "Library", "bin"), ENVIRONMENT, "CONDA_PREFIX")
         else:
             places.append(Place(conda_prefix, ENVIRONMENT, "CONDA_PREFIX", (
-                f"CONDA_PREFIX {conda_prefix!r} is not this interpreter's prefix {prefix!r} "
+                f"CONDA_PREFIX '{conda_prefix}' is not this interpreter's prefix '{prefix}' "
                 "(another environment is activated); run the environment's own python")))
     add(application_dir, ENVIRONMENT, "application directory")
     for directory in dll_directories:
@@ -362,7 +363,7 @@ def missing_reason(resolution: Resolution, importer: str, context: SearchContext
             f"searched: {'; '.join(resolution.searched)}")
     for entry in context.path_entries:
         if entry and os.path.isabs(entry) and find(entry, resolution.needed):
-            return (text + f". It exists in the PATH entry {entry!r}, which this search never reads: "
+            return (text + f". It exists in the PATH entry '{entry}', which this search never reads: "
                     "put the DLL next to the library, or add that directory with "
                     "os.add_dll_directory or LIBBROKER_PATH")
     return text + ". Fix: install the DLL next to the library or add its directory with os.add_dll_directory"

@@ -1,0 +1,83 @@
+"""The Windows search policy (libbroker/_platforms/_windows.py) against wine's
+real loader: what the policy predicts for the tier's DLLs is what happens, and
+the process facts it reads (System32, KnownDLLs, os.add_dll_directory) exist."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pefile
+
+from libbroker import _master
+from libbroker._platforms import _windows as win
+
+
+def pe_facts(path: str) -> SimpleNamespace:
+    pe = pefile.PE(path, fast_load=True)
+    pe.parse_data_directories(directories=[
+        pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
+        pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"]])
+    facts = SimpleNamespace(
+        needed=[e.dll.decode() for e in getattr(pe, "DIRECTORY_ENTRY_IMPORT", [])],
+        delay_needed=[e.dll.decode() for e in getattr(pe, "DIRECTORY_ENTRY_DELAY_IMPORT", [])],
+        machine_name=pefile.MACHINE_TYPE[pe.FILE_HEADER.Machine])
+    pe.close()
+    return facts
+
+
+def host_context() -> win.SearchContext:
+    return win.SearchContext(
+        application_dir=win.application_directory(),
+        dll_directories=win.added_dll_directories(),
+        system_dir=win.system_directory(),
+        known_dlls=win.known_dlls(),
+        loaded={os.path.basename(p): p for p, _ in _master.loaded_objects()},
+        path_entries=os.environ.get("PATH", "").split(";"))
+
+
+def test_process_facts() -> None:
+    system = win.system_directory()
+    assert system and os.path.isfile(os.path.join(system, "kernel32.dll"))
+    app = win.application_directory()
+    assert app and os.path.isfile(os.path.join(app, "python311.dll"))
+    assert "kernel32.dll" in win.known_dlls() or not win.known_dlls()  # wine may list none
+
+
+def test_added_dll_directories_are_seen(fixtures: str) -> None:
+    lib = os.path.join(fixtures, "lib")
+    handle = os.add_dll_directory(lib)
+    try:
+        assert lib in win.added_dll_directories()
+    finally:
+        handle.close()
+    assert lib not in win.added_dll_directories()
+
+
+def test_policy_predicts_the_missing_dependency(fixtures: str) -> None:
+    path = os.path.join(fixtures, "lonely", "lbmiss.dll")
+    result = win.closure(path, pe_facts, host_context())
+    assert not result.loadable
+    (problem,) = result.problems
+    assert "lbmiss.dll imports lbdep2.dll" in problem
+    assert os.path.join(fixtures, "pathdir") in problem      # "found in PATH, never read"
+    try:
+        _master.dlopen(path)
+    except OSError as exc:
+        assert exc.winerror == 126
+    else:
+        raise AssertionError("wine loaded a DLL whose dependency the safe search cannot find")
+
+
+def test_policy_predicts_where_the_dependency_comes_from(fixtures: str) -> None:
+    path = os.path.join(fixtures, "lib", "lbmain.dll")
+    ctx = host_context()
+    ctx.loaded = {}                                 # as before anything was loaded
+    result = win.closure(path, pe_facts, ctx)
+    assert result.loadable, result.problems
+    by_name = {r.needed.lower(): r for r in result.order}
+    assert by_name["lbdep.dll"].kind == win.LOAD_DIR
+    predicted = by_name["lbdep.dll"].path
+    _master.dlopen(path)
+    actual = {os.path.basename(p).lower(): p for p, _ in _master.loaded_objects()}["lbdep.dll"]
+    assert os.path.normcase(actual) == os.path.normcase(predicted or "")
