@@ -535,3 +535,41 @@ def added_dll_directories() -> list[str]:
             if isinstance(path, str) and path not in paths:
                 paths.append(path)
     return paths
+
+
+def host_search_places(*, use_path: bool = False) -> list[Place]:
+    """Reads the process: search_places for the running interpreter.
+
+    *use_path*: the configuration enabled ``PATH`` for the library search.
+    """
+    cwd: str | None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = None
+    return search_places(
+        prefix=sys.prefix,
+        base_prefix=sys.base_prefix,
+        application_dir=application_directory(),
+        dll_directories=added_dll_directories(),
+        system_dir=system_directory(),
+        conda_prefix=os.environ.get("CONDA_PREFIX"),
+        path_entries=os.environ.get("PATH", "").split(os.pathsep) if use_path else None,
+        cwd=cwd,
+    )
+
+
+def host_context(providers: Mapping[str, str] | None = None) -> SearchContext:
+    """Reads the process: the SearchContext of the running interpreter, with the
+    modules it maps now (``_master.loaded_objects``) as the loaded-module list."""
+    from .. import _master
+
+    return SearchContext(
+        application_dir=application_directory(),
+        dll_directories=added_dll_directories(),
+        system_dir=system_directory(),
+        known_dlls=known_dlls(),
+        loaded={os.path.basename(path): path for path, _base in _master.loaded_objects()},
+        providers=providers,
+        path_entries=os.environ.get("PATH", "").split(os.pathsep),
+    )

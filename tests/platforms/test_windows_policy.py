@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -393,3 +394,8 @@ def test_runtime_facts_off_windows() -> None:
     assert win.added_dll_directories() == []
     app = win.application_directory()
     assert app is not None and os.path.isabs(app)
+    places = win.host_search_places()
+    assert places[0].directory == os.path.join(sys.prefix, "Library", "bin")
+    assert not any(p.origin == "system" for p in places)  # no System32 off Windows
+    ctx = win.host_context()
+    assert any(os.path.basename(p).startswith("libc.so") for p in ctx.loaded.values())

@@ -26,22 +26,17 @@ def pe_facts(path: str) -> SimpleNamespace:
     return facts
 
 
-def host_context() -> win.SearchContext:
-    return win.SearchContext(
-        application_dir=win.application_directory(),
-        dll_directories=win.added_dll_directories(),
-        system_dir=win.system_directory(),
-        known_dlls=win.known_dlls(),
-        loaded={os.path.basename(p): p for p, _ in _master.loaded_objects()},
-        path_entries=os.environ.get("PATH", "").split(";"))
-
-
 def test_process_facts() -> None:
     system = win.system_directory()
     assert system and os.path.isfile(os.path.join(system, "kernel32.dll"))
     app = win.application_directory()
     assert app and os.path.isfile(os.path.join(app, "python311.dll"))
     assert "kernel32.dll" in win.known_dlls() or not win.known_dlls()  # wine may list none
+    places = win.host_search_places()
+    assert [p.directory for p in places if p.label == "system directory"] == [system]
+    assert not any(p.label.startswith("PATH") for p in places)
+    with_path = win.host_search_places(use_path=True)
+    assert any(p.label.startswith("PATH") for p in with_path)
 
 
 def test_added_dll_directories_are_seen(fixtures: str) -> None:
@@ -56,7 +51,7 @@ def test_added_dll_directories_are_seen(fixtures: str) -> None:
 
 def test_policy_predicts_the_missing_dependency(fixtures: str) -> None:
     path = os.path.join(fixtures, "lonely", "lbmiss.dll")
-    result = win.closure(path, pe_facts, host_context())
+    result = win.closure(path, pe_facts, win.host_context())
     assert not result.loadable
     (problem,) = result.problems
     assert "lbmiss.dll imports lbdep2.dll" in problem
@@ -71,7 +66,7 @@ def test_policy_predicts_the_missing_dependency(fixtures: str) -> None:
 
 def test_policy_predicts_where_the_dependency_comes_from(fixtures: str) -> None:
     path = os.path.join(fixtures, "lib", "lbmain.dll")
-    ctx = host_context()
+    ctx = win.host_context()
     ctx.loaded = {}                                 # as before anything was loaded
     result = win.closure(path, pe_facts, ctx)
     assert result.loadable, result.problems
