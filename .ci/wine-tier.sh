@@ -110,6 +110,10 @@ T="$ROOT/tests/windows/fixtures"
 "$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=-2000 "$T/lbdep.c" -o "$FIX/cwd/lbdep.dll"
 "$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/pathdir" -llbdep2 -o "$FIX/lonely/lbmiss.dll"
 "$CC" -shared -O1 -static-libgcc "$T/lbver.c" -o "$FIX/lib/lbver.dll"
+# lbuser.dll imports lbdep3.dll, which only an os.add_dll_directory directory holds.
+mkdir -p "$FIX"/{added,user}
+"$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=7 "$T/lbdep.c" -o "$FIX/added/lbdep3.dll"
+"$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/added" -llbdep3 -o "$FIX/user/lbuser.dll"
 
 say "generating libbroker_lbmain.h on the host and building the C consumer"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" -m libbroker generate "$T/lbmain.toml" -o "$FIX/gen"

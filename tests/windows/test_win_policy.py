@@ -76,3 +76,30 @@ def test_policy_predicts_where_the_dependency_comes_from(fixtures: str) -> None:
     _master.dlopen(path)
     actual = {os.path.basename(p).lower(): p for p, _ in _master.loaded_objects()}["lbdep.dll"]
     assert os.path.normcase(actual) == os.path.normcase(predicted or "")
+
+
+def test_add_dll_directory_serves_dependencies(fixtures: str) -> None:
+    """lbuser.dll imports lbdep3.dll, held only by fixtures/added: the loader finds
+    it once the directory is added, as the policy predicts, and not before."""
+    path = os.path.join(fixtures, "user", "lbuser.dll")
+    added = os.path.join(fixtures, "added")
+    before = win.closure(path, pe_facts, win.host_context())
+    assert not before.loadable and "lbdep3.dll" in before.problems[0]
+    try:
+        _master.dlopen(path)
+    except OSError as exc:
+        assert exc.winerror == 126
+    else:
+        raise AssertionError("lbdep3.dll was found without its directory being added")
+    handle = os.add_dll_directory(added)
+    try:
+        after = win.closure(path, pe_facts, win.host_context())
+        assert after.loadable, after.problems
+        dep = {r.needed.lower(): r for r in after.order}["lbdep3.dll"]
+        assert (dep.kind, os.path.normcase(dep.path or "")) == (
+            win.USER_DIR, os.path.normcase(os.path.join(added, "lbdep3.dll")))
+        assert _master.dlopen(path)
+    finally:
+        handle.close()
+    loaded = {os.path.basename(p).lower(): p for p, _ in _master.loaded_objects()}
+    assert os.path.normcase(loaded["lbdep3.dll"]) == os.path.normcase(os.path.join(added, "lbdep3.dll"))
