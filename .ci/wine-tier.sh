@@ -21,7 +21,7 @@ PYVER=3.11
 say() { echo "wine-tier: $*" >&2; }
 die() { say "$*"; echo "Windows under wine: 0 passed, 1 failed"; exit 1; }
 
-for tool in wine wineserver winepath "$CC"; do
+for tool in wine wineserver winepath "$CC" i686-w64-mingw32-gcc; do
     command -v "$tool" >/dev/null || die "$tool is missing; install the packages of .ci/apt-packages.txt (wine wine64 mingw-w64)"
 done
 "$HOST_PY" -c "import Cython, pip" 2>/dev/null || die "$HOST_PY lacks cython or pip; install the repo's [test] extra"
@@ -114,6 +114,12 @@ T="$ROOT/tests/windows/fixtures"
 mkdir -p "$FIX"/{added,user}
 "$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=7 "$T/lbdep.c" -o "$FIX/added/lbdep3.dll"
 "$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/added" -llbdep3 -o "$FIX/user/lbuser.dll"
+# lbarch.dll imports lbdep4.dll: next to it a 32-bit build (i686), a 64-bit one
+# in fixtures/good. The loader passes over the 32-bit file and searches on.
+mkdir -p "$FIX"/{arch,good}
+i686-w64-mingw32-gcc -shared -O1 -static-libgcc -DLBDEP_ANSWER=5 "$T/lbdep.c" -o "$FIX/arch/lbdep4.dll"
+"$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=6 "$T/lbdep.c" -o "$FIX/good/lbdep4.dll"
+"$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/good" -llbdep4 -o "$FIX/arch/lbarch.dll"
 
 say "generating libbroker_lbmain.h on the host and building the C consumer"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$HOST_PY" -m libbroker generate "$T/lbmain.toml" -o "$FIX/gen"

@@ -23,9 +23,9 @@ provider's copy (design 5.1: provider wheels first) is honoured because the
 closure is loaded bottom-up by absolute path, so step 2 binds the dependency
 to the judged copy; the model puts providers right after step 3.
 
-Where the Windows loader meets a file of the right name but the wrong machine
-it fails the load (ERROR_BAD_EXE_FORMAT) instead of searching on, so the first
-file found is judged and a wrong one rejects the candidate.
+A file of the right name built for another machine (a 32-bit DLL met by a
+64-bit process) is passed over and the search goes on (STATUS_IMAGE_MACHINE_TYPE_MISMATCH
+is not final; wine's loader does the same, and the tier checks it there).
 
 Everything here is a pure function of the facts passed in (directories, the
 KnownDLLs names, the loaded modules, a reader for a DLL's imports), except the
@@ -326,12 +326,15 @@ def resolve_dependency(
     load_dir: str,
     context: SearchContext,
     find: Callable[[str, str], str | None] = find_file,
+    skip: Callable[[str], str | None] | None = None,
 ) -> Resolution:
     """Where ``LoadLibraryExW`` with the safe flags takes the import *needed* from.
 
     *load_dir* is the directory of the DLL libbroker loads (the closure's root).
     *find(directory, filename)* looks a file up (default: find_file, which reads
-    the directory). Never the current directory, never ``PATH``.
+    the directory). *skip(path)* says why the loader would pass a found file over
+    (another machine), or None; passed-over files are listed in ``searched``.
+    Never the current directory, never ``PATH``.
     """
     lower = needed.lower()
     if is_api_set(lower):
@@ -344,14 +347,22 @@ def resolve_dependency(
         return Resolution(needed, KNOWN_DLL, path or os.path.join(context.system_dir, needed),
                           searched + ["KnownDLLs"])
     if lower in context.providers:
-        return Resolution(needed, PROVIDER, context.providers[lower], searched + ["providers"])
+        path = context.providers[lower]
+        why = skip(path) if skip is not None else None
+        if why is None:
+            return Resolution(needed, PROVIDER, path, searched + ["providers"])
+        searched.append(f"providers: {path} passed over ({why})")
     for kind, directory in dependency_dirs(load_dir, context):
         searched.append(f"{kind}: {directory}")
         if not os.path.isabs(directory):
             continue  # AddDllDirectory refuses relative paths; so does libbroker
         path = find(directory, needed)
-        if path is not None:
+        if path is None:
+            continue
+        why = skip(path) if skip is not None else None
+        if why is None:
             return Resolution(needed, kind, path, searched)
+        searched[-1] += f" ({path} passed over: {why})"
     return Resolution(needed, MISSING, None, searched)
 
 
@@ -366,6 +377,9 @@ def missing_reason(resolution: Resolution, importer: str, context: SearchContext
             return (text + f". It exists in the PATH entry '{entry}', which this search never reads: "
                     "put the DLL next to the library, or add that directory with "
                     "os.add_dll_directory or LIBBROKER_PATH")
+    if any("passed over" in place for place in resolution.searched):
+        return text + (". Fix: install a build for this machine next to the library, or add the "
+                       "directory of one with os.add_dll_directory")
     return text + ". Fix: install the DLL next to the library or add its directory with os.add_dll_directory"
 
 
@@ -410,8 +424,9 @@ def closure(
 
     *read(path)* gives a file's facts (``needed``, ``delay_needed``, ``machine_name``);
     an exception from it (an unreadable or non-PE file) becomes a problem naming the
-    file. Every dependency must have the root's machine. At most *limit* files are
-    visited, so a pathological tree cannot run without bound.
+    file. A file built for another machine than the root is passed over, as the
+    loader does. At most *limit* files are visited, so a pathological tree cannot
+    run without bound.
     """
     result = Closure(root)
     load_dir = os.path.dirname(root)
@@ -425,6 +440,27 @@ def closure(
     # back to it resolves to it.
     seen: dict[str, Resolution] = {root_res.needed.lower(): root_res}
     done: set[str] = {root.lower()}
+    facts_cache: dict[str, ImageFacts | Exception] = {}
+
+    def facts_of(path: str) -> ImageFacts:
+        if path not in facts_cache:
+            try:
+                facts_cache[path] = read(path)
+            except _READ_ERRORS as exc:
+                facts_cache[path] = exc
+        got = facts_cache[path]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def other_machine(path: str) -> str | None:
+        try:
+            machine = facts_of(path).machine_name
+        except _READ_ERRORS:
+            return None  # taken, then reported as unreadable
+        if machine != root_facts.machine_name:
+            return f"built for {machine}, not {root_facts.machine_name} like the library"
+        return None
 
     def visit(path: str, facts: ImageFacts, depth: int) -> None:
         for needed, delayed in [(n, False) for n in facts.needed] + [(n, True) for n in facts.delay_needed]:
@@ -434,7 +470,7 @@ def closure(
             if len(seen) >= limit or depth > 64:
                 result.problems.append(f"{root}: the import closure exceeds {limit} DLLs or 64 levels")
                 return
-            res = resolve_dependency(needed, load_dir, context, find)
+            res = resolve_dependency(needed, load_dir, context, find, other_machine)
             seen[lower] = res
             if res.kind == MISSING:
                 target = result.notes if delayed else result.problems
@@ -448,17 +484,10 @@ def closure(
             if res.path.lower() in done:  # the same file under another import name
                 continue
             try:
-                dep = read(res.path)
+                dep = facts_of(res.path)
             except _READ_ERRORS as exc:
                 result.problems.append(f"{os.path.basename(path)} imports {needed}, found at "
                                        f"{res.path}, which cannot be read as a DLL: {exc}")
-                continue
-            if dep.machine_name != root_facts.machine_name:
-                result.problems.append(
-                    f"{os.path.basename(path)} imports {needed}; the safe search finds {res.path} "
-                    f"({res.kind}), built for {dep.machine_name}, expected {root_facts.machine_name} "
-                    "like the library; the loader stops there (ERROR_BAD_EXE_FORMAT) instead of "
-                    "searching on. Fix: put a matching build first in the search order")
                 continue
             done.add(res.path.lower())
             visit(res.path, dep, depth + 1)

@@ -282,22 +282,41 @@ def test_closure_load_order_and_root_dir_rule(tree: SimpleNamespace) -> None:
     assert len(result.notes) == 1 and "late.dll" in result.notes[0] and "delay-loaded" in result.notes[0]
 
 
-def test_closure_missing_and_wrong_machine(tree: SimpleNamespace) -> None:
+def test_closure_missing_and_unreadable(tree: SimpleNamespace) -> None:
     root = touch(tree.libdir / "root.dll")
-    touch(tree.libdir / "arm.dll")
     touch(tree.cwd / "gone.dll")                 # a decoy in the current directory
     touch(tree.libdir / "garbage.dll")
-    read = fake_reader({
-        "root.dll": (["gone.dll", "arm.dll", "garbage.dll"], [], "AMD64"),
-        "arm.dll": ([], [], "ARM64"),
-    })
+    read = fake_reader({"root.dll": (["gone.dll", "garbage.dll"], [], "AMD64")})
     result = win.closure(root, read, context(tree))
     assert not result.loadable
     text = "\n".join(result.problems)
     assert "root.dll imports gone.dll" in text and "does not find" in text
-    assert "arm.dll" in text and "ARM64" in text and "expected AMD64" in text
     assert "garbage.dll" in text and "cannot be read" in text
-    assert len(result.problems) == 3
+    assert len(result.problems) == 2
+
+
+def test_closure_passes_over_another_machine(tree: SimpleNamespace) -> None:
+    """A 32-bit or ARM64 file of the right name is passed over and the search goes
+    on, as the loader does (wine shows the same in tests/windows)."""
+    root = touch(tree.libdir / "root.dll")
+    touch(tree.libdir / "arm.dll")
+    read = fake_reader({"root.dll": (["arm.dll"], [], "AMD64"), "arm.dll": ([], [], "ARM64")})
+    missing = win.closure(root, read, context(tree))
+    (problem,) = missing.problems
+    assert "root.dll imports arm.dll" in problem
+    assert f"{tree.libdir / 'arm.dll'} passed over: built for ARM64, not AMD64" in problem
+    assert "install a build for this machine" in problem
+    good = touch(tree.added2 / "arm.dll")
+    by_dir = {os.path.dirname(good): ([], [], "AMD64")}
+
+    def read2(path: str) -> SimpleNamespace:
+        if os.path.dirname(path) in by_dir:
+            return SimpleNamespace(needed=[], delay_needed=[], machine_name="AMD64")
+        return read(path)
+
+    found = win.closure(root, read2, context(tree))
+    assert found.loadable, found.problems
+    assert [(r.kind, r.path) for r in found.order] == [(win.USER_DIR, good), ("root", root)]
 
 
 def test_closure_unreadable_root_and_cycles(tree: SimpleNamespace) -> None:
@@ -336,7 +355,10 @@ MINGW = shutil.which("x86_64-w64-mingw32-gcc")
 
 def pefile_reader(path: str) -> SimpleNamespace:
     pefile = pytest.importorskip("pefile")
-    pe = pefile.PE(path, fast_load=True)
+    try:
+        pe = pefile.PE(path, fast_load=True)
+    except pefile.PEFormatError as exc:  # as libbroker's own reader: a ValueError-like refusal
+        raise ValueError(f"{path}: {exc}") from exc
     pe.parse_data_directories(directories=[
         pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
         pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"]])

@@ -14,7 +14,10 @@ from libbroker._platforms import _windows as win
 
 
 def pe_facts(path: str) -> SimpleNamespace:
-    pe = pefile.PE(path, fast_load=True)
+    try:
+        pe = pefile.PE(path, fast_load=True)
+    except pefile.PEFormatError as exc:  # as libbroker's own reader: a ValueError-like refusal
+        raise ValueError(f"{path}: {exc}") from exc
     pe.parse_data_directories(directories=[
         pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
         pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"]])
@@ -103,3 +106,31 @@ def test_add_dll_directory_serves_dependencies(fixtures: str) -> None:
         handle.close()
     loaded = {os.path.basename(p).lower(): p for p, _ in _master.loaded_objects()}
     assert os.path.normcase(loaded["lbdep3.dll"]) == os.path.normcase(os.path.join(added, "lbdep3.dll"))
+
+
+def test_another_machine_is_passed_over(fixtures: str) -> None:
+    """A 32-bit lbdep4.dll sits next to lbarch.dll; the 64-bit one only in
+    fixtures/good. Without that directory the load fails; with it added, the loader
+    passes over the 32-bit file and takes the good one, as the policy predicts."""
+    path = os.path.join(fixtures, "arch", "lbarch.dll")
+    good = os.path.join(fixtures, "good")
+    before = win.closure(path, pe_facts, win.host_context())
+    assert not before.loadable
+    assert "passed over: built for IMAGE_FILE_MACHINE_I386" in before.problems[0]
+    try:
+        _master.dlopen(path)
+    except OSError as exc:
+        assert exc.winerror == 126
+    else:
+        raise AssertionError("lbarch.dll loaded with only a 32-bit lbdep4.dll in reach")
+    handle = os.add_dll_directory(good)
+    try:
+        after = win.closure(path, pe_facts, win.host_context())
+        assert after.loadable, after.problems
+        dep = {r.needed.lower(): r for r in after.order}["lbdep4.dll"]
+        assert os.path.normcase(dep.path or "") == os.path.normcase(os.path.join(good, "lbdep4.dll"))
+        _master.dlopen(path)
+    finally:
+        handle.close()
+    loaded = {os.path.basename(p).lower(): p for p, _ in _master.loaded_objects()}
+    assert os.path.normcase(loaded["lbdep4.dll"]) == os.path.normcase(os.path.join(good, "lbdep4.dll"))
