@@ -14,7 +14,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${LIBBROKER_WINE_CACHE:-$HOME/.cache/libbroker-wine}
+CACHE=${LIBBROKER_WINE_CACHE:-${XDG_CACHE_HOME:-${HOME:?HOME is unset: set LIBBROKER_WINE_CACHE}/.cache}/libbroker-wine}
 HOST_PY=${PYTHON:-python3}
 CC=x86_64-w64-mingw32-gcc
 PYVER=3.11
