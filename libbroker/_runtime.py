@@ -12,8 +12,8 @@ from ._locks import new_rlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
     from collections.abc import Callable
+    from typing import Any
 
     from ._types import Library
 
