@@ -15,6 +15,7 @@ def plot_sweeps(sweeps: dict[str, dict], out_dir: str) -> list[str]:
 
     matplotlib.use("Agg")  # no display: write files only
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     os.makedirs(out_dir, exist_ok=True)
     written = []
@@ -31,6 +32,10 @@ def plot_sweeps(sweeps: dict[str, dict], out_dir: str) -> list[str]:
                 ax.plot(sweep["x"], [v * scale for v in values], marker="o", label=label)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_xticks(sweep["x"])  # the N values measured, as plain numbers
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(ScalarFormatter())
             ax.set_xlabel(f"N = {sweep['xlabel']}")
             ax.set_ylabel("median time (ms)" if kind == "time" else f"size ({unit})")
             ax.grid(True, which="both", alpha=0.3)
