@@ -482,6 +482,16 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     else:
         resolver = _Resolver(closure, use_providers)
         root = _Node(real, info, "path")
+        from ._binary import check_compatible
+
+        if resolver.host is not None:
+            # Machine, class, byte order, glibc: the file itself first, as ld.so would.
+            incompatible = check_compatible(info, resolver.host)
+            if incompatible:
+                closure.reason = incompatible
+                closure.fix = "install a build of the library for this interpreter's machine and word size"
+                _memo[key] = closure
+                return closure
         # The file itself serves a dependency that needs it back (a cycle): ld.so
         # matches it by SONAME, it is not a dependency of its own.
         for alias in (info.soname, os.path.basename(path), os.path.basename(real)):
