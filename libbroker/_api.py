@@ -11,19 +11,21 @@ import time
 
 from . import _cache
 from ._errors import LibraryNotFoundError
-from ._types import Candidate, Library, LibraryInfo
+from ._types import Candidate, Dependency, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
 _FIND_KIND = "find"
 _RECHECK_SECONDS = 1.0
 _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
-    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE)
+    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),
+    "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
 }
-_memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
+_memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 
 
 def get_include() -> str:
@@ -31,14 +33,14 @@ def get_include() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
-def _loader_in_use():  # type: ignore[no-untyped-def]
+def _loader_in_use() -> "ModuleType | None":
     """libbroker._loader if anything was loaded yet (else no copy can exist)."""
     return sys.modules.get(f"{__package__}._loader")
 
 
 def _loaded_copy(name: str, version: str | None) -> Library | None:
     loader = _loader_in_use()
-    copies = loader.loaded_named(name) if loader is not None else []
+    copies: list[Library] = loader.loaded_named(name) if loader is not None else []
     if not copies:
         return None
     if version is None:
@@ -147,26 +149,58 @@ def info_of(cand: Candidate) -> LibraryInfo:
     )
 
 
-def _closure_stamps(search_stamps: list, chosen: str, dependencies: "list[str]") -> list:
-    """Cache stamps covering the chosen file and every file of its closure."""
-    try:
-        return _cache.decision_stamps(search_stamps, [chosen, *dependencies])
-    except TypeError:  # the one-file signature: stamp the others here
-        stamps = _cache.decision_stamps(search_stamps, chosen)
-        for path in dependencies:
-            real = os.path.realpath(path)
-            stamps.append(("@file", (real, _cache.identity(real))))
-        return stamps
+def _closure_stamps(search_stamps: "Sequence[object]", chosen: str, dependencies: "list[str]") -> "list[object]":
+    """Cache stamps covering the chosen file and every file of its closure (`_cache`)."""
+    return _cache.decision_stamps(list(search_stamps), [chosen, *dependencies])
 
 
 def candidates(
     name: str, version: str | None = None, *, packages: "Sequence[str]" = ()
 ) -> list[Candidate]:
-    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
+    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`.
+
+    A copy already mapped in this process that `load()` would reuse instead of
+    the first accepted file (design.md 5.1, one copy per process) comes first,
+    accepted, with its true origin, so the list says what `load()` will do.
+    """
     from ._resolve import resolve
 
     _check_name(name, "candidates")
-    return resolve(name, version, packages=packages, stop_at_first=False).candidates
+    found = resolve(name, version, packages=packages, stop_at_first=False).candidates
+    first = next((c for c in found if c.accepted), None)
+    if first is None or first.origin == "override":
+        return found
+    mapped = _mapped_reusable(name, version, os.path.realpath(first.path))
+    if mapped is None:
+        return found
+    path, text = mapped
+    cand = Candidate(name, path, _origin_of(os.path.realpath(path)), accepted=True, version_text=text)
+    cand.version_source = "library" if text else None
+    for rank, other in enumerate(found, start=1):
+        other.rank = rank
+    return [cand, *(c for c in found if os.path.realpath(c.path) != os.path.realpath(path))]
+
+
+def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple[str, str | None] | None":
+    """(path, version text) of a mapped copy of *name* other than *chosen_real* that
+    satisfies *version*, else None. Never loads anything (RTLD_NOLOAD probes)."""
+    from . import _master
+    from ._discovery import link_name_of
+    from ._resolve import library_version_text
+
+    for path, _ in _master.loaded_objects():
+        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
+            continue
+        if os.path.realpath(path) == chosen_real:
+            return None
+        handle = _master.noload(path)
+        if not handle:
+            continue
+        text = library_version_text(handle, name, os.path.basename(path))
+        _dlclose(handle)
+        if _specifier_problem(version, text) is None:
+            return path, text
+    return None
 
 
 def _check_name(name: object, what: str) -> str:
@@ -202,14 +236,12 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         name_or_path = os.fsdecode(name_or_path)
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
-        if os.path.isabs(name_or_path) and not _loader.loaded_named(os.path.basename(name_or_path)):
-            real = os.path.realpath(name_or_path)
-            conflict = _interposition(real)
-            if conflict is not None and not _deepbind(real):
-                from ._errors import IncompatibleLibraryError
-
-                raise IncompatibleLibraryError(name_or_path, conflict)
+        dependencies: list[Dependency] = []
+        if os.path.isabs(name_or_path):
+            dependencies = _prepare_path(name_or_path)
         library = _loader.load_file(name_or_path)
+        if not library.dependencies:
+            library.dependencies = dependencies
         _refine_version(library)
         if version is not None:
             _check_loaded_version(library, version)
@@ -219,6 +251,34 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
     if copy is not None:
         return copy
     return _load_by_name(name, version)
+
+
+def _prepare_path(path: str) -> "list[Dependency]":
+    """For `load(path)`: judge the file's closure and map it bottom-up by path, so
+    ld.so never searches for a dependency (design.md 5.1). Files the loader must
+    refuse for their own sake (unsafe place, not a library...) are left to it."""
+    from . import _loader
+    from ._closure import read_facts, resolve_closure
+    from ._errors import IncompatibleLibraryError
+
+    real = os.path.realpath(path)
+    facts = read_facts(real)
+    if isinstance(facts, str) or facts.kind != "shared" or _loader.loaded_named(os.path.basename(path)):
+        return []
+    closure = resolve_closure(real)  # the file's own machine/word size/glibc first, then its closure
+    if not closure.ok:
+        raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
+    for dep in closure.dependencies:
+        try:
+            _loader.dlopen_checked(dep.path)  # checked file, mapped by fd
+        except OSError as exc:
+            raise IncompatibleLibraryError(
+                path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"
+            ) from exc
+    conflict = _interposition(real)
+    if conflict is not None and not _deepbind(real):
+        raise IncompatibleLibraryError(path, conflict)
+    return list(closure.dependencies)
 
 
 def _load_by_name(name: str, version: str | None) -> Library:
@@ -332,8 +392,8 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
             _dlclose(handle)
 
     for dep in info.dependencies:
-        if dep.origin == "mapped":
-            continue
+        # Every one by its path, "mapped" ones too: a cached verdict may come from a
+        # process where they were mapped, and ld.so must not search for them here.
         try:
             opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
         except OSError as exc:
@@ -480,7 +540,7 @@ def _interposition(real: str) -> str | None:
     for symbol in sorted(facts.functions):
         try:
             address = c_dlsym(scope, symbol)
-        except OSError:
+        except (OSError, UnicodeEncodeError, ValueError):  # a name no real symbol has (not UTF-8, NUL)
             continue
         hits.append((symbol, address))
         if len(hits) >= 3:

@@ -290,16 +290,26 @@ def searched_dirs(search_stamps: "list[Any]") -> "list[str]":
     return [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
 
 
+def _cwd_among(dirs: object) -> "str | None":
+    """The current directory if it is one of *dirs* (by real path), else None."""
+    cwd = _current_dir()
+    if cwd is None or not isinstance(dirs, tuple):
+        return None
+    for d in dirs:
+        if isinstance(d, str) and os.path.isabs(d) and os.path.realpath(d) == cwd:
+            return cwd
+    return None
+
+
 def cacheable(search_stamps: "list[Any]") -> bool:
     """False when the verdict depended on the current directory (it was one of the places searched).
 
     Such a directory was refused because it was the cwd; in another cwd it
-    would be searched, so the verdict must not be replayed.
+    would be searched. `decision_stamps` records which searched directory was
+    the cwd (none, usually), so a verdict is replayed only in a process whose
+    cwd plays the same part: the same answer a fresh search gives there.
     """
-    cwd = _current_dir()
-    if cwd is None:
-        return True
-    return all(os.path.realpath(d) != cwd for d in searched_dirs(search_stamps) if os.path.isabs(d))
+    return _cwd_among(tuple(searched_dirs(search_stamps))) is None
 
 
 def _ancestors(path: str) -> "list[str]":
@@ -322,9 +332,8 @@ def decision_stamps(search_stamps: "list[Any]", closure_paths: "list[str] | str"
         closure_paths = [closure_paths]
     stamps = list(search_stamps)
     stamps.append(("@config", config_stamp()[1]))
-    stamps.append(("@cwd", tuple(searched_dirs(search_stamps))))
-    if not cacheable(search_stamps):
-        stamps.append(("@never", None))  # it depended on the cwd: never replayed
+    dirs = tuple(searched_dirs(search_stamps))
+    stamps.append(("@cwd", (dirs, _cwd_among(dirs))))
     seen: set[str] = set()
     for given in closure_paths:
         real = os.path.realpath(given)
@@ -360,13 +369,10 @@ def stamps_valid(stamps: object) -> bool:
                 if _place_stamp(entry) != ident:
                     return False
             elif path == "@cwd":
-                cwd = _current_dir()
-                if cwd is not None and any(
-                    isinstance(d, str) and os.path.isabs(d) and os.path.realpath(d) == cwd
-                    for d in stamp
-                ):
+                dirs, among = stamp
+                if _cwd_among(dirs) != among:
                     return False
-            elif path == "@never" or not isinstance(path, str) or dir_stamp(path) != stamp:
+            elif not isinstance(path, str) or dir_stamp(path) != stamp:
                 return False
     except (TypeError, ValueError):
         return False

@@ -165,6 +165,10 @@ def inspect_data(path: str) -> dict[str, object]:
         reason = f"is an ELF {kind}, not a shared library (an executable is never loadable)"
     else:
         reason = check_compatible(info, host)
+    if reason is None:
+        from ._resolve import loader_refusal
+
+        reason = loader_refusal(os.path.realpath(path))  # what would kill the process in dlopen
     dependencies: list[dict[str, str]] = []
     if reason is None:
         closure = resolve_closure(path)
@@ -250,12 +254,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         ok=not status["required"]["missing"],
     )
     lines = [
-        f"table {spec.name!r}: {data['path']} (version {data['version'] or 'unknown'}, "
-        f"origin {data['origin'] or '-'})",
-        f"required: {len(status['required']['present'])} present, missing: "
-        f"{', '.join(status['required']['missing']) or 'none'}",
-        f"optional: {len(status['optional']['present'])} present, missing: "
-        f"{', '.join(status['optional']['missing']) or 'none'}",
+        (f"table {spec.name!r}: {data['path']} (version {data['version'] or 'unknown'}, "
+        f"origin {data['origin'] or '-'})"),
+        (f"required: {len(status['required']['present'])} present, missing: "
+        f"{', '.join(status['required']['missing']) or 'none'}"),
+        (f"optional: {len(status['optional']['present'])} present, missing: "
+        f"{', '.join(status['optional']['missing']) or 'none'}"),
     ]
     _emit(args, data, "\n".join(lines))
     return EXIT_OK if data["ok"] else EXIT_NOT_FOUND
@@ -293,7 +297,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for module in args.imports:
         try:
             importlib.import_module(module)
-        except Exception as exc:  # report, keep diagnosing: that is the point of doctor
+        except Exception as exc:  # noqa: BLE001 - any import error is reported, doctor keeps diagnosing
             failures.append(f"--import {module!r} failed: {type(exc).__name__}: {exc}")
             print(f"libbroker doctor: {failures[-1]}", file=sys.stderr)
     from ._doctor import format_report, report

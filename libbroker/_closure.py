@@ -57,7 +57,7 @@ class Closure:
     the closure (for cache stamps).
     """
 
-    __slots__ = ("dependencies", "fix", "notes", "path", "paths", "reason")
+    __slots__ = ("dependencies", "fix", "identities", "notes", "path", "paths", "reason")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -66,6 +66,7 @@ class Closure:
         self.fix: str | None = None
         self.paths: list[str] = []
         self.notes: list[str] = []  # entries and files skipped on the way, for reports
+        self.identities: list[tuple[str, tuple[int, ...] | None]] = []  # for the memo
 
     @property
     def ok(self) -> bool:
@@ -183,6 +184,36 @@ def _mapped() -> dict[str, str]:
     return result
 
 
+_links_memo: dict[tuple[object, ...], frozenset[str]] = {}
+
+
+def _provided_links() -> frozenset[str]:
+    """Link names some installed provider offers (one scan of the distributions per
+    state of sys.path: installing or removing one changes its site directory's mtime)."""
+    key_parts: list[object] = []
+    for entry in sys.path:
+        if entry and os.path.isabs(entry):
+            try:
+                key_parts.append((entry, os.stat(entry).st_mtime_ns))
+            except OSError:
+                key_parts.append((entry, None))
+    key = tuple(key_parts)
+    hit = _links_memo.get(key)
+    if hit is not None:
+        return hit
+    from ._errors import BrokerError
+
+    try:
+        from ._providers import provider_names
+
+        links = frozenset(provider_names())
+    except (BrokerError, OSError, ValueError):  # a broken provider serves nothing here
+        links = frozenset()
+    _links_memo.clear()
+    _links_memo[key] = links
+    return links
+
+
 def _lib_dir() -> str:
     """What ``$LIB`` expands to: Debian's multiarch directory, else lib64/lib."""
     triplet = getattr(sys.implementation, "_multiarch", "") or ""
@@ -221,6 +252,9 @@ class _Resolver:
         self.flavour = host_libc()
         self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
         self._cache: dict[str, list[str]] | None = None
+        from ._ldcache import supported_hwcaps
+
+        self.hwcaps = supported_hwcaps()
         self._executable_rpath: list[str] | None = None
         from ._binary import host_binary
         from ._errors import BrokerError
@@ -274,7 +308,7 @@ class _Resolver:
         from ._discovery import link_name_of
 
         link = link_name_of(needed)
-        if link is None:
+        if link is None or link not in _provided_links():
             return None
         from ._errors import BrokerError
 
@@ -312,6 +346,10 @@ class _Resolver:
                 if not directory or not os.path.isabs(directory):
                     skipped.append(f"{label} entry {directory!r} (empty or relative: never searched)")
                     continue
+                # glibc >= 2.33 looks in each directory's glibc-hwcaps/<level>/ first.
+                candidates += [
+                    (os.path.join(directory, "glibc-hwcaps", level, needed), label) for level in self.hwcaps
+                ]
                 candidates.append((os.path.join(directory, needed), label))
             candidates += [(p, "ld.so.cache") for p in self.cache_paths(needed)]
             candidates += [(os.path.join(d, needed), "default") for d in system_dirs()]
@@ -430,18 +468,39 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
         mapped_key = ()
     key = (real, _identity(real), os.environ.get("LD_LIBRARY_PATH"), mapped_key, use_providers)
     hit = _memo.get(key)
-    if hit is not None:
-        return hit
+    if hit is not None and all(_identity(p) == ident for p, ident in hit.identities):
+        return hit  # and no file of the closure changed since (one stat each)
     closure = Closure(real)
+    if not sys.platform.startswith("linux"):
+        # The ELF loader's rules only; macOS (@rpath, DYLD_*) and Windows (the safe DLL
+        # search) closures are not resolved yet: the file's own checks still apply.
+        return closure
     info = read_facts(real)
     if isinstance(info, str):
         closure.reason = info
         closure.fix = "use a real shared library file"
     else:
         resolver = _Resolver(closure, use_providers)
-        resolver.walk(_Node(real, info, "path"), [])
+        root = _Node(real, info, "path")
+        from ._binary import check_compatible
+
+        if resolver.host is not None:
+            # Machine, class, byte order, glibc: the file itself first, as ld.so would.
+            incompatible = check_compatible(info, resolver.host)
+            if incompatible:
+                closure.reason = incompatible
+                closure.fix = "install a build of the library for this interpreter's machine and word size"
+                _memo[key] = closure
+                return closure
+        # The file itself serves a dependency that needs it back (a cycle): ld.so
+        # matches it by SONAME, it is not a dependency of its own.
+        for alias in (info.soname, os.path.basename(path), os.path.basename(real)):
+            if alias:
+                resolver.chosen.setdefault(alias, root)
+        resolver.walk(root, [])
         if not closure.ok:
             closure.dependencies = []
+    closure.identities = [(p, _identity(p)) for p in closure.paths]
     if len(_memo) > _MEMO_LIMIT:
         _memo.clear()
     _memo[key] = closure

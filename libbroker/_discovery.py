@@ -48,7 +48,7 @@ class Search:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.searched: list[str] = []
-        self.stamps: list[tuple[str, int]] = []
+        self.stamps: list[tuple[str, object]] = []
 
 
 def link_name_of(filename: str) -> str | None:
@@ -176,7 +176,7 @@ def scan_dir(directory: str, name: str, origin: str, search: Search, cwd: str | 
 def _version_key(filename: str) -> tuple[int, ...]:
     version = version_from_filename(filename) or ""
     parts = tuple(int(p) for p in version.split(".") if p.isdigit())
-    return (len(parts) > 0,) + parts  # type: ignore[return-value]
+    return (int(len(parts) > 0), *parts)
 
 
 def ld_cache_entries() -> list[tuple[str, str]]:
@@ -198,7 +198,11 @@ def search(
     pin = config.pins.get(name)
     if pin is not None:
         result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")
-        result.entries.append(Entry(pin, "override"))
+        # The pin's directory goes through the same rules as a search directory
+        # (never the current directory, safe from "/"); a verdict on it depends on the cwd.
+        pin_dir = os.path.dirname(pin)
+        result.stamps.append((pin_dir, dir_stamp(pin_dir)))
+        result.entries.append(Entry(pin, "override", place_refusal(pin_dir, cwd)))
         return result
 
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")):
@@ -271,7 +275,9 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
     for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
     if sys.platform.startswith("linux"):
-        cache = "/etc/ld.so.cache"
+        from . import _ldcache
+
+        cache = _ldcache.LD_SO_CACHE
         result.stamps.append((cache, dir_stamp(cache)))
         hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")

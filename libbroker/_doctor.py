@@ -24,6 +24,7 @@ from ._binary import InvalidBinaryError, host_binary, host_glibc, read_binary
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
 # Identifying symbols (matched as substrings, so prefixed/suffixed builds such
 # as scipy_openblas_get_config64_ count) -> family name.
@@ -87,7 +88,7 @@ def _libbroker_loaded() -> set[str]:
         return set()
     try:
         return {os.path.realpath(lib.path) for lib in loaded()}
-    except Exception:  # a half-initialised loader must not break the report
+    except Exception:  # noqa: BLE001 - a half-initialised loader must not break the report
         return set()
 
 
@@ -263,7 +264,7 @@ def report() -> dict[str, object]:
     else:
         try:
             config = config_summary()
-        except Exception as exc:  # a broken config file must not hide the rest
+        except Exception as exc:  # noqa: BLE001 - a broken config file must not hide the rest
             config = {"error": f"{type(exc).__name__}: {exc}"}
 
     ours = _libbroker_loaded()
@@ -351,14 +352,14 @@ def report() -> dict[str, object]:
     }
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     """The human text of `libbroker doctor`."""
     py = report.get("python", {})
     plat = report.get("platform", {})
     glibc = plat.get("glibc")
     lines = [
-        f"libbroker {report.get('libbroker_version')} on Python {py.get('version')} "
-        f"({py.get('executable')})",
+        (f"libbroker {report.get('libbroker_version')} on Python {py.get('version')} "
+        f"({py.get('executable')})"),
         f"platform: {plat.get('system')} {plat.get('machine')} {plat.get('elf_class')}-bit, "
         + (f"glibc {glibc}" if glibc else "no glibc"),
         "configuration:",
@@ -385,7 +386,7 @@ def format_report(report: dict) -> str:
         if o.get("error"):
             extra.append(f"unreadable: {o['error']}")
         tail = f"  [{', '.join(extra)}]" if extra else ""
-        lines.append(f"  {str(o.get('origin')):<{width}}  {o.get('path')}{tail}")
+        lines.append(f"  {o.get('origin')!s:<{width}}  {o.get('path')}{tail}")
         for dep in o.get("dependencies") or ():
             lines.append(f"  {'':<{width}}    needs {dep['needed']} => {dep['path']} ({dep['origin']})")
     duplicates = report.get("duplicates", [])

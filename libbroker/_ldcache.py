@@ -51,10 +51,15 @@ _HOST_FLAGS = {
 _EF_ARM_ABI_FLOAT_HARD = 0x400
 
 
-def read_ld_cache(path: str = "/etc/ld.so.cache") -> list[tuple[str, str, int]]:
+# The system loader's cache; a module attribute so tests can point it at a cache
+# written with `ldconfig -C FILE` (the real one needs root to change).
+LD_SO_CACHE = "/etc/ld.so.cache"
+
+
+def read_ld_cache(path: str | None = None) -> list[tuple[str, str, int]]:
     """Every ``(soname, path, flags)`` in the cache, in its order (ld.so takes
     the first match). [] for a missing, unreadable or corrupt file."""
-    return [(key, value, flags) for key, value, flags, _ in _read(path)]
+    return [(key, value, flags) for key, value, flags, _ in _read(path or LD_SO_CACHE)]
 
 
 def _read(path: str) -> list[tuple[str, str, int, int]]:
@@ -174,7 +179,7 @@ def hwcaps_subdir(path: str) -> str | None:
     return None
 
 
-def entries_for_host(path: str = "/etc/ld.so.cache") -> list[tuple[str, str]]:
+def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
     """``(soname, path)`` pairs this interpreter's ld.so would consider, best first.
 
     Entries of another ABI (an i386 libz in a multilib cache) are dropped.
@@ -194,7 +199,7 @@ def entries_for_host(path: str = "/etc/ld.so.cache") -> list[tuple[str, str]]:
     supported = supported_hwcaps()
     ranked: list[tuple[int, int, int, str, str]] = []
     first_seen: dict[str, int] = {}
-    for index, (key, value, flags, hwcap) in enumerate(_read(path)):
+    for index, (key, value, flags, hwcap) in enumerate(_read(path or LD_SO_CACHE)):
         if wanted is not None:
             if flags != wanted:
                 continue

@@ -76,7 +76,9 @@ def load_file(
         library = _by_identity.get(key)
         if library is not None:
             return library
-        if not judged and os.name != "nt":
+        if identity is None and os.name != "nt":
+            # Without the identity the resolver judged, judge the place again:
+            # the file may have been replaced since (design.md 5.1).
             from ._places import unsafe_reason
 
             place = unsafe_reason(path)
@@ -113,6 +115,9 @@ def _load_open_file(
     ident = _identity_of(fst)
     if not stat.S_ISREG(fst.st_mode):
         raise IncompatibleLibraryError(path, "is not a regular file")
+    problem = _open_file_problem(fst)
+    if problem:
+        raise IncompatibleLibraryError(path, f"is not in a safe place: {problem}")
     if identity is not None and tuple(identity) != ident:
         raise IncompatibleLibraryError(
             path,
@@ -148,6 +153,20 @@ def _load_open_file(
     if soname:
         _by_name.setdefault(soname, []).append(library)
     return library
+
+
+def _open_file_problem(fst: os.stat_result) -> str | None:
+    """The place rule for the file itself, judged on the open file (not on whatever the path
+    names now): owned by a trusted user and writable by no one else."""
+    if os.name == "nt":
+        return None
+    from ._places import trusted_uids
+
+    if fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"the file opened is writable by others (mode {stat.S_IMODE(fst.st_mode):o}); fix: chmod go-w"
+    if fst.st_uid not in trusted_uids():
+        return f"the file opened is owned by uid {fst.st_uid}, not by root or you"
+    return None
 
 
 def _map_open_file(path: str, real: str, fd: int, fst: os.stat_result) -> int:
@@ -197,6 +216,9 @@ def dlopen_checked(path: str, *, identity: "tuple[int, ...] | None" = None) -> i
             raise OSError(0, "the file changed since it was checked; it is not loaded", path)
         if not stat.S_ISREG(fst.st_mode):
             raise OSError(0, "not a regular file", path)
+        problem = _open_file_problem(fst)
+        if problem:
+            raise OSError(0, f"not in a safe place: {problem}", path)
         refusal = _loader_refusal(_unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real, ident)
         if refusal:
             raise OSError(0, f"refused before dlopen: {refusal}", path)

@@ -10,7 +10,7 @@ the package that installed a library file:
 - apk: ``/lib/apk/db/installed`` (``P:``, ``V:``, ``F:``/``R:`` records).
 
 Only library file names are indexed (``*.so*``, ``*.dylib``, ``*.dll``, ``*.pyd``), at most
-200 000 per database. Each index is built once per process and cached on disk
+80 000 per database. Each index is built once per process and cached on disk
 (libbroker._cache), keyed by the database's mtime/size: a package installed or removed
 rebuilds it. Unreadable, oversized or corrupt records are skipped, never fatal.
 """
@@ -30,14 +30,18 @@ _CACHE_KIND_DPKG = "versions-dpkg"
 _CACHE_KIND_CONDA = "versions-conda"
 _CACHE_KIND_PACMAN = "versions-pacman"
 _CACHE_KIND_APK = "versions-apk"
-_MAX_INDEX_FILES = 200_000  # library paths kept per database: bounds memory and the cache file
+# Library paths kept per database: bounds memory and the cache file (about 40 bytes a path
+# once grouped by directory; libbroker._cache refuses files over 4 MiB).
+_MAX_INDEX_FILES = 80_000
 _MAX_LIST_BYTES = 64 << 20  # one dpkg .list, conda-meta JSON, pacman files; larger: skipped
 _MAX_STATUS_BYTES = 256 << 20  # dpkg status, apk installed
 _MAX_CONDA_PREFIXES = 16
-_CONDA_DEPTH = 4  # <prefix>/lib/x.so, <prefix>/Library/bin/x.dll, <prefix>/lib/pythonX/site-packages/..
+_CONDA_DEPTH = 6  # <prefix>/lib/x.so ... <prefix>/lib/python3.X/site-packages/pkg/x.so
 _REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
 
-_Index = tuple[object, dict[str, str], dict[str, str]]  # (stamp, path -> package, package -> version)
+# (stamp, directory -> file name -> package, package -> version): grouped by directory, the
+# few directories and the package names are stored once.
+_Index = tuple[object, dict[str, dict[str, str]], dict[str, str]]
 _memo: dict[str, _Index] = {}
 
 
@@ -88,15 +92,27 @@ def _canonical(path: str, dirs: dict[str, str]) -> str:
     return f"{real}/{name}" if real != "/" else f"/{name}"
 
 
-def _read_text(path: str, limit: int) -> str | None:
+def _read_bytes(path: str, limit: int) -> bytes | None:
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError:
         return None
-    if len(data) > limit:
-        return None
-    return data.decode("utf-8", "surrogateescape")
+    return data if len(data) <= limit else None
+
+
+def _read_text(path: str, limit: int) -> str | None:
+    data = _read_bytes(path, limit)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _library_lines(data: bytes | None) -> list[str]:
+    """The lines of a file list that may name a library; the rest is never decoded."""
+    if not data or (b".so" not in data and b".dll" not in data and b".dylib" not in data):
+        return []  # most packages ship no library
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
+    return [line for line in lines if ".so" in line or ".dll" in line or ".dylib" in line
+            or ".pyd" in line]
 
 
 def _dpkg_stamp(admin: str) -> object:
@@ -108,25 +124,32 @@ def _dpkg_stamp(admin: str) -> object:
     return (admin, status.st_mtime_ns, status.st_size, info.st_mtime_ns, info.st_ino)
 
 
+def _field(paragraph: str, name: str) -> str | None:
+    """A single-line field of a deb822 paragraph (``Version: 1.2``), or None."""
+    if paragraph.startswith(f"{name}:"):
+        at = len(name) + 1
+    else:
+        at = paragraph.find(f"\n{name}:")
+        if at < 0:
+            return None
+        at += len(name) + 2
+    end = paragraph.find("\n", at)
+    return paragraph[at:end if end >= 0 else len(paragraph)].strip()
+
+
 def _dpkg_versions(status_text: str) -> dict[str, str]:
     """Installed package -> upstream version, under ``pkg`` and ``pkg:arch`` (multiarch list names)."""
     versions: dict[str, str] = {}
+    # Four finds a paragraph, not a pass over every line: Description and Conffiles are long.
     for paragraph in status_text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in paragraph.split("\n"):
-            if line[:1] in (" ", "\t") or ":" not in line:
-                continue  # continuation lines (Description, Conffiles)
-            key, _, value = line.partition(":")
-            if key in ("Package", "Status", "Version", "Architecture"):
-                fields[key] = value.strip()
-        name, version = fields.get("Package"), fields.get("Version")
-        if not name or not version or not fields.get("Status", "").endswith(" installed"):
+        name, version = _field(paragraph, "Package"), _field(paragraph, "Version")
+        if not name or not version or not (_field(paragraph, "Status") or "").endswith(" installed"):
             continue
         upstream = upstream_version(version)
         if upstream is None:
             continue
         versions[name] = upstream
-        arch = fields.get("Architecture")
+        arch = _field(paragraph, "Architecture")
         if arch:
             versions[f"{name}:{arch}"] = upstream
     return versions
@@ -148,15 +171,29 @@ def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
         package = entry[: -len(".list")]
         if package not in versions:
             continue
-        text = _read_text(os.path.join(info, entry), _MAX_LIST_BYTES)
-        if not text or (".so" not in text and ".dll" not in text):
-            continue  # most packages ship no library: skip their lines unread
-        for line in text.split("\n"):
+        for line in _library_lines(_read_bytes(os.path.join(info, entry), _MAX_LIST_BYTES)):
             if line.startswith("/") and _is_library_name(line.rpartition("/")[2]):
                 if len(files) >= _MAX_INDEX_FILES:
                     break
                 files.setdefault(_canonical(line, dirs), package)
     return files, versions
+
+
+def _grouped(files: dict[str, str]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for path, package in files.items():
+        head, _, name = path.rpartition(os.sep)
+        grouped.setdefault(head, {})[name] = package
+    return grouped
+
+
+def _owner(index: _Index, real_path: str) -> tuple[str, str] | None:
+    """(version, package) of the package listing *real_path* in *index*, or None."""
+    head, _, name = real_path.rpartition(os.sep)
+    names = index[1].get(head)
+    package = names.get(name) if isinstance(names, dict) else None
+    version = index[2].get(package) if isinstance(package, str) else None
+    return (version, package) if isinstance(version, str) and package else None
 
 
 def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], dict[str, str]]]",
@@ -174,7 +211,7 @@ def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], d
         index: _Index = (stamp, entry[1], entry[2])
     else:
         files, versions = build()
-        index = (stamp, files, versions)
+        index = (stamp, _grouped(files), versions)
         if len(cached) >= _MAX_CONDA_PREFIXES and key not in cached:
             cached.clear()  # bounded: a handful of databases per user
         cached[key] = index
@@ -188,12 +225,8 @@ def _dpkg_version(real_path: str) -> tuple[str, str] | None:
     stamp = _dpkg_stamp(admin)
     if stamp is None:
         return None
-    _, files, versions = _index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:dpkg:{package}") if version else None
+    found = _owner(_index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG), real_path)
+    return (found[0], f"package:dpkg:{found[1]}") if found else None
 
 
 def _conda_prefix(real_path: str) -> str | None:
@@ -258,12 +291,8 @@ def _conda_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (prefix, st.st_mtime_ns, st.st_ino)
-    _, files, versions = _index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA)
-    package = files.get(real_path)
-    if package is None:
-        return None
-    version = versions.get(package)
-    return (version, f"package:conda:{package}") if version else None
+    found = _owner(_index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA), real_path)
+    return (found[0], f"package:conda:{found[1]}") if found else None
 
 
 # ---------------------------------------------------------------------------
@@ -332,10 +361,8 @@ def _pacman_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (local, st.st_mtime_ns, st.st_ino)
-    _, files, versions = _index(local, stamp, lambda: _build_pacman(local), _CACHE_KIND_PACMAN)
-    package = files.get(real_path)
-    version = versions.get(package) if package else None
-    return (version, f"package:pacman:{package}") if version else None
+    found = _owner(_index(local, stamp, lambda: _build_pacman(local), _CACHE_KIND_PACMAN), real_path)
+    return (found[0], f"package:pacman:{found[1]}") if found else None
 
 
 # ---------------------------------------------------------------------------
@@ -372,10 +399,8 @@ def _apk_version(real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     stamp = (installed, st.st_mtime_ns, st.st_size)
-    _, files, versions = _index(installed, stamp, lambda: _build_apk(installed), _CACHE_KIND_APK)
-    package = files.get(real_path)
-    version = versions.get(package) if package else None
-    return (version, f"package:apk:{package}") if version else None
+    found = _owner(_index(installed, stamp, lambda: _build_apk(installed), _CACHE_KIND_APK), real_path)
+    return (found[0], f"package:apk:{found[1]}") if found else None
 
 
 def package_version(real_path: str) -> tuple[str, str] | None:

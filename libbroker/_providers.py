@@ -37,14 +37,14 @@ class ProvidedFile:
     """A library file a distribution ships, with what its metadata says about it."""
 
     __slots__ = (
-        "path",
         "dist",
         "origin",
-        "version",
+        "path",
         "soname",
+        "specs",
         "symbol_prefix",
         "symbol_suffix",
-        "specs",
+        "version",
     )
 
     def __init__(
@@ -98,10 +98,26 @@ def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
     a distribution shadowed by an earlier copy on sys.path is skipped, as
     importlib itself does.
     """
+    path = search_path()
+    from ._cache import dir_stamp
+
+    key = tuple((entry, dir_stamp(entry)) for entry in path)  # installs change these directories
+    cached = _entry_points_memo.get(key)
+    if cached is None:
+        cached = list(_scan_entry_points(path))
+        _entry_points_memo.clear()
+        _entry_points_memo[key] = cached
+    yield from cached
+
+
+_entry_points_memo: dict[tuple[tuple[str, object], ...], list[tuple[Distribution, str, str]]] = {}
+
+
+def _scan_entry_points(path: list[str]) -> Iterator[tuple[Distribution, str, str]]:
     from importlib import metadata
 
     seen: set[str] = set()
-    for dist in metadata.distributions(path=search_path()):
+    for dist in metadata.distributions(path=path):
         name = dist.metadata["Name"]
         if name is None:
             continue

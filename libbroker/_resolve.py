@@ -18,6 +18,7 @@ from ._types import KNOWN_VERSION_FUNCTIONS, Candidate
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from packaging.specifiers import SpecifierSet
 
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
 
 _FACTS_KIND = "elf2"  # 2: with the C-library flavour
 _FACTS_LIMIT = 4096
-_facts_memo: dict[tuple, dict] = {}
-_disk_facts: dict | None = None  # the on-disk facts, read once per process
-_pending: dict[tuple, dict] = {}  # facts read since the last flush
+_facts_memo: dict[tuple[object, ...], dict[str, Any]] = {}
+_disk_facts: dict[Any, Any] | None = None  # the on-disk facts, read once per process
+_pending: dict[tuple[object, ...], dict[str, Any]] = {}  # facts read since the last flush
 _NONE = type(None)
 _FACT_TYPES: dict[str, object] = {  # what _read_facts writes; anything else is re-read
     "error": (str, _NONE),
@@ -37,7 +38,7 @@ _FACT_TYPES: dict[str, object] = {  # what _read_facts writes; anything else is 
 }
 
 
-def binary_facts(real: str) -> dict:
+def binary_facts(real: str) -> dict[str, Any]:
     """The ELF facts a decision needs, cached per file identity (on disk too).
 
     New facts are written by `flush_facts()` once per search, not once per file.
@@ -50,12 +51,12 @@ def binary_facts(real: str) -> dict:
         return facts
     if _disk_facts is None:
         _disk_facts = _cache.load(_FACTS_KIND)
-    facts = _disk_facts.get(key)
-    if not _cache.typed(facts, _FACT_TYPES):  # absent, corrupt or foreign
-        facts = _read_facts(real)
-        _pending[key] = facts
-    _facts_memo[key] = facts
-    return facts
+    stored: Any = _disk_facts.get(key) if _disk_facts is not None else None
+    if not _cache.typed(stored, _FACT_TYPES):  # absent, corrupt or foreign
+        stored = _read_facts(real)
+        _pending[key] = stored
+    _facts_memo[key] = stored
+    return stored  # type: ignore[no-any-return]
 
 
 def flush_facts() -> None:
@@ -71,7 +72,7 @@ def flush_facts() -> None:
     _cache.store(_FACTS_KIND, data)
 
 
-def _read_facts(real: str) -> dict:
+def _read_facts(real: str) -> dict[str, Any]:
     from ._binary import check_compatible, host_binary, read_binary
 
     try:
@@ -105,9 +106,17 @@ def _version_if_mapped(real: str, name: str) -> str | None:
 
 
 def library_version_text(handle: int, name: str, soname: str | None) -> str | None:
-    """The version text the loaded library reports (built-in probe), or None."""
-    from . import _master
+    """The version text the loaded library reports (built-in probe), or None.
 
+    The probe is chosen by the link name asked for, and by the SONAME only when
+    that names the same library: a file presented under another name (a renamed
+    copy) is not called into on the strength of its SONAME alone.
+    """
+    from . import _master
+    from ._discovery import link_name_of
+
+    if soname and link_name_of(soname) not in (name, None):
+        soname = None
     try:
         from ._versions import library_version
     except ImportError:
@@ -120,6 +129,15 @@ def library_version_text(handle: int, name: str, soname: str | None) -> str | No
     address = _master.dlsym(handle, function)
     raw = _master.call_version_function(address) if address else None
     return raw.decode("utf-8", "replace") if raw else None
+
+
+def loader_refusal(real: str) -> str | None:
+    """`_binary._elfload.loader_refusal` of *real*, remembered per identity (see `_loader`)."""
+    from . import _cache
+    from ._loader import _loader_refusal
+
+    ident = _cache.identity(real)
+    return _loader_refusal(real, ident) if ident is not None else None
 
 
 def soname_mismatch(filename: str, soname: str | None) -> str | None:
@@ -202,6 +220,10 @@ def judge(
         return cand
     if facts.get("incompatible"):
         cand.reason = facts["incompatible"]
+        return cand
+    refusal = loader_refusal(real)
+    if refusal:  # accepted means loadable: what would kill the process in dlopen is refused here
+        cand.reason = refusal
         return cand
     cand.soname = facts.get("soname")
     mismatch = soname_mismatch(os.path.basename(real), cand.soname)
@@ -308,7 +330,7 @@ def product_version(real: str, path: str, name: str) -> tuple[str, str] | None:
     return None
 
 
-def fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) -> str:
     """The fix line chosen by the reasons of the rejections (not always "install it")."""
     reasons = " ".join(reason for _, reason in rejected)
     if "outside the specifier" in reasons or "version is unknown" in reasons:

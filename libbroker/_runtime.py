@@ -12,8 +12,8 @@ from ._locks import new_rlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
     from collections.abc import Callable
+    from typing import Any
 
     from ._types import Library
 
@@ -61,6 +61,13 @@ def _from_disk(spec_digest: str) -> object | None:
             return None
         from . import _loader, _master
 
+        files = _judged_files(entry["stamps"])
+        for real, ident in files[1:]:
+            # The closure, dependencies first, by absolute path and identity: the
+            # system loader then binds each DT_NEEDED to the judged copy and never
+            # searches (an empty LD_LIBRARY_PATH entry would mean the cwd).
+            if not _master.noload(real):
+                _loader.dlopen_checked(real, identity=ident)
         library = _loader.load_file(
             entry["path"],
             name=entry["link"],
@@ -110,6 +117,18 @@ def _entry_shape_ok(entry: "dict[Any, Any]") -> bool:
         and all(isinstance(r, bool) for r in required)
         and all(isinstance(s, str) for s in signatures)
     )
+
+
+def _judged_files(stamps: "list[Any]") -> "list[tuple[str, tuple[Any, ...]]]":
+    """(real path, identity) of every "@file" stamp: the chosen file, then its closure in load order."""
+    files = []
+    for kind, stamp in stamps:
+        if kind == "@file":
+            real, ident = stamp
+            if not isinstance(real, str) or not isinstance(ident, tuple):
+                raise ValueError("not an entry this version wrote")
+            files.append((real, ident))
+    return files
 
 
 def _judged_identity(stamps: "list[Any]", path: str) -> "tuple[Any, ...] | None":

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._discovery import Entry
     from ._resolve import Resolution
     from ._spec import Spec
+    from ._types import Candidate
 
 
 def coerce_spec(spec: object) -> Spec:
@@ -120,7 +121,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             if _satisfies_loaded(spec, library, specifier, required):
                 return library, None
     rejected: list[tuple[str, str]] = []
-    lacking: list = []  # candidates rejected only for missing required symbols
+    lacking: list[Candidate] = []  # candidates rejected only for missing required symbols
     searched: list[str] = []
     version_failures = 0
     for link in spec.names:
@@ -145,13 +146,14 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             was_loaded = bool(_loader.loaded_named(link)) and any(
                 os.path.realpath(lib.path) == os.path.realpath(cand.path) for lib in _loader.loaded_named(link)
             )
-            library = _api._try_load(info, None, failures)
-            if library is None:
+            tried = _api._try_load(info, None, failures)
+            if tried is None:
                 cand.accepted = False
                 cand.reason = failures[0][1] if failures else "failed to load"
                 rejected.extend(failures)
                 continue
             entry = resolution.entries[resolution.candidates.index(cand)]
+            library = tried
             problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
             if problem is None:
                 resolution.chosen = cand

@@ -69,8 +69,16 @@ class Dependency:
 
 
 def _dependencies(value: "list[Dependency] | list[tuple[str, str, str]] | None") -> "list[Dependency]":
-    # The disk cache stores plain (needed, path, origin) tuples (marshal).
-    return [d if isinstance(d, Dependency) else Dependency(*d) for d in value or ()]
+    # The disk cache stores plain (needed, path, origin) tuples (marshal); anything
+    # else is a corrupt entry: TypeError, which the cache reader treats as "re-judge".
+    result = []
+    for d in value or ():
+        if not isinstance(d, Dependency):
+            if not (isinstance(d, (tuple, list)) and len(d) == 3 and all(isinstance(x, str) for x in d)):
+                raise TypeError(f"expected (needed, path, origin) strings, found {d!r}")
+            d = Dependency(*d)
+        result.append(d)
+    return result
 
 
 class LibraryInfo:

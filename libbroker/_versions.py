@@ -97,18 +97,24 @@ def _pre_release(s: str, at: int) -> str:
 # ---------------------------------------------------------------------------
 # File names
 
-# Libraries whose file names carry the product version: checked on Debian 12
-# against dpkg (tests/test_versions.py): libz.so.1.2.13 is zlib 1.2.13,
-# libzstd.so.1.5.4 zstd 1.5.4, liblzma.so.5.4.1 xz 5.4.1, libxml2.so.2.9.14
-# libxml2 2.9.14, liblz4.so.1.9.4 lz4 1.9.4, libicuuc.so.72.1 ICU 72.1,
-# libboost_*.so.1.74.0 Boost 1.74.0. Every other library is presumed to carry
-# libtool interface numbers (libbz2.so.1.0.4 is bzip2 1.0.8, libcurl.so.4.8.0
-# curl 7.88.1, libsqlite3.so.0.8.6 SQLite 3.40.1, ...): unknown beats wrong.
+# Libraries whose build names the file after the product version (CMake's
+# VERSION, libxml2's and libxslt's libtool arithmetic, ncurses's REL_VERSION,
+# readline's SHLIB_MAJOR.MINOR, ...). Every one present on Debian 12 is checked
+# against dpkg by tests/test_versions.py: libz.so.1.2.13 is zlib 1.2.13,
+# libzstd.so.1.5.4 zstd 1.5.4, libicuuc.so.72.1 ICU 72.1, libncursesw.so.6.4
+# ncurses 6.4, libboost_*.so.1.74.0 Boost 1.74.0. Every other library is
+# presumed to carry libtool interface numbers (libbz2.so.1.0.4 is bzip2 1.0.8,
+# libcurl.so.4.8.0 curl 7.88.1, libsqlite3.so.0.8.6 SQLite 3.40.1, libX11.so.6.4.0
+# libX11 1.8.4), or numbers that match only by chance: unknown beats wrong.
 PRODUCT_NUMBERED = frozenset({
-    "z", "zstd", "lzma", "xml2", "lz4",
+    "z", "zstd", "lzma", "xml2", "xslt", "xmlsec1", "lz4", "xxhash",
     "icuuc", "icui18n", "icudata", "icuio", "icutu", "icutest",
+    "brotlicommon", "brotlidec", "brotlienc",
+    "ncurses", "ncursesw", "tinfo", "tinfow", "tic", "ticw",
+    "form", "formw", "menu", "menuw", "panel", "panelw",
+    "readline", "history", "perl", "jsoncpp", "cap", "psx", "pcap", "seccomp", "slang",
 })
-PRODUCT_NUMBERED_PREFIXES = ("boost_",)
+PRODUCT_NUMBERED_PREFIXES = ("boost_", "xmlsec1-")
 
 
 def _stem_and_numbers(filename: str) -> tuple[str, str] | None:
@@ -372,7 +378,14 @@ def _run_step(handle: int, step: Step, prefix: str, suffix: str,
     if raw is None:
         return None
     if isinstance(raw, bytes):
-        text = raw.decode("ascii", "replace")
+        # call_version_function (the "str" shape) does not check the text: binary data that
+        # happens to hold "1.2" must not become a version.
+        if not all(32 <= b < 127 or b in (9, 10, 13) for b in raw):
+            if problems is not None:
+                problems.append(f"{step.symbol} returned bytes that are not printable text "
+                                f"({raw[:32]!r})")
+            return None
+        text = raw.decode("ascii")
         if step.decode:
             text = text.strip()
             if not (text.isdigit() and text.isascii() and len(text) <= _MAX_DIGITS):

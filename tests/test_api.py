@@ -214,3 +214,25 @@ def test_dependency_and_version_source_are_public() -> None:
     assert info.version_source is not None  # zlib: the library, its package or its file name
     lib = libbroker.load("z")
     assert lib.version_source is not None and str(lib.version) == zlib.ZLIB_RUNTIME_VERSION
+
+
+def test_cached_find_keeps_the_closure_and_ignores_corrupt_closures(tmp_path, monkeypatch) -> None:
+    from libbroker import _cache
+
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    code = "import libbroker; i = libbroker.find('png16'); print(i.version_source, [d.needed for d in i.dependencies])"
+    env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "cache"))
+    try:
+        first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip("libpng16 is not installed")
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert first == second and "libz.so.1" in first
+    assert str(_cache._file("find")).startswith(str(tmp_path))
+    data = _cache.load("find")
+    assert data
+    for stamps, fields in data.values():
+        fields["dependencies"] = [(1, 2)]  # a corrupt closure: the entry is re-judged, never a crash
+    _cache.store("find", data)
+    third = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert third == first

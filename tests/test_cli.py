@@ -226,3 +226,21 @@ def test_find_all_says_what_load_does(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()
     assert loaded == accepted[0]
+
+
+def test_check_with_a_real_version_string(tmp_path: Path) -> None:
+    # r11: curl_version() says "libcurl/7.88.1 OpenSSL/3.0.19 ...": its first dotted number counts.
+    spec = tmp_path / "c.toml"
+    spec.write_text(
+        '[library]\nname = "curl"\nnames = ["curl"]\nversion = ">=7.0"\nversion-function = "curl_version"\n'
+        '[functions]\nrequired = ["int curl_global_init(long flags)"]\n'
+    )
+    out = run("check", str(spec), "--json")
+    if "no acceptable library" in out.stderr or "not found" in out.stderr:
+        pytest.skip("libcurl is not installed")
+    data = json.loads(out.stdout)
+    assert data["ok"] and data["version"].count(".") >= 2 and not data["version"].startswith("4.")
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libcurl4"], capture_output=True, text=True,
+                          check=False).stdout
+    if dpkg:
+        assert dpkg.startswith(data["version"])

@@ -302,13 +302,28 @@ def test_second_copy_warns_naming_both(tmp_path: Path) -> None:
 
 
 @needs_gcc
-def test_cycle_and_self_dependency_bounded(tmp_path: Path) -> None:
-    cc(tmp_path / "libcyc.so.1", "int c(void){return 1;}", f"-L{tmp_path}")
-    # libcyc.so.1 needing itself: link a second build against the first, same name.
-    cc(tmp_path / "build" / "libcyc.so.1", "int c2(void){return 1;}", f"-L{tmp_path}", "-l:libcyc.so.1",
-       "-Wl,-rpath,$ORIGIN/..")
-    closure = resolve_closure(str(tmp_path / "build" / "libcyc.so.1"))
+def test_cycle_walked_once_and_depth_bounded(tmp_path: Path) -> None:
+    # liba needs libb needs liba: built in two steps (a stub liba first).
+    d = tmp_path / "cyc"
+    cc(d / "libcyca.so.1", "int a(void){return 1;}")
+    cc(d / "libcycb.so.1", "int a(void); int b(void){return a();}", f"-L{d}", "-l:libcyca.so.1", "-Wl,-rpath,$ORIGIN")
+    cc(d / "libcyca.so.1", "int b(void); int a(void){return 1;} int a2(void){return b();}",
+       f"-L{d}", "-l:libcycb.so.1", "-Wl,-rpath,$ORIGIN")
+    closure = resolve_closure(str(d / "libcyca.so.1"))
     assert closure.ok, closure.reason
+    assert [x.needed for x in closure.dependencies] == ["libcycb.so.1"]
+    assert loads_in_child(d / "libcyca.so.1")  # ld.so copes with the cycle too
+    # A chain deeper than the bound is refused with the reason, not a RecursionError.
+    chain = tmp_path / "chain"
+    depth = 40
+    cc(chain / f"libch{depth}.so.1", f"int f{depth}(void){{return {depth};}}")
+    for i in range(depth - 1, -1, -1):
+        cc(chain / f"libch{i}.so.1", f"int f{i + 1}(void); int f{i}(void){{return f{i + 1}();}}",
+           f"-L{chain}", f"-l:libch{i + 1}.so.1", "-Wl,-rpath,$ORIGIN")
+    deep = resolve_closure(str(chain / "libch0.so.1"))
+    assert not deep.ok and "deeper than" in (deep.reason or "")
+    shallow = resolve_closure(str(chain / "libch20.so.1"))
+    assert shallow.ok and len(shallow.dependencies) == depth - 20
 
 
 def test_executable_never_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -395,3 +410,171 @@ def test_deepbind_isolation_keeps_own_calls(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"  # its own helper, not the global copy's
+
+
+@needs_gcc
+def test_hwcaps_subdirectory_of_a_search_directory(tmp_path: Path) -> None:
+    # glibc >= 2.33 tries <dir>/glibc-hwcaps/<level>/ before <dir> for every search directory.
+    from libbroker._ldcache import supported_hwcaps
+
+    levels = supported_hwcaps()
+    if not levels:
+        pytest.skip("this CPU supports no glibc-hwcaps level")
+    cc(tmp_path / "lib" / "libhwdep.so.1", "int hw(void){return 0;}")
+    cc(tmp_path / "lib" / "glibc-hwcaps" / levels[-1] / "libhwdep.so.1", "int hw(void){return 1;}")
+    top = cc(tmp_path / "lib" / "libhwtop.so.1", "int hw(void); int t(void){return hw();}",
+             f"-L{tmp_path / 'lib'}", "-l:libhwdep.so.1", "-Wl,-rpath,$ORIGIN")
+    closure = resolve_closure(str(top))
+    assert closure.ok, closure.reason
+    chosen = closure.dependencies[0].path
+    assert chosen == str(tmp_path / "lib" / "glibc-hwcaps" / levels[-1] / "libhwdep.so.1")
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    if glibc.startswith("glibc ") and tuple(int(x) for x in glibc[6:].split(".")[:2]) >= (2, 33):
+        assert ldd(top)["libhwdep.so.1"] == chosen  # ld.so agrees
+
+
+@needs_gcc
+def test_runpath_with_empty_entry_never_serves_a_dependency(tmp_path: Path) -> None:
+    # r04 (b): DT_RUNPATH ":<good>" - ld.so would look in the current directory first.
+    good = tmp_path / "good"
+    cc(good / "libdep.so.1", 'const char *who(void){return "legit";}')
+    cc(good / "libbar4.so.1", "const char *who(void); const char *bar_who(void){return who();}",
+       f"-L{good}", "-l:libdep.so.1", f"-Wl,--enable-new-dtags,-rpath,:{good}")
+    planted = tmp_path / "cwd"
+    cc(planted / "libdep.so.1", 'const char *who(void){return "planted";}')
+    assert ldd(good / "libbar4.so.1", env=None) != {}  # readable by the real loader
+    script = textwrap.dedent("""
+        import ctypes, libbroker
+        lib = libbroker.load("bar4")
+        f = ctypes.cast(lib.address("bar_who"), ctypes.CFUNCTYPE(ctypes.c_char_p))
+        print(f().decode())
+    """)
+    env = dict(os.environ, LIBBROKER_PATH=str(good))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "legit"
+
+
+@needs_gcc
+def test_load_path_follows_the_closure(tmp_path: Path) -> None:
+    # load(PATH): the closure judged and mapped by path too; a planted copy in the
+    # current directory (empty LD_LIBRARY_PATH entry) never serves a dependency.
+    good = tmp_path / "good"
+    cc(good / "libdep.so.1", 'const char *who(void){return "legit";}')
+    top = cc(good / "libfoo5.so.1", "const char *who(void); const char *foo_who(void){return who();}",
+             f"-L{good}", "-l:libdep.so.1")
+    planted = tmp_path / "cwd"
+    cc(planted / "libdep.so.1", 'const char *who(void){return "planted";}')
+    script = textwrap.dedent(f"""
+        import ctypes, libbroker
+        try:
+            libbroker.load({str(top)!r})
+        except libbroker.IncompatibleLibraryError as exc:
+            print("refused", exc)
+        else:
+            print("loaded")
+    """)
+    # Without good/ on any path the dependency cannot be found: refused, naming it.
+    env = dict(os.environ, LD_LIBRARY_PATH=":")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused") and "libdep.so.1" in out.stdout
+    script2 = textwrap.dedent(f"""
+        import ctypes, libbroker
+        lib = libbroker.load({str(top)!r})
+        f = ctypes.cast(lib.address("foo_who"), ctypes.CFUNCTYPE(ctypes.c_char_p))
+        print(f().decode(), [d.path for d in lib.dependencies])
+    """)
+    env = dict(os.environ, LD_LIBRARY_PATH=f":{good}")
+    out = subprocess.run([sys.executable, "-c", script2], capture_output=True, text=True, env=env, cwd=planted,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("legit ") and str(good / "libdep.so.1") in out.stdout
+
+
+def test_mapped_openssl_wins_over_an_earlier_copy_on_the_search_path(tmp_path: Path) -> None:
+    # Issue item 4: after `import ssl` maps libcrypto.so.3, load("crypto") must not map a
+    # second OpenSSL found first on LD_LIBRARY_PATH (here: a byte copy, another inode).
+    import ssl
+
+    real = next(
+        (os.path.realpath(p) for p in ldd(Path(__import__("_ssl").__file__)).values() if "libcrypto" in p), None
+    )
+    if real is None:
+        pytest.skip("_ssl is not linked against a shared libcrypto")
+    del ssl
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(real, other / os.path.basename(real))
+    if not (other / "libcrypto.so.3").exists():
+        os.symlink(os.path.basename(real), other / "libcrypto.so.3")
+    script = textwrap.dedent(f"""
+        import os, ssl, warnings, libbroker
+        from libbroker import _master
+        os.environ["LD_LIBRARY_PATH"] = {str(other)!r}  # libbroker's search sees it first
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lib = libbroker.load("crypto")
+        copies = {{os.path.realpath(p) for p, _ in _master.loaded_objects() if "libcrypto.so" in p}}
+        print(os.path.realpath(lib.path), len(copies))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    path, count = out.stdout.split()
+    assert path == real and count == "1"
+
+
+def test_candidates_list_the_mapped_copy_load_reuses(tmp_path: Path) -> None:
+    import ssl
+
+    real = next(
+        (os.path.realpath(p) for p in ldd(Path(__import__("_ssl").__file__)).values() if "libcrypto" in p), None
+    )
+    if real is None:
+        pytest.skip("_ssl is not linked against a shared libcrypto")
+    del ssl
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(real, other / "libcrypto.so.3")
+    script = textwrap.dedent(f"""
+        import os, ssl, libbroker
+        os.environ["LD_LIBRARY_PATH"] = {str(other)!r}
+        first = [c for c in libbroker.candidates("crypto") if c.accepted][0]
+        print(os.path.realpath(first.path), os.path.realpath(libbroker.load("crypto").path))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    listed, loaded = out.stdout.split()
+    assert listed == loaded == real
+
+
+@needs_gcc
+def test_changed_dependency_is_judged_again(tmp_path: Path) -> None:
+    d = tmp_path / "lib"
+    cc(d / "libchgdep.so.1", "int d(void){return 1;}")
+    top = cc(d / "libchgtop.so.1", "int d(void); int t(void){return d();}", f"-L{d}", "-l:libchgdep.so.1",
+             "-Wl,-rpath,$ORIGIN")
+    assert resolve_closure(str(top)).ok
+    (d / "libchgdep.so.1").unlink()
+    (d / "libchgdep.so.1").write_text("not a library any more\n")
+    again = resolve_closure(str(top))
+    assert not again.ok and "libchgdep.so.1" in (again.reason or "")
+
+
+@needs_gcc
+def test_openssl_symbol_version_need_checked(tmp_path: Path) -> None:
+    crypto = os.path.join("/usr/lib", getattr(sys.implementation, "_multiarch", ""), "libcrypto.so.3")
+    if not os.path.exists(crypto):
+        pytest.skip("needs libcrypto.so.3")
+    lib = cc(tmp_path / "libsslneed.so.1", "unsigned long OpenSSL_version_num(void); "
+             "unsigned long v(void){return OpenSSL_version_num();}", f"-L{os.path.dirname(crypto)}",
+             "-l:libcrypto.so.3")
+    assert resolve_closure(str(lib)).ok
+    data = lib.read_bytes()
+    assert b"OPENSSL_3.0.0" in data
+    lib.write_bytes(data.replace(b"OPENSSL_3.0.0", b"OPENSSL_9.0.0"))
+    assert not loads_in_child(lib)  # the loader refuses it too
+    closure = resolve_closure(str(lib))
+    assert not closure.ok and "OPENSSL_9.0.0" in (closure.reason or "") and "libcrypto.so.3" in (closure.reason or "")

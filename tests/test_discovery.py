@@ -243,3 +243,34 @@ def test_conda_prefix_of_another_environment_not_searched(tmp_path, monkeypatch,
         libbroker.find("lbconda")
     monkeypatch.setenv("CONDA_PREFIX", sys.prefix)
     assert os.path.join(sys.prefix, "lib") in environment_dirs()
+
+
+@pytest.mark.skipif(shutil.which("ldconfig") is None and not os.path.exists("/sbin/ldconfig"), reason="needs ldconfig")
+def test_ld_cache_hwcaps_and_platform_entries_found(tmp_path, monkeypatch) -> None:
+    # r08: libraries only reachable through glibc-hwcaps/ and legacy platform entries
+    # of the cache; ld.so finds them, so must libbroker (and count them in its report).
+    from libbroker import _ldcache
+
+    levels = _ldcache.supported_hwcaps()
+    if "x86-64-v2" not in levels:
+        pytest.skip("needs an x86-64-v2 CPU")
+    src = tmp_path / "f.c"
+    src.write_text("int f(void){return 1;}\n")
+    hw = tmp_path / "lib" / "glibc-hwcaps" / "x86-64-v2"
+    plat = tmp_path / "ocl" / "lib" / "x86_64"
+    for directory, lib in ((hw, "liblbhwonly.so.1"), (plat, "liblbocl.so.1")):
+        directory.mkdir(parents=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(directory / lib), str(src), f"-Wl,-soname,{lib}"],
+                       check=True)
+    conf = tmp_path / "ld.so.conf"
+    conf.write_text(f"{tmp_path / 'lib'}\n{plat}\n")
+    cache = tmp_path / "ld.so.cache"
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    subprocess.run([ldconfig, "-X", "-f", str(conf), "-C", str(cache)], check=True, capture_output=True)
+    monkeypatch.setattr(_ldcache, "LD_SO_CACHE", str(cache))
+    info = libbroker.find("lbhwonly")
+    assert info.path == str(hw / "liblbhwonly.so.1")
+    assert libbroker.find("lbocl").path == str(plat / "liblbocl.so.1")
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbhwonly", ">=99")
+    assert "(1 entries for 'lbhwonly')" in str(caught.value)

@@ -212,3 +212,38 @@ def test_unreadable_databases_give_none(tmp_path, monkeypatch) -> None:
         bogus.write_bytes(b"\xff\x00" * 1000)  # a file where a directory is expected, or binary
         monkeypatch.setattr(_pkgdb, name, str(bogus))
     assert package_version(real) is None
+
+
+def test_index_and_records_are_bounded(tmp_path, monkeypatch) -> None:
+    real, own = _copy_zlib(tmp_path)
+    local = tmp_path / "pacman"
+    entry = local / f"many-{own}-1"
+    entry.mkdir(parents=True)
+    (entry / "desc").write_text(f"%NAME%\nmany\n\n%VERSION%\n{own}-1\n")
+    listed = "".join(f"usr/lib/libmany{i}.so.1\n" for i in range(50))
+    (entry / "files").write_text("%FILES%\n" + listed + os.path.relpath(real, "/") + "\n")
+    monkeypatch.setattr(_pkgdb, "DPKG_ADMIN_DIR", str(tmp_path / "no-dpkg"))
+    monkeypatch.setattr(_pkgdb, "PACMAN_LOCAL_DIR", str(local))
+    monkeypatch.setattr(_pkgdb, "_MAX_INDEX_FILES", 10)
+    files, _ = _pkgdb._build_pacman(str(local))
+    assert len(files) == 10
+    assert package_version(real) is None  # past the bound: unknown, not wrong
+    # A record over the size limit is skipped whole.
+    monkeypatch.setattr(_pkgdb, "_MAX_INDEX_FILES", 1000)
+    monkeypatch.setattr(_pkgdb, "_MAX_LIST_BYTES", 100)
+    _pkgdb._memo.clear()
+    files, versions = _pkgdb._build_pacman(str(local))
+    assert files == {} and versions == {"many": own}
+
+
+def test_conda_package_inside_site_packages(tmp_path) -> None:
+    # conda's own builds put libraries under site-packages (numpy.libs-like folders).
+    prefix = tmp_path / "env"
+    folder = prefix / "lib" / "python3.11" / "site-packages" / "pkg" / "libs"
+    folder.mkdir(parents=True)
+    (prefix / "conda-meta").mkdir()
+    real = folder / f"libz.so.{zlib_version()}"
+    shutil.copy2(os.path.realpath(os.path.join(SYSLIB, "libz.so.1")), real)
+    record = {"name": "pkg", "version": "2.1.0", "files": [os.path.relpath(real, prefix)]}
+    (prefix / "conda-meta" / "pkg-2.1.0-0.json").write_text(json.dumps(record))
+    assert package_version(os.path.realpath(real)) == ("2.1.0", "package:conda:pkg")

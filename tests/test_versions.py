@@ -13,6 +13,8 @@ import time
 
 import pytest
 from _host import SYSLIB, debian_upstream, dpkg, host, zlib_version
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.version import Version
 
 from libbroker import _master, _versions
@@ -75,6 +77,16 @@ def test_parse_version_text_is_bounded() -> None:
     assert parse_version_text("1." * 5_000_000) is None
     assert time.perf_counter() - start < 2.0
     assert parse_version_text("a" * 100 + " 1.2.3") == "1.2.3"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789.-_/ ,abrcv~\n\x00é²"), max_size=60))
+def test_parse_version_text_any_text(text: str) -> None:
+    found = parse_version_text(text)
+    if found is not None:
+        Version(found)  # always PEP 440
+        release = found.split("a")[0].split("b")[0].split("rc")[0]
+        assert release in text and release.count(".") >= 1  # a dotted number of the text
 
 
 def test_types_parse_version_uses_it() -> None:
@@ -247,7 +259,7 @@ BAD_SHAPES = r"""
 #include <zlib.h>
 const char *small_int(void) { return (const char *)42; }
 const char *unmapped(void) { return (const char *)0x0000700000000000ULL; }
-const char *binary(void) { static const char b[] = {1, 2, 3, 0}; return b; }
+const char *binary(void) { static const char b[] = {1, '1', '.', '2', 0}; return b; }
 const char *no_number(void) { return "version unknown"; }
 static char long_text[100000];
 const char *endless(void) {
@@ -325,6 +337,8 @@ def test_library_version_reports_why(bad_lib) -> None:
     assert "not a readable C string" in problems[-1]
     assert library_version(h, "badshapes", None, "no_number", problems=problems) is None
     assert "no dotted version number" in problems[-1]
+    assert library_version(h, "badshapes", None, "binary", problems=problems) is None
+    assert "not printable" in problems[-1]
     assert library_version(h, "badshapes", None, "absent_function") is None
     assert library_version(h, "badshapes", None, "with_null") is None  # called with no argument
 
@@ -397,3 +411,18 @@ def test_every_product_numbered_file_here_agrees_with_dpkg() -> None:
         checked += 1
     if not checked:
         pytest.skip("no product-numbered library file owned by dpkg here")
+
+
+@pytest.mark.parametrize(("name", "product"), [
+    # Windows DLL names (vcpkg, conda-forge, MSYS2, OpenSSL's own builds) and macOS dylibs
+    ("zlib1.dll", "zlib"), ("libcrypto-3-x64.dll", "OpenSSL"), ("libssl-1_1-x64.dll", "OpenSSL"),
+    ("libcurl.dll", "curl"), ("libexpat.dll", "expat"), ("libpng16-16.dll", "libpng"),
+    ("libbz2.dll", "bzip2"), ("liblzma.dll", "xz"), ("zstd.dll", "zstd"), ("libffi-8.dll", "libffi"),
+    ("tiff.dll", "libtiff"), ("sqlite3.dll", "SQLite"), ("libxml2-2.dll", "libxml2"),
+    ("libgmp-10.dll", "GMP"), ("libfreetype-6.dll", "FreeType"), ("libpixman-1-0.dll", "pixman"),
+    ("libz.1.dylib", "zlib"), ("libssl.3.dylib", "OpenSSL"), ("libzstd.1.5.5.dylib", "zstd"),
+    ("libscipy_openblas64_.so", "OpenBLAS"), ("libopenblasp-r0.3.21.so", "OpenBLAS"),
+])
+def test_probe_names_across_platforms(name: str, product: str) -> None:
+    probe = probe_for("", name)
+    assert probe is not None and probe.product == product

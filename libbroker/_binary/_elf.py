@@ -21,6 +21,7 @@ from ._common import InvalidBinaryError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import BinaryIO
 
 
@@ -345,7 +346,8 @@ class _Reader:
 def _open(path: str) -> tuple[BinaryIO, int]:
     try:
         # O_NONBLOCK: a FIFO named like a library must not hang us in open().
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         if os.path.islink(path):
             raise InvalidBinaryError(
@@ -535,7 +537,7 @@ def _parse_dynamic(
                                           tags.get(_DT_VERDEFNUM, _MAX_VERDEF), string)
 
 
-def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string) -> frozenset[str]:  # type: ignore[no-untyped-def]
+def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string: Callable[[int], str]) -> frozenset[str]:
     """Names of the versions a library defines: the first Verdaux of each Verdef."""
     names = set()
     for _ in range(min(count, _MAX_VERDEF)):
@@ -549,7 +551,7 @@ def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string) -> frozen
     return frozenset(names)
 
 
-def _functions(data: bytes, e: str, is64: bool, sym_size: int, string) -> frozenset[str]:
+def _functions(data: bytes, e: str, is64: bool, sym_size: int, string: Callable[[int], str]) -> frozenset[str]:
     if is64:
         fmt = e + "IBBH" + f"{sym_size - 8}x"
     else:
@@ -568,12 +570,15 @@ def _functions(data: bytes, e: str, is64: bool, sym_size: int, string) -> frozen
     return frozenset(names)
 
 
-def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_of, sections) -> int:
+def _symbol_count(
+    r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_of: Callable[[int, str], int],
+    sections: tuple[int, int, int],
+) -> int:
     """Number of dynamic symbols. ELF stores no count in the dynamic segment:
     DT_HASH has it as nchain; DT_GNU_HASH only implies it through its chains."""
     if _DT_HASH in tags:
         nchain = struct.unpack(e + "I", r.read(offset_of(tags[_DT_HASH], "hash table") + 4, 4, "hash table"))[0]
-        return min(nchain, _MAX_SYMBOLS)
+        return min(int(nchain), _MAX_SYMBOLS)
     if _DT_GNU_HASH in tags:
         base = offset_of(tags[_DT_GNU_HASH], "GNU hash table")
         nbuckets, symoffset, bloom_size, _ = struct.unpack(e + "IIII", r.read(base, 16, "GNU hash table"))
@@ -581,7 +586,7 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
         buckets = struct.unpack(f"{e}{nbuckets}I", r.read(buckets_at, 4 * nbuckets, "GNU hash buckets"))
         last = max(buckets, default=0)
         if last < symoffset:
-            return symoffset
+            return int(symoffset)
         # Walk the last bucket's chain to its end bit: that is the last symbol.
         # Read in blocks; a chain with no end bit stops at the end of the file.
         at = buckets_at + 4 * nbuckets + 4 * (last - symoffset)
@@ -601,11 +606,13 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
     for i in range(e_shnum):
         sh = struct.unpack_from(fmt, table, i * e_shentsize)
         if sh[1] == _SHT_DYNSYM and sh[9]:
-            return min(sh[5] // sh[9], _MAX_SYMBOLS)
+            return min(int(sh[5] // sh[9]), _MAX_SYMBOLS)
     return 0
 
 
-def _parse_verneed(r: _Reader, info: BinaryInfo, e: str, offset: int, count: int, string) -> None:
+def _parse_verneed(
+    r: _Reader, info: BinaryInfo, e: str, offset: int, count: int, string: Callable[[int], str]
+) -> None:
     newest: tuple[int, int] | None = None
     budget = _MAX_VERNEED  # total entries: corrupt next-offsets cannot make us crawl
     for _ in range(min(count, _MAX_VERNEED)):
@@ -706,7 +713,7 @@ def check_compatible(
         )
     if info.glibc_required is not None:
         system = host_glibc() if glibc is True else glibc
-        need = "GLIBC_%d.%d" % info.glibc_required
+        need = f"GLIBC_{info.glibc_required[0]}.{info.glibc_required[1]}"
         if system is None or system is False:
             return f"needs {need} but this system has no glibc"
         if info.glibc_required > system:

@@ -31,6 +31,9 @@ _MAX_TLS = 1 << 30
 
 _PT_LOAD, _PT_DYNAMIC, _PT_TLS = 1, 2, 7
 _PT_GNU_PROPERTY = 0x6474E553
+# Segments that describe parts of the loaded image (PT_TLS is checked on its own: .tbss
+# may reach past the image): DYNAMIC, INTERP, NOTE, PHDR, GNU_EH_FRAME, GNU_RELRO, GNU_PROPERTY.
+_MAPPED_TYPES = (2, 3, 4, 6, 0x6474E550, 0x6474E552, _PT_GNU_PROPERTY)
 _PF_X, _PF_W = 1, 2
 _ADDR_TAGS = {
     3: "DT_PLTGOT", 4: "DT_HASH", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_RELA", 12: "DT_INIT",
@@ -38,6 +41,7 @@ _ADDR_TAGS = {
     32: "DT_PREINIT_ARRAY", 36: "DT_RELR", 0x6FFFFEF5: "DT_GNU_HASH", 0x6FFFFFF0: "DT_VERSYM",
     0x6FFFFFFC: "DT_VERDEF", 0x6FFFFFFE: "DT_VERNEED",
 }
+_VERSION_TAGS = (0x6FFFFFF0, 0x6FFFFFF9, 0x6FFFFFFA, 0x6FFFFFFB, 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF)
 _STRING_TAGS = {1: "DT_NEEDED", 14: "DT_SONAME", 15: "DT_RPATH", 29: "DT_RUNPATH"}
 # machine -> (RELATIVE type, IRELATIVE type); others: only the generic checks.
 _RELATIVE = {62: (8, 37), 183: (1027, 1032), 3: (8, 42)}
@@ -111,7 +115,7 @@ def loader_refusal(path: str) -> str | None:
     except _Fault as fault:
         return f"corrupt ELF file the system loader would crash on: {fault}"
     except (OSError, struct.error, ValueError, OverflowError, MemoryError) as exc:
-        return f"corrupt ELF file: {exc}"
+        return f"corrupt ELF file or unreadable: {exc}"
     return None
 
 
@@ -125,8 +129,8 @@ def _check(image: _Image, head: bytes) -> None:
         (e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, _, _, _) = struct.unpack_from(
             e + "HHIIIIIHHHHHH", head, 16)
         ph_fmt, ph_size = e + "IIIIIIII", 32
-    if e_type != 3:
-        return  # not a shared object: refused elsewhere with a better message
+    if e_type != 3 or not _host_machine(e_machine, is64):
+        return  # not a shared object for this host: refused elsewhere with a better message
     if e_phentsize != ph_size:
         raise _Fault(f"program headers are {e_phentsize} bytes, expected {ph_size}")
     if not 0 < e_phnum <= _MAX_PHNUM:
@@ -159,9 +163,43 @@ def _check(image: _Image, head: bytes) -> None:
             image.file_offset(p_vaddr, p_filesz, "TLS initialisation image")
         elif p_type == _PT_GNU_PROPERTY and p_filesz:  # glibc reads it from the mapped image
             image.file_offset(p_vaddr, p_filesz, "program property note")
+        if p_type == 0x6474E552:  # GNU_RELRO: glibc mprotects whole pages, gaps included
+            inside = _pages_mapped(image, p_vaddr, p_memsz)
+        else:
+            inside = not p_memsz or image.mapped(p_vaddr, p_memsz)
+        if p_type in _MAPPED_TYPES and (p_filesz > p_memsz or not inside):
+            # e.g. a PT_GNU_RELRO reaching past the image: glibc's mprotect would make
+            # other libraries' data read-only
+            raise _Fault(f"program header of type {p_type:#x} ({p_filesz} file / {p_memsz} memory bytes "
+                         f"at {p_vaddr:#x}) is not inside the loadable segments")
     if dynamic is None:
         raise _Fault("no dynamic segment (PT_DYNAMIC)")
     _check_dynamic(image, e_machine, *dynamic)
+
+
+def _pages_mapped(image: _Image, vaddr: int, size: int) -> bool:
+    """True when the pages glibc would mprotect for [vaddr, vaddr+size) all belong to the image."""
+    page = os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096
+    start, end = vaddr - vaddr % page, (vaddr + size) - (vaddr + size) % page
+    spans = sorted((v - v % page, -(-(v + m) // page) * page) for v, m, _, _, _ in image.loads)
+    at = start
+    for low, high in spans:
+        if low <= at < high:
+            at = high
+        if at >= end:
+            return True
+    return at >= end
+
+
+def _host_machine(machine: int, is64: bool) -> bool:
+    """True when the file is for this interpreter's machine and word size (else no opinion)."""
+    from ._elf import host_binary
+
+    try:
+        host = host_binary()
+    except Exception:  # noqa: BLE001 - no host facts: judge everything
+        return True
+    return bool(host.machine == machine and host.elf_class == (64 if is64 else 32))
 
 
 def _check_load(image: _Image, i: int, offset: int, vaddr: int, filesz: int, memsz: int, align: int) -> None:
@@ -197,6 +235,20 @@ def _check_dynamic(image: _Image, machine: int, vaddr: int, filesz: int) -> None
             raise _Fault(f"{name} points to {tags[tag]:#x}, outside every loadable segment")
     if 5 not in tags or 6 not in tags:
         raise _Fault("no dynamic string or symbol table (DT_STRTAB/DT_SYMTAB)")
+    if (0x6FFFFFFE in tags or 0x6FFFFFFC in tags) and 0x6FFFFFF0 not in tags:
+        raise _Fault("version tables without DT_VERSYM (every linker writes both; glibc crashes without it)")
+    unknown = [t for t in tags if 0x6FFFFFF0 <= t <= 0x6FFFFFFF and t not in _VERSION_TAGS]
+    if unknown:  # glibc files these in its version-tag slots by number
+        raise _Fault(f"unknown dynamic tag {unknown[0]:#x} in the version-tag range")
+    for table, size_tag, name in ((7, 8, "DT_RELA without DT_RELASZ"), (17, 18, "DT_REL without DT_RELSZ"),
+                                  (23, 2, "DT_JMPREL without DT_PLTRELSZ"), (36, 35, "DT_RELR without DT_RELRSZ"),
+                                  (5, 10, "DT_STRTAB without DT_STRSZ")):
+        if table in tags and size_tag not in tags:  # glibc reads the size through a NULL pointer
+            raise _Fault(name)
+        if tags.get(size_tag) and table not in tags and table != 5:
+            # relocations announced but their table gone: the GOT would keep unrelocated
+            # addresses and the first call through it jumps into nowhere
+            raise _Fault(f"{name.split(' without ')[1]} without {name.split(' without ')[0]}")
     strsz = tags.get(10, 0)
     if strsz > _MAX_STRSZ:
         raise _Fault(f"DT_STRSZ is {strsz} bytes (limit {_MAX_STRSZ})")
@@ -217,7 +269,8 @@ def _check_dynamic(image: _Image, machine: int, vaddr: int, filesz: int) -> None
     nsyms = _symbol_count(image, tags)
     symtab = image.at(tags[6], nsyms * syment, "dynamic symbol table") if nsyms else b""
     _check_symbols(image, symtab, nsyms, strsz)
-    _check_versions(image, tags, nsyms, strtab)
+    needed = {_cstring(strtab, value) for tag, value in strings if tag == 1}
+    _check_versions(image, tags, nsyms, strtab, needed)
     _check_relocations(image, machine, tags, nsyms)
 
 
@@ -282,22 +335,35 @@ def _check_symbols(image: _Image, symtab: bytes, nsyms: int, strsz: int) -> None
             raise _Fault(f"function symbol {i} at {value:#x} is not in an executable segment")
 
 
-def _walk_version_table(image: _Image, offset: int, count: int, need: bool, strsz: int) -> int:
+def _cstring(strtab: bytes, offset: int) -> bytes:
+    end = strtab.find(b"\0", offset)
+    return strtab[offset:end] if end >= 0 else strtab[offset:]
+
+
+def _walk_version_table(
+    image: _Image, offset: int, count: int, need: bool, strtab: bytes, needed: set[bytes] | None = None
+) -> int:
     """Walk Verneed (need) or Verdef records as glibc does; the highest version index found."""
     e, high, budget = image.e, 0, 65536
-    for _ in range(min(count, 65536) or 65536):
+    strsz = len(strtab)
+    del count  # glibc ignores DT_VERNEEDNUM/DT_VERDEFNUM and follows the next-offsets to 0
+    for _ in range(65536):
         rec = image.at(offset, 16 if need else 20, "version record")
         if need:
             version, cnt, file_, aux, nxt = struct.unpack(e + "HHIII", rec)
             if file_ >= strsz:
                 raise _Fault("a version-needed record names a file outside the string table")
+            if needed is not None and _cstring(strtab, file_) not in needed:
+                # glibc asserts that the file is one of the object's dependencies
+                raise _Fault(f"a version-needed record names {_cstring(strtab, file_)!r}, which is not "
+                             f"a DT_NEEDED entry")
         else:
             version, _, ndx, cnt, _, aux, nxt = struct.unpack(e + "HHHHIII", rec)
             high = max(high, ndx & 0x7FFF)
         if version != 1:
             raise _Fault(f"version record of revision {version} (expected 1)")
         at = offset + aux
-        for _ in range(cnt):
+        for _ in range(cnt if not need else 65536):  # glibc follows vna_next to 0, ignoring vn_cnt
             budget -= 1
             if budget < 0:
                 raise _Fault("the version tables do not end")
@@ -317,12 +383,15 @@ def _walk_version_table(image: _Image, offset: int, count: int, need: bool, strs
     return high
 
 
-def _check_versions(image: _Image, tags: dict[int, int], nsyms: int, strtab: bytes) -> None:
+def _check_versions(
+    image: _Image, tags: dict[int, int], nsyms: int, strtab: bytes, needed: set[bytes]
+) -> None:
     high = 1
     if 0x6FFFFFFE in tags:
-        high = max(high, _walk_version_table(image, tags[0x6FFFFFFE], tags.get(0x6FFFFFFF, 0), True, len(strtab)))
+        high = max(high, _walk_version_table(
+            image, tags[0x6FFFFFFE], tags.get(0x6FFFFFFF, 0), True, strtab, needed))
     if 0x6FFFFFFC in tags:
-        high = max(high, _walk_version_table(image, tags[0x6FFFFFFC], tags.get(0x6FFFFFFD, 0), False, len(strtab)))
+        high = max(high, _walk_version_table(image, tags[0x6FFFFFFC], tags.get(0x6FFFFFFD, 0), False, strtab))
     if 0x6FFFFFF0 in tags and nsyms:
         versym = struct.unpack(f"{image.e}{nsyms}H", image.at(tags[0x6FFFFFF0], 2 * nsyms, "symbol versions"))
         worst = max(v & 0x7FFF for v in versym)
@@ -368,6 +437,22 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
             raise _Fault(f"{name} at {start:#x} of {size} bytes is outside the image")
         arrays.append((start, size))
     extra: set[int] = set()
+    for count_tag, table_tag, size_tag, entsize, name in (
+        (0x6FFFFFF9, 7, 8, 24 if is64 else 12, "DT_RELACOUNT"),
+        (0x6FFFFFFA, 17, 18, 16 if is64 else 8, "DT_RELCOUNT"),
+    ):
+        # glibc treats the first COUNT entries as relative relocations and asserts so.
+        count = tags.get(count_tag, 0)
+        if not count or table_tag not in tags:
+            continue
+        if count > tags.get(size_tag, 0) // entsize:
+            raise _Fault(f"{name} is {count}, more than the table holds")
+        head = image.at(tags[table_tag], count * entsize, "relative relocations")
+        fmt = image.e + ("QQq" if is64 else "IIi") if entsize in (24, 12) else image.e + ("QQ" if is64 else "II")
+        for fields in struct.iter_unpack(fmt, head):
+            rtype = fields[1] & 0xFFFFFFFF if is64 else fields[1] & 0xFF
+            if rtype != relative and relative != -1:
+                raise _Fault(f"{name} says the first {count} relocations are relative, but one is type {rtype}")
     targets: dict[int, int | None] = {}  # relocated slot -> the address it will hold (None: a symbol)
     for offset, info, addend in _relocations(image, tags):
         rtype, sym = (info & 0xFFFFFFFF, info >> 32) if is64 else (info & 0xFF, info >> 8)
@@ -403,6 +488,7 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
             target = targets[slot]
             if target is not None and not image.mapped(target, 1, flag=_PF_X):
                 raise _Fault(f"the init/fini array entry at {slot:#x} calls {target:#x}, outside the code")
+
     for tag, name in ((12, "DT_INIT"), (13, "DT_FINI")):
         if tags.get(tag) and not image.mapped(tags[tag], 1, flag=_PF_X):
             raise _Fault(f"{name} at {tags[tag]:#x} is not in an executable segment")
