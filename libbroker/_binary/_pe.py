@@ -609,9 +609,7 @@ def _read_exports(image: _Image, info: PEInfo, dir_rva: int, dir_size: int) -> N
         if count > _MAX_EXPORTS:
             raise image.error(f"{label} of at most {_MAX_EXPORTS} (ordinals are 16-bit)",
                               str(count), f"export directory at RVA {dir_rva:#x}")  # fmt: skip
-    if nnames > nfuncs:
-        raise image.error("NumberOfNames <= NumberOfFunctions", f"{nnames} > {nfuncs}",
-                          f"export directory at RVA {dir_rva:#x}")  # fmt: skip
+    # (More names than functions is legal: aliases share a function slot.)
     # read_rva refuses arrays that run past their section: counts past the end fail here.
     funcs = (
         struct.unpack(

@@ -752,3 +752,21 @@ def test_long_mangled_export_name_read_whole(tmp_path: Path) -> None:
         and info.exports == 1
         and info.soname == "long.dl"
     )
+
+
+def test_aliases_share_a_function_slot(tmp_path: Path) -> None:
+    # Two names, one function: NumberOfNames > NumberOfFunctions is legal.
+    body = bytearray(0x100)
+    struct.pack_into(
+        "<IIHHIIIIIII", body, 0, 0, 0, 0, 0, 0x1070, 1, 1, 2, 0x1040, 0x1050, 0x1060
+    )
+    struct.pack_into("<I", body, 0x40, 0x10F0)
+    struct.pack_into("<II", body, 0x50, 0x1080, 0x1088)
+    struct.pack_into("<HH", body, 0x60, 0, 0)
+    body[0x70:0x78] = b"alias.d\0"
+    body[0x80:0x90] = b"first\0\0\0second\0\0"
+    body[0xF0] = 0xC3
+    path = tmp_path / "alias.dll"
+    path.write_bytes(_mini_pe(bytes(body), {0: (0x1000, 0x40)}))
+    info = _compare(path)  # pefile counts both names, as we do
+    assert info.export_names == {"first", "second"} and info.exports == 2
