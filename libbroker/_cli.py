@@ -41,37 +41,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="link name, e.g. 'z' for libz.so.1")
     p.add_argument("--version", dest="spec_version", metavar="SPEC", help="PEP 440 specifier")
     p.add_argument("--all", action="store_true", help="every candidate with its verdict")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("inspect", help="read a binary without loading it")
     p.add_argument("path")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("check", help="resolve the library for a spec and check its symbols")
-    p.add_argument("spec")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("spec", help="the spec file (TOML)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("generate", help="write libbroker_<name>.h and .pxd for a spec")
-    p.add_argument("spec")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("spec", help="the spec file (TOML)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory to write the headers to (created; unchanged files are "
+                        "left alone)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("list", help="every library visible to libbroker, grouped by origin")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
     # Both `--import a --import b` and `--import a b`.
-    p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[], metavar="MODULE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[],
+                   metavar="MODULE", help="import MODULE first (found as `python -m` would: "
+                   "the current directory first); repeatable")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("wrap", help="build a provider wheel from a shared library")
-    p.add_argument("lib")
-    p.add_argument("--name", required=True)
-    p.add_argument("--version", dest="lib_version", required=True)
-    p.add_argument("--spec", default=None)
-    p.add_argument("--dist-name", default=None)
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("lib", help="the shared library file to wrap")
+    p.add_argument("--name", required=True, help="the library's link name, e.g. 'z'")
+    p.add_argument("--version", dest="lib_version", required=True,
+                   help="the library's version, e.g. 1.3.1")
+    p.add_argument("--spec", default=None, help="a spec whose symbols the library must export")
+    p.add_argument("--dist-name", default=None, help="the wheel's distribution name")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory to write the wheel to")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("spec", help="write a spec from a library's real C headers")
+    p.add_argument("headers", nargs="+", metavar="HEADER",
+                   help="header path, or a name #include <...> finds (curl/curl.h)")
+    p.add_argument("--name", required=True, help="the table name, a C identifier")
+    p.add_argument("--link", required=True, action="append", metavar="LINK",
+                   help="link name of the library ('z' for libz.so.1); repeatable")
+    p.add_argument("--function", dest="functions", action="append", default=[],
+                   metavar="GLOB", help="select functions by name or glob (default: every "
+                   "function the library's own headers declare); repeatable")
+    p.add_argument("--variable", dest="variables", action="append", default=[],
+                   metavar="GLOB", help="select exported objects for [variables]; repeatable")
+    p.add_argument("--complete", action="append", default=[], metavar="GLOB",
+                   help="write these struct types with their fields even when used only "
+                   "through pointers (to allocate them); repeatable")
+    p.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
+                   help="include directory for the preprocessor; repeatable")
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="MACRO[=VALUE]",
+                   help="macro for the preprocessor; repeatable")
+    p.add_argument("-o", "--output", metavar="SPEC.toml",
+                   help="file to write (default: standard output)")
+    p.add_argument("--check", action="store_true",
+                   help="also resolve the library and list selected names it does not export "
+                   "(exit 1 if any)")
+
+    p = sub.add_parser("config", help="compiler flags for code that includes generated headers")
+    p.add_argument("--cflags", action="store_true", help="print -I flags for libbroker.h")
+    p.add_argument("--includedir", action="store_true",
+                   help="print the directory holding libbroker.h")
+    p.add_argument("--pkgconfig", action="store_true",
+                   help="print the directory holding libbroker.pc (for PKG_CONFIG_PATH)")
     return parser
 
 
@@ -265,6 +302,51 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         warnings.extend(failures)
     _emit(args, data, format_report(data))
     return EXIT_OK if not failures else EXIT_NOT_FOUND
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from ._headerspec import missing_exports, spec_from_headers
+
+    result = spec_from_headers(
+        args.headers, name=args.name, link=args.link, functions=args.functions,
+        variables=args.variables, include_dirs=args.include_dirs, defines=args.defines,
+        complete=args.complete,
+    )
+    for note in result.notes:
+        print(f"libbroker spec: {note}", file=sys.stderr)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(result.text)
+        except OSError as exc:
+            raise SpecError(f"cannot write {args.output!r}: {exc.strerror or exc}") from exc
+    else:
+        sys.stdout.write(result.text)
+    if not args.check:
+        return EXIT_OK
+    path, missing = missing_exports(result.text, args.link, result.renames)
+    print(f"libbroker spec --check: {path}: {len(result.functions) + len(result.variables)} "
+          f"selected, {len(missing)} not exported", file=sys.stderr)
+    for line in missing:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_NOT_FOUND if missing else EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from ._api import get_include
+
+    include = get_include()
+    if args.pkgconfig:
+        from .build import pkgconfig_dir
+
+        print(pkgconfig_dir())
+    elif args.includedir:
+        print(include)
+    else:  # --cflags, also the default
+        import shlex
+
+        print(shlex.quote(f"-I{include}"))
+    return EXIT_OK
 
 
 def cmd_wrap(args: argparse.Namespace) -> int:
