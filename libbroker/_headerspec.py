@@ -205,6 +205,7 @@ class _Builder:
         self.types: dict[str, str] = {}  # [types] name -> text, in first-use order
         self.comments: dict[str, str] = {}
         self.complete: tuple[str, ...] = ()
+        self.untagged: dict[int, str] = {}  # id(untagged struct node) -> its typedef name
         for node in ast.ext:
             self._index(node)
 
@@ -223,6 +224,11 @@ class _Builder:
             self.enum_of[id(inner)] = underlying  # for a typedef of an anonymous enum
         if isinstance(node, c_ast.Typedef):
             self.typedefs[node.name] = node.type
+            if isinstance(node.type, c_ast.TypeDecl) and isinstance(
+                node.type.type, (c_ast.Struct, c_ast.Union)
+            ) and node.type.type.name is None:
+                # typedef struct {...} T, *PT: PT's struct is T
+                self.untagged.setdefault(id(node.type.type), node.name)
         elif isinstance(node, c_ast.Decl) and node.name:
             file = node.coord.file if node.coord else ""
             if isinstance(node.type, c_ast.FuncDecl):
@@ -287,6 +293,10 @@ class _Builder:
             return c_ast.IdentifierType(underlying.split())
         if isinstance(node, (c_ast.Struct, c_ast.Union)):
             keyword = "union" if isinstance(node, c_ast.Union) else "struct"
+            if node.name is None and id(node) in self.untagged:
+                alias = self.untagged[id(node)]
+                self.need_typedef(alias, value)
+                return c_ast.IdentifierType([alias])
             if node.name is None:
                 raise ValueError(f"uses an untagged {keyword} outside a typedef")
             if value:  # by value: a complete [types] entry named after the tag
