@@ -290,6 +290,14 @@ class _Builder:
         if isinstance(node, c_ast.Enum):
             underlying = self.enum_of.get(id(node)) or self.enums.get(
                 f"enum {node.name}", "int")
+            alias = self.typedefs.get(node.name or "")
+            if node.name and (alias is None or (
+                isinstance(alias, c_ast.TypeDecl) and isinstance(alias.type, c_ast.Enum)
+                and alias.type.name == node.name
+            )):  # 'enum X' -> [types] X = "int"  # enum X (the header's typedef, if any)
+                self.types.setdefault(node.name, underlying)
+                self.comments[node.name] = f"enum {node.name}"
+                return c_ast.IdentifierType([node.name])
             return c_ast.IdentifierType(underlying.split())
         if isinstance(node, (c_ast.Struct, c_ast.Union)):
             keyword = "union" if isinstance(node, c_ast.Union) else "struct"
@@ -525,6 +533,11 @@ def spec_from_headers(  # noqa: C901, PLR0912, PLR0913, PLR0915
     out += [f"# {macro} is a macro for {target}: the spec names the exported symbol"
             for macro, target in sorted(used_renames.items())]
     out += [f"# {note}" for note in notes]
+    invented = [t for t in builder.types if t not in builder.typedefs]
+    if invented:  # enum and struct tags the spec names; the header has no such typedef
+        out += ["# [types] the header does not declare (keep them when it is included): "
+                + ", ".join(invented),
+                "# (with the real header, define LIBBROKER_EXTERNAL_<TYPE> for the others)"]
     out += ["", "[library]", f"name = {_toml_string(name)}",
             f"names = [{', '.join(_toml_string(n) for n in links)}]"]
     if builder.types:
