@@ -293,7 +293,10 @@ def _parse_error(header: list[str], extra: list[str], entry: Entry) -> tuple[int
                                 "<libbroker>")
     except Exception as exc:
         parts = str(exc).split(":", 3)
-        numbers = [int(p) for p in parts[1:3] if p.strip().isdigit()] + [0, 0]
+        numbers = [int(p) for p in parts[1:3] if p.strip().isdigit()]
+        if not numbers:  # no position: pycparser got to the end of the declaration
+            return 1 << 30, 0
+        numbers += [0]
         # Lines counted without ``extra``, so that two attempts compare.
         return numbers[0] - len(extra), numbers[1]
     return None

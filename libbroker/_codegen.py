@@ -323,6 +323,8 @@ def render_header(spec: Spec) -> str:
     # The universal zero initialiser: "{0}" in C, "{}" in C++ (where {0} warns).
     out += ["#ifdef __cplusplus", "    {},", "#else", "    {0},", "#endif"]
     out += [f"    {stub}," for _fn, _ftype, stub in stubs]
+    out += [f"    NULL, /* {fn.name}: the variable's address, set by the import */"
+            for fn in spec.functions if fn.kind == "variable"]
     out += [
         "};",
         "",
@@ -338,6 +340,7 @@ def render_header(spec: Spec) -> str:
             f'    libbroker_lazy_import(libbroker_import_{name}, "{name}", "{fn.name}");',
         ]
         if ftype.variadic:  # C cannot forward '...': this first call stops the process
+            out += [f"    (void){pname};" for pname, _ in ftype.params]
             out += [f'    libbroker_variadic_early("{name}", "{fn.name}");', "}", ""]
             continue
         if not fn.required:

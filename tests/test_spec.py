@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -274,3 +275,73 @@ def test_embedded_text_keeps_multiline_strings() -> None:
     assert Spec.from_string(embedded).packages == spec.packages
     inline = Spec.from_string(HEAD + 'names = ["a#b", \'c#d\']  # link names\n' + FUNCS)
     assert 'names = ["a#b", \'c#d\']\n' in embedded_text(inline)
+
+
+# -- [variables], shapes and the messages of issue 12 --------------------------------------
+
+LIB = '[library]\nname = "t"\nnames = ["t"]\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[variables]\nrequired = ['int f(void)']", "not an object declaration"),
+        ("[variables]\nrequired = ['void v']", "type void"),
+        ("[variables]\nrequired = ['int v = 3']", "initializer"),
+        ("[variables]\nrequired = ['static int v']", "not an object declaration"),
+        ("[functions]\nrequired = ['int v(void)']\n[variables]\nrequired = ['int v']",
+         "declared twice"),
+        ("[variables]\nrequired = ['int v']\noptional = ['long v']", "both required"),
+        ("[variables]\nextra = ['int v']", "unknown key 'extra' in [variables]"),
+        ("[types]\nE = 'enum'\n[functions]\nrequired = ['E f(void)']",
+         'its underlying integer type, e.g. E = "int"'),
+        ("[types]\nS = 'struct'\n[functions]\nrequired = ['S *f(void)']", '"opaque"'),
+        ("[functions]\nrequired = ['uLong crc32(uLong crc, const Bytef *buf, uInt len)']",
+         "unknown types 'uLong', 'Bytef', 'uInt'"),
+        ("[library]\nversion-function = 'v'\n[variables]\nrequired = ['const char *v']",
+         "version-function"),
+    ],
+)
+def test_shape_errors(body: str, message: str) -> None:
+    text = LIB + body + "\n"
+    if body.startswith("[library]"):
+        text = '[library]\nname = "t"\nnames = ["t"]\nversion-function = "v"\n' + body.split(
+            "\n", 2)[2] + "\n"
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text, path="t.toml")
+    assert message in info.value.message, info.value.message
+    assert info.value.line is not None
+
+
+def test_variables_only_spec_and_slot_order() -> None:
+    spec = Spec.from_string(LIB + "[variables]\nrequired = ['extern const char *const v']\n"
+                            "[functions]\noptional = ['int f(int x, ...)']\n")
+    assert [(s.name, s.kind, s.required, s.variadic) for s in spec.functions] == [
+        ("f", "function", False, True), ("v", "variable", True, False)]
+    assert spec.signatures == ["f: int (int, ...)", "v: const char *const *"]
+
+
+@pytest.mark.parametrize("name", [" z", "z ", "z\n", "libz.so", "libz.so.1", "z.dll", "a/b",
+                                  "..", "z\x00"])
+def test_link_names_that_match_no_file(name: str) -> None:
+    text = '[library]\nname = "t"\nnames = [' + json.dumps(name) + ']\n' + FUNCS
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text)
+    assert "link name" in info.value.message and info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LIB + "[types]\nA = " + "[" * 600 + "]" * 600 + "\n" + FUNCS,
+        LIB + "x = " + "{a=" * 2000 + "1" + "}" * 2000 + "\n" + FUNCS,
+        LIB + "[functions]\nrequired = ['int " + "*" * 2000 + "f(void)']\n",
+        LIB + "[functions]\nrequired = ['int f(" + "(" * 500 + "int" + ")" * 500 + ")']\n",
+        LIB + "[types]\n" + "".join(f"T{i} = 'T{i + 1} *'\n" for i in range(3000))
+        + "T3000 = 'int'\n[functions]\nrequired = ['T0 f(void)']\n",
+    ],
+    ids=["deep-toml-array", "deep-inline-table", "2000-stars", "deep-parens", "typedef-chain"],
+)
+def test_deep_nesting_is_a_spec_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(SpecError):
+        Spec.from_string(text)
