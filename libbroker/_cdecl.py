@@ -24,28 +24,16 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Union
 
-    CType = Union["Base", "Pointer", "Array", "FuncType", "Record"]
+    CType = Union["Base", "Pointer", "Array", "FuncType", "Record"]  # noqa: UP007 (forward refs)
 
 C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto "
-    "if inline int long register restrict return short signed sizeof static struct switch "
-    "typedef union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex "
-    "_Generic _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool "
-    "constexpr false nullptr static_assert thread_local true typeof typeof_unqual _BitInt "
-    "_Decimal32 _Decimal64 _Decimal128".split()
+    ["auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic", "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "alignas", "alignof", "bool", "constexpr", "false", "nullptr", "static_assert", "thread_local", "true", "typeof", "typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128"]
 )
 
 # The generated header must also compile as C++: these cannot name a [types]
 # entry, an opaque struct tag or a slot.
 CXX_KEYWORDS = frozenset(
-    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t "
-    "char16_t char32_t class compl concept const consteval constexpr constinit const_cast "
-    "continue co_await co_return co_yield decltype default delete do double dynamic_cast else "
-    "enum explicit export extern false float for friend goto if inline int long mutable "
-    "namespace new noexcept not not_eq nullptr operator or or_eq private protected public "
-    "register reinterpret_cast requires return short signed sizeof static static_assert "
-    "static_cast struct switch template this thread_local throw true try typedef typeid "
-    "typename union unsigned using virtual void volatile wchar_t while xor xor_eq".split()
+    ["alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq"]
 )
 
 # Kept by name in every rendering (their size is the platform's business, and
@@ -79,7 +67,7 @@ class Base:
     """A named type: a C builtin ("unsigned long"), a standard typedef
     ("size_t"), a [types] name ("uLong", kind "typedef") or a tag ("struct x")."""
 
-    __slots__ = ("name", "quals", "kind")
+    __slots__ = ("kind", "name", "quals")
 
     def __init__(self, name: str, quals: tuple[str, ...] = (), kind: str = "builtin") -> None:
         self.name = name
@@ -88,7 +76,7 @@ class Base:
 
 
 class Pointer:
-    __slots__ = ("target", "quals")
+    __slots__ = ("quals", "target")
 
     def __init__(self, target: CType, quals: tuple[str, ...] = ()) -> None:
         self.target = target
@@ -106,7 +94,7 @@ class Array:
 class FuncType:
     """A function type; ``variadic`` when the parameter list ends with ``...``."""
 
-    __slots__ = ("result", "params", "variadic")
+    __slots__ = ("params", "result", "variadic")
 
     def __init__(self, result: CType, params: list[tuple[str | None, CType]],
                  variadic: bool = False) -> None:
@@ -119,7 +107,7 @@ class Record:
     """A complete struct or union written in [types] (``"struct { int major; }"``):
     the only way a spec passes a struct by value. ``fields`` keep their order."""
 
-    __slots__ = ("keyword", "fields", "quals")
+    __slots__ = ("fields", "keyword", "quals")
 
     def __init__(self, keyword: str, fields: list[tuple[str, CType]],
                  quals: tuple[str, ...] = ()) -> None:
@@ -155,7 +143,7 @@ _parser = None
 _parser_lock = threading.Lock()
 
 
-def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it
+def _get_parser():
     # Building a pycparser 2.x parser (PLY tables) costs ~100 ms: build once.
     global _parser
     if _parser is None:
@@ -168,7 +156,7 @@ def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it
 class Entry:
     """One thing to parse: a prototype or a [types] entry, and where it came from."""
 
-    __slots__ = ("kind", "name", "text", "line")
+    __slots__ = ("kind", "line", "name", "text")
 
     def __init__(self, kind: str, name: str, text: str, line: int | None) -> None:
         self.kind = kind  # "function" or "type"
@@ -291,7 +279,7 @@ def _parse_error(header: list[str], extra: list[str], entry: Entry) -> tuple[int
         with _parser_lock:
             _get_parser().parse("\n".join(header + extra + [_line_for(entry)]) + "\n",
                                 "<libbroker>")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is "does not parse" (error path)
         parts = str(exc).split(":", 3)
         numbers = [int(p) for p in parts[1:3] if p.strip().isdigit()]
         if not numbers:  # no position: pycparser got to the end of the declaration
@@ -612,10 +600,7 @@ def _builtin_name(names: list[str], fail) -> str:
 # -- rendering -----------------------------------------------------------------------------
 
 _CYTHON_RESERVED = frozenset(
-    "cdef cpdef ctypedef cimport include nogil gil noexcept extern inline public api readonly "
-    "sizeof NULL struct union enum const volatile signed unsigned long short int char float "
-    "double void bint object print exec by new fused typeof address cppclass namespace "
-    "operator except DEF IF ELIF ELSE".split()
+    ["cdef", "cpdef", "ctypedef", "cimport", "include", "nogil", "gil", "noexcept", "extern", "inline", "public", "api", "readonly", "sizeof", "NULL", "struct", "union", "enum", "const", "volatile", "signed", "unsigned", "long", "short", "int", "char", "float", "double", "void", "bint", "object", "print", "exec", "by", "new", "fused", "typeof", "address", "cppclass", "namespace", "operator", "except", "DEF", "IF", "ELIF", "ELSE"]
 )
 
 

@@ -220,8 +220,8 @@ def _typedef_block(spec: Spec) -> list[str]:
             f"#define {guard} 0x{token:08x}",
             definition,
             f"#elif {guard} != 0x{token:08x}",
-            f'#error "libbroker_{spec.name}.h: [types] {tname} is {meaning} here but another '
-            'libbroker header included before made it another type"',
+            (f'#error "libbroker_{spec.name}.h: [types] {tname} is {meaning} here but another '
+             'libbroker header included before made it another type"'),
             "#endif",
         ]
     out += [f"#endif /* LIBBROKER_{upper}_EXTERNAL_TYPES */", ""]
@@ -266,8 +266,9 @@ def render_header(spec: Spec) -> str:
     out += [
         "",
         f"#if LIBBROKER_ABI_MAJOR != {LIBBROKER_ABI_MAJOR}",
-        f'#error "libbroker_{name}.h was generated for libbroker table ABI {LIBBROKER_ABI_MAJOR}'
-        ' but libbroker.h has another; regenerate it with the installed libbroker"',
+        (f'#error "libbroker_{name}.h was generated for libbroker table ABI '
+         f'{LIBBROKER_ABI_MAJOR} but libbroker.h has another; regenerate it with the installed '
+         'libbroker"'),
         "#endif",
         "",
         "#ifdef __cplusplus",
@@ -359,10 +360,10 @@ def render_header(spec: Spec) -> str:
         f"    if ({table}->header.magic == LIBBROKER_TABLE_MAGIC) {{",
         "        return 0;",
         "    }",
-        f'    if (libbroker_import_table("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
-        f"libbroker__{name}_spec_text,",
-        f"                               LIBBROKER_{upper}_LAYOUT_DIGEST, "
-        f"LIBBROKER_{upper}_SLOT_COUNT,",
+        (f'    if (libbroker_import_table("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
+         f"libbroker__{name}_spec_text,"),
+        (f"                               LIBBROKER_{upper}_LAYOUT_DIGEST, "
+         f"LIBBROKER_{upper}_SLOT_COUNT,"),
         f"                               libbroker__{name}_signatures, &table) < 0) {{",
         "        return -1;",
         "    }",
@@ -425,7 +426,7 @@ def render_pxd(spec: Spec) -> str:
         "#",
         f"# cimport libbroker_{name}; call libbroker_{name}.import_{name}() once at module",
         "# level (raises ImportError with the reason); the functions are then plain C calls",
-        f"# (noexcept nogil). An optional function is absent when table.FUNCTION == NULL.",
+        "# (noexcept nogil). An optional function is absent when table.FUNCTION == NULL.",
         "",
     ]
     modules: dict[str, set[str]] = {"libc.stdint": {"uint16_t", "uint32_t", "uint64_t"}}

@@ -81,7 +81,8 @@ def _run_cpp(command: list[str], source: str, extra: Sequence[str]) -> str:
             f.write(source)
         try:
             done = subprocess.run([*command, *_CPP_FLAGS, *extra, path], capture_output=True,
-                                  text=True, timeout=_CPP_TIMEOUT, errors="replace")
+                                  text=True, timeout=_CPP_TIMEOUT, errors="replace",
+                                  check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SpecError(f"the C preprocessor {' '.join(command)!r} failed: {exc}") from exc
     if done.returncode != 0:
@@ -97,7 +98,7 @@ def _system_dirs(command: list[str]) -> set[str]:
     the system's, not the library's, unless named on the command line."""
     try:
         done = subprocess.run([*command, "-v", os.devnull], capture_output=True, text=True,
-                              timeout=_CPP_TIMEOUT, errors="replace")
+                              timeout=_CPP_TIMEOUT, errors="replace", check=False)
     except (OSError, subprocess.TimeoutExpired):
         return {"/usr/include", "/usr/local/include"}
     found: set[str] = set()
@@ -117,20 +118,20 @@ def _macros(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "#define" and "(" not in parts[1]:
-            if is_c_identifier(parts[1]) and is_c_identifier(parts[2]):
-                found[parts[1]] = parts[2]
+        if (len(parts) == 3 and parts[0] == "#define" and "(" not in parts[1]
+                and is_c_identifier(parts[1]) and is_c_identifier(parts[2])):
+            found[parts[1]] = parts[2]
     return found
 
 
 class _Evaluator:
     """Integer constant expressions of enum values and array sizes."""
 
-    def __init__(self, c_ast) -> None:  # noqa: ANN001
+    def __init__(self, c_ast) -> None:
         self.c_ast = c_ast
         self.names: dict[str, int] = {}
 
-    def value(self, node) -> int:  # noqa: ANN001, C901, PLR0911, PLR0912
+    def value(self, node) -> int:
         c_ast = self.c_ast
         if isinstance(node, c_ast.Constant):
             text = node.value
@@ -168,7 +169,7 @@ class _Evaluator:
                 return binary[node.op]()
         raise ValueError(f"not an integer constant ({type(node).__name__})")
 
-    def enum_type(self, enum) -> str:  # noqa: ANN001
+    def enum_type(self, enum) -> str:
         """The underlying C type GCC and Clang give ``enum`` (int unless values need more)."""
         values: list[int] = []
         current = -1
@@ -193,7 +194,7 @@ class _Evaluator:
 class _Builder:
     """Walks the parsed headers and collects what the selected functions need."""
 
-    def __init__(self, ast, c_ast) -> None:  # noqa: ANN001
+    def __init__(self, ast, c_ast) -> None:
         self.c_ast = c_ast
         self.eval = _Evaluator(c_ast)
         self.typedefs: dict[str, object] = {}
@@ -209,7 +210,7 @@ class _Builder:
         for node in ast.ext:
             self._index(node)
 
-    def _index(self, node) -> None:  # noqa: ANN001
+    def _index(self, node) -> None:
         c_ast = self.c_ast
         inner = getattr(node, "type", None)
         while isinstance(inner, (c_ast.TypeDecl, c_ast.PtrDecl, c_ast.ArrayDecl)):
@@ -238,7 +239,7 @@ class _Builder:
                 self.objects.setdefault(node.name, (node, file))
 
     # -- types -------------------------------------------------------------------------
-    def rewrite(self, node, value: bool):  # noqa: ANN001, ANN201, C901
+    def rewrite(self, node, value: bool):
         """A copy of type ``node`` as a spec spells it; ``value``: used by value here."""
         c_ast = self.c_ast
         if isinstance(node, c_ast.TypeDecl):
@@ -281,7 +282,7 @@ class _Builder:
             return new
         raise ValueError(f"uses an unsupported construct ({type(node).__name__})")
 
-    def rewrite_base(self, node, value: bool):  # noqa: ANN001, ANN201
+    def rewrite_base(self, node, value: bool):
         c_ast = self.c_ast
         if isinstance(node, c_ast.IdentifierType):
             if len(node.names) == 1 and node.names[0] in self.typedefs:
@@ -324,7 +325,7 @@ class _Builder:
         self.types[tag] = ""  # reserve (and stop recursion through self-reference)
         self.types[tag] = self.record_text(keyword, record)
 
-    def record_text(self, keyword: str, record) -> str:  # noqa: ANN001
+    def record_text(self, keyword: str, record) -> str:
         from pycparser import c_generator
 
         fields = []
@@ -393,13 +394,13 @@ def _locate(header: str, system: set[str]) -> str:
                     path=header)
 
 
-def _set_name(node, name: str, c_ast) -> None:  # noqa: ANN001
+def _set_name(node, name: str, c_ast) -> None:
     while not isinstance(node, c_ast.TypeDecl):
         node = node.type
     node.declname = name
 
 
-def _type_text(node, c_ast) -> str:  # noqa: ANN001
+def _type_text(node, c_ast) -> str:
     from pycparser import c_generator
 
     return c_generator.CGenerator().visit(c_ast.Typename(None, [], None, node))
@@ -417,7 +418,7 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def spec_from_headers(  # noqa: C901, PLR0912, PLR0913, PLR0915
+def spec_from_headers(
     headers: Sequence[str], *, name: str, link: Sequence[str] | str,
     functions: Sequence[str] = (), variables: Sequence[str] = (),
     include_dirs: Sequence[str] = (), defines: Sequence[str] = (),
@@ -558,7 +559,7 @@ def spec_from_headers(  # noqa: C901, PLR0912, PLR0913, PLR0915
     return HeaderSpec(result, kept, chosen_objects, notes, used_renames)
 
 
-def _drop_clashing_names(func, types: dict[str, str], c_ast) -> None:  # noqa: ANN001
+def _drop_clashing_names(func, types: dict[str, str], c_ast) -> None:
     """Parameter names a spec refuses (a [types] name, a duplicate, 'libbroker_...'),
     dropped: they are documentation only."""
     seen: set[str] = set()

@@ -68,8 +68,18 @@ class Function:
     symbol lookup, required checks and signatures treat both alike.
     """
 
-    __slots__ = ("name", "required", "prototype", "return_type", "params", "line", "signature",
-                 "kind", "variadic", "_type")
+    __slots__ = (
+        "_type",
+        "kind",
+        "line",
+        "name",
+        "params",
+        "prototype",
+        "required",
+        "return_type",
+        "signature",
+        "variadic",
+    )
 
     def __init__(self, name: str, required: bool, prototype: str, ctype: CType,
                  resolved: CType, line: int | None, kind: str = "function") -> None:
@@ -129,7 +139,7 @@ class Spec:
         library = _table(data, "library", error, lines, required=True)
         check_keys(library, _LIBRARY_KEYS, "[library]", "library")
 
-        def get(key: str, kind: type, default: object = None):  # noqa: ANN202
+        def get(key: str, kind: type, default: object = None):
             value = library.get(key, default)
             if value is not None and not isinstance(value, kind):
                 raise error(
@@ -353,7 +363,7 @@ class Spec:
         source = self.path or "<string>"
         return f"<Spec {self.name!r} from {source!r}: {len(self.functions)} functions>"
 
-    def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:  # noqa: ANN001
+    def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
         try:
@@ -391,7 +401,7 @@ def _load_toml(text: str, path: str | None) -> dict:
         raise SpecError(f"invalid TOML: {message}", path=path, line=line) from exc
 
 
-def _table(data: dict, key: str, error, lines: list[str], required: bool = False) -> dict:  # noqa: ANN001
+def _table(data: dict, key: str, error, lines: list[str], required: bool = False) -> dict:
     value = data.get(key)
     if value is None:
         if required:
@@ -404,7 +414,7 @@ def _table(data: dict, key: str, error, lines: list[str], required: bool = False
     return value
 
 
-def _string_list(value: object, key: str, error, line: int | None, *,  # noqa: ANN001
+def _string_list(value: object, key: str, error, line: int | None, *,
                  link_name: bool = False, section: str = "library") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise error(f"[{section}] {key} must be a list of strings, found {value!r}", line)
@@ -439,7 +449,7 @@ def pxd_reserved_names(table: str) -> frozenset[str]:
     ))
 
 
-def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]:  # noqa: ANN001
+def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]:
     # A C name Cython cannot use, or that the .pxd already defines, gets a '_'
     # (the cname string keeps the C name); a clash after that is an error rather
     # than a silent second declaration.
@@ -478,8 +488,8 @@ def _incomplete(ctype: CType, opaque: dict[str, str]) -> str | None:
     return None
 
 
-def _check_by_value(  # noqa: PLR0913
-    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error,  # noqa: ANN001
+def _check_by_value(
+    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error,
     line: int | None,
 ) -> None:
     """Refuse what the C compiler would: values of incomplete types, void parameters,
@@ -500,7 +510,7 @@ def _check_by_value(  # noqa: PLR0913
                         f"{reason}", line)
 
 
-def _check_fields(tname: str, record: Record, types: dict[str, CType | None],  # noqa: ANN001
+def _check_fields(tname: str, record: Record, types: dict[str, CType | None],
                   opaque: dict[str, str], error, line: int | None) -> None:
     for fname, ftype in record.fields:
         resolved = resolve(ftype, types)
@@ -524,7 +534,7 @@ def marked_digest(text: str) -> str | None:
     return None
 
 
-def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:
     # The .h is also compiled as C++, the .pxd by Cython: a name either reserves
     # would make the generated code fail to compile, far from the spec.
     if name in CXX_KEYWORDS:
@@ -535,7 +545,7 @@ def _check_foreign_name(name: str, what: str, error, line: int | None) -> None: 
                     "could not compile; fix: rename it", line)
 
 
-def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+def _check_c_name(name: str, what: str, error, line: int | None) -> None:
     if not is_c_identifier(name):
         raise error(f"{what} {name!r} is not a C identifier (ASCII letters, digits and '_', "
                     "not starting with a digit, not a C keyword)", line)
@@ -544,7 +554,7 @@ def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noq
                     "generated code; fix: rename it", line)
 
 
-def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,  # noqa: ANN001
+def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,
                 lines: list[str]) -> list[str]:
     """[types] names so that each comes after those it uses (C needs that order)."""
     order: list[str] = []

@@ -24,6 +24,7 @@ meson (meson-python): ``libbroker config --includedir`` gives the include direct
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from ._api import get_include
 
@@ -55,15 +56,15 @@ def generate_headers(specs: Sequence[str | os.PathLike[str]], outdir: str) -> li
     return written
 
 
-class build_ext(_base_build_ext):  # type: ignore[misc,valid-type]  # noqa: N801
+class build_ext(_base_build_ext):  # type: ignore[misc,valid-type]
     """``build_ext`` that first generates the libbroker headers of its specs into
     ``<build_temp>/libbroker-generated`` and adds that directory and
     ``libbroker.get_include()`` to every extension's include path."""
 
-    user_options = [
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = [
         *_base_build_ext.user_options,
-        ("libbroker-specs=", None, "libbroker spec files to generate headers for "
-         "(comma-separated)"),
+        ("libbroker-specs=", None,
+         "libbroker spec files to generate headers for (comma-separated)"),
     ]
     specs: tuple[str, ...] = ()
 
