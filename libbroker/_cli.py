@@ -286,16 +286,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     import importlib
 
+    # Like `python -m`: the current directory first (a console script's sys.path[0]
+    # is its bin directory, where the user's module is not).
+    if args.imports and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    from ._doctor import _loaded_paths
+
     failures = []
+    imports: list[dict[str, object]] = []
     for module in args.imports:
         try:
             importlib.import_module(module)
         except Exception as exc:  # report, keep diagnosing: that is the point of doctor
             failures.append(f"--import {module!r} failed: {type(exc).__name__}: {exc}")
+            imports.append({"module": module, "ok": False,
+                            "error": f"{type(exc).__name__}: {exc}"})
             print(f"libbroker doctor: {failures[-1]}", file=sys.stderr)
+        else:
+            imports.append({"module": module, "ok": True, "error": None})
+    baseline = _loaded_paths()  # what the user's modules mapped; doctor's own comes after
     from ._doctor import format_report, report
 
-    data = report()
+    data = report(baseline=baseline)
+    data["imports"] = imports
     if failures:
         warnings = data.setdefault("warnings", [])
         assert isinstance(warnings, list)
