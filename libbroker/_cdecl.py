@@ -21,8 +21,11 @@ from ._errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Union
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, Union
+
+    Node = Any  # a pycparser AST node (pycparser ships no type information)
+    Fail = Callable[[str], SpecError]
 
     CType = Union["Base", "Pointer", "Array", "FuncType", "Record"]  # noqa: UP007 (forward refs)
 
@@ -143,11 +146,11 @@ _parser = None
 _parser_lock = threading.Lock()
 
 
-def _get_parser():
+def _get_parser() -> Any:
     # Building a pycparser 2.x parser (PLY tables) costs ~100 ms: build once.
     global _parser
     if _parser is None:
-        from pycparser import c_parser
+        from pycparser import c_parser  # type: ignore[import-untyped,unused-ignore]
 
         _parser = c_parser.CParser()
     return _parser
@@ -174,7 +177,7 @@ def parse_entries(
     Returns one ``(name, model)`` per entry: the declared name and FuncType
     for a prototype, ``(None, type)`` for a [types] entry.
     """
-    from pycparser import c_ast, c_parser
+    from pycparser import c_ast, c_parser  # type: ignore[import-untyped,unused-ignore]
 
     for entry in entries:
         _precheck(entry, path)
@@ -192,7 +195,7 @@ def parse_entries(
         else:
             culprit = _find_culprit(header, entries) or entries[-1]
         raise _diagnose(header, culprit, exc, path) from exc
-    by_line: dict[int, list] = {}
+    by_line: dict[int, list[Node]] = {}
     for node in ast.ext:
         by_line.setdefault(node.coord.line if node.coord else 0, []).append(node)
     results: list[tuple[str | None, CType]] = []
@@ -360,7 +363,7 @@ def _unknown_type(words: list[str], entry: Entry, path: str | None) -> SpecError
 
 
 def _convert_entry(
-    entry: Entry, nodes: list, types: Mapping[str, str], path: str | None, c_ast
+    entry: Entry, nodes: list[Node], types: Mapping[str, str], path: str | None, c_ast: Any
 ) -> tuple[str | None, CType]:
     what = _what(entry)
 
@@ -418,7 +421,7 @@ def _convert_entry(
     return node.name, result
 
 
-def _is_void(node, c_ast) -> bool:
+def _is_void(node: Node, c_ast: Any) -> bool:
     return (
         isinstance(node, c_ast.TypeDecl)
         and isinstance(node.type, c_ast.IdentifierType)
@@ -427,14 +430,14 @@ def _is_void(node, c_ast) -> bool:
 
 
 class _Converter:
-    def __init__(self, fail, types: Mapping[str, str], c_ast) -> None:
+    def __init__(self, fail: Fail, types: Mapping[str, str], c_ast: Any) -> None:
         self.fail = fail
         self.types = types
         self.c_ast = c_ast
         # A struct written out in full is allowed once, as a whole [types] entry.
         self.record_allowed = False
 
-    def convert(self, node) -> CType:
+    def convert(self, node: Node) -> CType:
         c_ast = self.c_ast
         allowed, self.record_allowed = self.record_allowed, False
         if isinstance(node, c_ast.TypeDecl):
@@ -458,7 +461,7 @@ class _Converter:
         # restrict is a promise to the optimiser, not part of the ABI: dropped.
         return tuple(q for q in _QUAL_ORDER if q in quals)
 
-    def dimension(self, dim) -> int | None:
+    def dimension(self, dim: Node) -> int | None:
         if dim is None:
             return None
         if isinstance(dim, self.c_ast.Constant) and dim.type == "int":
@@ -470,7 +473,7 @@ class _Converter:
                 pass
         raise self.fail("has an array size that is not an integer literal")
 
-    def record(self, node, quals: tuple[str, ...]) -> Record:
+    def record(self, node: Node, quals: tuple[str, ...]) -> Record:
         keyword = "union" if isinstance(node, self.c_ast.Union) else "struct"
         if node.name is not None:
             raise self.fail(
@@ -500,7 +503,7 @@ class _Converter:
             raise self.fail(f"defines a {keyword} without fields, which C does not allow")
         return Record(keyword, fields, quals)
 
-    def base(self, node, quals: tuple[str, ...]) -> Base:
+    def base(self, node: Node, quals: tuple[str, ...]) -> Base:
         c_ast = self.c_ast
         if isinstance(node, (c_ast.Struct, c_ast.Union, c_ast.Enum)):
             keyword = {c_ast.Struct: "struct", c_ast.Union: "union", c_ast.Enum: "enum"}[type(node)]
@@ -537,7 +540,7 @@ class _Converter:
             return Base(names[0], quals, kind)
         return Base(_builtin_name(names, self.fail), quals, "builtin")
 
-    def function(self, node) -> FuncType:
+    def function(self, node: Node) -> FuncType:
         c_ast = self.c_ast
         if node.args is None:
             raise self.fail(
@@ -570,7 +573,7 @@ class _Converter:
         return FuncType(result, params, variadic)
 
 
-def _builtin_name(names: list[str], fail) -> str:
+def _builtin_name(names: list[str], fail: Fail) -> str:
     counts = {word: names.count(word) for word in names}
     sign = ""
     if "unsigned" in counts:

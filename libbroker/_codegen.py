@@ -55,7 +55,7 @@ _HEADER_FIELDS = (  # libbroker_table_header, as the .pxd declares it
 
 def _version() -> str:
     try:
-        from . import __version__  # type: ignore[attr-defined]
+        from . import __version__  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return "0.1.0"
     return str(__version__)

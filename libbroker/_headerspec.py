@@ -32,6 +32,9 @@ from ._errors import SpecError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
+
+    Node = Any  # a pycparser AST node (pycparser ships no type information)
 
 # Defined away before pycparser sees the text: GCC/MSVC extensions that carry no
 # type information a spec needs. __GNUC__ undefined makes glibc's headers use plain C.
@@ -127,11 +130,11 @@ def _macros(text: str) -> dict[str, str]:
 class _Evaluator:
     """Integer constant expressions of enum values and array sizes."""
 
-    def __init__(self, c_ast) -> None:
+    def __init__(self, c_ast: Any) -> None:
         self.c_ast = c_ast
         self.names: dict[str, int] = {}
 
-    def value(self, node) -> int:
+    def value(self, node: Node) -> int:
         c_ast = self.c_ast
         if isinstance(node, c_ast.Constant):
             text = node.value
@@ -169,7 +172,7 @@ class _Evaluator:
                 return binary[node.op]()
         raise ValueError(f"not an integer constant ({type(node).__name__})")
 
-    def enum_type(self, enum) -> str:
+    def enum_type(self, enum: Node) -> str:
         """The underlying C type GCC and Clang give ``enum`` (int unless values need more)."""
         values: list[int] = []
         current = -1
@@ -194,15 +197,15 @@ class _Evaluator:
 class _Builder:
     """Walks the parsed headers and collects what the selected functions need."""
 
-    def __init__(self, ast, c_ast) -> None:
+    def __init__(self, ast: Node, c_ast: Any) -> None:
         self.c_ast = c_ast
         self.eval = _Evaluator(c_ast)
-        self.typedefs: dict[str, object] = {}
-        self.records: dict[str, object] = {}  # "struct tag" -> node with fields
+        self.typedefs: dict[str, Node] = {}
+        self.records: dict[str, Node] = {}  # "struct tag" -> node with fields
         self.enums: dict[str, str] = {}  # "enum tag" -> underlying type
         self.enum_of: dict[int, str] = {}  # id(Enum node with values) -> underlying type
-        self.functions: dict[str, tuple[object, str]] = {}
-        self.objects: dict[str, tuple[object, str]] = {}
+        self.functions: dict[str, tuple[Node, str]] = {}
+        self.objects: dict[str, tuple[Node, str]] = {}
         self.types: dict[str, str] = {}  # [types] name -> text, in first-use order
         self.comments: dict[str, str] = {}
         self.complete: tuple[str, ...] = ()
@@ -210,7 +213,7 @@ class _Builder:
         for node in ast.ext:
             self._index(node)
 
-    def _index(self, node) -> None:
+    def _index(self, node: Node) -> None:
         c_ast = self.c_ast
         inner = getattr(node, "type", None)
         while isinstance(inner, (c_ast.TypeDecl, c_ast.PtrDecl, c_ast.ArrayDecl)):
@@ -239,7 +242,7 @@ class _Builder:
                 self.objects.setdefault(node.name, (node, file))
 
     # -- types -------------------------------------------------------------------------
-    def rewrite(self, node, value: bool):
+    def rewrite(self, node: Node, value: bool) -> Node:
         """A copy of type ``node`` as a spec spells it; ``value``: used by value here."""
         c_ast = self.c_ast
         if isinstance(node, c_ast.TypeDecl):
@@ -282,7 +285,7 @@ class _Builder:
             return new
         raise ValueError(f"uses an unsupported construct ({type(node).__name__})")
 
-    def rewrite_base(self, node, value: bool):
+    def rewrite_base(self, node: Node, value: bool) -> Node:
         c_ast = self.c_ast
         if isinstance(node, c_ast.IdentifierType):
             if len(node.names) == 1 and node.names[0] in self.typedefs:
@@ -325,8 +328,8 @@ class _Builder:
         self.types[tag] = ""  # reserve (and stop recursion through self-reference)
         self.types[tag] = self.record_text(keyword, record)
 
-    def record_text(self, keyword: str, record) -> str:
-        from pycparser import c_generator
+    def record_text(self, keyword: str, record: Node) -> str:
+        from pycparser import c_generator  # type: ignore[import-untyped,unused-ignore]
 
         fields = []
         for decl in record.decls:
@@ -394,16 +397,16 @@ def _locate(header: str, system: set[str]) -> str:
                     path=header)
 
 
-def _set_name(node, name: str, c_ast) -> None:
+def _set_name(node: Node, name: str, c_ast: Any) -> None:
     while not isinstance(node, c_ast.TypeDecl):
         node = node.type
     node.declname = name
 
 
-def _type_text(node, c_ast) -> str:
-    from pycparser import c_generator
+def _type_text(node: Node, c_ast: Any) -> str:
+    from pycparser import c_generator  # type: ignore[import-untyped,unused-ignore]
 
-    return c_generator.CGenerator().visit(c_ast.Typename(None, [], None, node))
+    return str(c_generator.CGenerator().visit(c_ast.Typename(None, [], None, node)))
 
 
 def _toml_string(text: str) -> str:
@@ -434,7 +437,7 @@ def spec_from_headers(
     installed, the preprocessor or pycparser fails (naming the file and line), a
     name selects nothing, or ``name`` is not a valid table name.
     """
-    from pycparser import c_ast, c_generator, c_parser
+    from pycparser import c_ast, c_generator, c_parser  # type: ignore[import-untyped,unused-ignore]
 
     links = [link] if isinstance(link, str) else list(link)
     if not is_c_identifier(name):
@@ -473,7 +476,7 @@ def spec_from_headers(
     notes: list[str] = []
     used_renames: dict[str, str] = {}
 
-    def select(patterns: Sequence[str], table: dict[str, tuple[object, str]], what: str,
+    def select(patterns: Sequence[str], table: dict[str, tuple[Node, str]], what: str,
                default_all: bool) -> list[str]:
         if not patterns:
             return [n for n, (_, f) in table.items() if own(f)] if default_all else []
@@ -559,7 +562,7 @@ def spec_from_headers(
     return HeaderSpec(result, kept, chosen_objects, notes, used_renames)
 
 
-def _drop_clashing_names(func, types: dict[str, str], c_ast) -> None:
+def _drop_clashing_names(func: Node, types: dict[str, str], c_ast: Any) -> None:
     """Parameter names a spec refuses (a [types] name, a duplicate, 'libbroker_...'),
     dropped: they are documentation only."""
     seen: set[str] = set()

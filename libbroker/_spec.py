@@ -30,7 +30,12 @@ from ._errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from packaging.specifiers import SpecifierSet
+
+    ErrorFn = Callable[..., SpecError]  # (message, line=None) -> SpecError
 
     from ._cdecl import CType
 
@@ -126,7 +131,7 @@ class Spec:
         def error(message: str, line: int | None = None) -> SpecError:
             return SpecError(message, path=path, line=line)
 
-        def check_keys(table: dict, allowed: tuple[str, ...], where: str, section: str) -> None:
+        def check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str, section: str) -> None:
             for key in table:
                 if key not in allowed:
                     raise error(
@@ -139,7 +144,7 @@ class Spec:
         library = _table(data, "library", error, lines, required=True)
         check_keys(library, _LIBRARY_KEYS, "[library]", "library")
 
-        def get(key: str, kind: type, default: object = None):
+        def get(key: str, kind: type, default: object = None) -> Any:
             value = library.get(key, default)
             if value is not None and not isinstance(value, kind):
                 raise error(
@@ -251,9 +256,9 @@ class Spec:
         self._written_types = {n: written[n] for n in self.types}
         self._type_order = _type_order(self._written_types, self.types, error, lines)
         for tname in self._type_order:  # dependencies first: each check sees complete types
-            ctype = self._written_types[tname]
-            if isinstance(ctype, Record):
-                _check_fields(tname, ctype, self._written_types, self.opaque_tags, error,
+            record = self._written_types[tname]
+            if isinstance(record, Record):
+                _check_fields(tname, record, self._written_types, self.opaque_tags, error,
                               _key_line(lines, "types", tname))
         del n_functions
 
@@ -363,7 +368,8 @@ class Spec:
         source = self.path or "<string>"
         return f"<Spec {self.name!r} from {source!r}: {len(self.functions)} functions>"
 
-    def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:
+    def _specifier_set(self, error: ErrorFn | None = None,
+                       line: int | None = None) -> SpecifierSet:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
         try:
@@ -377,11 +383,11 @@ class Spec:
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _load_toml(text: str, path: str | None) -> dict:
+def _load_toml(text: str, path: str | None) -> dict[str, Any]:
     try:
         import tomllib
     except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
     try:
         return tomllib.loads(text)
     except RecursionError as exc:  # tomllib recurses once per nested array or table
@@ -401,7 +407,8 @@ def _load_toml(text: str, path: str | None) -> dict:
         raise SpecError(f"invalid TOML: {message}", path=path, line=line) from exc
 
 
-def _table(data: dict, key: str, error, lines: list[str], required: bool = False) -> dict:
+def _table(data: dict[str, Any], key: str, error: ErrorFn, lines: list[str],
+           required: bool = False) -> dict[str, Any]:
     value = data.get(key)
     if value is None:
         if required:
@@ -414,7 +421,7 @@ def _table(data: dict, key: str, error, lines: list[str], required: bool = False
     return value
 
 
-def _string_list(value: object, key: str, error, line: int | None, *,
+def _string_list(value: object, key: str, error: ErrorFn, line: int | None, *,
                  link_name: bool = False, section: str = "library") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise error(f"[{section}] {key} must be a list of strings, found {value!r}", line)
@@ -449,7 +456,7 @@ def pxd_reserved_names(table: str) -> frozenset[str]:
     ))
 
 
-def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]:
+def _cython_names(spec: Spec, reserved: frozenset[str], error: ErrorFn) -> dict[str, str]:
     # A C name Cython cannot use, or that the .pxd already defines, gets a '_'
     # (the cname string keeps the C name); a clash after that is an error rather
     # than a silent second declaration.
@@ -489,7 +496,7 @@ def _incomplete(ctype: CType, opaque: dict[str, str]) -> str | None:
 
 
 def _check_by_value(
-    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error,
+    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error: ErrorFn,
     line: int | None,
 ) -> None:
     """Refuse what the C compiler would: values of incomplete types, void parameters,
@@ -511,7 +518,7 @@ def _check_by_value(
 
 
 def _check_fields(tname: str, record: Record, types: dict[str, CType | None],
-                  opaque: dict[str, str], error, line: int | None) -> None:
+                  opaque: dict[str, str], error: ErrorFn, line: int | None) -> None:
     for fname, ftype in record.fields:
         resolved = resolve(ftype, types)
         while isinstance(resolved, Array):
@@ -534,7 +541,7 @@ def marked_digest(text: str) -> str | None:
     return None
 
 
-def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:
+def _check_foreign_name(name: str, what: str, error: ErrorFn, line: int | None) -> None:
     # The .h is also compiled as C++, the .pxd by Cython: a name either reserves
     # would make the generated code fail to compile, far from the spec.
     if name in CXX_KEYWORDS:
@@ -545,7 +552,7 @@ def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:
                     "could not compile; fix: rename it", line)
 
 
-def _check_c_name(name: str, what: str, error, line: int | None) -> None:
+def _check_c_name(name: str, what: str, error: ErrorFn, line: int | None) -> None:
     if not is_c_identifier(name):
         raise error(f"{what} {name!r} is not a C identifier (ASCII letters, digits and '_', "
                     "not starting with a digit, not a C keyword)", line)
@@ -554,7 +561,7 @@ def _check_c_name(name: str, what: str, error, line: int | None) -> None:
                     "generated code; fix: rename it", line)
 
 
-def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,
+def _type_order(model: dict[str, CType | None], texts: dict[str, str], error: ErrorFn,
                 lines: list[str]) -> list[str]:
     """[types] names so that each comes after those it uses (C needs that order)."""
     order: list[str] = []

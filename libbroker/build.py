@@ -24,7 +24,7 @@ meson (meson-python): ``libbroker config --includedir`` gives the include direct
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ._api import get_include
 
@@ -32,10 +32,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+_base_build_ext: Any
 try:  # Cython's build_ext cythonizes .pyx sources with the include dirs added below
-    from Cython.Distutils import build_ext as _base_build_ext
+    from Cython.Distutils import (  # type: ignore[attr-defined,unused-ignore]
+        build_ext as _base_build_ext,
+    )
 except ImportError:  # a C-only project: setuptools' own
-    from setuptools.command.build_ext import build_ext as _base_build_ext
+    from setuptools.command.build_ext import (  # type: ignore[import-untyped,no-redef,unused-ignore]
+        build_ext as _base_build_ext,
+    )
 
 GENERATED_SUBDIR = "libbroker-generated"
 
@@ -56,7 +61,7 @@ def generate_headers(specs: Sequence[str | os.PathLike[str]], outdir: str) -> li
     return written
 
 
-class build_ext(_base_build_ext):  # type: ignore[misc,valid-type]
+class build_ext(_base_build_ext):  # type: ignore[misc,unused-ignore]
     """``build_ext`` that first generates the libbroker headers of its specs into
     ``<build_temp>/libbroker-generated`` and adds that directory and
     ``libbroker.get_include()`` to every extension's include path."""
