@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("inspect", help="read a binary without loading it")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("path", help="the binary to read (ELF, PE or Mach-O)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("check", help="resolve the library for a spec and check its symbols")
     p.add_argument("spec", help="the spec file (TOML)")

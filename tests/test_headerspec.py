@@ -243,7 +243,9 @@ def test_cli_check_lists_what_the_library_does_not_export(
     assert Spec.from_file(out).function("crc32")
 
 
-def test_cli_spec_help_on_every_argument() -> None:
+def test_cli_help_on_every_argument_of_every_subcommand() -> None:
     parser = _cli.build_parser()
-    for action in parser._subparsers._group_actions[0].choices["spec"]._actions:  # type: ignore[union-attr]
-        assert action.help, action.dest
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    for name, subparser in sub.choices.items():  # type: ignore[union-attr]
+        for action in subparser._actions:
+            assert action.help, f"libbroker {name}: {action.option_strings or action.dest}"
