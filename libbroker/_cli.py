@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="link name, e.g. 'z' for libz.so.1")
     p.add_argument("--version", dest="spec_version", metavar="SPEC", help="PEP 440 specifier")
     p.add_argument("--all", action="store_true", help="every candidate with its verdict")
+    p.add_argument("--package", dest="packages", action="append", default=[], metavar="DIST",
+                   help="also search the files of this installed distribution, as a spec's "
+                   "`packages` does (e.g. scipy-openblas32); repeatable")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("inspect", help="read a binary without loading it")
@@ -148,7 +151,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     from ._api import candidates, find
 
     if args.all:
-        cands = candidates(args.name, args.spec_version)
+        cands = candidates(args.name, args.spec_version, packages=args.packages)
         data = [c.as_dict() for c in cands]
         lines = []
         for c in cands:
@@ -158,7 +161,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             print(f"libbroker find: no file named like {args.name!r} was seen", file=sys.stderr)
         _emit(args, data, "\n".join(lines))
         return EXIT_OK if any(c.accepted for c in cands) else EXIT_NOT_FOUND
-    info = find(args.name, args.spec_version)
+    info = find(args.name, args.spec_version, packages=args.packages)
     _emit(
         args,
         info.as_dict(),

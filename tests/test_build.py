@@ -97,3 +97,15 @@ def test_meson_python_example_builds_and_runs(tmp_path: Path) -> None:
          "print(meson_zlib.crc32(d), meson_zlib.adler32(d), meson_zlib.crc32(b''))"],
         input=data, cwd=target, capture_output=True, check=True, timeout=120).stdout.split()
     assert [int(x) for x in out] == [zlib.crc32(data), zlib.adler32(data), 0]
+
+
+def test_find_sees_what_a_spec_packages_reaches(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("scipy_openblas32")
+    assert _cli.main(["find", "scipy_openblas"]) == 1  # not on any default path
+    capsys.readouterr()
+    assert _cli.main(["find", "scipy_openblas", "--package", "scipy-openblas32", "--json"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["origin"] == "package:scipy-openblas32"
+    assert os.path.basename(data["path"]) == "libscipy_openblas.so"
