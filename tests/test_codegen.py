@@ -591,3 +591,36 @@ def test_odd_spec_file_names_cannot_break_the_banner(tmp_path, filename: str) ->
     assert result.returncode == 0, result.stderr
     pxd = (tmp_path / "libbroker_zlib.pxd").read_text()
     assert all(line.startswith("#") for line in pxd.split("\n")[:2])
+
+
+VARIADIC_EARLY = r"""
+#include "libbroker_zv.h"
+int main(void) {
+    Py_Initialize();
+    /* Called before libbroker_import_zv(): the stub imports, then must stop with a
+       message, since C cannot forward the '...' arguments it received. */
+    (libbroker_zv->gzprintf)(NULL, "%d", 1);
+    return 0;
+}
+"""
+
+
+def test_variadic_call_before_the_import_stops_with_a_message(tmp_path) -> None:  # noqa: ANN001
+    spec = Spec.from_string('[library]\nname = "zv"\nnames = ["z"]\n[types]\n'
+                            'gzFile = "struct gzFile_s *"\n[functions]\n'
+                            'required = ["int gzprintf(gzFile file, const char *format, ...)"]\n')
+    generate(spec, tmp_path)
+    (tmp_path / "early.c").write_text(VARIADIC_EARLY)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    exe = tmp_path / "early"
+    result = _gcc("-O1", "-Wall", "-Wextra", "-Werror", f"-I{INCLUDE}", f"-I{tmp_path}",
+                  f"-I{PY_INCLUDE}", str(tmp_path / "early.c"), "-o", str(exe), f"-L{libdir}",
+                  f"-Wl,-rpath,{libdir}", f"-lpython{version}")
+    assert result.returncode == 0, result.stderr
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [root, *[p for p in sys.path if p.endswith("site-packages")]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0
+    assert "variadic function zv.gzprintf was called before libbroker_import_zv()" in done.stderr
