@@ -13,14 +13,13 @@ def dpkg_upstream_version(library_path: str) -> str | None:
     if shutil.which("dpkg-query") is None:
         return None
     real = os.path.realpath(library_path)
-    candidates = {real, library_path}
-    for path in list(candidates):  # merged /usr: dpkg may record either spelling
-        if path.startswith("/usr/"):
-            candidates.add(path[4:])
-        else:
-            candidates.add("/usr" + path)
+    given = {real, library_path}
+    candidates = set(given)
+    for path in given:  # merged /usr: dpkg may record either spelling
+        candidates.add(path[4:] if path.startswith("/usr/") else "/usr" + path)
     for path in sorted(candidates):
-        found = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True)
+        found = subprocess.run(["dpkg-query", "-S", path], capture_output=True, text=True,
+                               check=False)
         if found.returncode == 0:
             package = found.stdout.split(":", 1)[0].strip()
             version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],

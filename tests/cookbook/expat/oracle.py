@@ -14,4 +14,4 @@ def check(cb, tmp_path, library_version):
     with pytest.raises(ValueError):
         cb.count_elements(b"<a><b></a>")
     if library_version is not None:  # XML_ExpatVersionInfo returns a struct by value
-        assert "%d.%d.%d" % cb.version_info() == library_version
+        assert ".".join(map(str, cb.version_info())) == library_version
