@@ -347,6 +347,16 @@ class Spec:
         return None if self.version is None else self._specifier_set()
 
     @property
+    def slots(self) -> list[Function]:
+        """Every slot of the table in order: the functions, then the [variables]."""
+        return list(self.functions)
+
+    @property
+    def variables(self) -> list[Function]:
+        """The [variables] slots (``kind == "variable"``): exported objects' addresses."""
+        return [slot for slot in self.functions if slot.kind == "variable"]
+
+    @property
     def required_functions(self) -> list[Function]:
         return [fn for fn in self.functions if fn.required]
 

@@ -319,6 +319,7 @@ def test_variables_only_spec_and_slot_order() -> None:
     assert [(s.name, s.kind, s.required, s.variadic) for s in spec.functions] == [
         ("f", "function", False, True), ("v", "variable", True, False)]
     assert spec.signatures == ["f: int (int, ...)", "v: const char *const *"]
+    assert [v.name for v in spec.variables] == ["v"] and spec.slots == spec.functions
 
 
 @pytest.mark.parametrize("name", [" z", "z ", "z\n", "libz.so", "libz.so.1", "z.dll", "a/b",
