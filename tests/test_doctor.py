@@ -271,3 +271,20 @@ def test_doctor_leaves_out_what_its_own_imports_mapped(consumers: str) -> None:
     # In-process, without a baseline, the same import is reported.
     in_process = _child_report("import _decimal")
     assert any("/_decimal." in o["path"] for o in in_process["loaded"])
+
+
+def test_import_table_records_an_explicit_module_name() -> None:
+    # What a generated import passes (or a Python caller): the module's name.
+    code = (
+        "import libbroker\n"
+        "from libbroker import _runtime\n"
+        "from libbroker._codegen import embedded_text\n"
+        f"spec = libbroker.Spec.from_file({os.path.join(ROOT, 'tests', 'specs', 'zlib.toml')!r})\n"
+        "for module in ('pkg.first', 'pkg.second', 'pkg.first'):\n"
+        "    _runtime.import_table('zlib', spec.spec_digest, embedded_text(spec), module)\n"
+    )
+    data = _child_report(code)
+    [table] = data["tables"]
+    assert table["name"] == "zlib" and table["consumers"] == ["pkg.first", "pkg.second"]
+    assert table["library"] in {o["path"] for o in data["loaded"]} | {
+        o.get("loaded_as") for o in data["loaded"]}
