@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("list", help="every library visible to libbroker, grouped by origin")
+    p.add_argument("--package", dest="packages", action="append", default=[], metavar="DIST",
+                   help="also list the libraries of this installed distribution, as a spec's "
+                   "`packages` reaches them; repeatable")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
@@ -275,15 +278,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ._discovery import version_from_filename
     from ._listing import visible_libraries
 
-    groups = visible_libraries()
+    groups: dict[str, list[dict[str, str | None]]] = dict(visible_libraries())
+    for origin, item in _package_libraries(args.packages):
+        groups.setdefault(origin, []).append(item)
     lines = []
     for origin, items in groups.items():
+        for item in items:  # the version the real file's name gives, after symlinks
+            item.setdefault("version", version_from_filename(os.path.realpath(str(item["path"]))))
+        items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
-        lines.extend(f"  {item['name']}\t{item['path']}" for item in items)
+        lines.extend(f"  {item['name']}\t{item['version'] or '-'}\t{item['path']}"
+                     for item in items)
     _emit(args, groups, "\n".join(lines))
     return EXIT_OK
+
+
+def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | None]]]:
+    """(origin, {name, path, version}) for the shared libraries of installed ``packages``."""
+    if not packages:
+        return []
+    from importlib import metadata
+
+    from ._discovery import link_name_of
+    from ._providers import package_files
+
+    found: list[tuple[str, dict[str, str | None]]] = []
+    for package in packages:
+        try:
+            listed = metadata.distribution(package).files or []
+        except metadata.PackageNotFoundError:
+            print(f"libbroker list: package {package!r} is not installed (fix: pip install "
+                  f"{package})", file=sys.stderr)
+            continue
+        names = sorted({n for n in (link_name_of(f.name) for f in listed) if n})
+        files, _ = package_files([package], names)
+        for provided in files:
+            name = link_name_of(os.path.basename(provided.path)) or os.path.basename(provided.path)
+            found.append((provided.origin, {"name": name, "path": provided.path,
+                                            "version": provided.version}))
+    return found
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -109,3 +109,25 @@ def test_find_sees_what_a_spec_packages_reaches(capsys: pytest.CaptureFixture[st
     data = json.loads(capsys.readouterr().out)
     assert data["origin"] == "package:scipy-openblas32"
     assert os.path.basename(data["path"]) == "libscipy_openblas.so"
+
+
+def test_list_is_sorted_with_versions_and_sees_packages(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert _cli.main(["list", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    for items in groups.values():
+        keys = [(i["name"], i["path"]) for i in items]
+        assert keys == sorted(keys)
+        for item in items:  # the real file's name says the version: libz.so.1.2.13
+            tail = os.path.basename(os.path.realpath(item["path"])).partition(".so.")[2]
+            numbers = tail.split(".")
+            expected = tail if len(numbers) >= 2 and all(n.isdigit() for n in numbers) else None
+            assert item["version"] == expected, item
+    system = {i["name"]: i for i in groups["system"]}
+    if "z" in system and os.path.realpath(system["z"]["path"]).count(".") >= 4:
+        assert system["z"]["version"] is not None
+    pytest.importorskip("scipy_openblas32")
+    assert _cli.main(["list", "--json", "--package", "scipy-openblas32"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    assert [i["name"] for i in groups["package:scipy-openblas32"]] == ["scipy_openblas"]
