@@ -131,3 +131,13 @@ def test_list_is_sorted_with_versions_and_sees_packages(capsys: pytest.CaptureFi
     assert _cli.main(["list", "--json", "--package", "scipy-openblas32"]) == 0
     groups = json.loads(capsys.readouterr().out)
     assert [i["name"] for i in groups["package:scipy-openblas32"]] == ["scipy_openblas"]
+
+
+def test_a_pin_to_a_missing_file_says_to_fix_the_pin(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[libraries.z]\npath = "{tmp_path / "gone" / "libz.so.1"}"\n')
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    with pytest.raises(libbroker.LibraryNotFoundError) as info:
+        libbroker.find("z")
+    assert "fix: correct the pin ([libraries.z] path" in str(info.value)
