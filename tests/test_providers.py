@@ -164,6 +164,41 @@ def test_tampered_provider_is_refused(provider_venv: Venv) -> None:
     assert provider_venv.query()["verified"] == [None]
 
 
+def test_same_size_edit_with_restored_mtime_is_refused(provider_venv: Venv) -> None:
+    """The RECORD verdict is cached per full identity: ctime moves even when mtime is put back."""
+    path = provider_venv.query()["files"][0]["path"]
+    assert provider_venv.query()["verified"] == [None]  # verified and cached
+    load = """
+        import json, libbroker
+        try:
+            lib = libbroker.load("lbt")
+            print(json.dumps([lib.origin, lib.path]))
+        except libbroker.BrokerError as e:
+            print(json.dumps(["refused", str(e)]))
+        """
+    assert run_python(provider_venv.python, load, provider_venv.cache)[0] == "provider:libbroker-provider-lbt"
+    st = os.stat(path)
+    with open(path, "rb") as f:
+        original = f.read()
+    edited = bytearray(original)
+    at = original.index(b"lbt 2.5.1")
+    edited[at : at + 9] = b"lbt 6.6.6"  # same size, still a valid library
+    try:
+        with open(path, "r+b") as f:
+            f.write(edited)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(path).st_mtime_ns == st.st_mtime_ns and os.stat(path).st_size == st.st_size
+        [reason] = provider_venv.query()["verified"]
+        assert reason and "the file was modified after installation" in reason
+        # the whole path too: the find cache written above must not serve the edited file
+        outcome = run_python(provider_venv.python, load, provider_venv.cache)
+        assert outcome[0] != "provider:libbroker-provider-lbt", outcome
+    finally:
+        with open(path, "wb") as f:
+            f.write(original)
+    assert provider_venv.query()["verified"] == [None]
+
+
 def test_uninstalled_provider_is_gone(provider_venv: Venv) -> None:
     provider_venv.pip("uninstall", "-y", "libbroker-provider-lbt")
     try:
