@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     started = harness.clock()
     results: dict[str, dict] = {}
     targets: list[dict] = []
+    build_seconds = 0.0
     try:
         fx = fixtures.Fixtures(root)
         # Before anything imports libbroker's discovery, so every layer sees them.
