@@ -250,8 +250,13 @@ def config_summary() -> dict[str, object]:
         search_paths=list(config.search_paths),
         pins=dict(config.pins),
         prefer=dict(config.prefer),
+        trusted_owners=sorted(config.trusted_uids),
     )
-    from ._cache import cache_dir
+    if config.ignored:
+        summary["config_ignored"] = config.ignored  # owned or writable by others (docs/security.md)
+    from ._cache import cache_dir, usable_dir
 
     summary["cache_dir"] = cache_dir()
+    if cache_dir() is not None and usable_dir() is None:
+        summary["cache_ignored"] = True  # unsafe directory: see the BrokerWarning
     return summary
