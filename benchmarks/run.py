@@ -88,6 +88,10 @@ def machine() -> dict:
     }
 
 
+def _error(exc: Exception) -> dict:
+    return {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"}
+
+
 def print_report(results: dict, targets: list[dict]) -> None:
     print(f"\n{'benchmark':<22} figures (medians; in the child unless [wall])")
     print("-" * 100)
@@ -140,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         fx = fixtures.Fixtures(root)
         # Before anything imports libbroker's discovery, so every layer sees them.
         os.environ.update({k: v for k, v in fx.environ().items() if k.startswith("LIBBROKER_")})
-        fx = fixtures.build(root, quick=args.quick)
-        processes.build_memory(fx)
+        try:
+            fx = fixtures.build(root, quick=args.quick)
+            processes.build_memory(fx)
+        except Exception as exc:  # noqa: BLE001  (reported in the JSON, exit 1)
+            results["fixtures"] = _error(exc)
         build_seconds = harness.clock() - started
         sys.path[1:1] = [fx.build, fx.ext]
         for name, (_, run) in PLAN.items():
@@ -150,13 +157,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             t0 = harness.clock()
             try:
+                if "fixtures" in results:
+                    raise RuntimeError("the fixtures could not be built (see 'fixtures')")
                 results[name], found = run(settings, fx)
                 for t in found:
                     t["benchmark"] = name
                 targets += found
             except Exception as exc:  # noqa: BLE001  (one broken benchmark must not hide the others)
-                results[name] = {"error": f"{type(exc).__name__}: {exc}\n"
-                                          f"{traceback.format_exc()[-3000:]}"}
+                results[name] = _error(exc)
                 for _ in range(ISSUE_TARGETS.get(name, 0)):
                     targets.append(harness.target(f"{name} (benchmark failed)", "-", None, None,
                                                   source="issue 11", why="error, see JSON") |
@@ -173,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         import plots as plotting
 
         plots = plotting.plot_sweeps(
-            {n: r for n, r in results.items() if PLAN[n][0] == "sweep"}, args.plots_dir)
+            {n: r for n, r in results.items() if n in PLAN and PLAN[n][0] == "sweep"},
+            args.plots_dir)
     report = {
         "machine": machine(),
         "quick": args.quick,

@@ -199,5 +199,8 @@ def sweep_distributions(s: Settings, fx: fixtures.Fixtures) -> tuple[dict, list[
 
 
 def gcc_version() -> str:
-    proc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
     return proc.stdout.splitlines()[0] if proc.returncode == 0 else ""
