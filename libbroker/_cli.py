@@ -322,16 +322,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ._discovery import version_from_filename
     from ._listing import visible_libraries
+    from ._resolve import product_version
 
     groups: dict[str, list[dict[str, str | None]]] = dict(visible_libraries())
     for origin, item in _package_libraries(args.packages):
         groups.setdefault(origin, []).append(item)
     lines = []
     for origin, items in groups.items():
-        for item in items:  # the version the real file's name gives, after symlinks
-            item.setdefault("version", version_from_filename(os.path.realpath(str(item["path"]))))
+        for item in items:
+            if item.get("version"):  # a provider manifest states it
+                item.setdefault("version_source", "provider")
+                continue
+            # design.md 5.2: the library if mapped, its package, or a product-numbered file name
+            found = product_version(os.path.realpath(str(item["path"])), str(item["name"]))
+            item["version"], item["version_source"] = found if found else (None, None)
         items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
         lines.extend(f"  {item['name']}\t{item['version'] or '-'}\t{item['path']}"

@@ -76,23 +76,6 @@ def matches_link_name(filename: str, name: str) -> bool:
     return filename == name or link_name_of(filename) == name
 
 
-def version_from_filename(path: str) -> str | None:
-    """libz.so.1.2.13 -> "1.2.13" (the caller passes the real file, after symlinks).
-
-    A bare SONAME major (libcrypto.so.3, libm.so.6) is an ABI number, not the
-    product's version (OpenSSL 3.0.x, glibc 2.36): it gives None, not "3".
-    """
-    base = os.path.basename(path)
-    marker = base.find(".so.")
-    if marker < 0:
-        return None
-    tail = base[marker + 4:]
-    parts = tail.split(".")
-    if len(parts) >= 2 and all(p.isdigit() for p in parts):
-        return tail
-    return None
-
-
 def platform_of(platform: str | None = None) -> str:
     """"win32", "darwin" or "linux" (any other POSIX system follows the Linux rules)."""
     value = platform or sys.platform
@@ -257,9 +240,14 @@ def scan_dir(
 
 
 def _version_key(filename: str) -> tuple[int, ...]:
-    version = version_from_filename(filename) or ""
-    parts = tuple(int(p) for p in version.split(".") if p.isdigit())
-    return (int(len(parts) > 0), *parts)
+    # Ordering only: the numbers after ".so." (two or more; a bare major ranks with the
+    # unversioned name) are libtool interface numbers, never shown as a version
+    # (design.md 5.2: versions come from `_versions`).
+    tail = filename.partition(".so.")[2]
+    parts = tail.split(".") if tail else []
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        return (0,)
+    return (1, *(int(p) for p in parts))
 
 
 def ld_cache_entries() -> list[tuple[str, str]]:

@@ -21,8 +21,8 @@ def _is_elf(path: str) -> bool:
         return False
 
 
-def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
+def _scan(directory: str, seen: set[str]) -> list[dict[str, str | None]]:
+    found: list[dict[str, str | None]] = []
     real_dir = os.path.realpath(directory)
     if real_dir in seen:  # /lib -> /usr/lib on merged-/usr systems
         return found
@@ -44,13 +44,13 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str]]:
     return found
 
 
-def visible_libraries() -> dict[str, list[dict[str, str]]]:
+def visible_libraries() -> dict[str, list[dict[str, str | None]]]:
     from ._config import load_config
 
     config = load_config()
     seen: set[str] = set()
-    groups: dict[str, list[dict[str, str]]] = {}
-    overrides = [{"name": n, "path": p} for n, p in sorted(config.pins.items())]
+    groups: dict[str, list[dict[str, str | None]]] = {}
+    overrides: list[dict[str, str | None]] = [{"name": n, "path": p} for n, p in sorted(config.pins.items())]
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")) + config.search_paths:
         if os.path.isabs(directory):
             overrides += _scan(directory, seen)
@@ -60,7 +60,8 @@ def visible_libraries() -> dict[str, list[dict[str, str]]]:
 
         for link in sorted(provider_names()):
             for provided in provider_files(link)[0]:
-                groups.setdefault(provided.origin, []).append({"name": link, "path": provided.path})
+                groups.setdefault(provided.origin, []).append(
+                    {"name": link, "path": provided.path, "version": provided.version})
     except ImportError:  # pragma: no cover
         pass
     groups["environment"] = [item for d in environment_dirs() for item in _scan(d, seen)]

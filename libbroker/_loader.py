@@ -140,6 +140,15 @@ def _load_open_file(
         # our open is not the file we check.
         soname, version_text = _precheck(path, readable, real, soname, version_text, ident)
     handle = _map_open_file(path, real, fd, fst)
+    version_source: str | None = None
+    if version_text is None and not judged:
+        # Nobody judged its version (load(path)): the sources of design.md 5.2, never
+        # the numbers in the file name (libffi.so.8.1.2 is libffi 3.4.4).
+        from ._resolve import product_version
+
+        found = product_version(real, name or _link_name(real), soname, handle)
+        if found is not None:
+            version_text, version_source = found
     library = Library(
         name or _link_name(real),
         path,
@@ -148,6 +157,7 @@ def _load_open_file(
         soname=soname,
         origin=origin,
         version_text=version_text,
+        version_source=version_source,
     )
     _by_identity[key] = library
     _order.append(library)
@@ -312,13 +322,12 @@ def _precheck(
     version_text: str | None,
     ident: tuple[int, ...],
 ) -> tuple[str | None, str | None]:
-    """Refuse what dlopen must not see; fill in SONAME and file-name version.
+    """Refuse what dlopen must not see; fill in the SONAME (the version is asked after mapping).
 
     *readable* names the open file (/proc/self/fd/N) or its real path; facts
     already cached for exactly this identity are reused.
     """
     from . import _cache
-    from ._discovery import version_from_filename
     from ._resolve import _read_facts, binary_facts, flush_facts, soname_mismatch
 
     if _cache.identity(real) == ident:
@@ -335,10 +344,7 @@ def _precheck(
         reason = soname_mismatch(os.path.basename(real), facts.get("soname"))
     if reason:
         raise IncompatibleLibraryError(path, reason)
-    return (
-        soname or facts.get("soname"),
-        version_text or version_from_filename(real),
-    )
+    return soname or facts.get("soname"), version_text
 
 
 def _diagnose(real: str, exc: OSError) -> str:

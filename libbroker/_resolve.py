@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 
 from . import _cache
-from ._discovery import Entry, Search, search, version_from_filename
+from ._discovery import Entry, Search, search
 from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
-from ._types import KNOWN_VERSION_FUNCTIONS, Candidate
+from ._types import Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,41 +94,32 @@ def _read_facts(real: str) -> dict[str, Any]:
 def _version_if_mapped(real: str, name: str) -> str | None:
     """The version from the library itself when the process already maps it.
 
-    An RTLD_NOLOAD probe never loads anything; a file not yet mapped has an
-    unknown version until `load()` asks it.
+    An RTLD_NOLOAD probe never loads anything (`_versions.version_if_mapped`);
+    a file not yet mapped has an unknown version until `load()` asks it.
     """
-    from . import _master
+    from ._versions import version_if_mapped
 
-    handle = _master.noload(real)
-    if not handle:
+    return version_if_mapped(real, name, probe_soname(name, os.path.basename(real)))
+
+
+def probe_soname(name: str, soname: str | None) -> str | None:
+    """*soname* when it names the same library as link *name* (or names none), else None.
+
+    A file presented under another name (a renamed copy) is not called into on
+    the strength of its SONAME alone: the built-in probe is then chosen by *name*.
+    """
+    from ._discovery import link_name_of
+
+    if soname and link_name_of(os.path.basename(soname)) not in (name, None):
         return None
-    return library_version_text(handle, name, os.path.basename(real))
+    return soname
 
 
 def library_version_text(handle: int, name: str, soname: str | None) -> str | None:
-    """The version text the loaded library reports (built-in probe), or None.
+    """The version the loaded library reports (`_versions.library_version`, built-in probe), or None."""
+    from ._versions import library_version
 
-    The probe is chosen by the link name asked for, and by the SONAME only when
-    that names the same library: a file presented under another name (a renamed
-    copy) is not called into on the strength of its SONAME alone.
-    """
-    from . import _master
-    from ._discovery import link_name_of
-
-    if soname and link_name_of(soname) not in (name, None):
-        soname = None
-    try:
-        from ._versions import library_version
-    except ImportError:
-        library_version = None  # type: ignore[assignment]
-    if library_version is not None:
-        return library_version(handle, name, soname, None)
-    function = KNOWN_VERSION_FUNCTIONS.get(name)
-    if function is None:
-        return None
-    address = _master.dlsym(handle, function)
-    raw = _master.call_version_function(address) if address else None
-    return raw.decode("utf-8", "replace") if raw else None
+    return library_version(handle, name, probe_soname(name, soname))
 
 
 def loader_refusal(real: str) -> str | None:
@@ -237,7 +228,7 @@ def judge(
         cand.fix = f"use a build of the library made for {_host_libc()}"
         return cand
     if cand.version_text is None:
-        found = product_version(real, path, name)
+        found = product_version(real, name, cand.soname)
         if found is not None:
             cand.version_text, cand.version_source = found
     elif entry.origin.startswith("provider:") or entry.dist:
@@ -300,34 +291,19 @@ def _host_libc() -> str | None:
     return host_libc()
 
 
-def product_version(real: str, path: str, name: str) -> tuple[str, str] | None:
-    """(version text, version source) of a file not loaded by us (design.md 5.2).
+def product_version(real: str, name: str, soname: str | None = None,
+                    handle: int | None = None) -> tuple[str, str] | None:
+    """(version text, `.version_source`) of the file *real* (resolved), or None (design.md 5.2).
 
-    In order: the library itself when this process already maps it (a NOLOAD
-    probe), the package database that owns the file, and the file name only
-    for libraries whose file names carry the product version (zlib).
-    Interface numbers (libtool's libbz2.so.1.0.4) are never versions.
+    `_versions.best_version`: the library itself (*handle* when loaded, else a
+    NOLOAD probe when this process already maps it), the package database that
+    owns the file, and the file name only for libraries whose file names carry
+    the product version (zlib). Interface numbers (libtool's libbz2.so.1.0.4,
+    libgmp.so.10.4.1) are never versions. *soname* defaults to the file's name.
     """
-    text = _version_if_mapped(real, name)
-    if text:
-        return text, "library"
-    try:
-        from . import _versions
-    except ImportError:
-        _versions = None  # type: ignore[assignment]
-    if _versions is not None:
-        package = _versions.package_version(real)
-        if package is not None:
-            return package
-        by_name = _versions.file_name_version(real, path)
-        if by_name is not None:
-            return by_name, "file-name"
-        return None
-    if name == "z":  # until _versions lands: only zlib's file names carry its version
-        by_name = version_from_filename(real) or version_from_filename(path)
-        if by_name:
-            return by_name, "file-name"
-    return None
+    from ._versions import best_version
+
+    return best_version(real, name, probe_soname(name, soname or os.path.basename(real)), handle)
 
 
 def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) -> str:

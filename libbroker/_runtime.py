@@ -125,6 +125,8 @@ def _from_disk(spec_digest: str) -> object | None:
             judged=True,  # this very file (same identity) was judged when the entry was written
             identity=_judged_identity(entry["stamps"], entry["path"]),
         )
+        if library.version_source is None and library.version_text == entry["version"]:
+            library.version_source = entry["version_source"] if library.version_text else None
         addresses = _master.lookup_many(library.handle, entry["symbols"])
         for address, required in zip(addresses, entry["required"]):
             if required and not address:
@@ -155,7 +157,9 @@ def _entry_shape_ok(entry: "dict[Any, Any]") -> bool:
     for field, kind in _ENTRY_TYPES.items():
         if not isinstance(entry.get(field), kind):
             return False
-    for field in ("soname", "version"):
+    if "version_source" not in entry:
+        return False  # written before versions carried their source (design.md 5.2)
+    for field in ("soname", "version", "version_source"):
         if not isinstance(entry.get(field), (str, type(None))):
             return False
     symbols, required, signatures = entry["symbols"], entry["required"], entry["signatures"]

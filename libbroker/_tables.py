@@ -6,7 +6,7 @@ import os
 
 from . import _api, _cache, _loader, _runtime
 from ._errors import IncompatibleLibraryError, MissingSymbolError, SpecError
-from ._types import Library, parse_version
+from ._types import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         "origin": library.origin,
         "soname": library.soname,
         "version": library.version_text,
+        "version_source": library.version_source,
         "symbols": symbols,
         "required": [fn.required for fn in spec.functions],
         "signatures": list(spec.signatures),
@@ -209,38 +210,46 @@ def _satisfies_loaded(spec: Spec, library: Library, specifier, required: list[st
 def _version_problem(  # type: ignore[no-untyped-def]
     spec: Spec, library: Library, specifier, prefix: str | None = None, suffix: str | None = None
 ) -> str | None:
-    """None when the loaded library's version fits; else why not."""
+    """None when the loaded library's version fits; else why not.
+
+    With a spec's ``version-function`` the library is asked through
+    `_versions.library_version` (the same parser and checks as every other
+    version, design.md 5.2) and its answer becomes ``.version`` with source
+    "library"; else the version the library was loaded with stands.
+    """
     if spec.version_function:
-        from . import _master
+        from ._versions import library_version
 
         fn = spec.version_function
-        symbol = f"{spec.symbol_prefix or prefix or ''}{fn}{spec.symbol_suffix or suffix or ''}"
-        address = _master.dlsym(library.handle, symbol)
-        if not address and symbol != fn:
-            address = _master.dlsym(library.handle, fn)
-        if not address:
+        pre = spec.symbol_prefix or prefix or ""
+        suf = spec.symbol_suffix or suffix or ""
+        symbol = f"{pre}{fn}{suf}"
+        problems: list[str] = []
+        text = library_version(library.handle, library.name, library.soname, fn, pre, suf,
+                               problems=problems)
+        if text is not None:
+            library._set_version_text(text, "library")
+        elif symbol not in library and fn not in library:
             return f"does not export the version function {symbol!r} named by version-function"
-        try:
-            raw = _master.call_version_function(address)
-        except ValueError as exc:
-            return f"the version function {symbol!r} is not a const char *(void): {exc}"
-        if raw is None:
-            return f"the version function {symbol!r} returned NULL"
-        text = raw.decode("utf-8", "replace")
-        version = parse_version(text)
-        if version is None:
-            if specifier is not None:
-                return (
-                    f"the version function {symbol!r} returned {text[:80]!r}, in which no token "
-                    f"parses as a version, so the specifier {str(specifier)!r} cannot be checked"
-                )
-        else:
-            library._set_version_text(str(version))
+        elif specifier is not None:
+            return _version_function_problem(symbol, problems, str(specifier))
     if specifier is None:
         return None
     if library.version is None:
         return f"its version is unknown, so the specifier {str(specifier)!r} cannot be checked"
     if not specifier.contains(library.version, prereleases=True):
-        return f"version {str(library.version)!r} is outside the specifier {str(specifier)!r}"
+        return (f"version {str(library.version)!r} (from {library.version_source or 'unknown'}) "
+                f"is outside the specifier {str(specifier)!r}")
     return None
 
+
+def _version_function_problem(symbol: str, problems: list[str], specifier: str) -> str:
+    """Why the spec's version function gave no version (the `_versions` step's own words)."""
+    why = problems[0] if problems else ""
+    if not why:
+        told = f"returned NULL (or only a dependency of the library defines {symbol!r})"
+    elif "no dotted version number" in why:
+        told = f"gave text in which no token parses as a version ({why})"
+    else:
+        told = f"is not a const char *(void): {why}"
+    return f"the version function {symbol!r} {told}, so the specifier {specifier!r} cannot be checked"

@@ -10,16 +10,8 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
 
-# Libraries that report their own version through a `const char *f(void)`.
-KNOWN_VERSION_FUNCTIONS = {
-    "z": "zlibVersion",
-    "sqlite3": "sqlite3_libversion",
-    "openblas": "openblas_get_config",
-    "scipy_openblas": "scipy_openblas_get_config",
-}
-# Libraries whose file names carry libtool numbers, not the product version
-# (libsqlite3.so.0.8.6 is SQLite 3.x): the file name would lie.
-LIBTOOL_NUMBERED = frozenset({"sqlite3"})
+# Versions come from `libbroker._versions` (design.md 5.2): the probes of
+# well-known libraries and the file names that carry product versions live there.
 
 
 def parse_version(text: str | None) -> "Version | None":

@@ -11,7 +11,7 @@ import pytest
 
 import libbroker
 from libbroker import IncompatibleLibraryError, LibraryNotFoundError
-from libbroker._discovery import matches_link_name, version_from_filename
+from libbroker._discovery import matches_link_name, names_in
 
 
 def _only_candidate(name: str) -> libbroker.Candidate:
@@ -44,8 +44,15 @@ def test_link_name_patterns() -> None:
     assert matches_link_name("libz.so.1.2.13", "z")
     assert not matches_link_name("libzstd.so.1", "z")
     assert not matches_link_name("libz.so.1.bak", "z")
-    assert version_from_filename("/x/libz.so.1.2.13") == "1.2.13"
-    assert version_from_filename("/x/libz.so") is None
+
+
+def test_names_in_orders_by_the_numbers_in_file_names(tmp_path) -> None:
+    # Ordering only (higher numbers first); what a version is comes from _versions.
+    for name in ("libz.so", "libz.so.1", "libz.so.1.2.9", "libz.so.1.2.13", "libzstd.so.1.5.4"):
+        (tmp_path / name).write_bytes(b"")
+    names = names_in(str(tmp_path), "z", "linux")
+    assert names[:2] == ["libz.so.1.2.13", "libz.so.1.2.9"]
+    assert sorted(names) == ["libz.so", "libz.so.1", "libz.so.1.2.13", "libz.so.1.2.9"]
 
 
 def test_text_file(override) -> None:

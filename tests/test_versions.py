@@ -426,3 +426,135 @@ def test_every_product_numbered_file_here_agrees_with_dpkg() -> None:
 def test_probe_names_across_platforms(name: str, product: str) -> None:
     probe = probe_for("", name)
     assert probe is not None and probe.product == product
+
+
+# ---------------------------------------------------------------------------
+# Every surface shows the one version, with its source (design.md 5.2): find,
+# candidates, load by name and by path, table (cold and from the disk index),
+# `check`, `list`. Interface numbers in file names are never shown.
+
+# (soname file, link name, Debian package, a function the spec requires)
+SURFACE_LIBRARIES = [
+    ("libgmp.so.10", "gmp", "libgmp10", "void __gmpz_init(void *)"),
+    ("libffi.so.8", "ffi", "libffi8", "int ffi_prep_cif(void *, int, unsigned int, void *, void *)"),
+    ("libbz2.so.1.0", "bz2", "libbz2-1.0", "const char *BZ2_bzlibVersion(void)"),
+    ("libcurl.so.4", "curl", "libcurl4", "const char *curl_version(void)"),
+    ("libexpat.so.1", "expat", "libexpat1", "const char *XML_ExpatVersion(void)"),
+    ("libtiff.so.6", "tiff", "libtiff6", "const char *TIFFGetVersion(void)"),
+]
+
+SURFACES = textwrap.dedent("""
+    import json, os, subprocess, sys
+    import libbroker
+    link, real, spec = sys.argv[1:4]
+    def pair(obj):
+        return [obj.version_text, obj.version_source]
+    out = {"find": pair(libbroker.find(link)),
+           "candidates": pair(next(c for c in libbroker.candidates(link) if c.accepted))}
+    libbroker.table(spec)
+    out["table"] = pair(next(l for l in libbroker.loaded() if l.name == link))
+    out["load"] = pair(libbroker.load(link))
+    out["load_path"] = pair(libbroker.load(real))
+    print(json.dumps(out))
+""")
+
+
+def _cli_json(*args: str, env: dict[str, str]) -> object:
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "libbroker", *args, "--json"], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Debian libraries")
+@pytest.mark.parametrize(("soname", "link", "package", "function"), SURFACE_LIBRARIES)
+def test_every_surface_shows_the_product_version(tmp_path, soname: str, link: str, package: str,
+                                                 function: str) -> None:
+    import json
+
+    real, arch_package, expected = host(soname, package)
+    interface = os.path.basename(real).partition(".so.")[2]
+    assert interface != expected  # the file name's numbers are not the version (dpkg says)
+    spec = tmp_path / f"{link}.toml"
+    spec.write_text(f'[library]\nname = "surface_{link}"\nnames = ["{link}"]\n'
+                    f'[functions]\nrequired = ["{function}"]\n')
+    env = {**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache")}
+    allowed = {"library", f"package:dpkg:{arch_package}"}
+
+    shown: dict[str, list[str | None]] = {}
+    for run in ("cold", "warm"):  # the second process reads the table from the disk index
+        done = subprocess.run([sys.executable, "-c", SURFACES, link, real, str(spec)],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        shown.update({f"{k} ({run})": v for k, v in json.loads(done.stdout).items()})
+    check = _cli_json("check", str(spec), env=env)
+    assert isinstance(check, dict)
+    shown["check"] = [check["version"], check["library"]["version_source"]]
+    found = _cli_json("find", link, env=env)
+    assert isinstance(found, dict)
+    shown["cli find"] = [found["version"], found["version_source"]]
+    listed = _cli_json("list", env=env)
+    assert isinstance(listed, dict)
+    item = next(i for i in listed["system"] if os.path.realpath(i["path"]) == real)
+    shown["list"] = [item["version"], item["version_source"]]
+    for surface, (version, source) in shown.items():
+        assert version == expected and source in allowed, (surface, version, source, expected)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Debian libraries")
+def test_unknown_beats_the_file_names_interface_numbers(tmp_path, monkeypatch) -> None:
+    """A copy no package owns, of a library that cannot be asked (libffi 3.4.4): no version,
+    on every surface, never the 8.1.2 of its name; gmp's copy answers itself once loaded."""
+    import json
+
+    ffi_real, _, _ = host("libffi.so.8", "libffi8")
+    gmp_real, _, gmp_expected = host("libgmp.so.10", "libgmp10")
+    if library_version(_master.dlopen(ffi_real), "ffi", "libffi.so.8") is not None:
+        pytest.skip("this libffi reports its own version")
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for real, soname in ((ffi_real, "libffi.so.8"), (gmp_real, "libgmp.so.10")):
+        shutil.copy2(real, copies / os.path.basename(real))
+        os.symlink(os.path.basename(real), copies / soname)
+    env = {**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_PATH": str(copies)}
+    code = textwrap.dedent("""
+        import json, sys, libbroker
+        ffi, gmp = sys.argv[1:3]
+        pair = lambda o: [o.version_text, o.version_source]
+        print(json.dumps({"find ffi": pair(libbroker.find("ffi")),
+                          "load ffi": pair(libbroker.load("ffi")),
+                          "load ffi path": pair(libbroker.load(ffi)),
+                          "load gmp path": pair(libbroker.load(gmp))}))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(copies / os.path.basename(ffi_real)),
+         str(copies / os.path.basename(gmp_real))],
+        capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown.pop("load gmp path") == [gmp_expected, "library"]
+    assert all(v == [None, None] for v in shown.values()), shown
+
+    spec = tmp_path / "gmp.toml"
+    spec.write_text('[library]\nname = "copied_gmp"\nnames = ["gmp"]\n'
+                    '[functions]\nrequired = ["void __gmpz_init(void *)"]\n')
+    check = _cli_json("check", str(spec), env=env)
+    assert isinstance(check, dict)
+    assert check["path"].startswith(str(copies))
+    assert (check["version"], check["library"]["version_source"]) == (gmp_expected, "library")
+
+
+def test_one_source_of_versions() -> None:
+    """The parallel paths are gone: every caller asks libbroker._versions."""
+    from libbroker import _discovery, _resolve, _types
+
+    for module, name in ((_types, "KNOWN_VERSION_FUNCTIONS"), (_types, "LIBTOOL_NUMBERED"),
+                         (_discovery, "version_from_filename")):
+        assert not hasattr(module, name), name
+    bz2_real, _, _ = host("libbz2.so.1.0", "libbz2-1.0")
+    # The resolver's and the loader's entry point is best_version, whatever it finds.
+    assert _resolve.product_version(bz2_real, "bz2") == _versions.best_version(
+        bz2_real, "bz2", "libbz2.so.1.0")
