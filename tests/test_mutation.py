@@ -143,17 +143,21 @@ def test_mutated_libraries_never_kill_the_process(tmp_path) -> None:
     os.chmod(tmp_path, 0o755)
     rng = random.Random(20261130)
     datas = [open(s, "rb").read() for s in seeds]
+    # One LIBBROKER_PATH directory per batch: every find() lists its directory, and
+    # 2,000 names in one listing would make the run quadratic.
     names = []
     for i in range(COUNT):
         name = f"mut{i:05d}"
-        (lib / f"lib{name}.so.1").write_bytes(_mutate(datas[i % len(datas)], rng))
+        batch_dir = lib / f"b{i // BATCH}"
+        batch_dir.mkdir(exist_ok=True)
+        (batch_dir / f"lib{name}.so.1").write_bytes(_mutate(datas[i % len(datas)], rng))
         names.append(name)
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    env.update(LIBBROKER_PATH=str(lib), LIBBROKER_CACHE_DIR=str(tmp_path / "cache"),
-               LIBBROKER_CONFIG=str(tmp_path / "none.toml"))
+    env.update(LIBBROKER_CACHE_DIR=str(tmp_path / "cache"), LIBBROKER_CONFIG=str(tmp_path / "none.toml"))
     log: list[str] = []
     deaths = hangs = 0
     for start in range(0, len(names), BATCH):
+        env["LIBBROKER_PATH"] = str(lib / f"b{start // BATCH}")
         d, h = _run_batch(names[start : start + BATCH], env, log)
         deaths += d
         hangs += h
@@ -162,5 +166,6 @@ def test_mutated_libraries_never_kill_the_process(tmp_path) -> None:
         keep.mkdir(exist_ok=True)
         for entry in log:
             name = entry.split(":")[0]
-            shutil.copy2(lib / f"lib{name}.so.1", keep / f"lib{name}.so.1")
+            index = int(name[3:])
+            shutil.copy2(lib / f"b{index // BATCH}" / f"lib{name}.so.1", keep / f"lib{name}.so.1")
     assert (deaths, hangs) == (0, 0), f"{deaths} deaths, {hangs} hangs in {COUNT} files:\n" + "\n".join(log[:40])
