@@ -54,3 +54,6 @@ def table_address(capsule: CapsuleType) -> int: ...
 def table_info(capsule: CapsuleType) -> TableInfo: ...
 def loaded_objects() -> list[tuple[str, int]]:
     """(path, base address) of every shared object mapped, main program and vdso excluded."""
+
+def in_shared_cache(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bool | None:
+    """macOS 11+: whether dyld's shared cache holds *path*; None elsewhere (no cache to ask)."""

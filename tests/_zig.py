@@ -24,7 +24,7 @@ def zig_cc(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[st
     env.setdefault("ZIG_GLOBAL_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "zig"))
     proc = subprocess.run(
         [sys.executable, "-m", "ziglang", "cc", *args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
+        check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
     )
     if proc.returncode != 0:
         raise AssertionError(f"zig cc {' '.join(args)} failed:\n{proc.stderr}")
