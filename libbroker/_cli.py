@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", dest="lib_version", required=True)
     p.add_argument("--spec", default=None)
     p.add_argument("--dist-name", default=None)
+    # Repeatable: one provider distribution per dependency the library has (Requires-Dist).
+    p.add_argument("--requires", action="append", default=[], metavar="DIST")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true")
     return parser
@@ -277,6 +279,7 @@ def cmd_wrap(args: argparse.Namespace) -> int:
         out_dir=args.output,
         spec=args.spec,
         dist_name=args.dist_name,
+        requires=args.requires,
     )
     _emit(args, {"wheel": wheel}, wheel)
     return EXIT_OK
