@@ -136,12 +136,12 @@ def _mac_version(text: str | None, arch: str) -> tuple[int, int]:
     a library needing 11.3 cannot be tagged 11_3 (no installer would take it), and
     11_0 would promise it loads on 11.0: it is tagged 12_0. Apple silicon starts at 11.0.
     """
+    if not text:
+        raise TagError(f"the {arch} slice states no minimum macOS version (LC_BUILD_VERSION or LC_VERSION_MIN_MACOSX)")
     try:
-        parts = [int(p) for p in (text or "").split(".")[:2]]
+        parts = [int(p) for p in text.split(".")[:2]]
     except ValueError:
         raise TagError(f"expected a minimum macOS version such as '11.0', found {text!r}") from None
-    if not parts:
-        raise TagError(f"the {arch} slice states no minimum macOS version (LC_BUILD_VERSION or LC_VERSION_MIN_MACOSX)")
     major, minor = (parts + [0])[:2]
     if arch == "arm64" and (major, minor) < (11, 0):
         major, minor = 11, 0
