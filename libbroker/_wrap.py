@@ -265,7 +265,7 @@ def _dependencies(
             declared.append((needed, dist))
     if undeclared:
         policy = {"PE": "Windows (system DLLs and API sets)", "Mach-O": "macOS (/usr/lib and /System)"}.get(
-            facts.format, f"{tag.rsplit('_', 1)[0] if tag.startswith('manylinux') else 'Linux'}"
+            facts.format, "_".join(tag.split("_")[:3]) if tag.startswith("manylinux") else "Linux (manylinux and musllinux lists)"
         )
         given = ", ".join(r.name for r in requires) or "none"
         first = undeclared[0]

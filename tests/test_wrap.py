@@ -261,3 +261,199 @@ def test_bad_spec(lbt: str, tmp_path) -> None:
     with pytest.raises(SpecError, match="cannot read the spec"):
         wrap(lbt, name="lbt", version="1", out_dir=str(tmp_path), spec=str(tmp_path / "absent.toml"))
     assert not any(p.endswith(".whl") for p in os.listdir(tmp_path))
+
+
+# --- dependencies, --requires, --name and --version against the binary ----------------------
+
+DEP_A_C = "int chain_a(int x) { return x * 3; }\n"
+DEP_B_C = (
+    "#include <stdio.h>\nint chain_a(int x);\nint chain_b(int x) { return chain_a(x) + 1; }\n"
+    "int chain_b_text(char *out, size_t n, int x) { return snprintf(out, n, \"%d\", x); }\n"  # needs glibc
+)
+
+
+def build_chain(directory: str) -> tuple[str, str]:
+    """liblbchaina.so.1 and liblbchainb.so.1, B's DT_NEEDED naming A (no RUNPATH)."""
+    for name, src in (("a", DEP_A_C), ("b", DEP_B_C)):
+        with open(os.path.join(directory, f"{name}.c"), "w") as f:
+            f.write(src)
+    lib_a = os.path.join(directory, "liblbchaina.so.1")
+    lib_b = os.path.join(directory, "liblbchainb.so.1")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbchaina.so.1", "-o", lib_a,
+                    os.path.join(directory, "a.c")], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbchainb.so.1", "-o", lib_b,
+                    os.path.join(directory, "b.c"), lib_a], check=True)
+    return lib_a, lib_b
+
+
+def readelf_needed(path: str) -> list[str]:
+    out = subprocess.run(["readelf", "-d", "--wide", path], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the test libraries")
+    return build_chain(str(tmp_path_factory.mktemp("chain")))
+
+
+def test_undeclared_dependency_is_refused_by_name(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    assert "liblbchaina.so.1" in readelf_needed(lib_b)  # the oracle: what the linker wrote
+    with pytest.raises(IncompatibleLibraryError) as err:
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path))
+    message = str(err.value)
+    assert "'liblbchaina.so.1'" in message and "manylinux_2_17" in message
+    assert "--requires libbroker-provider-lbchaina" in message
+    # a --requires for something else does not cover it
+    with pytest.raises(IncompatibleLibraryError, match=r"liblbchaina\.so\.1.*given: numpy"):
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path), requires=["numpy"])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+
+
+def test_requires_records_the_dependency(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    wheel_path = wrap(
+        lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path),
+        requires=["libbroker-provider-lbchaina>=1.0", "cffi"],
+    )
+    with zipfile.ZipFile(wheel_path) as zf:
+        metadata = zf.read("libbroker_provider_lbchainb-1.0.dist-info/METADATA").decode()
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbchainb/libbroker-provider.toml").decode())
+    from email.parser import Parser
+
+    requires = Parser().parsestr(metadata).get_all("Requires-Dist")
+    assert requires == ["libbroker-provider-lbchaina>=1.0", "cffi"]
+    assert manifest["library"][0]["dependencies"] == [
+        {"needed": "liblbchaina.so.1", "provider": "libbroker-provider-lbchaina"}
+    ]
+
+
+def test_a_system_only_library_needs_no_requires(libz: str, tmp_path) -> None:
+    import zlib
+
+    assert set(readelf_needed(libz)) <= {"libc.so.6"}
+    wheel_path = wrap(libz, name="z", version=zlib.ZLIB_RUNTIME_VERSION, out_dir=str(tmp_path))
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_z/libbroker-provider.toml").decode())
+    assert "dependencies" not in manifest["library"][0]
+
+
+def test_version_is_checked_against_the_library(libz: str, tmp_path) -> None:
+    import zlib
+
+    real = zlib.ZLIB_RUNTIME_VERSION  # Python's zlib asked the same library
+    with pytest.raises(SpecError, match=rf"--version: .*reports version {re.escape(real)} \(zlibVersion\(\)\).*fix: --version {re.escape(real)}"):
+        wrap(libz, name="z", version="0.9", out_dir=str(tmp_path))
+    # a packaging revision of the same release is fine
+    assert wrap(libz, name="z", version=f"{real}.post1", out_dir=str(tmp_path)).endswith(".whl")
+
+
+@needs_gcc
+def test_version_function_of_the_spec_is_asked(lbt: str, tmp_path) -> None:
+    spec = tmp_path / "lbt.toml"
+    spec.write_text(LBT_SPEC)
+    with pytest.raises(SpecError, match=r"reports version 2\.5\.1 \(lbt_version\(\)\)"):
+        wrap(lbt, name="lbt", version="3.0", out_dir=str(tmp_path), spec=str(spec))
+
+
+def test_name_must_match_the_soname(libz: str, tmp_path) -> None:
+    with pytest.raises(SpecError) as err:
+        wrap(libz, name="foo_", version="1.0", out_dir=str(tmp_path))
+    assert str(err.value).startswith("--name: ")
+    assert "'libz.so.1'" in str(err.value) and "fix: use --name z" in str(err.value)
+    assert "--dist-name" not in str(err.value)  # r18: never blame an option not given
+
+
+@needs_gcc
+def test_link_name_ending_in_underscore(tmp_path) -> None:
+    """numpy's libscipy_openblas64_.so: a valid link name ending in '_' (repro r18)."""
+    src = tmp_path / "u.c"
+    src.write_text("int under_one(void) { return 1; }\n")
+    lib = tmp_path / "libunder_.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libunder_.so", "-o", str(lib), str(src)], check=True)
+    wheel_path = wrap(str(lib), name="under_", version="1.0", out_dir=str(tmp_path / "dist"))
+    name, _, _, _ = parse_wheel_filename(os.path.basename(wheel_path))
+    assert name == "libbroker-provider-under"
+    with zipfile.ZipFile(wheel_path) as zf:
+        assert "libbroker_provider_under_/lib/libunder_.so" in zf.namelist()
+    with pytest.raises(SpecError, match=r"^--dist-name: .*'-bad-'"):
+        wrap(str(lib), name="under_", version="1.0", out_dir=str(tmp_path), dist_name="-bad-")
+
+
+def test_cli_requires_and_messages(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    cmd = [sys.executable, "-m", "libbroker", "wrap", lib_b, "--name", "lbchainb", "--version", "1.0",
+           "-o", str(tmp_path)]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and "liblbchaina.so.1" in refused.stderr and refused.stdout == ""
+    done = subprocess.run([*cmd, "--requires", "libbroker-provider-lbchaina", "--requires", "cffi"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"libbroker_provider_lbchainb-1.0-py3-none-manylinux_2_17_{os.uname().machine}.whl")
+    bad = subprocess.run([*cmd, "--requires", "not a requirement!"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert bad.returncode == 2 and "--requires" in bad.stderr and "not a requirement!" in bad.stderr
+
+
+# --- a provider chain installed into a fresh venv ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain_venv(chain: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new venv (libbroker on its path through a .pth file) with B installed from wheels only."""
+    import sysconfig
+
+    lib_a, lib_b = chain
+    work = tmp_path_factory.mktemp("chainvenv")
+    dist = str(work / "dist")
+    wrap(lib_a, name="lbchaina", version="1.0", out_dir=dist)
+    wrap(lib_b, name="lbchainb", version="2.0", out_dir=dist, requires=["libbroker-provider-lbchaina>=1.0"])
+    venv = str(work / "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
+    python = os.path.join(venv, "bin", "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    deps = sysconfig.get_paths()["purelib"]  # packaging, platformdirs, pycparser of this venv
+    with open(os.path.join(purelib, "libbroker-dev.pth"), "w") as f:
+        f.write(f"{repo}\n{deps}\n")
+    # Only B is asked for: pip must find A through B's Requires-Dist.
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", "--find-links", dist,
+                    "libbroker-provider-lbchainb"], check=True, timeout=300, capture_output=True)
+    return python
+
+
+def test_fresh_venv_installs_the_chain_through_requires_dist(chain_venv: str) -> None:
+    probe = (
+        "import json, importlib.metadata as m, libbroker\n"
+        "print(json.dumps({'a': m.version('libbroker-provider-lbchaina'),"
+        " 'b_requires': m.requires('libbroker-provider-lbchainb'),"
+        " 'origin_a': libbroker.find('lbchaina').origin}))\n"
+    )
+    out = subprocess.run([chain_venv, "-c", probe], capture_output=True, text=True, check=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    import json
+
+    facts = json.loads(out.stdout)
+    assert facts == {"a": "1.0", "b_requires": ["libbroker-provider-lbchaina>=1.0"],
+                     "origin_a": "provider:libbroker-provider-lbchaina"}
+
+
+def test_fresh_venv_loads_b_through_a(chain_venv: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("libbroker._closure") is None:
+        pytest.skip("needs the closure resolver (libbroker._closure, on main) to load B's provider dependency")
+    probe = (
+        "import ctypes, libbroker\n"
+        "lib = libbroker.load('lbchainb')\n"
+        "f = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lib.address('chain_b'))\n"
+        "print(f(5), lib.origin, [d.origin for d in lib.dependencies])\n"
+    )
+    out = subprocess.run([chain_venv, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "16"  # chain_a(5) * ... = 15, + 1
+    assert "provider:libbroker-provider-lbchainb" in out.stdout
+    assert "provider:libbroker-provider-lbchaina" in out.stdout
