@@ -33,6 +33,7 @@ def zig_cc(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[st
 
 def build(source: str, out: str, target: str, *extra: str) -> str:
     """Compile C *source* text into the shared library *out* for zig *target*; return *out*."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     src = out + ".c"
     with open(src, "w") as f:
         f.write(source)

@@ -17,10 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 
 import pytest
+import tomllib
+from _zig import build as zig_build
+from _zig import needs_zig
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
@@ -131,11 +133,11 @@ def test_wheel_layout_record_and_metadata(lbt: str, tmp_path) -> None:
         assert "Metadata-Version: 2.1\n" in metadata
         assert "Name: libbroker-provider-lbt\n" in metadata
         assert "Version: 2.5.1\n" in metadata
-        assert re.search(r"^Summary: .+$", metadata, re.M)
+        assert re.search(r"^Summary: .+$", metadata, re.MULTILINE)
 
         wheel_meta = zf.read(f"{dist_info}/WHEEL").decode()
         assert "Root-Is-Purelib: false\n" in wheel_meta
-        [tag_line] = re.findall(r"^Tag: (.+)$", wheel_meta, re.M)
+        [tag_line] = re.findall(r"^Tag: (.+)$", wheel_meta, re.MULTILINE)
 
         manifest = tomllib.loads(zf.read("libbroker_provider_lbt/libbroker-provider.toml").decode())
 
@@ -457,3 +459,168 @@ def test_fresh_venv_loads_b_through_a(chain_venv: str) -> None:
     assert out.stdout.split()[0] == "16"  # chain_a(5) * ... = 15, + 1
     assert "provider:libbroker-provider-lbchainb" in out.stdout
     assert "provider:libbroker-provider-lbchaina" in out.stdout
+
+
+# --- DLLs and dylibs ---------------------------------------------------------------------------
+# Facts as the PE and Mach-O readers report them (libbroker/_binary/__init__.py's attributes),
+# through the same code wrap uses; then real binaries built by zig cc once the readers exist.
+
+from types import SimpleNamespace
+
+from libbroker._wrap import Facts, link_name_matches, platform_tag
+
+
+def test_tags_from_reader_facts() -> None:
+    dll = SimpleNamespace(format="PE", machine_name="x86_64", bits=64, kind="shared", soname="zlib1.dll",
+                          needed=["KERNEL32.dll"], min_os=None, slices=[])
+    assert platform_tag(Facts(dll)) == "win_amd64"
+    thin = SimpleNamespace(format="Mach-O", machine_name="arm64", bits=64, kind="shared",
+                           soname="@rpath/libz.1.dylib", needed=["/usr/lib/libSystem.B.dylib"], min_os="11.0", slices=[])
+    assert platform_tag(Facts(thin)) == "macosx_11_0_arm64"
+    x86 = SimpleNamespace(machine_name="x86_64", min_os="10.9", kind="shared", needed=["/usr/lib/libSystem.B.dylib"])
+    arm = SimpleNamespace(machine_name="arm64", min_os="11.0", kind="shared", needed=["@rpath/libdep.1.dylib"])
+    fat = SimpleNamespace(format="Mach-O", machine_name="x86_64", bits=64, kind="shared", soname="@rpath/libz.1.dylib",
+                          needed=["/usr/lib/libSystem.B.dylib"], min_os="10.9", slices=[x86, arm])
+    facts = Facts(fat)
+    assert platform_tag(facts) == "macosx_10_9_universal2"
+    assert facts.needed == ["/usr/lib/libSystem.B.dylib", "@rpath/libdep.1.dylib"]  # every slice's, once
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filename", "name", "expected"),
+    [
+        ("PE", "zlib1.dll", "zlib1", True),
+        ("PE", "libopenblas.dll", "openblas", True),
+        ("PE", "libgfortran-5.dll", "gfortran", True),
+        ("PE", "ZLIB1.DLL", "zlib1", True),
+        ("PE", "zlib1.dll", "z", False),
+        ("Mach-O", "@rpath/libz.1.dylib", "z", True),
+        ("Mach-O", "/opt/homebrew/lib/libpython3.12.dylib", "python3.12", True),
+        ("Mach-O", "@rpath/libz.1.dylib", "zstd", False),
+        ("Mach-O", "@rpath/Foo.framework/Foo", "foo", None),
+        ("ELF", "libz.so.1", "z", True),
+        ("ELF", "libz.so.1", "zstd", False),
+        ("ELF", "weird-name", "z", None),
+    ],
+)
+def test_link_name_matches(fmt: str, filename: str, name: str, expected: bool | None) -> None:
+    assert link_name_matches(fmt, filename, name) is expected
+
+
+def _reader(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(f"libbroker._binary.{module}") is None:
+        pytest.skip("needs the PE/Mach-O reader")
+
+
+def fat_file(out: str, slices: list[tuple[int, int, str]]) -> str:
+    """A universal file from thin ones: fat_header + fat_arch entries (big endian), 16 KiB aligned."""
+    import struct
+
+    align = 14
+    header = struct.pack(">II", 0xCAFEBABE, len(slices))
+    offset = 1 << align
+    entries, blobs = b"", []
+    for cputype, subtype, path in slices:
+        with open(path, "rb") as f:
+            data = f.read()
+        entries += struct.pack(">iiIII", cputype, subtype, offset, len(data), align)
+        blobs.append((offset, data))
+        offset = (offset + len(data) + (1 << align) - 1) & ~((1 << align) - 1)
+    with open(out, "wb") as f:
+        f.write(header + entries)
+        for where, data in blobs:
+            f.seek(where)
+            f.write(data)
+    return out
+
+
+@needs_zig
+def test_wrap_dylibs(tmp_path) -> None:
+    _reader("_macho")
+    from macholib.MachO import MachO
+
+    src = "int dz_one(void) { return 1; }\n"
+    arm = zig_build(src, str(tmp_path / "arm/libdz.1.dylib"), "aarch64-macos.11.0",
+                    "-Wl,-install_name,@rpath/libdz.1.dylib")
+    x86 = zig_build(src, str(tmp_path / "x86/libdz.1.dylib"), "x86_64-macos.10.13",
+                    "-Wl,-install_name,@rpath/libdz.1.dylib")
+    out = str(tmp_path / "dist")
+    assert wrap(arm, name="dz", version="1.0", out_dir=out).endswith("-py3-none-macosx_11_0_arm64.whl")
+    assert wrap(x86, name="dz", version="1.0", out_dir=out).endswith("-py3-none-macosx_10_13_x86_64.whl")
+    universal = fat_file(str(tmp_path / "libdz.1.dylib"), [(0x01000007, 3, x86), (0x0100000C, 0, arm)])
+    assert len(MachO(universal).headers) == 2  # macholib reads it as a two-slice universal file
+    wheel_path = wrap(universal, name="dz", version="1.0", out_dir=out)
+    assert wheel_path.endswith("-py3-none-macosx_10_13_universal2.whl")
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_dz/libbroker-provider.toml").decode())
+        packed = zf.read("libbroker_provider_dz/lib/libdz.1.dylib")
+    with open(universal, "rb") as f:
+        assert packed == f.read()
+    assert manifest["library"][0]["soname"] == "@rpath/libdz.1.dylib"
+    with pytest.raises(SpecError, match=r"install name is '@rpath/libdz\.1\.dylib'.*fix: use --name dz"):
+        wrap(arm, name="other", version="1.0", out_dir=out)
+
+
+@needs_zig
+def test_wrap_dylib_dependencies(tmp_path) -> None:
+    _reader("_macho")
+    zig_build("int dd_one(void) { return 1; }\n", str(tmp_path / "dep/libdd.1.dylib"), "aarch64-macos.11.0",
+                    "-Wl,-install_name,@rpath/libdd.1.dylib")
+    user = zig_build("int dd_one(void);\nint du_two(void) { return dd_one() + 1; }\n",
+                     str(tmp_path / "libdu.dylib"), "aarch64-macos.11.0", f"-L{tmp_path / 'dep'}", "-l:libdd.1.dylib",
+                     "-Wl,-install_name,@rpath/libdu.dylib")
+    with pytest.raises(IncompatibleLibraryError, match=r"'@rpath/libdd\.1\.dylib'.*macOS \(/usr/lib and /System\)"):
+        wrap(user, name="du", version="1.0", out_dir=str(tmp_path / "dist"))
+    wheel_path = wrap(user, name="du", version="1.0", out_dir=str(tmp_path / "dist"), requires=["libbroker-provider-dd"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_du/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "@rpath/libdd.1.dylib", "provider": "libbroker-provider-dd"}]
+
+
+# DLLs without the C runtime: zig builds mingw-w64's CRT from source for each target the first
+# time (minutes); an entry point of our own and kernel32 alone keep each build under a second.
+DLL_MAIN = (
+    "int __stdcall DllMainCRTStartup(void *h, unsigned long r, void *p) { (void)h; (void)r; (void)p; return 1; }\n"
+    "__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId(void);\n"
+)
+DLL_FLAGS = ("-nostdlib", "-Wl,--entry=DllMainCRTStartup")
+
+
+@needs_zig
+@pytest.mark.parametrize(("target", "tag"), [("x86_64-windows-gnu", "win_amd64"), ("x86-windows-gnu", "win32"),
+                                              ("aarch64-windows-gnu", "win_arm64")])
+def test_wrap_dlls(tmp_path, target: str, tag: str) -> None:
+    _reader("_pe")
+    import pefile
+
+    src = DLL_MAIN + "__declspec(dllexport) int wz_pid(int v) { return v + (int)GetCurrentProcessId(); }\n"
+    dll = zig_build(src, str(tmp_path / "wz.dll"), target, *DLL_FLAGS, "-lkernel32")
+    imports = [e.dll.decode() for e in pefile.PE(dll).DIRECTORY_ENTRY_IMPORT]  # the oracle's view
+    assert imports == ["KERNEL32.dll"]
+    wheel_path = wrap(dll, name="wz", version="1.0", out_dir=str(tmp_path / "dist"))
+    assert wheel_path.endswith(f"-py3-none-{tag}.whl")
+    with zipfile.ZipFile(wheel_path) as zf:
+        assert "libbroker_provider_wz/lib/wz.dll" in zf.namelist()
+    with pytest.raises(SpecError, match=r"export name is 'wz\.dll'.*fix: use --name wz"):
+        wrap(dll, name="other", version="1.0", out_dir=str(tmp_path / "dist"))
+
+
+@needs_zig
+def test_wrap_dll_with_undeclared_dependency(tmp_path) -> None:
+    _reader("_pe")
+    dep_dir = tmp_path / "dep"
+    zig_build(DLL_MAIN + "__declspec(dllexport) int wd_one(void) { return 1; }\n", str(dep_dir / "wd.dll"),
+              "x86_64-windows-gnu", *DLL_FLAGS, f"-Wl,--out-implib,{dep_dir / 'libwd.dll.a'}")
+    user = zig_build(
+        DLL_MAIN + "__declspec(dllimport) int wd_one(void);\n"
+        "__declspec(dllexport) int wu_two(void) { return wd_one() + (int)GetCurrentProcessId(); }\n",
+        str(tmp_path / "wu.dll"), "x86_64-windows-gnu", *DLL_FLAGS, f"-L{dep_dir}", "-lwd", "-lkernel32",
+    )
+    with pytest.raises(IncompatibleLibraryError, match=r"'wd\.dll'.*Windows \(system DLLs and API sets\)"):
+        wrap(user, name="wu", version="1.0", out_dir=str(tmp_path / "dist"))
+    wheel_path = wrap(user, name="wu", version="1.0", out_dir=str(tmp_path / "dist"), requires=["libbroker-provider-wd"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_wu/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "wd.dll", "provider": "libbroker-provider-wd"}]
