@@ -332,6 +332,28 @@ def test_requires_records_the_dependency(chain: tuple[str, str], tmp_path) -> No
     ]
 
 
+def test_requires_matched_through_an_installed_providers_entry_point(
+    chain: tuple[str, str], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --requires whose name says nothing still covers a dependency it provides, per its metadata."""
+    _, lib_b = chain
+    site = tmp_path / "site"
+    info = site / "vendor_blob-3.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vendor-blob\nVersion: 3.0\n")
+    (info / "entry_points.txt").write_text("[libbroker.providers]\nlbchaina = vendor_blob\n")
+    monkeypatch.syspath_prepend(str(site))
+    wheel_path = wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path / "dist"), requires=["vendor-blob"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbchainb/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "liblbchaina.so.1", "provider": "vendor-blob"}]
+    # without that metadata the same name covers nothing
+    monkeypatch.syspath_prepend(str(tmp_path / "empty"))
+    (info / "entry_points.txt").write_text("[libbroker.providers]\nother = vendor_blob\n")
+    with pytest.raises(IncompatibleLibraryError, match=r"liblbchaina\.so\.1.*given: vendor-blob"):
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path / "dist"), requires=["vendor-blob"])
+
+
 def test_a_system_only_library_needs_no_requires(libz: str, tmp_path) -> None:
     import zlib
 
@@ -432,7 +454,8 @@ def test_fresh_venv_installs_the_chain_through_requires_dist(chain_venv: str) ->
         "import json, importlib.metadata as m, libbroker\n"
         "print(json.dumps({'a': m.version('libbroker-provider-lbchaina'),"
         " 'b_requires': m.requires('libbroker-provider-lbchainb'),"
-        " 'origin_a': libbroker.find('lbchaina').origin}))\n"
+        " 'origin_a': libbroker.find('lbchaina').origin,"
+        " 'origin_b': libbroker.find('lbchainb').origin}))\n"
     )
     out = subprocess.run([chain_venv, "-c", probe], capture_output=True, text=True, check=True, timeout=120,
                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
@@ -440,7 +463,8 @@ def test_fresh_venv_installs_the_chain_through_requires_dist(chain_venv: str) ->
 
     facts = json.loads(out.stdout)
     assert facts == {"a": "1.0", "b_requires": ["libbroker-provider-lbchaina>=1.0"],
-                     "origin_a": "provider:libbroker-provider-lbchaina"}
+                     "origin_a": "provider:libbroker-provider-lbchaina",
+                     "origin_b": "provider:libbroker-provider-lbchainb"}
 
 
 def test_fresh_venv_loads_b_through_a(chain_venv: str) -> None:
