@@ -95,3 +95,12 @@ def test_macos_bundle_links(master_c: Path, tmp_path: Path, target: str, arch: s
     # Python's own symbols stay undefined, looked up in the interpreter at load time
     assert "_PyCapsule_New" in {s.name for s in binary.symbols if s.is_external}
     assert os.path.getsize(out) > 0
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="off macOS only: there the cache answers")
+def test_in_shared_cache_says_unknown_off_macos() -> None:
+    from libbroker import _master
+
+    assert _master.in_shared_cache("/usr/lib/libSystem.B.dylib") is None
+    with pytest.raises(ValueError, match="NUL"):
+        _master.in_shared_cache("/usr/lib/lib\0z.dylib")

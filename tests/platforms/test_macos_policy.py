@@ -267,3 +267,26 @@ def test_a_wheel_layout_built_by_zig_resolves(tmp_path: Path, target: str) -> No
     assert resolved["@rpath/libA.1.dylib"].path == lib_a
     assert not resolved["@rpath/libA.1.dylib"].shared_cache
     assert resolved["/usr/lib/libSystem.B.dylib"].shared_cache
+
+
+@needs_zig
+def test_resolution_from_libbrokers_own_macho_reader(tmp_path: Path) -> None:
+    """The same wheel layout, with the facts read by libbroker._binary (once the Mach-O reader exists)."""
+    import importlib.util
+
+    if importlib.util.find_spec("libbroker._binary._macho") is None:
+        pytest.skip("needs the PE/Mach-O reader")
+    from libbroker._binary import read_binary
+
+    dylibs = tmp_path / "pkg/.dylibs"
+    lib_a = build("int a_one(void) { return 1; }\n", str(dylibs / "libA.1.dylib"), "aarch64-macos.11.0",
+                  "-Wl,-install_name,@rpath/libA.1.dylib")
+    lib_b = build("int a_one(void);\nint b_two(void) { return a_one() + 1; }\n", str(tmp_path / "pkg/libB.dylib"),
+                  "aarch64-macos.11.0", f"-L{dylibs}", "-l:libA.1.dylib", "-Wl,-rpath,@loader_path/.dylibs")
+    info = read_binary(lib_b)
+    assert (info.rpath, info.needed) == (load_commands(lib_b)[2], load_commands(lib_b)[1])  # macholib agrees
+    got = mac.resolve_dependency(
+        "@rpath/libA.1.dylib", chain=[(lib_b, info.rpath)], executable="/usr/local/bin/python3",
+        env={"DYLD_FALLBACK_LIBRARY_PATH": "/none"}, restricted=False, exists=os.path.isfile,
+    )
+    assert got.path == lib_a
