@@ -139,8 +139,14 @@ def touch(path: Path) -> str:
     return str(path)
 
 
+# The tree tests resolve real files with POSIX paths, as dyld sees them.
+posix_only = pytest.mark.skipif(os.name == "nt", reason="dyld paths are POSIX paths (tests with real files)")
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
+    if os.name == "nt":
+        pytest.skip("dyld paths are POSIX paths (tests with real files)")
     for rel in (
         "app/bin/python", "app/lib/libz.1.dylib", "override/libz.1.dylib", "fallback/libfoo.2.dylib",
         "site/pkg/libB.dylib", "site/pkg/.dylibs/libA.1.dylib", "app/lib/libA.1.dylib",
@@ -244,6 +250,7 @@ def load_commands(path: str) -> tuple[str | None, list[str], list[str]]:
 
 
 @needs_zig
+@posix_only
 @pytest.mark.parametrize("target", ["aarch64-macos.11.0", "x86_64-macos.10.13"])
 def test_a_wheel_layout_built_by_zig_resolves(tmp_path: Path, target: str) -> None:
     """A delocate-style wheel: pkg/libB.dylib -> @rpath/libA.1.dylib with LC_RPATH @loader_path/.dylibs."""
@@ -270,6 +277,7 @@ def test_a_wheel_layout_built_by_zig_resolves(tmp_path: Path, target: str) -> No
 
 
 @needs_zig
+@posix_only
 def test_resolution_from_libbrokers_own_macho_reader(tmp_path: Path) -> None:
     """The same wheel layout, with the facts read by libbroker._binary (once the Mach-O reader exists)."""
     import importlib.util
