@@ -602,6 +602,285 @@ def loaded_objects():
         lb_free_objects(objs, count)
 
 
+# ---------------------------------------------------------------------------
+# The link map of a handle (Linux, glibc and musl's public <link.h> struct).
+# libbroker maps the very file it checked by dlopen("/proc/self/fd/N") (the
+# bytes checked are the bytes mapped, docs/security.md); the loader then names
+# the object "/proc/self/fd/N", which means nothing once N is closed. The
+# public `l_name` member is pointed at the checked absolute path so that
+# dl_iterate_phdr users (threadpoolctl, `libbroker doctor`) see the real file.
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #ifndef _GNU_SOURCE
+    #define _GNU_SOURCE 1
+    #endif
+    #include <dlfcn.h>
+    #include <link.h>
+    /* 1 renamed, 0 left alone (the name does not start with `only_if`), -1 no link map. */
+    static int lbt_set_name(void *handle, const char *name, const char *only_if) {
+        struct link_map *map = NULL;
+        char *copy;
+        if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL) { (void)dlerror(); return -1; }
+        if (map->l_name == NULL || strncmp(map->l_name, only_if, strlen(only_if)) != 0) return 0;
+        copy = strdup(name);
+        if (copy == NULL) return -1;
+        map->l_name = copy;  /* the old name is left alone: the loader may still point at it */
+        return 1;
+    }
+    static int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) {
+        struct link_map *map = NULL;
+        if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL) { (void)dlerror(); return -1; }
+        *addr = (uintptr_t)map->l_addr; *ld = (uintptr_t)map->l_ld; *name = map->l_name;
+        return 0;
+    }
+    #else
+    static int lbt_set_name(void *handle, const char *name, const char *only_if) {
+        (void)handle; (void)name; (void)only_if; return -1;
+    }
+    static int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) {
+        (void)handle; (void)addr; (void)ld; (void)name; return -1;
+    }
+    #endif
+    """
+    int lbt_set_name(void *handle, const char *name, const char *only_if) nogil
+    int lbt_link_map(void *handle, uintptr_t *addr, uintptr_t *ld, const char **name) nogil
+
+
+def set_link_name(handle, path, only_if):
+    """Rename the loader's record of *handle* to *path* when its name starts with *only_if*.
+
+    Returns 1 renamed, 0 left alone, -1 no link map (not Linux, or dlinfo failed).
+    """
+    cdef void *h = _handle(handle)
+    cdef bytes name = _path_bytes(path)
+    cdef bytes prefix = _path_bytes(only_if)
+    return lbt_set_name(h, name, prefix)
+
+
+def link_map(handle):
+    """(l_addr, l_ld, l_name) of *handle*'s link map, or None where there is none."""
+    cdef void *h = _handle(handle)
+    cdef uintptr_t addr = 0, ld = 0
+    cdef const char *name = NULL
+    if lbt_link_map(h, &addr, &ld, &name) != 0:
+        return None
+    return (addr, ld, os.fsdecode(<bytes>name) if name != NULL else "")
+
+
+# ---------------------------------------------------------------------------
+# Version probes (libbroker/_versions.py decides which one a library gets).
+# Each shape a well-known library really has: const char *f(int) with a fixed
+# argument (OpenSSL_version(0)), const char *f(const void *) called with NULL
+# (png_get_libpng_ver), a number returned as unsigned int or unsigned long
+# (ZSTD_versionNumber, OpenSSL_version_num), a `const char *` data symbol
+# (__gmp_version) and a `char[]` data symbol (sqlite3_version). Every string is
+# copied with lb_safe_strcpy (bounded, never faulting) and must be printable.
+
+cdef extern from *:
+    """
+    /* Copy n bytes at p into out without faulting (a data symbol's pointer
+     * value): the same pipe guard as lb_safe_strcpy. 0 on success, -1 when p
+     * is not readable. */
+    #ifdef _WIN32
+    static int lbv_safe_read(const void *p, void *out, size_t n) {
+        SIZE_T got = 0;
+        if ((uintptr_t)p < 65536) return -1;
+        /* ReadProcessMemory on ourselves fails where a load would fault. */
+        if (!ReadProcessMemory(GetCurrentProcess(), p, out, n, &got) || got != n) return -1;
+        return 0;
+    }
+    /* 1 when address lies inside the module of handle, 0 when in another one,
+     * -1 when no module holds it. */
+    static int lbv_symbol_in(void *handle, const void *address) {
+        HMODULE owner = NULL;
+        if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                                (LPCWSTR)address, &owner)) return -1;
+        return (void *)owner == handle;
+    }
+    #else
+    static int lbv_safe_read(const void *p, void *out, size_t n) {
+        int fds[2];
+        ssize_t w;
+        if ((uintptr_t)p < 65536) return -1;
+        if (pipe(fds) != 0) return -1;
+        w = write(fds[1], p, n);
+        if (w != (ssize_t)n || read(fds[0], out, n) != (ssize_t)n) w = -1;
+        close(fds[0]); close(fds[1]);
+        return w < 0 ? -1 : 0;
+    }
+    static int lbv_symbol_in(void *handle, const void *address) {
+        Dl_info info;
+        void *owner;
+        int same;
+        if (dladdr(address, &info) == 0 || info.dli_fname == NULL) return -1;
+        /* The owner's handle: glibc and dyld give one handle per mapped object,
+         * whatever name it is opened by. NOLOAD maps nothing; the reference it
+         * adds is dropped at once. */
+        owner = dlopen(info.dli_fname, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+        if (owner == NULL) { (void)dlerror(); return -1; }
+        same = owner == handle;
+        dlclose(owner);
+        return same;
+    }
+    #endif
+    """
+    int lbv_safe_read(const void *p, void *out, size_t n) nogil
+    int lbv_symbol_in(void *handle, const void *address) nogil
+
+ctypedef const char *(*string_int_function)(int) noexcept nogil
+ctypedef const char *(*string_pointer_function)(const void *) noexcept nogil
+ctypedef unsigned int (*uint_function)() noexcept nogil
+ctypedef unsigned long (*ulong_function)() noexcept nogil
+
+
+cdef uintptr_t _address(object address, str what) except 0:
+    cdef uintptr_t value = address
+    if value == 0:
+        raise ValueError(f"{what} address is 0; expected the address of an exported symbol")
+    return value
+
+
+cdef bytes _printable(const char *text, uintptr_t where, str what):
+    """At most 4096 bytes of the C string at *text*; ValueError unless readable and printable."""
+    cdef char buffer[4097]
+    cdef long length
+    cdef bytes data
+    with nogil:
+        length = lb_safe_strcpy(text, buffer, sizeof(buffer))
+    if length < 0:
+        raise ValueError(
+            f"the {what} at 0x{where:x} gave 0x{<uintptr_t>text:x}, which is not a readable C "
+            "string; the symbol does not have the shape of a version probe")
+    data = buffer[:length]
+    for byte in data:
+        # Printable ASCII and ordinary whitespace: a version text, not binary data
+        # that happened to be readable.
+        if not (32 <= byte < 127 or byte in (9, 10, 13)):
+            raise ValueError(
+                f"the {what} at 0x{where:x} gave bytes that are not printable text "
+                f"({data[:32]!r}); the symbol does not have the shape of a version probe")
+    return data
+
+
+def call_string_function_int(address, int argument):
+    """Call ``const char *(*)(int)`` at *address* with *argument*; its text, None for NULL."""
+    cdef uintptr_t value = _address(address, "version function")
+    cdef string_int_function fn = <string_int_function><void *>value
+    cdef const char *text
+    with nogil:
+        text = fn(argument)
+    if text == NULL:
+        return None
+    return _printable(text, value, "version function")
+
+
+def call_string_function_null(address):
+    """Call ``const char *(*)(const void *)`` at *address* with NULL; its text, None for NULL."""
+    cdef uintptr_t value = _address(address, "version function")
+    cdef string_pointer_function fn = <string_pointer_function><void *>value
+    cdef const char *text
+    with nogil:
+        text = fn(NULL)
+    if text == NULL:
+        return None
+    return _printable(text, value, "version function")
+
+
+def call_number_function(address, str ctype):
+    """Call ``unsigned int (*)(void)`` or ``unsigned long (*)(void)``; the number returned.
+
+    *ctype* is the C return type, "unsigned int" or "unsigned long" (32 bits on
+    Windows, 64 on LP64 Unix): a narrower return register's upper half is garbage.
+    """
+    cdef uintptr_t value = _address(address, "version function")
+    cdef unsigned long number
+    if ctype == "unsigned int":
+        with nogil:
+            number = (<uint_function><void *>value)()
+    elif ctype == "unsigned long":
+        with nogil:
+            number = (<ulong_function><void *>value)()
+    else:
+        raise ValueError(f"return type {ctype!r} is not supported; expected 'unsigned int' or "
+                         "'unsigned long'")
+    return number
+
+
+def read_string_pointer(address):
+    """The text a ``const char *`` data symbol at *address* points to; None for NULL."""
+    cdef uintptr_t value = _address(address, "version data symbol")
+    cdef const char *text = NULL
+    cdef int rc
+    with nogil:
+        rc = lbv_safe_read(<const void *>value, &text, sizeof(text))
+    if rc != 0:
+        raise ValueError(f"the version data symbol at 0x{value:x} is not readable memory")
+    if text == NULL:
+        return None
+    return _printable(text, value, "version data symbol")
+
+
+def read_string_array(address):
+    """The text of a ``char[]`` data symbol at *address* (at most 4096 bytes)."""
+    cdef uintptr_t value = _address(address, "version data symbol")
+    return _printable(<const char *>value, value, "version data symbol")
+
+
+def symbol_in_object(handle, address):
+    """True when *address* lies in the object of *handle*, False when in another, None unknown.
+
+    dlsym on a handle also searches the object's dependencies; a probe must ask
+    the library itself, not a dependency that happens to export the symbol.
+    """
+    cdef void *h = _handle(handle)
+    cdef uintptr_t value = _address(address, "symbol")
+    cdef int rc
+    with nogil:
+        rc = lbv_symbol_in(h, <const void *>value)
+    return None if rc < 0 else bool(rc)
+
+
+cdef extern from *:
+    """
+    /* FreeType's shape: FT_Error init(FT_Library *); void version(FT_Library,
+     * FT_Int *, FT_Int *, FT_Int *); FT_Error done(FT_Library). The context is
+     * made and freed here, so nothing outlives the call. */
+    typedef int (*lbv_init_fn)(void **);
+    typedef void (*lbv_triple_fn)(void *, int *, int *, int *);
+    typedef int (*lbv_done_fn)(void *);
+    static int lbv_context_triple(void *init, void *version, void *done, int *out) {
+        void *context = NULL;
+        out[0] = out[1] = out[2] = -1;
+        if (((lbv_init_fn)init)(&context) != 0 || context == NULL) return -1;
+        ((lbv_triple_fn)version)(context, &out[0], &out[1], &out[2]);
+        ((lbv_done_fn)done)(context);
+        return 0;
+    }
+    """
+    int lbv_context_triple(void *init, void *version, void *done, int *out) nogil
+
+
+def call_context_triple(init_address, version_address, done_address):
+    """(major, minor, patch) from FreeType's shape: ``init(&ctx)``, ``version(ctx, &a, &b, &c)``,
+    ``done(ctx)``. ValueError when init fails or a number is left unset."""
+    cdef uintptr_t init = _address(init_address, "init function")
+    cdef uintptr_t version = _address(version_address, "version function")
+    cdef uintptr_t done = _address(done_address, "done function")
+    cdef int out[3]
+    cdef int rc
+    with nogil:
+        rc = lbv_context_triple(<void *>init, <void *>version, <void *>done, out)
+    if rc != 0:
+        raise ValueError(f"the init function at 0x{init:x} failed; no context to ask for a version")
+    if out[0] < 0 or out[1] < 0 or out[2] < 0:
+        raise ValueError(f"the version function at 0x{version:x} left a number unset "
+                         f"({out[0]}, {out[1]}, {out[2]})")
+    return (out[0], out[1], out[2])
+
+
 # --- macOS: the dyld shared cache --------------------------------------------------------
 # Since macOS 11 the system's libraries (/usr/lib/libz.1.dylib, frameworks under /System)
 # have no file on disk: dyld serves them from its shared cache. Asking the cache is

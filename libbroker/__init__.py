@@ -8,16 +8,42 @@ PyCapsules. This module stays light: importing it must not pull `packaging`,
 
 __version__ = "0.1.0"
 
+
+def _main_interpreter_only() -> None:
+    # libbroker's loaded libraries and tables are process-wide state behind one
+    # compiled module, which Cython lets only one interpreter import: whichever
+    # imports first would win and the other would get a generic ImportError.
+    # So a subinterpreter is refused here, before it can touch the module
+    # (design.md 5.1), and the main interpreter keeps working.
+    try:
+        import _xxsubinterpreters as interpreters  # Python 3.8-3.12
+    except ImportError:
+        try:
+            import _interpreters as interpreters  # type: ignore[no-redef]  # 3.13+
+        except ImportError:
+            return
+    if interpreters.get_current() != interpreters.get_main():
+        raise ImportError(
+            "libbroker serves the main interpreter only: it holds process-wide state (the "
+            "libraries it loaded and their function tables) that a subinterpreter cannot share; "
+            "import libbroker and the extensions that use it from the main interpreter"
+        )
+
+
+_main_interpreter_only()
+
 from ._api import candidates, find, get_include, load, loaded
 from ._errors import (
     BrokerError,
+    BrokerWarning,
+    DuplicateLibraryWarning,
     IncompatibleLibraryError,
     LibraryNotFoundError,
     MissingSymbolError,
     NoAcceptableLibraryError,
     SpecError,
 )
-from ._types import Candidate, Library, LibraryInfo
+from ._types import Candidate, Dependency, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +74,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BrokerError",
+    "BrokerWarning",
     "Candidate",
+    "Dependency",
+    "DuplicateLibraryWarning",
     "IncompatibleLibraryError",
     "Library",
     "LibraryInfo",

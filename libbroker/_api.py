@@ -11,15 +11,21 @@ import time
 
 from . import _cache
 from ._errors import LibraryNotFoundError
-from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate, Library, LibraryInfo
+from ._types import Candidate, Dependency, Library, LibraryInfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
 _FIND_KIND = "find"
 _RECHECK_SECONDS = 1.0
-_memo: dict[tuple, tuple[float, LibraryInfo, list]] = {}
+_NONE = type(None)
+_FIELD_TYPES: dict[str, object] = {
+    "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),
+    "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
+}
+_memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 
 
 def get_include() -> str:
@@ -27,14 +33,14 @@ def get_include() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
 
 
-def _loader_in_use():  # type: ignore[no-untyped-def]
+def _loader_in_use() -> "ModuleType | None":
     """libbroker._loader if anything was loaded yet (else no copy can exist)."""
     return sys.modules.get(f"{__package__}._loader")
 
 
 def _loaded_copy(name: str, version: str | None) -> Library | None:
     loader = _loader_in_use()
-    copies = loader.loaded_named(name) if loader is not None else []
+    copies: list[Library] = loader.loaded_named(name) if loader is not None else []
     if not copies:
         return None
     if version is None:
@@ -43,9 +49,12 @@ def _loaded_copy(name: str, version: str | None) -> Library | None:
 
     specifier = parse_specifier(version)
     for library in copies:
-        if library.version is not None and specifier is not None:
-            if specifier.contains(library.version, prereleases=True):
-                return library
+        if (
+            library.version is not None
+            and specifier is not None
+            and specifier.contains(library.version, prereleases=True)
+        ):
+            return library
     return None
 
 
@@ -72,13 +81,16 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
-    if info.version_text is None and name in LIBTOOL_NUMBERED:
+    if info.version_text is None:
         # Its version is knowable without loading once something mapped it.
         from ._resolve import _version_if_mapped
 
         text = _version_if_mapped(os.path.realpath(info.path), name)
         if text:
-            info = LibraryInfo(name, info.path, soname=info.soname, origin=info.origin, version_text=text)
+            info = LibraryInfo(
+                name, info.path, soname=info.soname, origin=info.origin, version_text=text,
+                version_source="library", dependencies=info.dependencies,
+            )
     return info
 
 
@@ -96,7 +108,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if disk is not None:
         try:
             stamps, fields = disk
-            if _cache.stamps_valid(stamps):
+            if _cache.typed(fields, _FIELD_TYPES) and _cache.stamps_valid(stamps):
                 info = LibraryInfo(**fields)
                 _memo[key] = (now, info, stamps)
                 return info
@@ -108,14 +120,8 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     chosen = resolution.chosen
     if chosen is None:
         raise resolution.error(version)
-    info = LibraryInfo(
-        name,
-        os.path.abspath(chosen.path),
-        soname=chosen.soname,
-        origin=chosen.origin,
-        version_text=chosen.version_text,
-    )
-    stamps = _cache.decision_stamps(resolution.search.stamps, chosen.path)
+    info = info_of(chosen)
+    stamps = _closure_stamps(resolution.search.stamps, chosen.path, [d.path for d in chosen.dependencies])
     _memo[key] = (now, info, stamps)
     fields = {
         "name": info.name,
@@ -123,19 +129,78 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         "soname": info.soname,
         "origin": info.origin,
         "version_text": info.version_text,
+        "version_source": info.version_source,
+        "dependencies": [(d.needed, d.path, d.origin) for d in info.dependencies],
     }
     _cache.update(_FIND_KIND, key, (stamps, fields))
     return info
 
 
+def info_of(cand: Candidate) -> LibraryInfo:
+    """The LibraryInfo of an accepted candidate (its closure and version source kept)."""
+    return LibraryInfo(
+        cand.name,
+        os.path.abspath(cand.path),
+        soname=cand.soname,
+        origin=cand.origin,
+        version_text=cand.version_text,
+        version_source=cand.version_source,
+        dependencies=cand.dependencies,
+    )
+
+
+def _closure_stamps(search_stamps: "Sequence[object]", chosen: str, dependencies: "list[str]") -> "list[object]":
+    """Cache stamps covering the chosen file and every file of its closure (`_cache`)."""
+    return _cache.decision_stamps(list(search_stamps), [chosen, *dependencies])
+
+
 def candidates(
     name: str, version: str | None = None, *, packages: "Sequence[str]" = ()
 ) -> list[Candidate]:
-    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`."""
+    """Every file seen for *name*, in rank order, each `.accepted` or with its `.reason`.
+
+    A copy already mapped in this process that `load()` would reuse instead of
+    the first accepted file (design.md 5.1, one copy per process) comes first,
+    accepted, with its true origin, so the list says what `load()` will do.
+    """
     from ._resolve import resolve
 
     _check_name(name, "candidates")
-    return resolve(name, version, packages=packages, stop_at_first=False).candidates
+    found = resolve(name, version, packages=packages, stop_at_first=False).candidates
+    first = next((c for c in found if c.accepted), None)
+    if first is None or first.origin == "override":
+        return found
+    mapped = _mapped_reusable(name, version, os.path.realpath(first.path))
+    if mapped is None:
+        return found
+    path, text = mapped
+    cand = Candidate(name, path, _origin_of(os.path.realpath(path)), accepted=True, version_text=text)
+    cand.version_source = "library" if text else None
+    for rank, other in enumerate(found, start=1):
+        other.rank = rank
+    return [cand, *(c for c in found if os.path.realpath(c.path) != os.path.realpath(path))]
+
+
+def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple[str, str | None] | None":
+    """(path, version text) of a mapped copy of *name* other than *chosen_real* that
+    satisfies *version*, else None. Never loads anything (RTLD_NOLOAD probes)."""
+    from . import _master
+    from ._discovery import link_name_of
+    from ._resolve import library_version_text
+
+    for path, _ in _master.loaded_objects():
+        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
+            continue
+        if os.path.realpath(path) == chosen_real:
+            return None
+        handle = _master.noload(path)
+        if not handle:
+            continue
+        text = library_version_text(handle, name, os.path.basename(path))
+        _dlclose(handle)
+        if _specifier_problem(version, text) is None:
+            return path, text
+    return None
 
 
 def _check_name(name: object, what: str) -> str:
@@ -154,7 +219,16 @@ def _check_name(name: object, what: str) -> str:
 def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = None) -> Library:
     """Load a library privately (RTLD_LOCAL) by link name or absolute path.
 
-    Loads once per file: the same object comes back for the same file.
+    Loads once per file: the same object comes back for the same file. By
+    name, loading follows the verdict (design.md 5.1): a copy already mapped
+    in the process that satisfies *version* is reused; otherwise each accepted
+    candidate is tried in rank order, its closure mapped bottom-up by absolute
+    path, and a candidate that fails to load or reports a version outside
+    *version* is unloaded again and the next one tried. Raises
+    `NoAcceptableLibraryError` listing every rejection and failure,
+    `LibraryNotFoundError` when no copy exists, `IncompatibleLibraryError` for
+    a path that cannot load or when a copy in the global symbol scope would
+    take over the new copy's internal calls.
     """
     from . import _loader
 
@@ -162,43 +236,377 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         name_or_path = os.fsdecode(name_or_path)
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
+        dependencies: list[Dependency] = []
+        if os.path.isabs(name_or_path):
+            dependencies = _prepare_path(name_or_path)
         library = _loader.load_file(name_or_path)
+        if not library.dependencies:
+            library.dependencies = dependencies
         _refine_version(library)
         if version is not None:
             _check_loaded_version(library, version)
         return library
-    # A libtool-numbered library's version is known only once it is loaded.
-    info = find(name_or_path, None if name_or_path in LIBTOOL_NUMBERED else version)
-    if isinstance(info, Library):
+    name = name_or_path
+    copy = _loaded_copy(name, version)
+    if copy is not None:
+        return copy
+    return _load_by_name(name, version)
+
+
+def _prepare_path(path: str) -> "list[Dependency]":
+    """For `load(path)`: judge the file's closure and map it bottom-up by path, so
+    ld.so never searches for a dependency (design.md 5.1). Files the loader must
+    refuse for their own sake (unsafe place, not a library...) are left to it."""
+    from . import _loader
+    from ._closure import read_facts, resolve_closure
+    from ._errors import IncompatibleLibraryError
+
+    real = os.path.realpath(path)
+    facts = read_facts(real)
+    if isinstance(facts, str) or facts.kind != "shared" or _loader.loaded_named(os.path.basename(path)):
+        return []
+    closure = resolve_closure(real)
+    if not closure.ok:
+        raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
+    for dep in closure.dependencies:
+        try:
+            _loader.dlopen_checked(dep.path)  # checked file, mapped by fd
+        except OSError as exc:
+            raise IncompatibleLibraryError(
+                path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"
+            ) from exc
+    conflict = _interposition(real)
+    if conflict is not None and not _deepbind(real):
+        raise IncompatibleLibraryError(path, conflict)
+    return list(closure.dependencies)
+
+
+def _load_by_name(name: str, version: str | None) -> Library:
+    from ._errors import IncompatibleLibraryError, NoAcceptableLibraryError
+
+    failures: list[tuple[str, str]] = []
+    tried: set[str] = set()
+    first: LibraryInfo | None = None
+    if version is None:
+        # The fast path: the cached verdict. With a version, a better-ranked copy whose
+        # version is known only once loaded must be asked first, so every candidate is.
+        try:
+            first = find(name, version)
+        except LibraryNotFoundError:
+            first = None
+    if isinstance(first, Library):
         if version is not None:
-            _check_loaded_version(info, version)
-        return info
-    library = _loader.load_file(
-        info.path,
-        name=info.name,
-        origin=info.origin,
-        soname=info.soname,
-        version_text=info.version_text,
-        judged=True,
+            _check_loaded_version(first, version)
+        return first
+    if first is not None:
+        mapped = _mapped_copy(name, version, first)
+        if mapped is not None:
+            return mapped
+        tried.add(os.path.realpath(first.path))
+        library = _try_load(first, version, failures)
+        if library is not None:
+            return library
+    # Every candidate, those of unknown version too (the library is asked).
+    from ._resolve import resolve
+
+    resolution = resolve(name, version, stop_at_first=False, defer_unknown=True)
+    rejected: list[tuple[str, str]] = []
+    for cand in resolution.candidates:
+        if not cand.accepted:
+            rejected.append((cand.path, cand.reason))
+            continue
+        if os.path.realpath(cand.path) in tried:
+            continue
+        tried.add(os.path.realpath(cand.path))
+        info = info_of(cand)
+        if first is None:
+            mapped = _mapped_copy(name, version, info)
+            if mapped is not None:
+                return mapped
+            first = info
+        library = _try_load(info, version, failures)
+        if library is not None:
+            return library
+    rejected += failures
+    if not rejected:
+        raise resolution.error(version)
+    error = NoAcceptableLibraryError(
+        name, version=version, searched=resolution.search.searched, rejected=rejected,
+        hint=_resolve_fix_hint(name, version, rejected),
     )
-    _refine_version(library)
-    if version is not None:
-        _check_loaded_version(library, version)
+    if failures and isinstance(failures[0][1], str) and failures[0][1].startswith("refused:"):
+        raise IncompatibleLibraryError(failures[0][0], failures[0][1][len("refused: "):]) from error
+    raise error
+
+
+def _resolve_fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:
+    from ._resolve import fix_hint
+
+    return fix_hint(name, version, rejected)
+
+
+def _dlopen_text(exc: OSError) -> str:
+    # _master raises OSError(0, dlerror text, path): never show "[Errno 0]".
+    return exc.strerror or (exc.args[1] if len(exc.args) > 1 else "") or "dlopen failed without a message"
+
+
+def _dlclose(handle: int) -> None:
+    try:
+        from _ctypes import dlclose
+    except ImportError:  # pragma: no cover - every CPython on POSIX has it
+        return
+    try:
+        dlclose(handle)
+    except OSError:
+        pass
+
+
+def _specifier_problem(version: str | None, text: str | None) -> str | None:
+    if version is None:
+        return None
+    from ._resolve import parse_specifier
+    from ._types import parse_version
+
+    specifier = parse_specifier(version)
+    if specifier is None:
+        return None
+    parsed = parse_version(text)
+    if parsed is None:
+        return f"its version is unknown (the library does not say), so the specifier {version!r} cannot be checked"
+    if not specifier.contains(parsed, prereleases=True):
+        return f"version {str(parsed)!r} (from the library itself) is outside the specifier {version!r}"
+    return None
+
+
+def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str, str]]") -> Library | None:
+    """Map *info*'s closure bottom-up, then the file; None (and a failure noted) when it
+    fails or its own version is outside *version*. What it mapped is unmapped again."""
+    from . import _loader, _master
+    from ._resolve import library_version_text
+
+    real = os.path.realpath(info.path)
+    opened: list[int] = []
+
+    def undo() -> None:
+        for handle in reversed(opened):
+            _dlclose(handle)
+
+    for dep in info.dependencies:
+        # Every one by its path, "mapped" ones too: a cached verdict may come from a
+        # process where they were mapped, and ld.so must not search for them here.
+        try:
+            opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
+        except OSError as exc:
+            undo()
+            failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
+            return None
+    conflict = _interposition(real)
+    if conflict is not None and not _deepbind(real):
+        undo()
+        failures.append((info.path, "refused: " + conflict))
+        return None
+    was_mapped = bool(_master.noload(real))
+    try:
+        probe = _loader.dlopen_checked(real)  # loader checks first: a damaged file must not reach dlopen
+    except OSError as exc:
+        undo()
+        failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))
+        return None
+    opened.append(probe)
+    text = info.version_text
+    source = info.version_source
+    if not info.origin.startswith("provider:"):
+        asked = library_version_text(probe, info.name, info.soname)
+        if asked:
+            text, source = asked, "library"
+    problem = _specifier_problem(version, text)
+    if problem is not None:
+        if was_mapped:
+            opened.pop()  # mapped before us: only our own reference is dropped
+            _dlclose(probe)
+        undo()
+        failures.append((info.path, problem))
+        return None
+    library = _loader.load_file(
+        info.path, name=info.name, origin=info.origin, soname=info.soname,
+        version_text=text, judged=True,
+    )
+    if text and library.version_text != text:
+        library._set_version_text(text, source)
+    elif library.version_source is None and library.version_text:
+        library.version_source = source
+    if not library.dependencies:
+        library.dependencies = list(info.dependencies)
+    _dlclose(probe)  # load_file holds its own reference; the dependencies stay mapped with it
     return library
 
 
-def _refine_version(library: Library) -> None:
-    function = KNOWN_VERSION_FUNCTIONS.get(library.name)
-    if function is None or library.origin not in ("system", "environment", "override", "path"):
-        return
+def discard(library: Library) -> None:
+    """Forget and unmap a library loaded only to be rejected (nothing else holds it).
+
+    Safe because it is called right after loading, before any table or caller
+    got its handle; its dependencies stay mapped only while something needs them.
+    """
+    from . import _loader
+
+    with _loader._lock:
+        for table in (_loader._by_identity,):
+            for key in [k for k, v in table.items() if v is library]:
+                del table[key]
+        for libs in _loader._by_name.values():
+            while library in libs:
+                libs.remove(library)
+        while library in _loader._order:
+            _loader._order.remove(library)
+    _dlclose(library.handle)
+
+
+def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library | None:
+    """A copy of *name* already mapped by anyone, reused when it satisfies *version*.
+
+    design.md 5.1 "One copy per process counts every copy": a mapped copy other
+    than *chosen* is reused (by its path, so no second copy is mapped) unless
+    *chosen* is an override; when it does not satisfy *version*, the second copy
+    is loaded with a DuplicateLibraryWarning naming both files.
+    """
+    from . import _loader, _master
+    from ._discovery import link_name_of
+    from ._resolve import library_version_text
+
+    real = os.path.realpath(chosen.path)
+    for path, _ in _master.loaded_objects():
+        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
+            continue
+        other = os.path.realpath(path)
+        if other == real:
+            return None  # the chosen file itself is mapped: load_file reuses it
+        handle = _master.noload(other)
+        if not handle:
+            continue
+        text = library_version_text(handle, name, os.path.basename(path))
+        _dlclose(handle)  # the NOLOAD probe took a reference
+        if chosen.origin != "override" and _specifier_problem(version, text) is None:
+            library = _loader.load_file(path, name=name, origin=_origin_of(other), version_text=text)
+            if text:
+                library._set_version_text(text, "library")
+            return library
+        import warnings
+
+        from ._errors import DuplicateLibraryWarning
+
+        why = "an override names another file" if chosen.origin == "override" else (
+            f"it does not satisfy {version!r} (version {text!r})"
+        )
+        warnings.warn(
+            f"a second copy of {name!r} is loaded: {chosen.path!r}, while {path!r} is already "
+            f"mapped in this process ({why})",
+            DuplicateLibraryWarning,
+            stacklevel=4,
+        )
+        return None
+    return None
+
+
+def _origin_of(path: str) -> str:
+    """Where a file mapped by someone else lives: "environment", "system" or "path"."""
+    from ._discovery import environment_dirs
+
+    directory = os.path.dirname(path)
+    if any(directory == os.path.realpath(d) for d in environment_dirs()):
+        return "environment"
+    from ._closure import system_dirs
+
+    if any(directory == os.path.realpath(d) for d in system_dirs()) or directory.startswith(("/usr/", "/lib")):
+        return "system"
+    return "path"
+
+
+def _interposition(real: str) -> str | None:
+    """Why loading *real* privately is refused: a copy in the global symbol scope
+    defines functions it exports, so its own internal calls would bind there
+    (design.md 5.1). None when no such copy exists."""
+    try:
+        from _ctypes import dlopen as c_dlopen
+        from _ctypes import dlsym as c_dlsym
+    except ImportError:  # pragma: no cover
+        return None
+    from ._closure import read_facts
+
+    facts = read_facts(real)
+    if isinstance(facts, str) or not facts.functions:
+        return None
+    scope = c_dlopen(None, 0x00002)  # type: ignore[arg-type]  # RTLD_NOW: the global scope (executable + RTLD_GLOBAL)
+    hits: list[tuple[str, int]] = []
+    for symbol in sorted(facts.functions):
+        try:
+            address = c_dlsym(scope, symbol)
+        except (OSError, UnicodeEncodeError, ValueError):  # a name no real symbol has (not UTF-8, NUL)
+            continue
+        hits.append((symbol, address))
+        if len(hits) >= 3:
+            break
+    if not hits:
+        return None
+    owner = _owner_of(hits[0][1])
+    if owner is not None and os.path.realpath(owner) == real:
+        return None
+    names = ", ".join(s for s, _ in hits)
+    return (
+        f"{owner or 'another object'!r} in the global symbol scope (loaded RTLD_GLOBAL or by the "
+        f"executable) already defines {names}, which {real!r} exports: the private copy's "
+        "internal calls would bind to that copy; set isolation = \"deepbind\" in the config file "
+        "to load it with RTLD_DEEPBIND, or use the copy already loaded"
+    )
+
+
+def _deepbind(real: str) -> bool:
+    """With config `isolation = "deepbind"`, map *real* with RTLD_DEEPBIND first (True).
+
+    The flags of the first mapping decide how the object's own references bind:
+    with RTLD_DEEPBIND its own definitions come before the global scope. The
+    loader's later dlopen of the same file returns this same object.
+    """
+    if _isolation() != "deepbind":
+        return False
+    from _ctypes import dlopen as c_dlopen
+
+    rtld_now, rtld_deepbind = 0x2, 0x8  # <dlfcn.h> on glibc
+    try:
+        c_dlopen(real, rtld_now | rtld_deepbind)
+    except OSError:
+        return False  # the loader's own dlopen reports the failure
+    return True
+
+
+def _isolation() -> str | None:
+    from ._config import load_config
+    from ._errors import BrokerError
+
+    try:
+        return getattr(load_config(), "isolation", None)
+    except BrokerError:  # a broken config is reported by find(); the safe default applies
+        return None
+
+
+def _owner_of(address: int) -> str | None:
     from . import _master
 
-    address = _master.dlsym(library.handle, function)
-    if not address:
-        return
-    text = _master.call_version_function(address)
+    best: tuple[int, str] | None = None
+    for path, base in _master.loaded_objects():
+        if base <= address and (best is None or base > best[0]):
+            best = (base, path)
+    return best[1] if best else None
+
+
+def _refine_version(library: Library) -> None:
+    """Ask the loaded library its own version (design.md 5.2 source "library")."""
+    if library.origin.startswith("provider:"):
+        return  # the manifest states the version
+    from ._resolve import library_version_text
+
+    text = library_version_text(library.handle, library.name, library.soname)
     if text:
-        library._set_version_text(text.decode("utf-8", "replace"))
+        library._set_version_text(text, "library")
 
 
 def _check_loaded_version(library: Library, version: str) -> None:
@@ -212,6 +620,7 @@ def _check_loaded_version(library: Library, version: str) -> None:
         raise IncompatibleLibraryError(
             library.path,
             f"version {library.version_text!r} is outside the specifier {version!r}",
+            fix=f"install a version matching {version!r}, or relax the specifier",
         )
 
 

@@ -3,20 +3,62 @@
 marshal, not json or pickle: it is the fastest loader in the standard library
 and imports nothing (json pulls `re`). A corrupt, foreign or unwritable cache is
 ignored, never fatal: the cache only ever saves work.
+
+Trust (design.md 5.1, docs/security.md): the cache directory is used only when
+it is owned by the current user (or root) and not writable by others, every
+file read must be owned by us and not writable by others, reads are bounded
+(`_MAX_BYTES` before `marshal.loads`), and a verdict read back is valid only
+while every input it depended on is unchanged (`decision_stamps`).
 """
 
 import _thread
+import binascii
 import marshal
 import os
+import stat
 import sys
 
-_FORMAT = 1
-_dir: str | None = None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_FORMAT = 2  # 2: stamps carry ctime, mode and owner; older files are simply not read
+_MAGIC = b"LBc\x02"
+_MAX_BYTES = 4 << 20  # a cache file is tens of KB; anything bigger is corrupt or foreign
+_dir: "str | None" = None
+_dir_checked: "dict[str, str | None]" = {}  # cache dir -> why it is unsafe (None: safe)
+_warned: "set[str]" = set()
 
 
-def cache_dir() -> str:
-    """`platformdirs.user_cache_dir("libbroker")`, or $LIBBROKER_CACHE_DIR.
+def _home() -> "str | None":
+    """$HOME, else the password database's home; None unless absolute (never cwd-relative)."""
+    home = os.environ.get("HOME")
+    if not home:
+        try:
+            import pwd
 
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError, AttributeError):
+            return None
+    return home if home and os.path.isabs(home) else None
+
+
+def _xdg(variable: str, fallback: str) -> "str | None":
+    """The XDG base directory rule: the variable if absolute (relative ones are ignored, as
+    the spec says), else ~/<fallback>; None without a home."""
+    base = os.environ.get(variable, "").strip()
+    if base and os.path.isabs(base):
+        return base
+    home = _home()
+    return os.path.join(home, fallback) if home else None
+
+
+def cache_dir() -> "str | None":
+    """`platformdirs.user_cache_dir("libbroker")`, or $LIBBROKER_CACHE_DIR; None for no disk cache.
+
+    None when there is no absolute home directory (a container uid without a
+    passwd entry) or the override is relative: a cache relative to the current
+    directory would let whoever owns that directory feed verdicts in.
     On Linux the XDG rule is applied here directly (the same rule platformdirs
     implements; tests/test_cache.py checks they agree) because importing
     platformdirs costs pathlib and `re` on the warm path.
@@ -24,12 +66,12 @@ def cache_dir() -> str:
     global _dir
     override = os.environ.get("LIBBROKER_CACHE_DIR")
     if override:
-        return override
+        return override if os.path.isabs(override) else None
     if _dir is None:
         if sys.platform.startswith("linux"):
-            base = os.environ.get("XDG_CACHE_HOME", "").strip()
-            if not base:
-                base = os.path.expanduser("~/.cache")
+            base = _xdg("XDG_CACHE_HOME", ".cache")
+            if base is None:
+                return None
             _dir = os.path.join(base, "libbroker")
         else:
             import platformdirs
@@ -38,29 +80,131 @@ def cache_dir() -> str:
     return _dir
 
 
-def _file(kind: str) -> str:
-    return os.path.join(cache_dir(), f"{kind}-v{_FORMAT}.marshal")
+def _warn_once(key: str, message: str) -> None:
+    if key in _warned:
+        return
+    _warned.add(key)
+    import warnings
+
+    from ._errors import BrokerWarning
+
+    warnings.warn(message, BrokerWarning, stacklevel=4)
 
 
-def load(kind: str) -> dict:
-    """The cached dict stored under *kind*, or {} when absent or unreadable."""
-    try:
-        with open(_file(kind), "rb") as f:
-            data = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+def usable_dir() -> "str | None":
+    """The cache directory if it is safe to read and write, else None (with one BrokerWarning).
+
+    Safe: absolute, and (on POSIX) every directory from "/" owned by root or
+    us and not writable by others (`_places.unsafe_dir_reason` with root and
+    us only: `trusted-owners` is for libraries, not for our verdicts). A missing
+    directory is created 0o700 below a safe parent.
+    """
+    directory = cache_dir()
+    if directory is None:
+        return None
+    if directory in _dir_checked:
+        reason = _dir_checked[directory]
+    else:
+        reason = None
+        if os.name != "nt":
+            from ._places import base_uids, unsafe_dir_reason
+
+            if not os.path.isdir(directory):
+                try:
+                    os.makedirs(directory, mode=0o700, exist_ok=True)
+                except OSError:
+                    _dir_checked[directory] = "cannot be created"
+                    return None
+            reason = unsafe_dir_reason(directory, trusted_uids=base_uids())
+            if reason is None and os.stat(directory).st_uid not in (os.getuid(), 0):
+                reason = f"the cache directory {directory!r} is owned by another user"
+        _dir_checked[directory] = reason
+        if reason:
+            _warn_once(
+                directory,
+                f"libbroker ignores its disk cache {directory!r}: {reason}. Entries there could "
+                f"have been written by someone else. Fix: chmod 700 the directory, or set "
+                f"LIBBROKER_CACHE_DIR to a directory only you can write",
+            )
+    return None if reason else directory
+
+
+def _file(kind: str) -> "str | None":
+    directory = usable_dir()
+    if directory is None:
+        return None
+    return os.path.join(directory, f"{kind}-v{_FORMAT}.marshal")
+
+
+def load(kind: str) -> "dict[Any, Any]":
+    """The cached dict stored under *kind*, or {} when absent, unsafe, oversized or unreadable.
+
+    Reads at most `_MAX_BYTES`; the file must be a regular file owned by us
+    and not writable by others. Callers still check the shape of each entry
+    (`valid_stamps` and their own field checks): a marshal file of the right
+    type can hold anything.
+    """
+    path = _file(kind)
+    if path is None:
         return {}
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
+            return {}
+        if os.name != "nt" and (
+            st.st_uid not in (os.getuid(), 0) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            return {}
+        raw = os.read(fd, _MAX_BYTES + 1)
+        payload = _unwrap(raw) if len(raw) <= _MAX_BYTES else None
+        if payload is None:
+            return {}
+        data = marshal.loads(payload)
+    except (OSError, EOFError, ValueError, TypeError, MemoryError, RecursionError):
+        return {}
+    finally:
+        os.close(fd)
     return data if isinstance(data, dict) else {}
 
 
-def store(kind: str, data: dict) -> None:
+def _unwrap(raw: bytes) -> "bytes | None":
+    """The payload of a cache file if its header and checksum hold, else None.
+
+    marshal trusts a list/dict count and allocates it before reading the items:
+    one flipped bit turned a 3 KB file into a 6 GB allocation. A CRC-32 over the
+    payload (binascii: a builtin module, gigabytes per second) rejects any such
+    corruption before `marshal.loads` sees it. It is no defence against a
+    deliberate writer; that is what the owner and mode checks are for.
+    """
+    if len(raw) < 12 or raw[:4] != _MAGIC:
+        return None
+    size = int.from_bytes(raw[4:8], "little")
+    payload = raw[12:]
+    if size != len(payload) or int.from_bytes(raw[8:12], "little") != binascii.crc32(payload):
+        return None
+    return payload
+
+
+def _wrap(payload: bytes) -> bytes:
+    return _MAGIC + len(payload).to_bytes(4, "little") + binascii.crc32(payload).to_bytes(4, "little") + payload
+
+
+def store(kind: str, data: "dict[Any, Any]") -> None:
     """Atomically replace the dict stored under *kind*; failures are ignored."""
     path = _file(kind)
+    if path is None:
+        return
     # pid and thread: two writers in one process must not share a temporary file.
     tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(marshal.dumps(data))
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+        with open(fd, "wb") as f:
+            f.write(_wrap(marshal.dumps(data)))
         os.replace(tmp, path)
     except (OSError, ValueError):
         try:
@@ -78,80 +222,200 @@ def update(kind: str, key: object, value: object, *, limit: int = 512) -> None:
     store(kind, data)
 
 
-def identity(path: str) -> tuple[int, int, int, int] | None:
-    """(device, inode, size, mtime_ns) of the file behind *path*, or None."""
+def typed(value: object, types: "dict[str, object]") -> bool:
+    """True when *value* is a dict whose every key of *types* holds an instance of its type(s).
+
+    For the shape checks of entries read back from disk: marshal restores any
+    value, and a wrong-typed field must make the entry ignored (and rewritten),
+    never raise TypeError in every later process.
+    """
+    if not isinstance(value, dict):
+        return False
+    for key, kind in types.items():
+        if not isinstance(value.get(key), kind):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def identity(path: str) -> "tuple[int, int, int, int, int, int, int] | None":
+    """(device, inode, size, mtime_ns, ctime_ns, mode, uid) of the file behind *path*, or None.
+
+    ctime and mode catch `chmod` (which changes no mtime) and an edit whose
+    mtime was restored; one `os.stat`.
+    """
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError, TypeError):
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
-def env_key() -> tuple:
-    """The environment variables a cached decision depends on."""
+def _place_stamp(path: str) -> "tuple[int, int, int, int] | None":
+    """(device, inode, mode, uid) of the entry itself (not following a symlink), or None.
+
+    What a place verdict depends on; mtime is left out on purpose so that
+    /tmp or a home directory gaining unrelated files does not void every verdict.
+    """
+    try:
+        st = os.lstat(path)
+    except (OSError, ValueError, TypeError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid)
+
+
+def env_key() -> "tuple[Any, ...]":
+    """The interpreter and environment a cached decision depends on (design.md 5.1)."""
     env = os.environ
     return (
         env.get("LIBBROKER_PATH"),
         env.get("LD_LIBRARY_PATH"),
         env.get("CONDA_PREFIX"),
         env.get("LIBBROKER_CONFIG"),
+        env.get("HOME"),
+        env.get("XDG_CONFIG_HOME"),
+        env.get("XDG_CACHE_HOME"),
+        sys.prefix,
+        tuple(sys.path),
     )
 
 
-def decision_stamps(search_stamps: list, chosen_path: str) -> list:
-    """What a decision depends on: the directories searched, the config file, the chosen file."""
-    real = os.path.realpath(chosen_path)
-    return [
-        *search_stamps,
-        ("@config", config_stamp()[1]),
-        ("@file", (real, identity(real))),
-    ]
+def _current_dir() -> "str | None":
+    try:
+        return os.path.realpath(os.getcwd())
+    except OSError:
+        return None
 
 
-def stamps_valid(stamps: list) -> bool:
-    """True while every directory, the config file and the chosen file are as recorded."""
-    for path, stamp in stamps:
-        if path == "@config":
-            if stamp != config_stamp()[1]:
+def searched_dirs(search_stamps: "list[Any]") -> "list[str]":
+    return [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
+
+
+def _cwd_among(dirs: object) -> "str | None":
+    """The current directory if it is one of *dirs* (by real path), else None."""
+    cwd = _current_dir()
+    if cwd is None or not isinstance(dirs, tuple):
+        return None
+    for d in dirs:
+        if isinstance(d, str) and os.path.isabs(d) and os.path.realpath(d) == cwd:
+            return cwd
+    return None
+
+
+def cacheable(search_stamps: "list[Any]") -> bool:
+    """False when the verdict depended on the current directory (it was one of the places searched).
+
+    Such a directory was refused because it was the cwd; in another cwd it
+    would be searched. `decision_stamps` records which searched directory was
+    the cwd (none, usually), so a verdict is replayed only in a process whose
+    cwd plays the same part: the same answer a fresh search gives there.
+    """
+    return _cwd_among(tuple(searched_dirs(search_stamps))) is None
+
+
+def _ancestors(path: str) -> "list[str]":
+    """'/', '/a', '/a/b' for '/a/b/c': every directory from the root to *path*'s parent."""
+    parts = [p for p in path.split("/") if p]
+    return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def decision_stamps(search_stamps: "list[Any]", closure_paths: "list[str] | str") -> "list[Any]":
+    """Everything a verdict depends on (design.md 5.1), to be checked by `stamps_valid`.
+
+    *search_stamps*: (directory, `dir_stamp`) of every place searched.
+    *closure_paths*: the chosen file and every file of its closure. For each:
+    the full `identity` of the file behind it and of its real parent directory,
+    the place stamp (device, inode, mode, owner) of every directory and symlink
+    from "/" to it, as given and as resolved, plus the config file and the
+    current directory's absence from the searched places.
+    """
+    if isinstance(closure_paths, str):
+        closure_paths = [closure_paths]
+    stamps = list(search_stamps)
+    stamps.append(("@config", config_stamp()[1]))
+    dirs = tuple(searched_dirs(search_stamps))
+    stamps.append(("@cwd", (dirs, _cwd_among(dirs))))
+    seen: set[str] = set()
+    for given in closure_paths:
+        real = os.path.realpath(given)
+        stamps.append(("@file", (real, identity(real))))
+        parent = os.path.dirname(real)
+        stamps.append(("@dir", (parent, identity(parent))))
+        for entry in [*_ancestors(given), given, *_ancestors(real)]:
+            if entry not in seen:
+                seen.add(entry)
+                stamps.append(("@place", (entry, _place_stamp(entry))))
+    return stamps
+
+
+def stamps_valid(stamps: object) -> bool:
+    """True while every input recorded by `decision_stamps` is unchanged.
+
+    Never raises: an entry of the wrong shape (corrupt or foreign cache) is
+    simply not valid.
+    """
+    if not isinstance(stamps, list):
+        return False
+    try:
+        for path, stamp in stamps:
+            if path == "@config":
+                if stamp != config_stamp()[1]:
+                    return False
+            elif path == "@file" or path == "@dir":
+                real, ident = stamp
+                if ident is None or identity(real) != ident:
+                    return False
+            elif path == "@place":
+                entry, ident = stamp
+                if _place_stamp(entry) != ident:
+                    return False
+            elif path == "@cwd":
+                dirs, among = stamp
+                if _cwd_among(dirs) != among:
+                    return False
+            elif not isinstance(path, str) or dir_stamp(path) != stamp:
                 return False
-        elif path == "@file":
-            real, ident = stamp
-            if identity(real) != ident:
-                return False
-        elif dir_stamp(path) != stamp:
-            return False
+    except (TypeError, ValueError):
+        return False
     return True
 
 
-def dir_stamp(path: str) -> int:
-    """A directory's mtime in ns, or -1 when it does not exist (so creating it invalidates)."""
+def dir_stamp(path: str) -> object:
+    """A search directory's (inode, mtime, ctime, mode, owner), or -1 when it does not exist.
+
+    ctime, mode and owner catch `chmod`/`chown`, which change no mtime.
+    """
     try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
+        st = os.stat(path)
+    except (OSError, ValueError, TypeError):
         return -1
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 # The config file's location lives here, not in _config, so that validating a
-# cached decision (which depends on the file's mtime) imports nothing more.
-def config_path() -> str:
+# cached decision (which depends on the file) imports nothing more.
+def config_path() -> "str | None":
+    """$LIBBROKER_CONFIG, else `platformdirs.user_config_dir("libbroker")/config.toml`.
+
+    None when there is no absolute location (no home, or a relative override):
+    a config file relative to the current directory would let a project
+    directory pin an attacker's library.
+    """
     override = os.environ.get("LIBBROKER_CONFIG")
     if override:
-        return override
+        return override if os.path.isabs(override) else None
     if sys.platform.startswith("linux"):
         # Same XDG rule as platformdirs.user_config_dir (checked by the tests),
         # without importing it on the warm path.
-        base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.expanduser("~/.config")
-        return os.path.join(base, "libbroker", "config.toml")
+        base = _xdg("XDG_CONFIG_HOME", ".config")
+        return os.path.join(base, "libbroker", "config.toml") if base else None
     import platformdirs
 
     return os.path.join(platformdirs.user_config_dir("libbroker", appauthor=False), "config.toml")
 
 
-def config_stamp() -> tuple[str, tuple[int, int] | None]:
-    """What a cached decision depends on: the config file's path and (mtime, size)."""
+def config_stamp() -> "tuple[str | None, tuple[Any, ...] | None]":
+    """The config file's path and identity (None when absent): a cached decision depends on both."""
     path = config_path()
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (path, None)
-    return (path, (st.st_mtime_ns, st.st_size))
+    if path is None:
+        return (None, None)
+    return (path, identity(path))

@@ -15,9 +15,8 @@ Cython text (``noexcept nogil`` function types, ``bint`` for bool).
 
 from __future__ import annotations
 
-import threading
-
 from ._errors import SpecError
+from ._locks import new_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -132,7 +131,7 @@ def opaque_tag(name: str, text: str) -> str | None:
 _parser = None
 # One pycparser parser is reused (building it costs tens of ms) but it keeps
 # parse state on itself: two threads parsing at once corrupt each other.
-_parser_lock = threading.Lock()
+_parser_lock = new_lock()  # re-created in a forked child (_locks)
 
 
 def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it

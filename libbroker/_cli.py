@@ -124,50 +124,90 @@ def cmd_find(args: argparse.Namespace) -> int:
         _emit(args, data, "\n".join(lines))
         return EXIT_OK if any(c.accepted for c in cands) else EXIT_NOT_FOUND
     info = find(args.name, args.spec_version)
-    _emit(
-        args,
-        info.as_dict(),
-        f"{info.path}\nversion: {info.version_text or 'unknown'}\norigin: {info.origin}\n"
-        f"soname: {info.soname or '-'}",
+    source = f" (from {info.version_source})" if info.version_source else ""
+    text = (
+        f"{info.path}\nversion: {info.version_text or 'unknown'}{source}\norigin: {info.origin}\n"
+        f"soname: {info.soname or '-'}"
     )
+    if info.dependencies:
+        text += "\ndependencies (load order):\n" + "\n".join(
+            f"  {d.needed} => {d.path} ({d.origin})" for d in info.dependencies
+        )
+    _emit(args, info.as_dict(), text)
     return EXIT_OK
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from ._binary import check_compatible, host_binary, read_binary
+def inspect_data(path: str) -> dict[str, object]:
+    """What `inspect --json` prints: design.md 5.3 keys for any format, plus the closure.
 
-    path = os.path.abspath(args.path)
+    "loadable" is the real verdict: this host's format, machine and word size,
+    a shared library (an executable never is), and every library of its
+    closure found and version-compatible (`_closure.resolve_closure`).
+    Raises InvalidBinaryError for a file no reader understands.
+    """
+    from ._binary import check_compatible, host_binary, read_binary
+    from ._closure import resolve_closure
+
     info = read_binary(path)
-    glibc = ".".join(map(str, info.glibc_required)) if info.glibc_required else None
-    data = {
-        "path": path,
-        "format": info.format,
-        "machine": info.machine_name,
-        "bits": info.elf_class,
-        "word_size": info.elf_class,
-        "byte_order": info.byte_order,
-        "soname": info.soname,
-        "needed": list(info.needed),
-        "functions": len(info.functions),
-        "exported_functions": len(info.functions),
-        "glibc": f"GLIBC_{glibc}" if glibc else None,
-        "newest_glibc": f"GLIBC_{glibc}" if glibc else None,
-        "compatible": check_compatible(info, host_binary()) is None,
-        "incompatibility": check_compatible(info, host_binary()),
-    }
-    text = "\n".join(
-        [
-            f"path: {path}",
-            f"format: {info.format} ({info.elf_class}-bit, {info.byte_order}-endian)",
-            f"machine: {info.machine_name}",
-            f"soname: {info.soname or '-'}",
-            f"needed: {', '.join(info.needed) or '-'}",
-            f"exported functions: {len(info.functions)}",
-            f"newest glibc symbol version needed: {data['glibc'] or '-'}",
-            f"loadable here: {'yes' if data['compatible'] else 'no: ' + str(data['incompatibility'])}",
-        ]
-    )
-    _emit(args, data, text)
+    if hasattr(info, "inspect_dict"):
+        data: dict[str, object] = dict(info.inspect_dict())
+    else:  # a reader without the common method: the common attribute names
+        data = {
+            key: getattr(info, key, None)
+            for key in ("format", "soname", "needed", "exports", "rpath", "runpath", "min_os", "slices", "bits", "kind")
+        }
+        data["machine"] = getattr(info, "machine_name", None)
+    data["path"] = path
+    host = host_binary()
+    reason: str | None = None
+    kind = data.get("kind")
+    if str(data.get("format", "")).upper() != str(host.format).upper():
+        reason = f"a {data.get('format')} file; this interpreter loads {str(host.format).upper()} libraries only"
+    elif kind != "shared":
+        reason = f"is an ELF {kind}, not a shared library (an executable is never loadable)"
+    else:
+        reason = check_compatible(info, host)
+    dependencies: list[dict[str, str]] = []
+    if reason is None:
+        closure = resolve_closure(path)
+        reason = closure.reason
+        dependencies = [d.as_dict() for d in closure.dependencies]
+    data["loadable"] = reason is None
+    data["reason"] = reason
+    data["dependencies"] = dependencies
+    # Names of the first release, kept for scripts that use them.
+    glibc_required = getattr(info, "glibc_required", None)
+    glibc = ".".join(map(str, glibc_required)) if glibc_required else None
+    data["word_size"] = data.get("bits")
+    data["byte_order"] = getattr(info, "byte_order", None)
+    data["functions"] = data["exported_functions"] = data.get("exports")
+    data["glibc"] = data["newest_glibc"] = f"GLIBC_{glibc}" if glibc else None
+    data["compatible"] = data["loadable"]
+    data["incompatibility"] = reason
+    return data
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)
+    data = inspect_data(path)
+    deps = data["dependencies"]
+    assert isinstance(deps, list)
+    lines = [
+        f"path: {path}",
+        f"format: {data['format']} ({data['bits']}-bit, {data['byte_order']}-endian), {data['kind']}",
+        f"machine: {data['machine']}",
+        f"soname: {data['soname'] or '-'}",
+        f"needed: {', '.join(data['needed']) or '-'}",  # type: ignore[arg-type]
+        f"rpath: {':'.join(data['rpath']) or '-'}",  # type: ignore[arg-type]
+        f"runpath: {':'.join(data['runpath']) or '-'}",  # type: ignore[arg-type]
+        f"exported functions: {data['exports']}",
+        f"newest glibc symbol version needed: {data['glibc'] or '-'}",
+    ]
+    if deps:
+        lines.append("closure (load order):")
+        lines += [f"  {d['needed']} => {d['path']} ({d['origin']})" for d in deps]
+    lines.append(f"loadable here: {'yes' if data['loadable'] else 'no: ' + str(data['reason'])}")
+    _emit(args, data, "\n".join(lines))
     return EXIT_OK
 
 
@@ -212,12 +252,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         ok=not status["required"]["missing"],
     )
     lines = [
-        f"table {spec.name!r}: {data['path']} (version {data['version'] or 'unknown'}, "
-        f"origin {data['origin'] or '-'})",
-        f"required: {len(status['required']['present'])} present, missing: "
-        f"{', '.join(status['required']['missing']) or 'none'}",
-        f"optional: {len(status['optional']['present'])} present, missing: "
-        f"{', '.join(status['optional']['missing']) or 'none'}",
+        (f"table {spec.name!r}: {data['path']} (version {data['version'] or 'unknown'}, "
+        f"origin {data['origin'] or '-'})"),
+        (f"required: {len(status['required']['present'])} present, missing: "
+        f"{', '.join(status['required']['missing']) or 'none'}"),
+        (f"optional: {len(status['optional']['present'])} present, missing: "
+        f"{', '.join(status['optional']['missing']) or 'none'}"),
     ]
     _emit(args, data, "\n".join(lines))
     return EXIT_OK if data["ok"] else EXIT_NOT_FOUND
@@ -255,7 +295,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for module in args.imports:
         try:
             importlib.import_module(module)
-        except Exception as exc:  # report, keep diagnosing: that is the point of doctor
+        except Exception as exc:  # noqa: BLE001 - any import error is reported, doctor keeps diagnosing
             failures.append(f"--import {module!r} failed: {type(exc).__name__}: {exc}")
             print(f"libbroker doctor: {failures[-1]}", file=sys.stderr)
     from ._doctor import format_report, report

@@ -1,9 +1,17 @@
 """The user configuration file: overrides for distributors and users.
 
 Location: ``platformdirs.user_config_dir("libbroker")/config.toml``, or the file
-named by $LIBBROKER_CONFIG. Format (docs/configuration.md)::
+named by $LIBBROKER_CONFIG; none at all without an absolute home directory.
+The file is read only when it is owned by the current user or root and
+neither it nor any directory above it is writable by others; otherwise it is
+ignored with a `BrokerWarning` (a file others can write could pin their
+library). Its size and TOML nesting are bounded. Format (docs/configuration.md)::
 
     search-paths = ["/opt/mylibs/lib"]   # searched right after LIBBROKER_PATH
+
+    trusted-owners = ["softadm"]         # extra owners of library places (docs/security.md)
+
+    isolation = "deepbind"               # RTLD_DEEPBIND when a global copy would interpose
 
     [libraries.z]                        # keyed by link name
     path = "/opt/zlib/lib/libz.so.1"     # pin: this file, nothing else
@@ -15,22 +23,37 @@ from __future__ import annotations
 import os
 import sys
 
-from ._cache import config_path, config_stamp  # noqa: F401  (re-exported)
+from ._cache import config_path, config_stamp
 from ._errors import SpecError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 PREFER_CHOICES = ("provider", "package", "environment", "system")
-_parsed: dict[tuple[str, object], Config] = {}
+MAX_TOML_BYTES = 1 << 20  # a config file or manifest is a few hundred bytes
+_parsed: dict[tuple[str | None, object], Config] = {}
+_warned: set[tuple[str | None, object]] = set()
 
 
 class Config:
-    __slots__ = ("path", "exists", "search_paths", "pins", "prefer")
+    """The parsed config file. `ignored` is the reason an existing file was not used."""
 
-    def __init__(self, path: str) -> None:
+    __slots__ = (
+        "exists", "ignored", "isolation", "path", "pins", "prefer", "search_paths", "trusted_uids",
+    )
+
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self.exists = False
         self.search_paths: list[str] = []
         self.pins: dict[str, str] = {}
         self.prefer: dict[str, str] = {}
+        self.trusted_uids: frozenset[int] = frozenset()
+        self.ignored: str | None = None
+        # design.md 5.1: "private" refuses a library whose exports a global-scope copy
+        # defines; "deepbind" loads it with RTLD_DEEPBIND instead.
+        self.isolation = "private"
 
 
 def load_config() -> Config:
@@ -38,32 +61,84 @@ def load_config() -> Config:
     cached = _parsed.get(stamp)
     if cached is not None:
         return cached
-    config = _parse(stamp[0]) if stamp[1] is not None else Config(stamp[0])
+    path = stamp[0]
+    if path is None or stamp[1] is None:
+        config = Config(path)
+    else:
+        reason = _unsafe_config(path)
+        if reason is None:
+            config = _parse(path)
+        else:
+            config = Config(path)
+            config.ignored = reason
+            if stamp not in _warned:
+                _warned.add(stamp)
+                import warnings
+
+                from ._errors import BrokerWarning
+
+                warnings.warn(
+                    f"libbroker ignores the config file {path!r}: {reason}",
+                    BrokerWarning,
+                    stacklevel=3,
+                )
     _parsed.clear()
     _parsed[stamp] = config
     return config
 
 
-def _parse(path: str) -> Config:
+def _unsafe_config(path: str) -> str | None:
+    """Why the config file may not be trusted: place rules with root and the current user only."""
+    if os.name == "nt":  # pragma: no cover - no POSIX owners
+        return None
+    from ._places import base_uids, unsafe_reason
+
+    return unsafe_reason(path, trusted_uids=base_uids())
+
+
+def load_toml(path: str, what: str) -> dict[Any, Any]:
+    """Parse a small TOML file (config, provider manifest) with bounded size and nesting.
+
+    Raises SpecError naming *path* for unreadable, oversized, non-UTF-8, invalid
+    or too deeply nested input (tomllib recurses per nesting level; the
+    RecursionError it would raise is turned into a clear message).
+    """
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
 
-    config = Config(path)
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read(MAX_TOML_BYTES + 1)
     except OSError as exc:
-        raise SpecError(f"cannot read the libbroker config file: {exc}", path=path) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"invalid TOML in the libbroker config file: {exc}", path=path) from exc
+        raise SpecError(f"cannot read the {what}: {exc}", path=path) from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise SpecError(
+            f"the {what} is larger than {MAX_TOML_BYTES} bytes; expected a small TOML file",
+            path=path,
+        )
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise SpecError(
-            f"the libbroker config file is not UTF-8 text (TOML requires UTF-8): {exc}", path=path
+            f"the {what} is not UTF-8 text (TOML requires UTF-8): {exc}", path=path
         ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"invalid TOML in the {what}: {exc}", path=path) from exc
+    except (RecursionError, MemoryError):
+        raise SpecError(
+            f"the {what} nests arrays or tables too deeply to parse; expected a flat file "
+            f"of a few levels",
+            path=path,
+        ) from None
+
+
+def _parse(path: str) -> Config:
+    config = Config(path)
+    data = load_toml(path, "libbroker config file")
     config.exists = True
-    known = {"search-paths", "libraries"}
+    known = {"search-paths", "libraries", "trusted-owners", "isolation"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(
@@ -77,6 +152,20 @@ def _parse(path: str) -> Config:
             f"'search-paths' must be a list of directory strings, found {paths!r}", path=path
         )
     config.search_paths = [os.path.expanduser(p) for p in paths]
+    for entry in config.search_paths:
+        if not os.path.isabs(entry):
+            raise SpecError(
+                f"'search-paths' entry {entry!r} is not absolute; a relative entry would mean "
+                f"the current directory, which libbroker never searches",
+                path=path,
+            )
+    config.trusted_uids = _trusted_owners(data.get("trusted-owners", []), path)
+    isolation = data.get("isolation", "private")
+    if isolation not in ("private", "deepbind"):
+        raise SpecError(
+            f"'isolation' must be \"private\" or \"deepbind\", found {isolation!r}", path=path
+        )
+    config.isolation = isolation
     libraries = data.get("libraries", {})
     if not isinstance(libraries, dict):
         raise SpecError(f"[libraries] must be a table, found {libraries!r}", path=path)
@@ -107,6 +196,30 @@ def _parse(path: str) -> Config:
                 )
             config.prefer[name] = prefer
     return config
+
+
+def _trusted_owners(owners: object, path: str) -> frozenset[int]:
+    """`trusted-owners`: user names or uids whose files and directories count as safe places."""
+    if not isinstance(owners, list) or not all(isinstance(o, (str, int)) for o in owners):
+        raise SpecError(
+            f"'trusted-owners' must be a list of user names or uids, found {owners!r}", path=path
+        )
+    uids: set[int] = set()
+    for owner in owners:
+        if isinstance(owner, int) and not isinstance(owner, bool) and owner >= 0:
+            uids.add(owner)
+            continue
+        try:
+            import pwd
+
+            uids.add(pwd.getpwnam(str(owner)).pw_uid)
+        except (ImportError, KeyError):
+            raise SpecError(
+                f"'trusted-owners' names {owner!r}, which is not a user on this system; "
+                f"fix: give an existing user name or a uid",
+                path=path,
+            ) from None
+    return frozenset(uids)
 
 
 def config_summary() -> dict[str, object]:

@@ -14,7 +14,6 @@ directory: such places are still listed, so the rejection can say why.
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 from ._cache import dir_stamp
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 class Entry:
     """A file named like the library, where it was found, and any objection to the place."""
 
-    __slots__ = ("path", "origin", "refusal", "version", "dist", "prefix", "suffix")
+    __slots__ = ("dist", "origin", "path", "prefix", "refusal", "suffix", "version")
 
     def __init__(self, path: str, origin: str, refusal: str | None = None) -> None:
         self.path = path
@@ -49,7 +48,7 @@ class Search:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.searched: list[str] = []
-        self.stamps: list[tuple[str, int]] = []
+        self.stamps: list[tuple[str, object]] = []
 
 
 def link_name_of(filename: str) -> str | None:
@@ -101,8 +100,11 @@ def default_dirs() -> list[str]:
 
 def environment_dirs() -> list[str]:
     prefixes = [sys.prefix]
+    # design.md 5.1: CONDA_PREFIX only when it is this interpreter's own prefix. An
+    # activated environment of another interpreter would put a second, other-built
+    # copy of a library next to the one this interpreter's extensions use.
     conda = os.environ.get("CONDA_PREFIX")
-    if conda:
+    if conda and os.path.isabs(conda) and _same_dir(conda, sys.prefix) and conda not in prefixes:
         prefixes.append(conda)
     if sys.base_prefix != sys.prefix:
         prefixes.append(sys.base_prefix)
@@ -113,6 +115,13 @@ def environment_dirs() -> list[str]:
             if d not in dirs:
                 dirs.append(d)
     return dirs
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def split_path_list(value: str | None) -> list[str]:
@@ -133,16 +142,12 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
             f"{directory!r} is the current directory, which is never searched "
             "(a library dropped there must not be picked up)"
         )
-    try:
-        st = os.stat(real)
-    except OSError:
+    if os.name == "nt" or not os.path.isdir(real):
         return None
-    if st.st_mode & stat.S_IWOTH and os.name != "nt":
-        return (
-            f"the directory {directory!r} is world-writable (mode {stat.S_IMODE(st.st_mode):o}); "
-            "anybody could plant a library there"
-        )
-    return None
+    from ._places import unsafe_dir_reason
+
+    reason = unsafe_dir_reason(directory)  # every directory from "/", owners, symlink targets
+    return f"unsafe place: {reason}" if reason else None
 
 
 def _current_dir() -> str | None:
@@ -171,7 +176,7 @@ def scan_dir(directory: str, name: str, origin: str, search: Search, cwd: str | 
 def _version_key(filename: str) -> tuple[int, ...]:
     version = version_from_filename(filename) or ""
     parts = tuple(int(p) for p in version.split(".") if p.isdigit())
-    return (len(parts) > 0,) + parts  # type: ignore[return-value]
+    return (int(len(parts) > 0), *parts)
 
 
 def ld_cache_entries() -> list[tuple[str, str]]:
@@ -193,7 +198,11 @@ def search(
     pin = config.pins.get(name)
     if pin is not None:
         result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")
-        result.entries.append(Entry(pin, "override"))
+        # The pin's directory goes through the same rules as a search directory
+        # (never the current directory, safe from "/"); a verdict on it depends on the cwd.
+        pin_dir = os.path.dirname(pin)
+        result.stamps.append((pin_dir, dir_stamp(pin_dir)))
+        result.entries.append(Entry(pin, "override", place_refusal(pin_dir, cwd)))
         return result
 
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")):
@@ -266,7 +275,9 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
     for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
     if sys.platform.startswith("linux"):
-        cache = "/etc/ld.so.cache"
+        from . import _ldcache
+
+        cache = _ldcache.LD_SO_CACHE
         result.stamps.append((cache, dir_stamp(cache)))
         hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")

@@ -24,6 +24,7 @@ from ._binary import InvalidBinaryError, host_binary, host_glibc, read_binary
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
 # Identifying symbols (matched as substrings, so prefixed/suffixed builds such
 # as scipy_openblas_get_config64_ count) -> family name.
@@ -87,7 +88,7 @@ def _libbroker_loaded() -> set[str]:
         return set()
     try:
         return {os.path.realpath(lib.path) for lib in loaded()}
-    except Exception:  # a half-initialised loader must not break the report
+    except Exception:  # noqa: BLE001 - a half-initialised loader must not break the report
         return set()
 
 
@@ -231,6 +232,25 @@ def _family(functions: frozenset[str]) -> str | None:
     return None
 
 
+def _libbroker_closures() -> dict[str, list[dict[str, str]]]:
+    """real path -> closure (load order) of each library libbroker loaded.
+
+    The closure recorded when it was loaded, else resolved now (every
+    dependency is then "mapped", which is what serves it).
+    """
+    loader = sys.modules.get(f"{__package__}._loader")
+    if loader is None:
+        return {}
+    from ._closure import resolve_closure
+
+    result: dict[str, list[dict[str, str]]] = {}
+    for library in loader.loaded():
+        real = os.path.realpath(library.path)
+        deps = list(getattr(library, "dependencies", None) or resolve_closure(real).dependencies)
+        result[real] = [d.as_dict() for d in deps]
+    return result
+
+
 def report() -> dict[str, object]:
     """Everything `libbroker doctor --json` prints, for this process."""
     import libbroker
@@ -244,7 +264,7 @@ def report() -> dict[str, object]:
     else:
         try:
             config = config_summary()
-        except Exception as exc:  # a broken config file must not hide the rest
+        except Exception as exc:  # noqa: BLE001 - a broken config file must not hide the rest
             config = {"error": f"{type(exc).__name__}: {exc}"}
 
     ours = _libbroker_loaded()
@@ -280,6 +300,11 @@ def report() -> dict[str, object]:
         entry["origin"] = origin
         entry["distribution"] = None
         objects.append(entry)
+
+    closures = _libbroker_closures()
+    for o in objects:
+        if o["origin"] == "libbroker":
+            o["dependencies"] = closures.get(str(o["path"]), [])
 
     owners = _record_owners(site_dirs, {str(o["path"]) for o in objects if o["origin"] != "system"})
     for o in objects:
@@ -327,14 +352,14 @@ def report() -> dict[str, object]:
     }
 
 
-def format_report(report: dict) -> str:
+def format_report(report: dict[str, Any]) -> str:
     """The human text of `libbroker doctor`."""
     py = report.get("python", {})
     plat = report.get("platform", {})
     glibc = plat.get("glibc")
     lines = [
-        f"libbroker {report.get('libbroker_version')} on Python {py.get('version')} "
-        f"({py.get('executable')})",
+        (f"libbroker {report.get('libbroker_version')} on Python {py.get('version')} "
+        f"({py.get('executable')})"),
         f"platform: {plat.get('system')} {plat.get('machine')} {plat.get('elf_class')}-bit, "
         + (f"glibc {glibc}" if glibc else "no glibc"),
         "configuration:",
@@ -361,7 +386,9 @@ def format_report(report: dict) -> str:
         if o.get("error"):
             extra.append(f"unreadable: {o['error']}")
         tail = f"  [{', '.join(extra)}]" if extra else ""
-        lines.append(f"  {str(o.get('origin')):<{width}}  {o.get('path')}{tail}")
+        lines.append(f"  {o.get('origin')!s:<{width}}  {o.get('path')}{tail}")
+        for dep in o.get("dependencies") or ():
+            lines.append(f"  {'':<{width}}    needs {dep['needed']} => {dep['path']} ({dep['origin']})")
     duplicates = report.get("duplicates", [])
     if duplicates:
         lines.append(f"duplicates ({len(duplicates)} group(s)):")

@@ -67,7 +67,7 @@ class LibraryNotFoundError(BrokerError, LookupError):
         # Not super(): NoAcceptableLibraryError also derives from IncompatibleLibraryError.
         BrokerError.__init__(self, "\n".join(lines))
 
-    def __reduce__(self):  # keep pickling (multiprocessing) working with keyword-only args
+    def __reduce__(self) -> "tuple[object, ...]":  # keep pickling (multiprocessing) working with keyword-only args
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
@@ -83,7 +83,7 @@ class IncompatibleLibraryError(BrokerError):
             message += f"; fix: {fix}"
         BrokerError.__init__(self, message)
 
-    def __reduce__(self):
+    def __reduce__(self) -> "tuple[object, ...]":
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
@@ -102,11 +102,11 @@ class MissingSymbolError(BrokerError, LookupError):
             "symbol-suffix, or move them to [functions] optional"
         )
 
-    def __reduce__(self):
+    def __reduce__(self) -> "tuple[object, ...]":
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
-def _rebuild(cls: type[BaseException], args: tuple, state: dict) -> BaseException:
+def _rebuild(cls: type[BaseException], args: "tuple[object, ...]", state: "dict[str, object]") -> BaseException:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
     err.__dict__.update(state)
@@ -137,3 +137,14 @@ class NoAcceptableLibraryError(LibraryNotFoundError, IncompatibleLibraryError):
 
 
 __all__.append("NoAcceptableLibraryError")
+
+
+class BrokerWarning(UserWarning):
+    """Something libbroker ignored or worked around (an unsafe config file or cache directory...)."""
+
+
+class DuplicateLibraryWarning(BrokerWarning):
+    """A second copy of a library was loaded next to one already mapped (names both files)."""
+
+
+__all__ += ["BrokerWarning", "DuplicateLibraryWarning"]

@@ -51,10 +51,15 @@ _HOST_FLAGS = {
 _EF_ARM_ABI_FLOAT_HARD = 0x400
 
 
-def read_ld_cache(path: str = "/etc/ld.so.cache") -> list[tuple[str, str, int]]:
+# The system loader's cache; a module attribute so tests can point it at a cache
+# written with `ldconfig -C FILE` (the real one needs root to change).
+LD_SO_CACHE = "/etc/ld.so.cache"
+
+
+def read_ld_cache(path: str | None = None) -> list[tuple[str, str, int]]:
     """Every ``(soname, path, flags)`` in the cache, in its order (ld.so takes
     the first match). [] for a missing, unreadable or corrupt file."""
-    return [(key, value, flags) for key, value, flags, _ in _read(path)]
+    return [(key, value, flags) for key, value, flags, _ in _read(path or LD_SO_CACHE)]
 
 
 def _read(path: str) -> list[tuple[str, str, int, int]]:
@@ -114,30 +119,105 @@ def host_flags() -> int | None:
     return _HOST_FLAGS.get((host.machine, host.elf_class))
 
 
-def entries_for_host(path: str = "/etc/ld.so.cache") -> list[tuple[str, str]]:
-    """``(soname, path)`` pairs this interpreter's ld.so would consider.
+# DL_CACHE_HWCAP_EXTENSION (dl-cache.h): the entry lives in a glibc-hwcaps
+# subdirectory; its low 32 bits index the subdirectory names.
+_HWCAP_EXTENSION = 1 << 62
 
-    Entries of another ABI (an i386 libz in a multilib cache) are dropped, as
-    are glibc-hwcaps entries (a non-zero hwcap): those subdirectories hold
-    builds for newer CPUs (x86-64-v3...) that ld.so picks only after checking
-    the CPU, and loading one blindly can die on an illegal instruction.
+# x86-64 micro-architecture levels (the psABI; glibc's
+# sysdeps/x86/get-isa-level.h), as /proc/cpuinfo names the CPU flags.
+_X86_64_LEVELS = (
+    ("x86-64-v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
+_hwcaps_memo: list[str] | None = None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            text = f.read(1 << 20).decode("ascii", "replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def supported_hwcaps() -> list[str]:
+    """The glibc-hwcaps subdirectory names this CPU can run, best first.
+
+    Mirrors ld.so's choice (``ld.so --help`` lists the same names with
+    "supported"): on x86-64 each psABI level needs all flags of the levels
+    below it. Other architectures' names are not judged: none is chosen,
+    so the baseline build is used, which is always safe.
     """
+    global _hwcaps_memo
+    if _hwcaps_memo is None:
+        chosen: list[str] = []
+        import platform
+
+        if platform.machine() in ("x86_64", "AMD64"):
+            flags = _cpu_flags()
+            have: set[str] = set()
+            for name, needs in _X86_64_LEVELS:
+                have |= needs
+                if not have <= flags:
+                    break
+                chosen.insert(0, name)
+        _hwcaps_memo = chosen
+    return list(_hwcaps_memo)
+
+
+def hwcaps_subdir(path: str) -> str | None:
+    """"x86-64-v3" for /usr/lib/glibc-hwcaps/x86-64-v3/libfoo.so.1, else None."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[-3] == "glibc-hwcaps":
+        return parts[-2]
+    return None
+
+
+def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
+    """``(soname, path)`` pairs this interpreter's ld.so would consider, best first.
+
+    Entries of another ABI (an i386 libz in a multilib cache) are dropped.
+    glibc-hwcaps entries (x86-64-v3...) are kept when this CPU supports that
+    subdirectory, and then come before the baseline entry of the same soname,
+    the best level first, as ld.so chooses; those for a CPU this machine is
+    not are dropped (loading one would die on an illegal instruction).
+    Legacy platform-directory entries (a hwcap mask without the extension bit,
+    e.g. ``lib/x86_64/``) are kept in cache order, as ld.so uses them.
+    """
+    from ._errors import BrokerError
+
     try:
         wanted = host_flags()
-    except Exception:  # an unreadable interpreter: keep every libc6 ELF entry
+    except BrokerError:  # an unreadable interpreter: keep every libc6 ELF entry
         wanted = None
-    result = []
-    for key, value, flags, hwcap in _read(path):
-        if hwcap:
-            continue
+    supported = supported_hwcaps()
+    ranked: list[tuple[int, int, int, str, str]] = []
+    first_seen: dict[str, int] = {}
+    for index, (key, value, flags, hwcap) in enumerate(_read(path or LD_SO_CACHE)):
         if wanted is not None:
             if flags != wanted:
                 continue
         elif flags & FLAG_TYPE_MASK != FLAG_ELF_LIBC6:
             continue
-        if os.path.isabs(value):
-            result.append((key, value))
-    return result
+        if not os.path.isabs(value):
+            continue
+        subdir = hwcaps_subdir(value)
+        if hwcap & _HWCAP_EXTENSION or subdir is not None:
+            if subdir not in supported:
+                continue
+            priority = supported.index(subdir)
+        else:
+            priority = len(supported)  # legacy and plain entries: after every hwcaps build
+        group = first_seen.setdefault(key, index)
+        ranked.append((group, priority, index, key, value))
+    ranked.sort()
+    return [(key, value) for _, _, _, key, value in ranked]
 
 
-__all__ = ["entries_for_host", "host_flags", "read_ld_cache"]
+__all__ = ["entries_for_host", "host_flags", "hwcaps_subdir", "read_ld_cache", "supported_hwcaps"]

@@ -56,7 +56,7 @@ def visible_libraries() -> dict[str, list[dict[str, str]]]:
             overrides += _scan(directory, seen)
     groups["override"] = overrides
     try:
-        from ._providers import provider_names, provider_files
+        from ._providers import provider_files, provider_names
 
         for link in sorted(provider_names()):
             for provided in provider_files(link)[0]:

@@ -2,20 +2,35 @@
 
 The same file reached through a symlink or a second path is the same file
 (device, inode), so it gets the same Library object and handle.
+
+The bytes checked are the bytes mapped (design.md 5.1, docs/security.md): the
+file is opened once (O_NOFOLLOW on its real path, so a symlink swapped in
+after resolution is refused), its identity is taken with fstat and compared
+with what the resolver judged, the checks read that open file, and on Linux
+the loader maps that same open file through /proc/self/fd/N; the link map is
+then renamed to the checked path. Where /proc is unavailable, or the loader
+cannot map it that way, the file is mapped by path and the mapping's device and
+inode (from /proc/self/maps, else a second stat) must match the open file.
 """
 
 import os
-# _thread, not threading: threading pulls functools and collections (about 2 ms
-# in a fresh process) onto a consumer's import path; the lock is the same C type.
-import _thread
+import stat
 
 from ._errors import IncompatibleLibraryError
+from ._locks import new_rlock
 from ._types import Library
 
-_lock = _thread.RLock()
+_lock = new_rlock()
 _by_identity: dict[tuple[int, int], Library] = {}
 _by_name: dict[str, list[Library]] = {}
 _order: list[Library] = []
+_PROC_FD = "/proc/self/fd/"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _identity_of(st: os.stat_result) -> tuple[int, int, int, int, int, int, int]:
+    # The same tuple as _cache.identity, from an fstat of the open file.
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 def load_file(
@@ -26,16 +41,23 @@ def load_file(
     soname: str | None = None,
     version_text: str | None = None,
     judged: bool = False,
+    identity: "tuple[int, ...] | None" = None,
 ) -> Library:
     """dlopen *path* (absolute) privately, or return the Library already made for that file.
 
-    Unless the resolver already *judged* the file, its headers are read first:
-    glibc's dlopen of a truncated ELF maps pages past the end of the file and the
-    process dies of SIGBUS, so a bad file must be refused before it gets there.
+    *identity*: the `_cache.identity` tuple of the file the resolver judged;
+    a different file now (replaced, edited, chmod-ed) is refused with
+    IncompatibleLibraryError "changed since it was checked". Unless *judged*,
+    the file must lie in a safe place (`_places.unsafe_reason`) and its headers
+    are checked on the open file first: glibc's dlopen of a truncated ELF maps
+    pages past the end of the file and the process dies of SIGBUS, so a bad
+    file must be refused before it gets there.
+    Raises IncompatibleLibraryError (relative path, missing, unsafe place,
+    changed, not a loadable shared library, dlopen failure).
     """
-    if not os.path.isabs(path):
+    if not isinstance(path, str) or not os.path.isabs(path):
         raise IncompatibleLibraryError(
-            path,
+            str(path),
             "is a relative path; libbroker loads only absolute paths",
             fix="pass an absolute path, or a link name such as 'z' to search for it",
         )
@@ -48,47 +70,257 @@ def load_file(
         raise IncompatibleLibraryError(path, reason) from exc
     key = (st.st_dev, st.st_ino)
     library = _by_identity.get(key)
-    if library is not None:
+    if library is not None and (identity is None or tuple(identity[:2]) == key):
         return library
     with _lock:
         library = _by_identity.get(key)
         if library is not None:
             return library
-        from . import _master
+        if identity is None and os.name != "nt":
+            # Without the identity the resolver judged, judge the place again:
+            # the file may have been replaced since (design.md 5.1).
+            from ._places import unsafe_reason
 
+            place = unsafe_reason(path)
+            if place:
+                raise IncompatibleLibraryError(
+                    path, f"is not in a safe place: {place}", fix=None
+                )
         real = os.path.realpath(path)
-        if not judged:
-            soname, version_text = _precheck(path, real, soname, version_text)
+        try:
+            fd = os.open(real, _OPEN_FLAGS)
+        except OSError as exc:
+            raise IncompatibleLibraryError(
+                path, f"changed while being loaded (cannot open {real!r}: {exc.strerror})"
+            ) from exc
+        try:
+            return _load_open_file(path, real, fd, name, origin, soname, version_text, judged, identity)
+        finally:
+            os.close(fd)
+
+
+def _load_open_file(
+    path: str,
+    real: str,
+    fd: int,
+    name: str | None,
+    origin: str,
+    soname: str | None,
+    version_text: str | None,
+    judged: bool,
+    identity: "tuple[int, ...] | None",
+) -> Library:
+
+    fst = os.fstat(fd)
+    ident = _identity_of(fst)
+    if not stat.S_ISREG(fst.st_mode):
+        raise IncompatibleLibraryError(path, "is not a regular file")
+    problem = _open_file_problem(fst)
+    if problem:
+        raise IncompatibleLibraryError(path, f"is not in a safe place: {problem}")
+    if identity is not None and tuple(identity) != ident:
+        raise IncompatibleLibraryError(
+            path,
+            "changed since it was checked (device, inode, size, times, mode or owner differ); "
+            "it is not loaded",
+            fix="retry: libbroker checks the new file afresh",
+        )
+    key = (fst.st_dev, fst.st_ino)
+    library = _by_identity.get(key)
+    if library is not None:
+        return library
+    readable = _unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real
+    refusal = _loader_refusal(readable, ident)
+    if refusal:
+        raise IncompatibleLibraryError(path, refusal, fix="reinstall the library; the file is damaged")
+    if not judged or identity is None:
+        # Read the open file itself where possible: a file swapped by path after
+        # our open is not the file we check.
+        soname, version_text = _precheck(path, readable, real, soname, version_text, ident)
+    handle = _map_open_file(path, real, fd, fst)
+    library = Library(
+        name or _link_name(real),
+        path,
+        handle,
+        key,
+        soname=soname,
+        origin=origin,
+        version_text=version_text,
+    )
+    _by_identity[key] = library
+    _order.append(library)
+    _by_name.setdefault(library.name, []).append(library)
+    if soname:
+        _by_name.setdefault(soname, []).append(library)
+    return library
+
+
+def _open_file_problem(fst: os.stat_result) -> str | None:
+    """The place rule for the file itself, judged on the open file (not on whatever the path
+    names now): owned by a trusted user and writable by no one else."""
+    if os.name == "nt":
+        return None
+    from ._places import trusted_uids
+
+    if fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"the file opened is writable by others (mode {stat.S_IMODE(fst.st_mode):o}); fix: chmod go-w"
+    if fst.st_uid not in trusted_uids():
+        return f"the file opened is owned by uid {fst.st_uid}, not by root or you"
+    return None
+
+
+def _map_open_file(path: str, real: str, fd: int, fst: os.stat_result) -> int:
+    """dlopen the open file *fd* (already checked); its handle. IncompatibleLibraryError on failure."""
+    from . import _master
+
+    handle = 0
+    error: OSError | None = None
+    if os.path.isdir(_PROC_FD):
+        try:
+            handle = _master.dlopen(_unique_fd_path(fd))
+        except OSError as exc:
+            error = exc  # e.g. a $ORIGIN dependency: origin is /proc/self/fd; retry by path
+    if not handle:
         try:
             handle = _master.dlopen(real)
         except OSError as exc:
-            raise IncompatibleLibraryError(path, _diagnose(real, exc)) from exc
-        library = Library(
-            name or _link_name(real),
-            path,
-            handle,
-            key,
-            soname=soname,
-            origin=origin,
-            version_text=version_text,
-        )
-        _by_identity[key] = library
-        _order.append(library)
-        _by_name.setdefault(library.name, []).append(library)
-        if soname:
-            _by_name.setdefault(soname, []).append(library)
-        return library
+            raise IncompatibleLibraryError(path, _diagnose(real, error or exc)) from exc
+        if not _mapped_is(handle, fst):
+            raise IncompatibleLibraryError(
+                path,
+                "was replaced between its checks and dlopen; the replacement was mapped and is "
+                "not used (its constructors may have run)",
+            )
+    else:
+        _master.set_link_name(handle, real, _PROC_FD)
+    return handle
+
+
+def dlopen_checked(path: str, *, identity: "tuple[int, ...] | None" = None) -> int:
+    """A raw handle of *path* mapped the way `load_file` maps (no Library is registered).
+
+    For mapping a judged closure bottom-up and for probes: the file is opened
+    once, must still have *identity* (when given), must pass the loader checks
+    (`_binary._elfload`), and that open file is what gets mapped. Raises
+    OSError(0, reason, path) like `_master.dlopen`, so callers keep one handler.
+    """
+    real = os.path.realpath(path)
+    try:
+        fd = os.open(real, _OPEN_FLAGS)
+    except OSError as exc:
+        raise OSError(0, f"cannot open {real!r}: {exc.strerror}", path) from exc
+    try:
+        fst = os.fstat(fd)
+        ident = _identity_of(fst)
+        if identity is not None and tuple(identity) != ident:
+            raise OSError(0, "the file changed since it was checked; it is not loaded", path)
+        if not stat.S_ISREG(fst.st_mode):
+            raise OSError(0, "not a regular file", path)
+        problem = _open_file_problem(fst)
+        if problem:
+            raise OSError(0, f"not in a safe place: {problem}", path)
+        refusal = _loader_refusal(_unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real, ident)
+        if refusal:
+            raise OSError(0, f"refused before dlopen: {refusal}", path)
+        with _lock:
+            try:
+                return _map_open_file(path, real, fd, fst)
+            except IncompatibleLibraryError as exc:
+                raise OSError(0, exc.reason, path) from exc
+    finally:
+        os.close(fd)
+
+
+_serial = [0]
+_LOADABLE_KIND = "loadable"
+_loadable: dict[tuple[int, ...], str | None] = {}
+
+
+def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
+    """`_binary._elfload.loader_refusal` of the open file, remembered per full identity.
+
+    Run before every dlopen, judged or not: a verdict cached on disk names a
+    file by identity, and this check is what keeps a damaged file from killing
+    the process inside the loader. The answer is kept on disk per identity
+    (device, inode, size, times, mode, owner), so a warm import pays one lookup.
+    """
+    if ident in _loadable:
+        return _loadable[ident]
+    from . import _cache
+
+    disk = _cache.load(_LOADABLE_KIND)
+    if ident in disk and isinstance(disk[ident], (str, type(None))):
+        reason: str | None = disk[ident]
+    else:
+        from ._binary._elfload import loader_refusal
+
+        reason = loader_refusal(readable)
+        _cache.update(_LOADABLE_KIND, ident, reason, limit=4096)
+    _loadable[ident] = reason
+    return reason
+
+
+def _unique_fd_path(fd: int) -> str:
+    """/proc/self/fd/N spelled differently on every call ("./" and "/" steps encode a serial).
+
+    The loader matches a new request by name first, against every name an object
+    was ever opened under: a second dlopen("/proc/self/fd/5") would get the
+    library first opened as fd 5, whatever fd 5 is now. A name never used
+    before goes on to the loader's (device, inode) match, which is what we want.
+    """
+    _serial[0] += 1
+    serial = _serial[0]
+    steps = "".join("./" if serial >> bit & 1 else "/" for bit in range(serial.bit_length()))
+    return f"{_PROC_FD}{steps}{fd}"
+
+
+def _mapped_is(handle: int, fst: os.stat_result) -> bool:
+    """True when the object behind *handle* was mapped from the file *fst* describes."""
+    from . import _master
+
+    info = _master.link_map(handle)
+    if info is not None:
+        address = info[1] or info[0]
+        try:
+            with open("/proc/self/maps", "rb") as maps:
+                for line in maps:
+                    fields = line.split()
+                    if len(fields) < 6:
+                        continue
+                    low, _, high = fields[0].partition(b"-")
+                    if int(low, 16) <= address < int(high, 16):
+                        major, _, minor = fields[3].partition(b":")
+                        device = os.makedev(int(major, 16), int(minor, 16))
+                        return (device, int(fields[4])) == (fst.st_dev, fst.st_ino)
+        except (OSError, ValueError):
+            pass
+    return info is None or not os.path.isdir(_PROC_FD)
 
 
 def _precheck(
-    path: str, real: str, soname: str | None, version_text: str | None
+    path: str,
+    readable: str,
+    real: str,
+    soname: str | None,
+    version_text: str | None,
+    ident: tuple[int, ...],
 ) -> tuple[str | None, str | None]:
-    """Refuse what dlopen must not see; fill in SONAME and file-name version."""
-    from ._discovery import version_from_filename
-    from ._resolve import binary_facts, flush_facts, soname_mismatch
+    """Refuse what dlopen must not see; fill in SONAME and file-name version.
 
-    facts = binary_facts(real)
-    flush_facts()
+    *readable* names the open file (/proc/self/fd/N) or its real path; facts
+    already cached for exactly this identity are reused.
+    """
+    from . import _cache
+    from ._discovery import version_from_filename
+    from ._resolve import _read_facts, binary_facts, flush_facts, soname_mismatch
+
+    if _cache.identity(real) == ident:
+        facts = binary_facts(real)
+        flush_facts()
+        if _cache.identity(real) != ident:  # replaced while read: read the open file
+            facts = _read_facts(readable)
+    else:
+        facts = _read_facts(readable)
     reason = facts.get("error") or facts.get("incompatible")
     if not reason and facts.get("elf_type", "shared") != "shared":
         reason = f"is an ELF {facts['elf_type']}, not a shared library"
@@ -112,7 +344,7 @@ def _diagnose(real: str, exc: OSError) -> str:
         reason = check_compatible(info, host_binary())
         if reason:
             return f"{reason} (dlopen: {text})"
-    except Exception as inner:  # the binary reader's own verdict is the better message
+    except Exception as inner:  # noqa: BLE001 - the binary reader's own verdict is the better message
         reason = getattr(inner, "reason", None) or str(inner)
         return f"{reason} (dlopen: {text})"
     return f"dlopen failed: {text}"

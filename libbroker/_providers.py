@@ -98,10 +98,26 @@ def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
     a distribution shadowed by an earlier copy on sys.path is skipped, as
     importlib itself does.
     """
+    path = search_path()
+    from ._cache import dir_stamp
+
+    key = tuple((entry, dir_stamp(entry)) for entry in path)  # installs change these directories
+    cached = _entry_points_memo.get(key)
+    if cached is None:
+        cached = list(_scan_entry_points(path))
+        _entry_points_memo.clear()
+        _entry_points_memo[key] = cached
+    yield from cached
+
+
+_entry_points_memo: dict[tuple[tuple[str, object], ...], list[tuple[Distribution, str, str]]] = {}
+
+
+def _scan_entry_points(path: list[str]) -> Iterator[tuple[Distribution, str, str]]:
     from importlib import metadata
 
     seen: set[str] = set()
-    for dist in metadata.distributions():
+    for dist in metadata.distributions(path=path):
         name = dist.metadata["Name"]
         if name is None:
             continue
@@ -112,6 +128,37 @@ def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
         for ep in dist.entry_points:
             if ep.group == GROUP:
                 yield dist, ep.name, ep.value
+
+
+def search_path() -> list[str]:
+    """sys.path without the entries that mean the current directory (design.md 5.1).
+
+    `python -c` and the REPL put '' first, `python -m` the cwd itself: a wheel
+    unpacked in a project directory must not become a provider. Relative
+    entries and the cwd (by real path) are dropped.
+    """
+    try:
+        cwd: str | None = os.path.realpath(os.getcwd())
+    except OSError:
+        cwd = None
+    kept = []
+    for entry in sys.path:
+        if not isinstance(entry, str) or not entry or not os.path.isabs(entry):
+            continue
+        if cwd is not None and os.path.realpath(entry) == cwd:
+            continue
+        kept.append(entry)
+    return kept
+
+
+def _place_problem(path: str, what: str) -> str | None:
+    """Why a provider's manifest or library may not be used from where it lies, else None."""
+    if os.name == "nt":
+        return None
+    from ._places import unsafe_reason
+
+    reason = unsafe_reason(path)
+    return f"{what} is not in a safe place: {reason}" if reason else None
 
 
 def provider_names() -> dict[str, list[str]]:
@@ -126,13 +173,15 @@ class _ManifestError(Exception):
     pass
 
 
-def _load_toml(path: str) -> dict:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+def _load_toml(path: str) -> dict[str, object]:
+    """The manifest, bounded in size and nesting (`_config.load_toml`)."""
+    from ._config import load_toml
+    from ._errors import SpecError
+
+    try:
+        return load_toml(path, "provider manifest")
+    except SpecError as exc:
+        raise _ManifestError(f"unreadable manifest: {exc.message}") from None
 
 
 def _inside(base: str, relative: object, what: str) -> str:
@@ -147,7 +196,7 @@ def _inside(base: str, relative: object, what: str) -> str:
     return real
 
 
-def _optional_str(entry: dict, key: str, where: str) -> str | None:
+def _optional_str(entry: dict[str, object], key: str, where: str) -> str | None:
     value = entry.get(key)
     if value is not None and not isinstance(value, str):
         raise _ManifestError(f"{where}.{key} must be a string, found {value!r}")
@@ -156,10 +205,10 @@ def _optional_str(entry: dict, key: str, where: str) -> str | None:
 
 def _manifest_files(manifest: str, link_name: str, dist: str) -> list[ProvidedFile]:
     """The [[library]] entries of *manifest* named *link_name*, as ProvidedFiles."""
-    try:
-        data = _load_toml(manifest)
-    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise _ManifestError(f"unreadable manifest: {exc}") from exc
+    problem = _place_problem(manifest, "the manifest")
+    if problem:
+        raise _ManifestError(problem)
+    data = _load_toml(manifest)
     libraries = data.get("library")
     if not isinstance(libraries, list) or not all(isinstance(x, dict) for x in libraries):
         raise _ManifestError(f"expected [[library]] tables, found library = {libraries!r}")
@@ -175,6 +224,9 @@ def _manifest_files(manifest: str, link_name: str, dist: str) -> list[ProvidedFi
         path = _inside(base, entry.get("file"), f"{where}.file")
         if not os.path.isfile(path):
             raise _ManifestError(f"{where}.file {entry['file']!r} does not exist ({path})")
+        problem = _place_problem(path, f"{where}.file {path!r}")
+        if problem:
+            raise _ManifestError(problem)
         specs_value = entry.get("specs", [])
         if not isinstance(specs_value, list):
             raise _ManifestError(f"{where}.specs must be a list of strings, found {specs_value!r}")
@@ -273,8 +325,8 @@ def package_files(packages: list[str], link_names: list[str]) -> tuple[list[Prov
     shown = ", ".join(repr(n) for n in link_names)
     for package in packages:
         try:
-            dist = metadata.distribution(package)
-        except metadata.PackageNotFoundError:
+            dist = next(iter(metadata.Distribution.discover(name=package, path=search_path())))
+        except StopIteration:
             searched.append(f"package {package!r}: not installed (fix: pip install {package})")
             continue
         dist_name = _dist_name(dist)

@@ -30,10 +30,14 @@ _CACHE_KIND = "record"
 _WEAK = frozenset({"md5", "sha1", "sha224"})
 
 
-def _identity(path: str) -> tuple[int, int, int, int, int]:
-    st = os.stat(path)
-    # ctime too: unlike mtime, it cannot be set back by `touch -d` after an edit.
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def _identity(path: str) -> tuple[int, ...]:
+    # `_cache.identity`: ctime too (unlike mtime, `touch -d` cannot set it back
+    # after an edit), mode and owner (a chmod after the check is a new file).
+    ident = _cache.identity(path)
+    if ident is None:
+        os.stat(path)  # raises the OSError that says why
+        raise FileNotFoundError(path)
+    return ident
 
 
 def _hash_file(path: str, algorithm: str) -> str:
@@ -54,11 +58,14 @@ def _distributions(dist: str) -> list[Distribution]:
 
     # name= lets importlib look only at matching directories (normalised names on
     # 3.10+); the full scan covers older spellings of the directory name.
-    found = list(metadata.distributions(name=dist))
+    from ._providers import search_path
+
+    path = search_path()  # never the RECORD of a copy in the current directory
+    found = list(metadata.distributions(name=dist, path=path))
     if found:
         return found
     wanted = _normalise(dist)
-    for candidate in metadata.distributions():
+    for candidate in metadata.distributions(path=path):
         name = candidate.metadata["Name"]
         if name is not None and _normalise(name) == wanted:
             found.append(candidate)
@@ -106,7 +113,7 @@ def verify_record(path: str, dist: str) -> None:
         ) from exc
     key = f"{_normalise(dist)}\0{real}"
     cache = _cache.load(_CACHE_KIND)
-    if cache.get(key) == ident:
+    if cache.get(key) == ident and isinstance(cache.get(key), tuple):
         return
 
     dists = _distributions(dist)

@@ -9,29 +9,36 @@ a version inside the specifier, and exports the required symbols.
 from __future__ import annotations
 
 import os
-import stat
 
 from . import _cache
 from ._discovery import Entry, Search, search, version_from_filename
 from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
-from ._types import KNOWN_VERSION_FUNCTIONS, LIBTOOL_NUMBERED, Candidate
+from ._types import KNOWN_VERSION_FUNCTIONS, Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from packaging.specifiers import SpecifierSet
 
     from ._binary import BinaryInfo
 
-_FACTS_KIND = "elf"
+_FACTS_KIND = "elf2"  # 2: with the C-library flavour
 _FACTS_LIMIT = 4096
-_facts_memo: dict[tuple, dict] = {}
-_disk_facts: dict | None = None  # the on-disk facts, read once per process
-_pending: dict[tuple, dict] = {}  # facts read since the last flush
+_facts_memo: dict[tuple[object, ...], dict[str, Any]] = {}
+_disk_facts: dict[Any, Any] | None = None  # the on-disk facts, read once per process
+_pending: dict[tuple[object, ...], dict[str, Any]] = {}  # facts read since the last flush
+_NONE = type(None)
+_FACT_TYPES: dict[str, object] = {  # what _read_facts writes; anything else is re-read
+    "error": (str, _NONE),
+    "incompatible": (str, _NONE),
+    "soname": (str, _NONE),
+    "glibc": (tuple, list, _NONE),
+}
 
 
-def binary_facts(real: str) -> dict:
+def binary_facts(real: str) -> dict[str, Any]:
     """The ELF facts a decision needs, cached per file identity (on disk too).
 
     New facts are written by `flush_facts()` once per search, not once per file.
@@ -44,12 +51,12 @@ def binary_facts(real: str) -> dict:
         return facts
     if _disk_facts is None:
         _disk_facts = _cache.load(_FACTS_KIND)
-    facts = _disk_facts.get(key)
-    if not isinstance(facts, dict) or "error" not in facts:  # absent, corrupt or foreign
-        facts = _read_facts(real)
-        _pending[key] = facts
-    _facts_memo[key] = facts
-    return facts
+    stored: Any = _disk_facts.get(key) if _disk_facts is not None else None
+    if not _cache.typed(stored, _FACT_TYPES):  # absent, corrupt or foreign
+        stored = _read_facts(real)
+        _pending[key] = stored
+    _facts_memo[key] = stored
+    return stored  # type: ignore[no-any-return]
 
 
 def flush_facts() -> None:
@@ -65,7 +72,7 @@ def flush_facts() -> None:
     _cache.store(_FACTS_KIND, data)
 
 
-def _read_facts(real: str) -> dict:
+def _read_facts(real: str) -> dict[str, Any]:
     from ._binary import check_compatible, host_binary, read_binary
 
     try:
@@ -80,6 +87,7 @@ def _read_facts(real: str) -> dict:
         "elf_class": info.elf_class,
         "glibc": info.glibc_required,
         "elf_type": info.elf_type,
+        "libc": info.libc,
     }
 
 
@@ -94,7 +102,23 @@ def _version_if_mapped(real: str, name: str) -> str | None:
     handle = _master.noload(real)
     if not handle:
         return None
-    address = _master.dlsym(handle, KNOWN_VERSION_FUNCTIONS[name])
+    return library_version_text(handle, name, os.path.basename(real))
+
+
+def library_version_text(handle: int, name: str, soname: str | None) -> str | None:
+    """The version text the loaded library reports (built-in probe), or None."""
+    from . import _master
+
+    try:
+        from ._versions import library_version
+    except ImportError:
+        library_version = None  # type: ignore[assignment]
+    if library_version is not None:
+        return library_version(handle, name, soname, None)
+    function = KNOWN_VERSION_FUNCTIONS.get(name)
+    if function is None:
+        return None
+    address = _master.dlsym(handle, function)
     raw = _master.call_version_function(address) if address else None
     return raw.decode("utf-8", "replace") if raw else None
 
@@ -135,8 +159,13 @@ def judge(
     specifier: SpecifierSet | None,
     required: Sequence[str] | Callable[[Entry], Sequence[str]],
     rank: int,
+    defer_unknown: bool = False,
 ) -> Candidate:
-    """The verdict on one file; never raises for a bad file."""
+    """The verdict on one file and its dependency closure; never raises for a bad file.
+
+    With *defer_unknown*, a file whose version is unknown without loading it is
+    accepted so that `load()` can ask the library and check the specifier.
+    """
     path = entry.path
     cand = Candidate(name, path, entry.origin, rank=rank, version_text=entry.version)
     if entry.refusal:
@@ -158,13 +187,13 @@ def judge(
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
         return cand
-    mode = os.stat(real).st_mode
-    if mode & stat.S_IWOTH and os.name != "nt":
-        cand.reason = (
-            f"the file is world-writable (mode {stat.S_IMODE(mode):o}); anybody could replace "
-            "its code"
-        )
-        return cand
+    if os.name != "nt":
+        from ._places import unsafe_reason
+
+        place = unsafe_reason(path)  # the file, every directory and symlink target from "/"
+        if place:
+            cand.reason = f"unsafe place: {place}"
+            return cand
     facts = binary_facts(real)
     if facts.get("error"):
         cand.reason = facts["error"]
@@ -180,21 +209,33 @@ def judge(
     if mismatch:
         cand.reason = mismatch
         return cand
+    if facts.get("libc") and facts["libc"] != _host_libc():
+        cand.reason = (
+            f"it is linked against {facts['libc']} libc but this interpreter runs on {_host_libc()}"
+        )
+        cand.fix = f"use a build of the library made for {_host_libc()}"
+        return cand
     if cand.version_text is None:
-        if name in LIBTOOL_NUMBERED:
-            cand.version_text = _version_if_mapped(real, name)
-        else:
-            cand.version_text = version_from_filename(real) or version_from_filename(path)
+        found = product_version(real, path, name)
+        if found is not None:
+            cand.version_text, cand.version_source = found
+    elif entry.origin.startswith("provider:") or entry.dist:
+        cand.version_source = "provider"
     if specifier is not None:
         version = cand.version
-        if version is None:
+        if version is None and not defer_unknown:
             cand.reason = (
-                f"its version is unknown (no provider metadata, no version in the file name "
-                f"{os.path.basename(real)!r}) so the specifier {str(specifier)!r} cannot be checked"
+                f"its version is unknown (no provider metadata, no package database entry, not "
+                f"mapped to ask it) so the specifier {str(specifier)!r} cannot be checked"
             )
+            cand.fix = "load() asks the library itself; or pin this file in the config file"
             return cand
-        if not specifier.contains(version, prereleases=True):
-            cand.reason = f"version {str(version)!r} is outside the specifier {str(specifier)!r}"
+        if version is not None and not specifier.contains(version, prereleases=True):
+            cand.reason = (
+                f"version {str(version)!r} (from {cand.version_source or 'unknown'}) is outside "
+                f"the specifier {str(specifier)!r}"
+            )
+            cand.fix = f"install a version matching {str(specifier)!r}, or relax the specifier"
             return cand
     if callable(required):
         # Per-file symbol names: a provider's manifest may set the prefix/suffix.
@@ -220,8 +261,81 @@ def judge(
         except BrokerError as exc:
             cand.reason = getattr(exc, "reason", str(exc))
             return cand
+    from ._closure import resolve_closure
+
+    closure = resolve_closure(real)
+    if not closure.ok:
+        cand.reason = closure.reason or "its dependency closure cannot be loaded"
+        cand.fix = closure.fix
+        return cand
+    cand.dependencies = list(closure.dependencies)
     cand.accepted = True
     return cand
+
+
+def _host_libc() -> str | None:
+    from ._closure import host_libc
+
+    return host_libc()
+
+
+def product_version(real: str, path: str, name: str) -> tuple[str, str] | None:
+    """(version text, version source) of a file not loaded by us (design.md 5.2).
+
+    In order: the library itself when this process already maps it (a NOLOAD
+    probe), the package database that owns the file, and the file name only
+    for libraries whose file names carry the product version (zlib).
+    Interface numbers (libtool's libbz2.so.1.0.4) are never versions.
+    """
+    text = _version_if_mapped(real, name)
+    if text:
+        return text, "library"
+    try:
+        from . import _versions
+    except ImportError:
+        _versions = None  # type: ignore[assignment]
+    if _versions is not None:
+        package = _versions.package_version(real)
+        if package is not None:
+            return package
+        by_name = _versions.file_name_version(real, path)
+        if by_name is not None:
+            return by_name, "file-name"
+        return None
+    if name == "z":  # until _versions lands: only zlib's file names carry its version
+        by_name = version_from_filename(real) or version_from_filename(path)
+        if by_name:
+            return by_name, "file-name"
+    return None
+
+
+def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) -> str:
+    """The fix line chosen by the reasons of the rejections (not always "install it")."""
+    reasons = " ".join(reason for _, reason in rejected)
+    if "outside the specifier" in reasons or "version is unknown" in reasons:
+        return (
+            f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
+            "versions), or relax the specifier"
+        )
+    if "its dependency" in reasons and "cannot be found" in reasons:
+        return (
+            "fix: install the package that provides the missing dependency named above (or a "
+            "provider wheel for it), or point LIBBROKER_PATH at a directory holding both"
+        )
+    if "needs " in reasons and " defines " in reasons:
+        return "fix: install a newer copy of the dependency named above, or a build of the library made for this system"
+    if "linked against" in reasons:
+        return "fix: use a build of the library made for this system's C library"
+    if "-bit" in reasons or "machine" in reasons:
+        return "fix: install a build of the library for this interpreter's machine and word size"
+    if "dangling symlink" in reasons:
+        return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
+    if "failed to load" in reasons or "dlopen" in reasons:
+        return "fix: see the loader's message above; install the library's missing pieces or another build"
+    return (
+        "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
+        "directory that holds it"
+    )
 
 
 def parse_specifier(version: str | None) -> SpecifierSet | None:
@@ -241,7 +355,7 @@ def parse_specifier(version: str | None) -> SpecifierSet | None:
 
 
 class Resolution:
-    __slots__ = ("name", "candidates", "search", "chosen", "entries")
+    __slots__ = ("candidates", "chosen", "entries", "name", "search")
 
     def __init__(self, name: str, search: Search) -> None:
         self.name = name
@@ -253,7 +367,10 @@ class Resolution:
     def error(self, version: str | None) -> LibraryNotFoundError:
         rejected = [(c.path, c.reason) for c in self.candidates if not c.accepted]
         cls = NoAcceptableLibraryError if rejected else LibraryNotFoundError
-        return cls(self.name, version=version, searched=self.search.searched, rejected=rejected)
+        return cls(
+            self.name, version=version, searched=self.search.searched, rejected=rejected,
+            hint=fix_hint(self.name, version, rejected) if rejected else None,
+        )
 
 
 def resolve(
@@ -263,6 +380,7 @@ def resolve(
     packages: Sequence[str] = (),
     required: Sequence[str] | Callable[[Entry], Sequence[str]] = (),
     stop_at_first: bool = True,
+    defer_unknown: bool = False,
 ) -> Resolution:
     """Search and judge; `chosen` is the first accepted candidate in rank order."""
     from ._config import load_config
@@ -288,7 +406,10 @@ def resolve(
                 resolution.entries[index].path = entry.path
             continue
         seen[real] = len(resolution.candidates)
-        cand = judge(entry, name, specifier, required, rank=len(resolution.candidates))
+        cand = judge(
+            entry, name, specifier, required, rank=len(resolution.candidates),
+            defer_unknown=defer_unknown,
+        )
         if cand.accepted and cand.soname:
             sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
             if os.path.basename(entry.path) != cand.soname and os.path.realpath(sibling) == real:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _cache, _loader, _runtime
+from . import _api, _cache, _loader, _runtime
 from ._errors import IncompatibleLibraryError, MissingSymbolError, SpecError
 from ._types import Library, parse_version
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._discovery import Entry
     from ._resolve import Resolution
     from ._spec import Spec
+    from ._types import Candidate
 
 
 def coerce_spec(spec: object) -> Spec:
@@ -79,7 +80,9 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         return
     entry = {
         "env": _cache.env_key(),
-        "stamps": _cache.decision_stamps(resolution.search.stamps, library.path),
+        "stamps": _cache.decision_stamps(
+            resolution.search.stamps, [library.path, *(d.path for d in library.dependencies)]
+        ),
         "path": library.path,
         "link": library.name,
         "origin": library.origin,
@@ -118,10 +121,9 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             if _satisfies_loaded(spec, library, specifier, required):
                 return library, None
     rejected: list[tuple[str, str]] = []
-    lacking: list = []  # candidates rejected only for missing required symbols
+    lacking: list[Candidate] = []  # candidates rejected only for missing required symbols
     searched: list[str] = []
     version_failures = 0
-    last: Resolution | None = None
     for link in spec.names:
         resolution = resolve(
             link,
@@ -130,7 +132,6 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
             required=required_for,
             stop_at_first=False,
         )
-        last = resolution
         searched.extend(resolution.search.searched)
         for cand in resolution.candidates:
             if not cand.accepted:
@@ -138,19 +139,27 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
                 if cand.missing:
                     lacking.append(cand)
                 continue
-            library = _loader.load_file(
-                os.path.abspath(cand.path),
-                name=link,
-                origin=cand.origin,
-                soname=cand.soname,
-                version_text=cand.version_text,
-                judged=True,
+            # The closure mapped bottom-up by absolute path (design.md 5.1).
+            failures: list[tuple[str, str]] = []
+            info = _api.info_of(cand)
+            info.name = link
+            was_loaded = bool(_loader.loaded_named(link)) and any(
+                os.path.realpath(lib.path) == os.path.realpath(cand.path) for lib in _loader.loaded_named(link)
             )
+            tried = _api._try_load(info, None, failures)
+            if tried is None:
+                cand.accepted = False
+                cand.reason = failures[0][1] if failures else "failed to load"
+                rejected.extend(failures)
+                continue
             entry = resolution.entries[resolution.candidates.index(cand)]
+            library = tried
             problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
             if problem is None:
                 resolution.chosen = cand
                 return library, resolution
+            if not was_loaded:
+                _api.discard(library)  # loaded only to be rejected: unmapped again
             cand.accepted = False
             cand.reason = problem
             version_failures += 1

@@ -23,23 +23,82 @@ LIBTOOL_NUMBERED = frozenset({"sqlite3"})
 
 
 def parse_version(text: str | None) -> "Version | None":
-    """The first whitespace-separated token of *text* that parses as a version."""
+    """*text* as a `packaging.version.Version`: itself when it is PEP 440 (a provider's
+    "0.3.28.0.2"), else its first dotted number (`_versions.parse_version_text`:
+    "expat_2.5.0" -> 2.5.0); None when it has none."""
     if not text:
         return None
     from packaging.version import InvalidVersion, Version
 
-    for token in text.replace(",", " ").split():
-        try:
-            return Version(token)
-        except InvalidVersion:
-            continue
-    return None
+    try:
+        return Version(text.strip())
+    except InvalidVersion:
+        pass
+    from ._versions import parse_version_text  # lazily: no `re`/`json` on the warm path
+
+    found = parse_version_text(text)
+    return Version(found) if found else None
+
+
+class Dependency:
+    """One library of a closure: `.needed` as written in the binary (DT_NEEDED),
+    `.path` (absolute) of the copy that serves it, `.origin` (where it was found:
+    "mapped", "provider:<dist>", "rpath", "runpath", "LD_LIBRARY_PATH",
+    "ld.so.cache", "default", "path")."""
+
+    __slots__ = ("needed", "origin", "path")
+
+    def __init__(self, needed: str, path: str, origin: str) -> None:
+        self.needed = needed
+        self.path = path
+        self.origin = origin
+
+    def as_dict(self) -> dict[str, str]:
+        return {"needed": self.needed, "path": self.path, "origin": self.origin}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dependency):
+            return NotImplemented
+        return (self.needed, self.path, self.origin) == (other.needed, other.path, other.origin)
+
+    def __hash__(self) -> int:
+        return hash((self.needed, self.path, self.origin))
+
+    def __repr__(self) -> str:
+        return f"<Dependency {self.needed!r} {self.path!r} ({self.origin})>"
+
+
+def _dependencies(value: "list[Dependency] | list[tuple[str, str, str]] | None") -> "list[Dependency]":
+    # The disk cache stores plain (needed, path, origin) tuples (marshal); anything
+    # else is a corrupt entry: TypeError, which the cache reader treats as "re-judge".
+    result = []
+    for d in value or ():
+        if not isinstance(d, Dependency):
+            if not (isinstance(d, (tuple, list)) and len(d) == 3 and all(isinstance(x, str) for x in d)):
+                raise TypeError(f"expected (needed, path, origin) strings, found {d!r}")
+            d = Dependency(*d)
+        result.append(d)
+    return result
 
 
 class LibraryInfo:
-    """A located library file (never loaded by `find`)."""
+    """A located library file (never loaded by `find`).
 
-    __slots__ = ("name", "path", "soname", "origin", "version_text", "_version")
+    `.dependencies` is the closure in load order (dependencies first, without
+    the C library and the dynamic loader); `.version_source` says where
+    `.version` came from (design.md 5.2), None when unknown.
+    """
+
+    __slots__ = (
+        "_version",
+        "dependencies",
+        "name",
+        "origin",
+        "path",
+        "soname",
+        "version_source",
+        "version_text",
+    )
 
     def __init__(
         self,
@@ -49,6 +108,8 @@ class LibraryInfo:
         soname: str | None = None,
         origin: str = "path",
         version_text: str | None = None,
+        version_source: str | None = None,
+        dependencies: "list[Dependency] | list[tuple[str, str, str]] | None" = None,
     ) -> None:
         self.name = name
         self.path = path
@@ -56,10 +117,13 @@ class LibraryInfo:
         self.origin = origin
         self.version_text = version_text
         self._version: object = _UNSET
+        self.version_source = version_source if version_text else None
+        self.dependencies = _dependencies(dependencies)
 
-    def _set_version_text(self, text: str | None) -> None:
+    def _set_version_text(self, text: str | None, source: str | None = "library") -> None:
         """Replace the version (e.g. with what the library itself reports)."""
         self.version_text = text
+        self.version_source = source if text else None
         self._version = _UNSET
 
     @property
@@ -76,6 +140,8 @@ class LibraryInfo:
             "version": self.version_text,
             "soname": self.soname,
             "origin": self.origin,
+            "version_source": self.version_source,
+            "dependencies": [d.as_dict() for d in self.dependencies],
         }
 
     def __repr__(self) -> str:
@@ -96,7 +162,18 @@ class Candidate:
     """A file seen while searching for a library, with the verdict on it."""
 
     __slots__ = (
-        "name", "path", "origin", "accepted", "reason", "soname", "version_text", "rank", "missing",
+        "accepted",
+        "dependencies",
+        "fix",
+        "missing",
+        "name",
+        "origin",
+        "path",
+        "rank",
+        "reason",
+        "soname",
+        "version_source",
+        "version_text",
     )
 
     def __init__(
@@ -120,6 +197,9 @@ class Candidate:
         self.version_text = version_text
         self.rank = rank
         self.missing: list[str] = []  # required symbols it lacks, when that is the reason
+        self.version_source: str | None = None
+        self.dependencies: list[Dependency] = []  # the judged closure, load order
+        self.fix: str | None = None  # the fix line for this rejection's reason
 
     @property
     def version(self) -> "Version | None":
@@ -134,6 +214,8 @@ class Candidate:
             "reason": self.reason,
             "soname": self.soname,
             "version": self.version_text,
+            "version_source": self.version_source,
+            "dependencies": [d.as_dict() for d in self.dependencies],
         }
 
     def __repr__(self) -> str:
@@ -156,8 +238,13 @@ class Library(LibraryInfo):
         soname: str | None = None,
         origin: str = "path",
         version_text: str | None = None,
+        version_source: str | None = None,
+        dependencies: "list[Dependency] | None" = None,
     ) -> None:
-        super().__init__(name, path, soname=soname, origin=origin, version_text=version_text)
+        super().__init__(
+            name, path, soname=soname, origin=origin, version_text=version_text,
+            version_source=version_source, dependencies=dependencies,
+        )
         self.handle = handle
         self.identity = identity
 

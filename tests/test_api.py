@@ -163,7 +163,9 @@ def test_sqlite_find_never_reports_the_libtool_number() -> None:
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     before, after, expected = out.stdout.split()
-    assert before == "None" and after == expected
+    # Before: the package database's version (or unknown), never libtool's 0.8.6.
+    assert before != "0.8.6" and not before.startswith("0.")
+    assert after == expected
 
 
 def test_load_sqlite_with_version_specifier() -> None:
@@ -196,5 +198,41 @@ def test_bad_names_rejected(bad) -> None:
 
 def test_soname_major_is_not_a_version() -> None:
     info = libbroker.find("crypto")
-    assert info.version is None  # libcrypto.so.3: an ABI number, not OpenSSL 3.0.x
-    assert libbroker.find("m").version is None
+    # libcrypto.so.3: an ABI number, not OpenSSL 3.0.x (design.md 5.2: never the file name).
+    assert info.version_source != "file-name"
+    assert info.version is None or str(info.version) != "3"
+    libm = libbroker.find("m")  # libm.so.6: glibc 2.36 (package database) or unknown, never 6
+    assert libm.version is None or str(libm.version) != "6"
+
+
+def test_dependency_and_version_source_are_public() -> None:
+    from libbroker import Dependency
+
+    info = libbroker.find("z")
+    assert isinstance(info.dependencies, list)
+    assert all(isinstance(d, Dependency) and os.path.isabs(d.path) for d in info.dependencies)
+    assert info.version_source is not None  # zlib: the library, its package or its file name
+    lib = libbroker.load("z")
+    assert lib.version_source is not None and str(lib.version) == zlib.ZLIB_RUNTIME_VERSION
+
+
+def test_cached_find_keeps_the_closure_and_ignores_corrupt_closures(tmp_path, monkeypatch) -> None:
+    from libbroker import _cache
+
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    code = "import libbroker; i = libbroker.find('png16'); print(i.version_source, [d.needed for d in i.dependencies])"
+    env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "cache"))
+    try:
+        first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip("libpng16 is not installed")
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert first == second and "libz.so.1" in first
+    assert str(_cache._file("find")).startswith(str(tmp_path))
+    data = _cache.load("find")
+    assert data
+    for stamps, fields in data.values():
+        fields["dependencies"] = [(1, 2)]  # a corrupt closure: the entry is re-judged, never a crash
+    _cache.store("find", data)
+    third = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert third == first

@@ -39,13 +39,13 @@ def test_directory_change_invalidates(tmp_path, monkeypatch, libz) -> None:
     os.chmod(directory, 0o755)
     shutil.copy(os.path.realpath(libz), directory / "liblbinv.so.1.0")
     monkeypatch.setenv("LIBBROKER_PATH", str(directory))
-    assert libbroker.find("lbinv").version_text == "1.0"
+    assert libbroker.find("lbinv").path.endswith("liblbinv.so.1.0")
     _fresh_process()
-    assert libbroker.find("lbinv").version_text == "1.0"  # from the disk index
+    assert libbroker.find("lbinv").path.endswith("liblbinv.so.1.0")  # from the disk index
     shutil.copy(os.path.realpath(libz), directory / "liblbinv.so.2.0")
     os.utime(directory, ns=(os.stat(directory).st_atime_ns, os.stat(directory).st_mtime_ns + 10**9))
     _fresh_process()
-    assert libbroker.find("lbinv").version_text == "2.0"
+    assert libbroker.find("lbinv").path.endswith("liblbinv.so.2.0")
 
 
 def test_replaced_file_invalidates(tmp_path, monkeypatch, libz) -> None:
@@ -103,3 +103,108 @@ def test_disk_index_serves_with_a_config_file(tmp_path, monkeypatch) -> None:
     _fresh_process()
     with pytest.raises(AssertionError, match="searched again"):
         libbroker.find("z")
+
+
+# --- trust (design.md 5.1): what a cached verdict is checked against ---------------------------
+
+
+def test_identity_catches_chmod_and_chown(tmp_path) -> None:
+    f = tmp_path / "libx.so"
+    f.write_bytes(b"x")
+    before = _cache.identity(str(f))
+    os.chmod(f, 0o666)
+    after = _cache.identity(str(f))
+    assert before != after and before[:4] == after[:4]  # same dev/ino/size/mtime: only ctime+mode moved
+    assert _cache.identity(str(tmp_path / "missing")) is None
+
+
+def test_search_directory_stamp_catches_chmod(tmp_path) -> None:
+    stamp = _cache.dir_stamp(str(tmp_path))
+    os.chmod(tmp_path, 0o777)
+    assert _cache.dir_stamp(str(tmp_path)) != stamp
+    assert _cache.dir_stamp(str(tmp_path / "missing")) == -1
+
+
+def test_decision_stamps_cover_every_directory_from_the_root(tmp_path, libz) -> None:
+    stamps = _cache.decision_stamps([], [libz])
+    places = [entry for kind, (entry, _) in ((k, v) for k, v in stamps if k == "@place")]
+    assert "/" in places and os.path.dirname(os.path.realpath(libz)) in places
+    assert _cache.stamps_valid(stamps)
+    link = tmp_path / "lib"
+    os.symlink(os.path.dirname(os.path.realpath(libz)), link)
+    stamps = _cache.decision_stamps([], [str(link / os.path.basename(libz))])
+    assert _cache.stamps_valid(stamps)
+    os.unlink(link)
+    os.symlink("/nonexistent", link)  # the symlink on the way was swapped
+    assert not _cache.stamps_valid(stamps)
+
+
+def test_verdict_that_depended_on_the_cwd_is_replayed_only_there(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    search = [(str(tmp_path), _cache.dir_stamp(str(tmp_path)))]
+    assert not _cache.cacheable(search)
+    stamps = _cache.decision_stamps(search, [])
+    assert _cache.stamps_valid(stamps)  # same cwd: the directory is refused again, same answer
+    monkeypatch.chdir("/")
+    assert not _cache.stamps_valid(stamps)  # elsewhere the directory would be searched
+    elsewhere = _cache.decision_stamps(search, [])
+    assert _cache.cacheable(search) and _cache.stamps_valid(elsewhere)
+    monkeypatch.chdir(tmp_path)  # the searched directory became the cwd: it is refused now
+    assert not _cache.stamps_valid(elsewhere)
+
+
+@pytest.mark.parametrize("stamps", [None, 5, "x", [1], [("@file", 3)], [("@file", ("/x", None))],
+                                    [("@place", ())], [(3, 4)], [("@cwd", 7)]])
+def test_stamps_of_the_wrong_shape_are_invalid_not_errors(stamps) -> None:
+    assert _cache.stamps_valid(stamps) is False
+
+
+def test_corrupt_bytes_are_caught_by_the_checksum(tmp_path) -> None:
+    _cache.store("k", {"a": list(range(100))})
+    path = os.path.join(_cache.cache_dir(), f"k-v{_cache._FORMAT}.marshal")
+    raw = bytearray(open(path, "rb").read())
+    assert _cache.load("k") == {"a": list(range(100))}
+    for i in range(len(raw)):
+        flipped = bytearray(raw)
+        flipped[i] ^= 0x40
+        with open(path, "wb") as f:
+            f.write(flipped)
+        assert _cache.load("k") == {}, i
+
+
+def test_cache_directory_is_created_private(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "new" / "cache"))
+    _cache.store("k", {"a": 1})
+    assert os.stat(tmp_path / "new" / "cache").st_mode & 0o777 == 0o700
+    assert _cache.load("k") == {"a": 1}
+
+
+def test_cache_directory_writable_by_others_is_refused_with_a_warning(tmp_path, monkeypatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(shared))
+    with pytest.warns(libbroker.BrokerWarning, match="ignores its disk cache.*world-writable"):
+        assert _cache.usable_dir() is None
+    _cache.store("k", {"a": 1})
+    assert not os.listdir(shared) and _cache.load("k") == {}
+
+
+def test_relative_locations_are_never_used(monkeypatch) -> None:
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", "cache")
+    monkeypatch.setenv("LIBBROKER_CONFIG", "config.toml")
+    assert _cache.cache_dir() is None and _cache.config_path() is None
+    monkeypatch.delenv("LIBBROKER_CACHE_DIR")
+    monkeypatch.delenv("LIBBROKER_CONFIG")
+    monkeypatch.setattr(_cache, "_dir", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec: relative values are ignored
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert _cache.cache_dir() == "/home/someone/.cache/libbroker"
+
+
+def test_env_key_covers_the_interpreter(monkeypatch) -> None:
+    before = _cache.env_key()
+    monkeypatch.setattr(sys, "path", [*sys.path, "/elsewhere"])
+    assert _cache.env_key() != before
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/x")
+    assert _cache.env_key() != before

@@ -174,3 +174,73 @@ def test_check_reports_missing_required(tmp_path) -> None:
     data = json.loads(out.stdout)
     assert data["missing_required"] == ["lb_not_in_zlib"] and data["ok"] is False
     assert "lb_not_in_zlib" in out.stderr
+
+
+def _gcc(out: Path, source: str, *args: str) -> Path:
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(out), str(src), f"-Wl,-soname,{out.name}", *args], check=True)
+    return out
+
+
+def test_inspect_real_verdict_with_closure(tmp_path: Path) -> None:
+    # r14: a dependency that cannot be found makes the file not loadable, and says which.
+    (tmp_path / "a").mkdir()
+    _gcc(tmp_path / "a" / "libdep.so.1", "int dep_f(void){return 7;}\n")
+    lib = _gcc(tmp_path / "a" / "libfoo.so.2", "int dep_f(void); int foo_g(void){return dep_f();}\n",
+               f"-L{tmp_path / 'a'}", "-l:libdep.so.1")
+    data = json.loads(run("inspect", str(lib), "--json").stdout)
+    for key in ("format", "machine", "bits", "soname", "needed", "exports", "rpath", "runpath",
+                "min_os", "slices", "loadable", "reason"):
+        assert key in data
+    assert data["format"] == "ELF" and data["bits"] == 64 and data["needed"][0] == "libdep.so.1"
+    assert data["loadable"] is False and "libdep.so.1" in data["reason"]
+    text = run("inspect", str(lib)).stdout
+    assert "loadable here: no" in text and "libdep.so.1" in text
+    fixed = _gcc(tmp_path / "a" / "libfoo3.so.3", "int dep_f(void); int foo_g(void){return dep_f();}\n",
+                 f"-L{tmp_path / 'a'}", "-l:libdep.so.1", "-Wl,-rpath,$ORIGIN")
+    data = json.loads(run("inspect", str(fixed), "--json").stdout)
+    assert data["loadable"] is True and data["reason"] is None
+    assert data["runpath"] + data["rpath"] == ["$ORIGIN"]
+    assert [d["path"] for d in data["dependencies"]] == [str(tmp_path / "a" / "libdep.so.1")]
+
+
+def test_inspect_executable_never_loadable() -> None:
+    data = json.loads(run("inspect", os.path.realpath(sys.executable), "--json").stdout)
+    assert data["loadable"] is False and "executable" in data["reason"]
+
+
+def test_find_all_says_what_load_does(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _gcc(tmp_path / "a" / "libdep.so.1", "int dep_f(void){return 7;}\n")
+    _gcc(tmp_path / "a" / "liblbfa.so.2", "int dep_f(void); int g(void){return dep_f();}\n",
+         f"-L{tmp_path / 'a'}", "-l:libdep.so.1")
+    _gcc(tmp_path / "b" / "liblbfa.so.1", "int g(void){return 1;}\n")
+    env = dict(os.environ, LIBBROKER_PATH=f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    rows = json.loads(run("find", "lbfa", "--all", "--json", env=env).stdout)
+    accepted = [r["path"] for r in rows if r["accepted"]]
+    assert accepted == [str(tmp_path / "b" / "liblbfa.so.1")]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import libbroker; print(libbroker.load('lbfa').path)"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip()
+    assert loaded == accepted[0]
+
+
+def test_check_with_a_real_version_string(tmp_path: Path) -> None:
+    # r11: curl_version() says "libcurl/7.88.1 OpenSSL/3.0.19 ...": its first dotted number counts.
+    spec = tmp_path / "c.toml"
+    spec.write_text(
+        '[library]\nname = "curl"\nnames = ["curl"]\nversion = ">=7.0"\nversion-function = "curl_version"\n'
+        '[functions]\nrequired = ["int curl_global_init(long flags)"]\n'
+    )
+    out = run("check", str(spec), "--json")
+    if "no acceptable library" in out.stderr or "not found" in out.stderr:
+        pytest.skip("libcurl is not installed")
+    data = json.loads(out.stdout)
+    assert data["ok"] and data["version"].count(".") >= 2 and not data["version"].startswith("4.")
+    dpkg = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libcurl4"], capture_output=True, text=True,
+                          check=False).stdout
+    if dpkg:
+        assert dpkg.startswith(data["version"])

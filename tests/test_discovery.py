@@ -162,10 +162,12 @@ def test_only_in_world_writable_directory(tmp_path, monkeypatch, libz) -> None:
         libbroker.find("lbww")
 
 
-def test_good_copy_accepted_with_version(override, libz) -> None:
+def test_good_copy_accepted_interface_number_is_no_version(override, libz) -> None:
+    # design.md 5.2: numbers in a file name are interface numbers (libtool), not
+    # the product's version, except for zlib, whose file names carry it.
     shutil.copy(os.path.realpath(libz), override / "liblbgood.so.3.4.5")
     info = libbroker.find("lbgood")
-    assert info.origin == "override" and str(info.version) == "3.4.5"
+    assert info.origin == "override" and info.version is None and info.version_source is None
     assert info.soname == "libz.so.1"  # the copy keeps zlib's SONAME
 
 
@@ -226,3 +228,49 @@ def test_world_writable_file_refused(override, libz) -> None:
     shutil.copy(os.path.realpath(libz), path)
     os.chmod(path, 0o666)
     _assert_rejected("lbwwf", str(path), "world-writable")
+
+
+def test_conda_prefix_of_another_environment_not_searched(tmp_path, monkeypatch, libz) -> None:
+    # design.md 5.1: CONDA_PREFIX counts only when it is the running interpreter's prefix.
+    other = tmp_path / "otherenv"
+    (other / "lib").mkdir(parents=True)
+    shutil.copy(os.path.realpath(libz), other / "lib" / "liblbconda.so.1")
+    monkeypatch.setenv("CONDA_PREFIX", str(other))
+    from libbroker._discovery import environment_dirs
+
+    assert str(other / "lib") not in environment_dirs()
+    with pytest.raises(LibraryNotFoundError):
+        libbroker.find("lbconda")
+    monkeypatch.setenv("CONDA_PREFIX", sys.prefix)
+    assert os.path.join(sys.prefix, "lib") in environment_dirs()
+
+
+@pytest.mark.skipif(shutil.which("ldconfig") is None and not os.path.exists("/sbin/ldconfig"), reason="needs ldconfig")
+def test_ld_cache_hwcaps_and_platform_entries_found(tmp_path, monkeypatch) -> None:
+    # r08: libraries only reachable through glibc-hwcaps/ and legacy platform entries
+    # of the cache; ld.so finds them, so must libbroker (and count them in its report).
+    from libbroker import _ldcache
+
+    levels = _ldcache.supported_hwcaps()
+    if "x86-64-v2" not in levels:
+        pytest.skip("needs an x86-64-v2 CPU")
+    src = tmp_path / "f.c"
+    src.write_text("int f(void){return 1;}\n")
+    hw = tmp_path / "lib" / "glibc-hwcaps" / "x86-64-v2"
+    plat = tmp_path / "ocl" / "lib" / "x86_64"
+    for directory, lib in ((hw, "liblbhwonly.so.1"), (plat, "liblbocl.so.1")):
+        directory.mkdir(parents=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(directory / lib), str(src), f"-Wl,-soname,{lib}"],
+                       check=True)
+    conf = tmp_path / "ld.so.conf"
+    conf.write_text(f"{tmp_path / 'lib'}\n{plat}\n")
+    cache = tmp_path / "ld.so.cache"
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    subprocess.run([ldconfig, "-X", "-f", str(conf), "-C", str(cache)], check=True, capture_output=True)
+    monkeypatch.setattr(_ldcache, "LD_SO_CACHE", str(cache))
+    info = libbroker.find("lbhwonly")
+    assert info.path == str(hw / "liblbhwonly.so.1")
+    assert libbroker.find("lbocl").path == str(plat / "liblbocl.so.1")
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbhwonly", ">=99")
+    assert "(1 entries for 'lbhwonly')" in str(caught.value)

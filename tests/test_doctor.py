@@ -179,3 +179,21 @@ def test_format_report_mentions_duplicates() -> None:
 )
 def test_soname_stem(name: str, stem: str) -> None:
     assert soname_stem(name) == stem
+
+
+def test_doctor_shows_closure_of_libbroker_libraries() -> None:
+    import libbroker
+
+    try:
+        libbroker_path = libbroker.find("png16").path
+    except libbroker.LibraryNotFoundError:
+        pytest.skip("libpng16 is not installed")
+    result = _child_report("import libbroker\nlibbroker.load('png16')")
+    (png,) = [o for o in result["loaded"] if o["path"] == os.path.realpath(libbroker_path)]
+    assert png["origin"] == "libbroker"
+    needed = [d["needed"] for d in png["dependencies"]]
+    assert "libz.so.1" in needed
+    readelf = subprocess.run(["readelf", "-d", libbroker_path], capture_output=True, text=True, check=True).stdout
+    for name in needed:
+        assert f"[{name}]" in readelf  # each one a DT_NEEDED of libpng or of its dependencies
+    assert "needs libz.so.1" in format_report(result)

@@ -120,3 +120,63 @@ def test_missing_and_corrupt(tmp_path) -> None:
     bad.write_bytes(data[:48] + b"\x03\x03\x00\x00" + b"\xff\xff\xff\x7f" * 2 + data[60:])
     assert read_ld_cache(str(bad)) == []
     assert read_ld_cache(str(tmp_path)) == []  # a directory
+
+
+def _ld_so_supported_hwcaps() -> list[str] | None:
+    """The oracle: glibc-hwcaps subdirectories ld.so itself says it searches (`ld.so --help`)."""
+    interp = next((p for p in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1") if os.path.exists(p)), None)
+    if interp is None:
+        return None
+    out = subprocess.run([interp, "--help"], capture_output=True, text=True, check=False).stdout
+    names, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("Subdirectories of glibc-hwcaps"):
+            inside = True
+            continue
+        if inside:
+            if not line.startswith("  "):
+                break
+            name, _, state = line.strip().partition(" ")
+            if "supported" in state and "not supported" not in state:
+                names.append(name.rstrip(":"))
+    return names
+
+
+def test_supported_hwcaps_match_ld_so() -> None:
+    from libbroker._ldcache import supported_hwcaps
+
+    theirs = _ld_so_supported_hwcaps()
+    if theirs is None:
+        pytest.skip("no ld.so --help on this machine")
+    assert sorted(supported_hwcaps()) == sorted(theirs)
+
+
+def test_hwcaps_and_platform_entries_kept(tmp_path) -> None:
+    # r08: entries under glibc-hwcaps/<level>/ and legacy platform directories are what
+    # ld.so uses; a cache written by `ldconfig -C FILE -f CONF` holds them.
+    from libbroker._ldcache import supported_hwcaps
+
+    src = tmp_path / "f.c"
+    src.write_text("int f(void){return 1;}\n")
+    levels = ["x86-64-v2", "x86-64-v3", "x86-64-v4"]
+    lib = tmp_path / "lib"
+    for sub in [*(f"glibc-hwcaps/{level}" for level in levels), ""]:
+        (lib / sub).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib / sub / "libhwonly.so.1"), str(src),
+                        "-Wl,-soname,libhwonly.so.1"], check=True)
+    platform_dir = tmp_path / "ocl" / "lib" / "x86_64"
+    platform_dir.mkdir(parents=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(platform_dir / "libocl.so.1"), str(src),
+                    "-Wl,-soname,libocl.so.1"], check=True)
+    conf = tmp_path / "ld.so.conf"
+    conf.write_text(f"{lib}\n{platform_dir}\n")
+    cache = tmp_path / "hw.cache"
+    subprocess.run([LDCONFIG, "-X", "-f", str(conf), "-C", str(cache)], check=True, capture_output=True)
+    listed = _ldconfig_p(str(cache))
+    assert any("libhwonly.so.1" == k and "x86-64-v3" in p for k, p, _ in listed)
+    ours = [(k, p) for k, p in entries_for_host(str(cache)) if k in ("libhwonly.so.1", "libocl.so.1")]
+    assert ("libocl.so.1", str(platform_dir / "libocl.so.1")) in ours
+    hw = [p for k, p in ours if k == "libhwonly.so.1"]
+    supported = supported_hwcaps()
+    expected = [str(lib / "glibc-hwcaps" / level / "libhwonly.so.1") for level in supported if level in levels]
+    assert hw == [*expected, str(lib / "libhwonly.so.1")]  # best level first, baseline last

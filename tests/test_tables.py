@@ -197,3 +197,86 @@ def test_too_new_glibc_refused_by_load(tmp_path, libz) -> None:
     patched.write_bytes(data.replace(b"GLIBC_2.14", b"GLIBC_9.99"))
     with pytest.raises(libbroker.IncompatibleLibraryError, match="GLIBC_9.99"):
         libbroker.load(str(patched))
+
+
+def test_table_unmaps_copies_rejected_for_their_version(tmp_path) -> None:
+    # r10: table() tries the old copy first (its version is known only once loaded),
+    # must pick the newer one and leave no second copy mapped for doctor to blame.
+    import subprocess
+    import sys
+    import textwrap
+
+    for version in ("3.31.1", "3.45.3"):
+        d = tmp_path / version
+        d.mkdir()
+        src = d / "s.c"
+        src.write_text(
+            f'const char *sqlite3_libversion(void){{return "{version}";}}\n'
+            "int sqlite3_open(const char*f,void**d){return 0;}\n"
+        )
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-o", str(d / "libsqlite3.so.0.8.6"), str(src),
+             "-Wl,-soname,libsqlite3.so.0"],
+            check=True,
+        )
+        (d / "libsqlite3.so.0").symlink_to("libsqlite3.so.0.8.6")
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[library]\nname = "sqlite"\nnames = ["sqlite3"]\nversion = ">=3.35"\n'
+        'version-function = "sqlite3_libversion"\n'
+        '[functions]\nrequired = ["int sqlite3_open(const char *f, void **db)"]\n'
+    )
+    script = textwrap.dedent(f"""
+        import libbroker
+        from libbroker import _master
+        libbroker.table({str(spec)!r})
+        print(libbroker.report()["duplicates"])
+        print(sorted(p for p, _ in _master.loaded_objects() if "libsqlite3" in p))
+    """)
+    env = dict(
+        os.environ,
+        LIBBROKER_PATH=f"{tmp_path / '3.31.1'}:{tmp_path / '3.45.3'}",
+        LIBBROKER_CACHE_DIR=str(tmp_path / "cache"),
+        LIBBROKER_CONFIG=str(tmp_path / "none.toml"),
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    duplicates, mapped = out.stdout.splitlines()
+    assert duplicates == "[]"
+    assert "3.45.3" in mapped and "3.31.1" not in mapped
+
+
+def test_readme_zlib_spec_where_zlib_is_zlib_ng(tmp_path) -> None:
+    # zlib-ng in compat mode answers zlibVersion() with "1.3.1.zlib-ng": the README's
+    # spec (version >=1.2.11, version-function zlibVersion) must accept it.
+    import subprocess
+    import sys
+    import textwrap
+
+    src = tmp_path / "ng.c"
+    src.write_text(textwrap.dedent("""
+        const char *zlibVersion(void) { return "1.3.1.zlib-ng"; }
+        unsigned long crc32(unsigned long c, const unsigned char *b, unsigned int n) { return 42; }
+        unsigned long adler32(unsigned long c, const unsigned char *b, unsigned int n) { return 7; }
+        unsigned long compressBound(unsigned long n) { return n + 64; }
+        int compress2(unsigned char *d, unsigned long *dl, const unsigned char *s, unsigned long sl, int l) { return -1; }
+        int uncompress(unsigned char *d, unsigned long *dl, const unsigned char *s, unsigned long sl) { return -1; }
+    """))
+    ng = tmp_path / "ng"
+    ng.mkdir()
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(ng / "libz.so.1.3.1.zlib-ng"), str(src),
+                    "-Wl,-soname,libz.so.1"], check=True)
+    (ng / "libz.so.1").symlink_to("libz.so.1.3.1.zlib-ng")
+    spec = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "zlib_crc", "zlib.toml")
+    script = textwrap.dedent(f"""
+        import libbroker
+        from libbroker._tables import resolve_spec, coerce_spec
+        lib, _ = resolve_spec(coerce_spec({spec!r}))
+        print(lib.path, lib.version)
+    """)
+    env = dict(os.environ, LIBBROKER_PATH=str(ng), LIBBROKER_CACHE_DIR=str(tmp_path / "cache"),
+               LIBBROKER_CONFIG=str(tmp_path / "none.toml"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    path, version = out.stdout.split()
+    assert path.startswith(str(ng)) and version == "1.3.1"

@@ -21,6 +21,7 @@ from ._common import InvalidBinaryError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import BinaryIO
 
 
@@ -41,6 +42,7 @@ _DT_NEEDED, _DT_HASH, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ, _DT_SYMENT = 1, 4, 5, 6
 _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 14, 15, 29
 _DT_FLAGS_1, _DT_GNU_HASH = 0x6FFFFFFB, 0x6FFFFEF5
 _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
+_DT_VERDEF, _DT_VERDEFNUM = 0x6FFFFFFC, 0x6FFFFFFD
 _DF_1_PIE = 0x08000000
 _SHT_DYNSYM = 11
 _STT_FUNC, _STT_GNU_IFUNC = 2, 10
@@ -49,8 +51,14 @@ _STV_DEFAULT, _STV_PROTECTED = 0, 3
 # Caps on counts read from the file, so a corrupt header cannot make us loop
 # or allocate without bound.
 _MAX_PHNUM = 4096
+_MAX_STRSZ = 64 << 20  # the same cap as _elfload (loader checks)
 _MAX_SYMBOLS = 4_000_000
 _MAX_VERNEED = 4096
+_MAX_VERDEF = 65535
+
+# DT_NEEDED names that tell which C library a binary was linked against.
+_GLIBC_LIBC = "libc.so.6"
+_MUSL_LIBCS = ("libc.so",)  # musl-gcc links "libc.so"; Alpine's is libc.musl-<arch>.so.1
 
 
 class BinaryInfo:
@@ -59,20 +67,21 @@ class BinaryInfo:
     or protected visibility: what ``dlsym`` can return."""
 
     __slots__ = (
-        "path",
-        "format",
-        "elf_class",
         "byte_order",
-        "machine",
-        "machine_name",
-        "flags",
+        "elf_class",
         "elf_type",
-        "soname",
-        "needed",
-        "runpath",
-        "rpath",
+        "flags",
+        "format",
         "functions",
         "glibc_required",
+        "machine",
+        "machine_name",
+        "needed",
+        "path",
+        "rpath",
+        "runpath",
+        "soname",
+        "version_defs",
         "version_needs",
     )
 
@@ -92,6 +101,59 @@ class BinaryInfo:
         self.functions: frozenset[str] = frozenset()
         self.glibc_required: tuple[int, int] | None = None
         self.version_needs: dict[str, list[str]] = {}
+        # Symbol versions this file defines (DT_VERDEF), e.g. GLIBCXX_3.4.30.
+        self.version_defs: frozenset[str] = frozenset()
+
+    @property
+    def bits(self) -> int:
+        """Word size: 32 or 64 (the ELF class)."""
+        return self.elf_class
+
+    @property
+    def kind(self) -> str:
+        """"shared", "executable" (a PIE counts), "relocatable", "core" or "none"."""
+        return self.elf_type
+
+    @property
+    def exports(self) -> int:
+        """Number of exported, defined functions (what dlsym can return)."""
+        return len(self.functions)
+
+    @property
+    def min_os(self) -> None:
+        """Mach-O only; always None for ELF."""
+        return None
+
+    @property
+    def slices(self) -> list[BinaryInfo]:
+        """Fat Mach-O only; always [] for ELF."""
+        return []
+
+    @property
+    def libc(self) -> str | None:
+        """The C library it was linked against, from DT_NEEDED: "glibc", "musl" or None."""
+        for name in self.needed:
+            if name == _GLIBC_LIBC:
+                return "glibc"
+            if name in _MUSL_LIBCS or name.startswith("libc.musl-"):
+                return "musl"
+        return None
+
+    def inspect_dict(self) -> dict[str, object]:
+        """The format-independent keys of design.md 5.3 (without "loadable"/"reason")."""
+        return {
+            "format": "ELF",
+            "machine": self.machine_name,
+            "bits": self.bits,
+            "kind": self.kind,
+            "soname": self.soname,
+            "needed": list(self.needed),
+            "exports": self.exports,
+            "rpath": list(self.rpath),
+            "runpath": list(self.runpath),
+            "min_os": None,
+            "slices": [],
+        }
 
     def __repr__(self) -> str:
         return (
@@ -435,7 +497,12 @@ def _parse_dynamic(
 
     if _DT_STRTAB not in tags:
         return
-    strtab = r.read(offset_of(tags[_DT_STRTAB], "string table"), tags.get(_DT_STRSZ, 0), "dynamic string table")
+    strsz = tags.get(_DT_STRSZ, 0)
+    if strsz > _MAX_STRSZ:  # a sparse file can be "big enough" for any size: bound the allocation
+        raise InvalidBinaryError(
+            r.path, f"corrupt ELF file: DT_STRSZ is {strsz} bytes (a real string table is under {_MAX_STRSZ})"
+        )
+    strtab = r.read(offset_of(tags[_DT_STRTAB], "string table"), strsz, "dynamic string table")
 
     def string(off: int) -> str:
         end = strtab.find(b"\0", off)
@@ -464,9 +531,26 @@ def _parse_dynamic(
     if _DT_VERNEED in tags:
         _parse_verneed(r, info, e, offset_of(tags[_DT_VERNEED], "version-needed table"),
                        tags.get(_DT_VERNEEDNUM, _MAX_VERNEED), string)
+    if _DT_VERDEF in tags:
+        info.version_defs = _parse_verdef(r, e, offset_of(tags[_DT_VERDEF], "version-definition table"),
+                                          tags.get(_DT_VERDEFNUM, _MAX_VERDEF), string)
 
 
-def _functions(data: bytes, e: str, is64: bool, sym_size: int, string) -> frozenset[str]:
+def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string: Callable[[int], str]) -> frozenset[str]:
+    """Names of the versions a library defines: the first Verdaux of each Verdef."""
+    names = set()
+    for _ in range(min(count, _MAX_VERDEF)):
+        _, _, _, vd_cnt, _, vd_aux, vd_next = struct.unpack(e + "HHHHIII", r.read(offset, 20, "version definition"))
+        if vd_cnt:
+            (vda_name,) = struct.unpack(e + "I", r.read(offset + vd_aux, 4, "version definition name"))
+            names.add(string(vda_name))
+        if not vd_next:
+            break
+        offset += vd_next
+    return frozenset(names)
+
+
+def _functions(data: bytes, e: str, is64: bool, sym_size: int, string: Callable[[int], str]) -> frozenset[str]:
     if is64:
         fmt = e + "IBBH" + f"{sym_size - 8}x"
     else:
@@ -485,12 +569,15 @@ def _functions(data: bytes, e: str, is64: bool, sym_size: int, string) -> frozen
     return frozenset(names)
 
 
-def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_of, sections) -> int:
+def _symbol_count(
+    r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_of: Callable[[int, str], int],
+    sections: tuple[int, int, int],
+) -> int:
     """Number of dynamic symbols. ELF stores no count in the dynamic segment:
     DT_HASH has it as nchain; DT_GNU_HASH only implies it through its chains."""
     if _DT_HASH in tags:
         nchain = struct.unpack(e + "I", r.read(offset_of(tags[_DT_HASH], "hash table") + 4, 4, "hash table"))[0]
-        return min(nchain, _MAX_SYMBOLS)
+        return min(int(nchain), _MAX_SYMBOLS)
     if _DT_GNU_HASH in tags:
         base = offset_of(tags[_DT_GNU_HASH], "GNU hash table")
         nbuckets, symoffset, bloom_size, _ = struct.unpack(e + "IIII", r.read(base, 16, "GNU hash table"))
@@ -498,7 +585,7 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
         buckets = struct.unpack(f"{e}{nbuckets}I", r.read(buckets_at, 4 * nbuckets, "GNU hash buckets"))
         last = max(buckets, default=0)
         if last < symoffset:
-            return symoffset
+            return int(symoffset)
         # Walk the last bucket's chain to its end bit: that is the last symbol.
         # Read in blocks; a chain with no end bit stops at the end of the file.
         at = buckets_at + 4 * nbuckets + 4 * (last - symoffset)
@@ -518,11 +605,13 @@ def _symbol_count(r: _Reader, e: str, is64: bool, tags: dict[int, int], offset_o
     for i in range(e_shnum):
         sh = struct.unpack_from(fmt, table, i * e_shentsize)
         if sh[1] == _SHT_DYNSYM and sh[9]:
-            return min(sh[5] // sh[9], _MAX_SYMBOLS)
+            return min(int(sh[5] // sh[9]), _MAX_SYMBOLS)
     return 0
 
 
-def _parse_verneed(r: _Reader, info: BinaryInfo, e: str, offset: int, count: int, string) -> None:
+def _parse_verneed(
+    r: _Reader, info: BinaryInfo, e: str, offset: int, count: int, string: Callable[[int], str]
+) -> None:
     newest: tuple[int, int] | None = None
     budget = _MAX_VERNEED  # total entries: corrupt next-offsets cannot make us crawl
     for _ in range(min(count, _MAX_VERNEED)):
@@ -623,7 +712,7 @@ def check_compatible(
         )
     if info.glibc_required is not None:
         system = host_glibc() if glibc is True else glibc
-        need = "GLIBC_%d.%d" % info.glibc_required
+        need = f"GLIBC_{info.glibc_required[0]}.{info.glibc_required[1]}"
         if system is None or system is False:
             return f"needs {need} but this system has no glibc"
         if info.glibc_required > system:

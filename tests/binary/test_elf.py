@@ -411,3 +411,51 @@ def _timed(path: str) -> float:
     start = time.perf_counter()
     read_binary(path)
     return time.perf_counter() - start
+
+
+def _readelf_verdefs(path: str) -> set[str]:
+    """Version definition names, as binutils' readelf -V prints them (the oracle)."""
+    out = subprocess.run(["readelf", "-V", "-W", path], capture_output=True, text=True, check=True).stdout
+    names, inside = set(), False
+    for line in out.splitlines():
+        if line.startswith("Version definition section"):
+            inside = True
+            continue
+        if inside and (line.startswith("Version needs section") or line.startswith("Version symbols section")):
+            break
+        if inside and "Name:" in line:
+            names.add(line.split("Name:", 1)[1].split()[0])
+    return names
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="needs binutils' readelf")
+@pytest.mark.parametrize("soname", ["libc.so.6", "libstdc++.so.6", "libz.so.1", "libcrypto.so.3", "libgcc_s.so.1"])
+def test_version_defs_match_readelf(soname: str) -> None:
+    path = os.path.join(LIBDIR, soname)
+    if not os.path.exists(path):
+        pytest.skip(f"{soname} is not installed")
+    info = read_binary(path)
+    assert set(info.version_defs) == _readelf_verdefs(path)
+    if soname == "libstdc++.so.6":
+        assert "GLIBCXX_3.4.21" in info.version_defs and "CXXABI_1.3" in info.version_defs
+
+
+def test_common_attributes_and_inspect_dict() -> None:
+    info = read_binary(LIBZ)
+    assert info.bits == 64 and info.kind == "shared" and info.libc == "glibc"
+    assert info.exports == len(info.functions) > 50
+    data = info.inspect_dict()
+    assert data["format"] == "ELF" and data["machine"] == "x86_64" and data["soname"] == "libz.so.1"
+    assert data["needed"] == ["libc.so.6"] and data["rpath"] == [] and data["runpath"] == []
+    assert data["min_os"] is None and data["slices"] == []
+    exe = read_binary(os.path.realpath(sys.executable))
+    assert exe.kind == "executable"
+
+
+@pytest.mark.skipif(shutil.which("musl-gcc") is None, reason="needs musl-gcc (musl-tools)")
+def test_musl_flavour(tmp_path) -> None:
+    src = tmp_path / "m.c"
+    src.write_text("int m(void){return 1;}\n")
+    out = tmp_path / "libm1.so"
+    subprocess.run(["musl-gcc", "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
+    assert read_binary(str(out)).libc == "musl"

@@ -1,0 +1,500 @@
+"""The dependency closure of a library, resolved the way the system loader would.
+
+`resolve_closure(path)` follows every ``DT_NEEDED`` recursively, choosing for
+each name the file glibc's ld.so would map (``elf/dl-load.c``,
+``_dl_map_object``), in its order:
+
+1. a copy already mapped in this process whose SONAME (or file name) matches:
+   ld.so reuses it, whoever mapped it (``_master.loaded_objects()``);
+2. a provider wheel that offers the library (libbroker maps it first, by
+   absolute path, so the soname match binds the dependent to it);
+3. the requester's ``DT_RPATH`` and then its loaders' (only when the requester
+   has no ``DT_RUNPATH``), then the interpreter executable's;
+4. ``LD_LIBRARY_PATH``;
+5. the requester's ``DT_RUNPATH`` (never inherited);
+6. ``/etc/ld.so.cache``, glibc-hwcaps subdirectories chosen for this CPU first;
+7. the default directories.
+
+``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` (and their ``${...}`` forms) are
+expanded. An empty or relative search-path entry would mean the current
+directory: it is never used (the closure is mapped bottom-up by absolute path,
+so ld.so never searches it either). A file of the wrong class or machine is
+skipped as ld.so skips it; a file in an unsafe place is skipped and named.
+
+Every symbol version a file needs (``GLIBC_*``, ``GLIBCXX_*``, ``CXXABI_*``,
+``OPENSSL_*``...) is checked against the version definitions of the copy that
+will serve it, and the C library flavour (glibc or musl) must be the
+interpreter's. The result is memoised per file identity and environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._types import Dependency
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._binary import BinaryInfo
+
+_MAX_DEPTH = 32  # glibc has no limit; real closures are < 10 deep
+_MAX_FILES = 1024  # bounds a crafted or cyclic closure
+_MEMO_LIMIT = 512
+
+# The C library and the dynamic loader: resolved (their version definitions
+# are checked) but not listed in `.dependencies` (design.md 5.3).
+_RUNTIME_PREFIXES = ("libc.so", "libc.musl-", "ld-linux", "ld64.so", "ld-musl-", "ld.so")
+
+
+class Closure:
+    """The verdict on a file's closure.
+
+    `dependencies`: `list[Dependency]` in load order (dependencies before
+    dependents, the file itself excluded, C library and loader excluded).
+    `reason`: None when every file would load, else why not, naming the
+    dependency; `fix`: what to do about that reason; `paths`: every file of
+    the closure (for cache stamps).
+    """
+
+    __slots__ = ("dependencies", "fix", "identities", "notes", "path", "paths", "reason")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.dependencies: list[Dependency] = []
+        self.reason: str | None = None
+        self.fix: str | None = None
+        self.paths: list[str] = []
+        self.notes: list[str] = []  # entries and files skipped on the way, for reports
+        self.identities: list[tuple[str, tuple[int, ...] | None]] = []  # for the memo
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"rejected: {self.reason}"
+        return f"<Closure {self.path!r} {len(self.dependencies)} dependencies, {verdict}>"
+
+
+class _Node:
+    """One file of the closure: its facts and the path it will be mapped from."""
+
+    __slots__ = ("info", "origin", "path")
+
+    def __init__(self, path: str, info: BinaryInfo, origin: str) -> None:
+        self.path = path
+        self.info = info
+        self.origin = origin
+
+
+_memo: dict[tuple[object, ...], Closure] = {}
+_facts: dict[tuple[object, ...], BinaryInfo | str] = {}
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+
+
+def read_facts(path: str) -> BinaryInfo | str:
+    """The binary's headers, or the reason they cannot be read (memoised per identity)."""
+    from ._binary import read_binary
+    from ._errors import BrokerError
+
+    key = (path, _identity(path))
+    hit = _facts.get(key)
+    if hit is not None:
+        return hit
+    try:
+        result: BinaryInfo | str = read_binary(path)
+    except BrokerError as exc:
+        result = getattr(exc, "reason", None) or str(exc)
+    if len(_facts) > 4 * _MEMO_LIMIT:
+        _facts.clear()
+    _facts[key] = result
+    return result
+
+
+def host_libc() -> str | None:
+    """The interpreter's C library flavour: "glibc", "musl" or None (unknown)."""
+    from ._binary import host_binary, host_glibc
+
+    if host_glibc() is not None:
+        return "glibc"
+    from ._errors import BrokerError
+
+    try:
+        return host_binary().libc
+    except BrokerError:  # an unreadable interpreter: no flavour check
+        return None
+
+
+def is_runtime(needed: str) -> bool:
+    """True for the C library and the dynamic loader (never listed as dependencies)."""
+    base = needed.rsplit("/", 1)[-1]
+    return base.startswith(_RUNTIME_PREFIXES)
+
+
+def place_problem(path: str) -> str | None:
+    """Why *path* (a file to be mapped) is in an unsafe place, or None.
+
+    Uses the trust rules of `_places` (design.md 5.1) when present.
+    """
+    try:
+        from ._places import unsafe_reason
+    except ImportError:
+        return _world_writable(path)
+    return unsafe_reason(path)
+
+
+def _world_writable(path: str) -> str | None:
+    # Fallback until `_places` lands: the file and its directory not world-writable.
+    import stat
+
+    for target in (os.path.realpath(path), os.path.dirname(os.path.realpath(path))):
+        try:
+            mode = os.stat(target).st_mode
+        except OSError:
+            return None
+        if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+            return f"{target!r} is world-writable (mode {stat.S_IMODE(mode):o})"
+    return None
+
+
+def _mapped() -> dict[str, str]:
+    """SONAME and file name -> path of every object mapped in this process."""
+    from . import _master
+
+    result: dict[str, str] = {}
+    try:
+        objects = _master.loaded_objects()
+    except (AttributeError, MemoryError):  # an old master module, or no memory to list them
+        return result
+    for path, _ in objects:
+        if not path or not os.path.isabs(path):
+            continue
+        result.setdefault(os.path.basename(path), path)
+        info = read_facts(path)
+        if not isinstance(info, str) and info.soname:
+            result.setdefault(info.soname, path)
+    return result
+
+
+_links_memo: dict[tuple[object, ...], frozenset[str]] = {}
+
+
+def _provided_links() -> frozenset[str]:
+    """Link names some installed provider offers (one scan of the distributions per
+    state of sys.path: installing or removing one changes its site directory's mtime)."""
+    key_parts: list[object] = []
+    for entry in sys.path:
+        if entry and os.path.isabs(entry):
+            try:
+                key_parts.append((entry, os.stat(entry).st_mtime_ns))
+            except OSError:
+                key_parts.append((entry, None))
+    key = tuple(key_parts)
+    hit = _links_memo.get(key)
+    if hit is not None:
+        return hit
+    from ._errors import BrokerError
+
+    try:
+        from ._providers import provider_names
+
+        links = frozenset(provider_names())
+    except (BrokerError, OSError, ValueError):  # a broken provider serves nothing here
+        links = frozenset()
+    _links_memo.clear()
+    _links_memo[key] = links
+    return links
+
+
+def _lib_dir() -> str:
+    """What ``$LIB`` expands to: Debian's multiarch directory, else lib64/lib."""
+    triplet = getattr(sys.implementation, "_multiarch", "") or ""
+    if triplet:
+        return f"lib/{triplet}"
+    return "lib64" if sys.maxsize > 2**32 else "lib"
+
+
+def system_dirs() -> list[str]:
+    """ld.so's built-in default directories (glibc's SYSTEM_DIRS for this layout)."""
+    triplet = getattr(sys.implementation, "_multiarch", "") or ""
+    if triplet:
+        return [f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"]
+    if sys.maxsize > 2**32:
+        return ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    return ["/lib", "/usr/lib"]
+
+
+def expand(entry: str, origin_dir: str) -> str:
+    """Expand ``$ORIGIN``, ``$LIB``, ``$PLATFORM`` in one RPATH/RUNPATH entry."""
+    platform = os.uname().machine if hasattr(os, "uname") else ""
+    for token, value in (("ORIGIN", origin_dir), ("LIB", _lib_dir()), ("PLATFORM", platform)):
+        entry = entry.replace("${" + token + "}", value).replace("$" + token, value)
+    return entry
+
+
+class _Resolver:
+    """One closure resolution: state shared by the recursive walk."""
+
+    def __init__(self, closure: Closure, use_providers: bool) -> None:
+        self.closure = closure
+        self.use_providers = use_providers
+        self.mapped = _mapped()
+        self.chosen: dict[str, _Node] = {}  # needed name / soname -> node
+        self.done: set[str] = set()  # real paths already walked
+        self.flavour = host_libc()
+        self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
+        self._cache: dict[str, list[str]] | None = None
+        from ._ldcache import supported_hwcaps
+
+        self.hwcaps = supported_hwcaps()
+        self._executable_rpath: list[str] | None = None
+        from ._binary import host_binary
+        from ._errors import BrokerError
+
+        try:
+            self.host: BinaryInfo | None = host_binary()
+        except BrokerError:  # an unreadable interpreter: no class/machine filter
+            self.host = None
+
+    def cache_paths(self, needed: str) -> list[str]:
+        if self._cache is None:
+            from ._ldcache import entries_for_host
+
+            self._cache = {}
+            for soname, path in entries_for_host():
+                self._cache.setdefault(soname, []).append(path)
+        return self._cache.get(needed, [])
+
+    def fits(self, path: str) -> str | None:
+        """Why ld.so would skip *path* (None when it would take it)."""
+        info = read_facts(path)
+        if isinstance(info, str):
+            return info
+        host = self.host
+        if host is not None and (info.elf_class, info.machine) != (host.elf_class, host.machine):
+            return f"{info.bits}-bit {info.machine_name}, not this interpreter's"
+        return None
+
+    def directories(self, requester: _Node, chain: list[_Node]) -> list[tuple[str, str]]:
+        """(directory, origin label) in ld.so's order for a name *requester* needs."""
+        dirs: list[tuple[str, str]] = []
+        info = requester.info
+        if not info.runpath:
+            for node in [requester, *reversed(chain)]:
+                if node.info.runpath:
+                    continue
+                here = os.path.dirname(node.path)
+                dirs += [(expand(d, here), "rpath") for d in node.info.rpath]
+            host = self.host
+            if host is not None and not host.runpath:
+                here = os.path.dirname(host.path)
+                dirs += [(expand(d, here), "rpath") for d in host.rpath]
+        dirs += [(d, "LD_LIBRARY_PATH") for d in self.ld_path.split(os.pathsep)] if self.ld_path else []
+        here = os.path.dirname(requester.path)
+        dirs += [(expand(d, here), "runpath") for d in info.runpath]
+        return dirs
+
+    def provider_path(self, needed: str) -> tuple[str, str] | None:
+        if not self.use_providers:
+            return None
+        from ._discovery import link_name_of
+
+        link = link_name_of(needed)
+        if link is None or link not in _provided_links():
+            return None
+        from ._errors import BrokerError
+
+        try:
+            from ._providers import provider_files
+
+            files, _ = provider_files(link)
+        except (BrokerError, OSError, ValueError):  # a broken provider is reported by find()
+            return None
+        for provided in files:
+            info = read_facts(provided.path)
+            soname = None if isinstance(info, str) else info.soname
+            if os.path.basename(provided.path) == needed or soname == needed:
+                return provided.path, provided.origin
+        return None
+
+    def locate(self, needed: str, requester: _Node, chain: list[_Node]) -> _Node | str:
+        """The node that will serve *needed*, or why none will."""
+        skipped: list[str] = []
+        if "/" in needed:
+            if not os.path.isabs(needed):
+                return f"its DT_NEEDED entry {needed!r} is a relative path (resolved against the current directory)"
+            candidates: list[tuple[str, str]] = [(needed, "path")]
+        else:
+            mapped = self.mapped.get(needed)
+            if mapped is not None:
+                info = read_facts(mapped)
+                if not isinstance(info, str):
+                    return _Node(mapped, info, "mapped")
+            candidates = []
+            provided = self.provider_path(needed)
+            if provided is not None:
+                candidates.append(provided)
+            for directory, label in self.directories(requester, chain):
+                if not directory or not os.path.isabs(directory):
+                    skipped.append(f"{label} entry {directory!r} (empty or relative: never searched)")
+                    continue
+                # glibc >= 2.33 looks in each directory's glibc-hwcaps/<level>/ first.
+                candidates += [
+                    (os.path.join(directory, "glibc-hwcaps", level, needed), label) for level in self.hwcaps
+                ]
+                candidates.append((os.path.join(directory, needed), label))
+            candidates += [(p, "ld.so.cache") for p in self.cache_paths(needed)]
+            candidates += [(os.path.join(d, needed), "default") for d in system_dirs()]
+        for path, origin in candidates:
+            if not os.path.exists(path):
+                continue
+            why = self.fits(path)
+            if why is None:
+                why = place_problem(path)
+                if why is not None:
+                    why = f"unsafe place: {why}"
+            if why is not None:
+                skipped.append(f"{path} ({why})")
+                continue
+            info = read_facts(path)
+            assert not isinstance(info, str)
+            return _Node(path, info, origin)
+        self.closure.notes.extend(skipped)
+        detail = f"; skipped: {'; '.join(skipped)}" if skipped else ""
+        return f"cannot be found (searched the way ld.so would: RPATH/RUNPATH, LD_LIBRARY_PATH, ld.so.cache, default directories){detail}"
+
+    def walk(self, node: _Node, chain: list[_Node]) -> bool:
+        """Resolve *node*'s needs depth-first; append dependencies after theirs."""
+        real = os.path.realpath(node.path)
+        if real in self.done:
+            return True
+        self.done.add(real)
+        if len(self.done) > _MAX_FILES or len(chain) > _MAX_DEPTH:
+            return self.fail(
+                f"the dependency closure is deeper than {_MAX_DEPTH} or larger than {_MAX_FILES} files "
+                f"at {node.path!r}",
+                "check the library's DT_NEEDED entries for a loop of renamed copies",
+            )
+        flavour = node.info.libc
+        if flavour and self.flavour and flavour != self.flavour:
+            who = "it is" if not chain else f"its dependency {node.path!r} is"
+            return self.fail(
+                f"{who} linked against {flavour} libc but this interpreter runs on {self.flavour}",
+                f"use a build of the library made for {self.flavour}",
+            )
+        served: dict[str, _Node] = {}
+        for needed in node.info.needed:
+            dep = self.chosen.get(needed)
+            if dep is None:
+                found = self.locate(needed, node, chain)
+                if isinstance(found, str):
+                    who = "" if not chain else f" (needed by {node.path!r})"
+                    return self.fail(
+                        f"its dependency {needed!r}{who} {found}",
+                        f"install the package that provides {needed}, or a provider wheel for it, "
+                        "or use a build of the library that bundles it next to itself with $ORIGIN",
+                    )
+                dep = found
+                self.chosen[needed] = dep
+                if dep.info.soname:
+                    self.chosen.setdefault(dep.info.soname, dep)
+                if not self.walk(dep, [*chain, node]):
+                    return False
+                if not is_runtime(needed):
+                    self.closure.dependencies.append(Dependency(needed, dep.path, dep.origin))
+                self.closure.paths.append(dep.path)
+            served[needed] = dep
+        return self.check_versions(node, served)
+
+    def check_versions(self, node: _Node, served: dict[str, _Node]) -> bool:
+        for needed, versions in node.info.version_needs.items():
+            dep = served.get(needed) or self.chosen.get(needed)
+            if dep is None:
+                continue  # a verneed for a file not in DT_NEEDED: ld.so ignores it too
+            defined = dep.info.version_defs
+            missing = [v for v in versions if v not in defined]
+            if not missing:
+                continue
+            wanted = missing[0]
+            family = wanted.split("_", 1)[0] + "_"
+            newest = _newest(defined, family)
+            has = f"defines up to {newest}" if newest else f"defines no {family}* version"
+            who = "it needs" if node.path == self.closure.path else f"{node.path!r} needs"
+            return self.fail(
+                f"{who} {wanted} from {needed} but {dep.path!r} (the copy that would serve it) {has}",
+                f"install a newer {needed}, or use a build of the library made for this system's {needed}",
+            )
+        return True
+
+    def fail(self, reason: str, fix: str) -> bool:
+        self.closure.reason = reason
+        self.closure.fix = fix
+        return False
+
+
+def _newest(defined: frozenset[str], family: str) -> str | None:
+    best: tuple[tuple[int, ...], str] | None = None
+    for name in defined:
+        if not name.startswith(family):
+            continue
+        parts = name[len(family):].split(".")
+        if all(p.isdigit() for p in parts):
+            key = tuple(int(p) for p in parts)
+            if best is None or key > best[0]:
+                best = (key, name)
+    return best[1] if best else None
+
+
+def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
+    """The closure of the shared library at *path* (absolute), judged without loading.
+
+    Never raises for a bad file or dependency: `Closure.reason` says why.
+    Memoised per file identity, `LD_LIBRARY_PATH` and the set of mapped objects.
+    """
+    from . import _master
+
+    real = os.path.realpath(path)
+    try:
+        mapped_key = tuple(p for p, _ in _master.loaded_objects())
+    except (AttributeError, MemoryError):
+        mapped_key = ()
+    key = (real, _identity(real), os.environ.get("LD_LIBRARY_PATH"), mapped_key, use_providers)
+    hit = _memo.get(key)
+    if hit is not None and all(_identity(p) == ident for p, ident in hit.identities):
+        return hit  # and no file of the closure changed since (one stat each)
+    closure = Closure(real)
+    if not sys.platform.startswith("linux"):
+        # The ELF loader's rules only; macOS (@rpath, DYLD_*) and Windows (the safe DLL
+        # search) closures are not resolved yet: the file's own checks still apply.
+        return closure
+    info = read_facts(real)
+    if isinstance(info, str):
+        closure.reason = info
+        closure.fix = "use a real shared library file"
+    else:
+        resolver = _Resolver(closure, use_providers)
+        root = _Node(real, info, "path")
+        # The file itself serves a dependency that needs it back (a cycle): ld.so
+        # matches it by SONAME, it is not a dependency of its own.
+        for alias in (info.soname, os.path.basename(path), os.path.basename(real)):
+            if alias:
+                resolver.chosen.setdefault(alias, root)
+        resolver.walk(root, [])
+        if not closure.ok:
+            closure.dependencies = []
+    closure.identities = [(p, _identity(p)) for p in closure.paths]
+    if len(_memo) > _MEMO_LIMIT:
+        _memo.clear()
+    _memo[key] = closure
+    return closure
+
+
+__all__ = ["Closure", "host_libc", "is_runtime", "place_problem", "resolve_closure", "system_dirs"]

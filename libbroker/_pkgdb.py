@@ -1,0 +1,421 @@
+"""Versions from package databases, read without running the package manager (design.md 5.2).
+
+`package_version(realpath)` gives ``(upstream version, "package:<manager>:<package>")`` for
+the package that installed a library file:
+
+- conda: the nearest ``conda-meta/`` above the file (``*.json``: ``name``, ``version``, ``files``);
+- Homebrew: ``.../Cellar/<formula>/<version>/...`` with its ``INSTALL_RECEIPT.json``;
+- dpkg: ``/var/lib/dpkg/status`` (installed packages' ``Version``) and ``info/<pkg>.list``;
+- pacman: ``/var/lib/pacman/local/<pkg>-<ver>-<rel>/desc`` and ``files``;
+- apk: ``/lib/apk/db/installed`` (``P:``, ``V:``, ``F:``/``R:`` records).
+
+Only library file names are indexed (``*.so*``, ``*.dylib``, ``*.dll``, ``*.pyd``), at most
+80 000 per database. Each index is built once per process and cached on disk
+(libbroker._cache), keyed by the database's mtime/size: a package installed or removed
+rebuilds it. Unreadable, oversized or corrupt records are skipped, never fatal.
+"""
+
+import os
+
+from ._versions import _MAX_DIGITS, _pre_release, parse_version_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DPKG_ADMIN_DIR = "/var/lib/dpkg"
+PACMAN_LOCAL_DIR = "/var/lib/pacman/local"
+APK_INSTALLED = "/lib/apk/db/installed"
+_CACHE_KIND_DPKG = "versions-dpkg"
+_CACHE_KIND_CONDA = "versions-conda"
+_CACHE_KIND_PACMAN = "versions-pacman"
+_CACHE_KIND_APK = "versions-apk"
+# Library paths kept per database: bounds memory and the cache file (about 40 bytes a path
+# once grouped by directory; libbroker._cache refuses files over 4 MiB).
+_MAX_INDEX_FILES = 80_000
+_MAX_LIST_BYTES = 64 << 20  # one dpkg .list, conda-meta JSON, pacman files; larger: skipped
+_MAX_STATUS_BYTES = 256 << 20  # dpkg status, apk installed
+_MAX_CONDA_PREFIXES = 16
+_CONDA_DEPTH = 6  # <prefix>/lib/x.so ... <prefix>/lib/python3.X/site-packages/pkg/x.so
+_REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
+
+# (stamp, directory -> file name -> package, package -> version): grouped by directory, the
+# few directories and the package names are stored once.
+_Index = tuple[object, dict[str, dict[str, str]], dict[str, str]]
+_memo: dict[str, _Index] = {}
+
+
+def _is_library_name(name: str) -> bool:
+    return ".so" in name or name.endswith((".dylib", ".dll", ".pyd"))
+
+
+def upstream_version(version: str) -> str | None:
+    """The upstream part of a package version, as a PEP 440 string, or None.
+
+    Debian ``[epoch:]upstream[-revision]``: the epoch and revision go, then any
+    repack suffix (``+dfsg1``, ``.dfsg``, ``~git2023``); ``A+reallyB`` is B and
+    ``~rc1`` a pre-release: ``"1:1.2.13.dfsg-1"`` -> ``"1.2.13"``,
+    ``"2:6.2.1+dfsg1-1.1"`` -> ``"6.2.1"``, ``"3.0.19-1~deb12u2"`` -> ``"3.0.19"``,
+    ``"3.0.0~rc1-1"`` -> ``"3.0.0rc1"``. A bare number (``"20230311"``) is kept.
+    """
+    v = version.strip()
+    if ":" in v:
+        v = v.split(":", 1)[1]
+    if "-" in v:
+        v = v.rpartition("-")[0]
+    if "+really" in v:  # "2.0+really1.9": a downgrade packaged as an upgrade; 1.9 is inside
+        v = v.split("+really", 1)[1]
+    v = v.split("+", 1)[0]
+    # "~" sorts before: "3.0.0~rc1" is a pre-release of 3.0.0, "1.2~git2023" a snapshot.
+    v, tilde, tail = v.partition("~")
+    pre = _pre_release("-" + tail, 0) if tilde else ""
+    lower = v.lower()
+    for suffix in _REPACK_SUFFIXES:
+        at = lower.find(suffix)
+        if at > 0:
+            v, lower = v[:at], lower[:at]
+    if v.isdigit() and v.isascii() and len(v) <= _MAX_DIGITS:
+        return v
+    found = parse_version_text(v)
+    if found and pre and found.replace(".", "").isdigit():
+        return found + pre
+    return found
+
+
+def _canonical(path: str, dirs: dict[str, str]) -> str:
+    # The directory resolved (usrmerge: /lib -> /usr/lib), the name kept: the
+    # real file is listed under its own name next to its symlinks.
+    head, _, name = path.rpartition("/")
+    real = dirs.get(head)
+    if real is None:
+        real = dirs[head] = os.path.realpath(head or "/")
+    return f"{real}/{name}" if real != "/" else f"/{name}"
+
+
+def _read_bytes(path: str, limit: int) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError:
+        return None
+    return data if len(data) <= limit else None
+
+
+def _read_text(path: str, limit: int) -> str | None:
+    data = _read_bytes(path, limit)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _library_lines(data: bytes | None) -> list[str]:
+    """The lines of a file list that may name a library; the rest is never decoded."""
+    if not data or (b".so" not in data and b".dll" not in data and b".dylib" not in data):
+        return []  # most packages ship no library
+    lines = data.decode("utf-8", "surrogateescape").split("\n")
+    return [line for line in lines if ".so" in line or ".dll" in line or ".dylib" in line
+            or ".pyd" in line]
+
+
+def _dpkg_stamp(admin: str) -> object:
+    try:
+        status = os.stat(os.path.join(admin, "status"))
+        info = os.stat(os.path.join(admin, "info"))
+    except OSError:
+        return None
+    return (admin, status.st_mtime_ns, status.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def _field(paragraph: str, name: str) -> str | None:
+    """A single-line field of a deb822 paragraph (``Version: 1.2``), or None."""
+    if paragraph.startswith(f"{name}:"):
+        at = len(name) + 1
+    else:
+        at = paragraph.find(f"\n{name}:")
+        if at < 0:
+            return None
+        at += len(name) + 2
+    end = paragraph.find("\n", at)
+    return paragraph[at:end if end >= 0 else len(paragraph)].strip()
+
+
+def _dpkg_versions(status_text: str) -> dict[str, str]:
+    """Installed package -> upstream version, under ``pkg`` and ``pkg:arch`` (multiarch list names)."""
+    versions: dict[str, str] = {}
+    # Four finds a paragraph, not a pass over every line: Description and Conffiles are long.
+    for paragraph in status_text.split("\n\n"):
+        name, version = _field(paragraph, "Package"), _field(paragraph, "Version")
+        if not name or not version or not (_field(paragraph, "Status") or "").endswith(" installed"):
+            continue
+        upstream = upstream_version(version)
+        if upstream is None:
+            continue
+        versions[name] = upstream
+        arch = _field(paragraph, "Architecture")
+        if arch:
+            versions[f"{name}:{arch}"] = upstream
+    return versions
+
+
+def _build_dpkg(admin: str) -> tuple[dict[str, str], dict[str, str]]:
+    status = _read_text(os.path.join(admin, "status"), _MAX_STATUS_BYTES) or ""
+    versions = _dpkg_versions(status)
+    files: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    info = os.path.join(admin, "info")
+    try:
+        names = sorted(os.listdir(info))
+    except OSError:
+        names = []
+    for entry in names:
+        if not entry.endswith(".list"):
+            continue
+        package = entry[: -len(".list")]
+        if package not in versions:
+            continue
+        for line in _library_lines(_read_bytes(os.path.join(info, entry), _MAX_LIST_BYTES)):
+            if line.startswith("/") and _is_library_name(line.rpartition("/")[2]):
+                if len(files) >= _MAX_INDEX_FILES:
+                    break
+                files.setdefault(_canonical(line, dirs), package)
+    return files, versions
+
+
+def _grouped(files: dict[str, str]) -> dict[str, dict[str, str]]:
+    grouped: dict[str, dict[str, str]] = {}
+    for path, package in files.items():
+        head, _, name = path.rpartition(os.sep)
+        grouped.setdefault(head, {})[name] = package
+    return grouped
+
+
+def _owner(index: _Index, real_path: str) -> tuple[str, str] | None:
+    """(version, package) of the package listing *real_path* in *index*, or None."""
+    head, _, name = real_path.rpartition(os.sep)
+    names = index[1].get(head)
+    package = names.get(name) if isinstance(names, dict) else None
+    version = index[2].get(package) if isinstance(package, str) else None
+    return (version, package) if isinstance(version, str) and package else None
+
+
+def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], dict[str, str]]]",
+           kind: str) -> _Index:
+    """The (stamp, files, versions) index for *key*: memo, then disk cache, then *build*."""
+    memo = _memo.get(key)
+    if memo is not None and memo[0] == stamp:
+        return memo
+    from . import _cache
+
+    cached = _cache.load(kind)
+    entry = cached.get(key)
+    if (isinstance(entry, tuple) and len(entry) == 3 and entry[0] == stamp
+            and isinstance(entry[1], dict) and isinstance(entry[2], dict)):
+        index: _Index = (stamp, entry[1], entry[2])
+    else:
+        files, versions = build()
+        index = (stamp, _grouped(files), versions)
+        if len(cached) >= _MAX_CONDA_PREFIXES and key not in cached:
+            cached.clear()  # bounded: a handful of databases per user
+        cached[key] = index
+        _cache.store(kind, cached)
+    _memo[key] = index
+    return index
+
+
+def _dpkg_version(real_path: str) -> tuple[str, str] | None:
+    admin = DPKG_ADMIN_DIR
+    stamp = _dpkg_stamp(admin)
+    if stamp is None:
+        return None
+    found = _owner(_index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG), real_path)
+    return (found[0], f"package:dpkg:{found[1]}") if found else None
+
+
+def _conda_prefix(real_path: str) -> str | None:
+    head = os.path.dirname(real_path)
+    for _ in range(_CONDA_DEPTH):
+        if os.path.isdir(os.path.join(head, "conda-meta")):
+            return head
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    return None
+
+
+def _build_conda(prefix: str) -> tuple[dict[str, str], dict[str, str]]:
+    import json
+
+    meta = os.path.join(prefix, "conda-meta")
+    files: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    try:
+        names = sorted(os.listdir(meta))
+    except OSError:
+        names = []
+    for entry in names:
+        if not entry.endswith(".json"):
+            continue
+        text = _read_text(os.path.join(meta, entry), _MAX_LIST_BYTES)
+        try:
+            record = json.loads(text) if text else None
+        except (ValueError, RecursionError):
+            continue  # a corrupt record says nothing; the others still do
+        if not isinstance(record, dict):
+            continue
+        name, version, listed = record.get("name"), record.get("version"), record.get("files")
+        if not isinstance(name, str) or not isinstance(version, str) or not isinstance(listed, list):
+            continue
+        upstream = parse_version_text(version) or (version if version.isdigit() else None)
+        if upstream is None:
+            continue
+        versions[name] = upstream
+        for rel in listed:
+            if not isinstance(rel, str) or not _is_library_name(rel.rpartition("/")[2]):
+                continue
+            if len(files) >= _MAX_INDEX_FILES:
+                break
+            path = os.path.join(prefix, rel.replace("\\", "/").lstrip("/"))
+            if os.sep != "/":
+                path = path.replace("/", os.sep)
+            files.setdefault(_canonical(path, dirs) if os.sep == "/" else os.path.realpath(path), name)
+    return files, versions
+
+
+def _conda_version(real_path: str) -> tuple[str, str] | None:
+    prefix = _conda_prefix(real_path)
+    if prefix is None:
+        return None
+    prefix = os.path.realpath(prefix)
+    try:
+        st = os.stat(os.path.join(prefix, "conda-meta"))
+    except OSError:
+        return None
+    stamp = (prefix, st.st_mtime_ns, st.st_ino)
+    found = _owner(_index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA), real_path)
+    return (found[0], f"package:conda:{found[1]}") if found else None
+
+
+# ---------------------------------------------------------------------------
+# Homebrew: the version is a directory of the path, confirmed by the receipt
+
+
+def _brew_version(real_path: str) -> tuple[str, str] | None:
+    parts = real_path.split("/")
+    try:
+        at = len(parts) - 1 - parts[::-1].index("Cellar")
+    except ValueError:
+        return None
+    if at + 3 >= len(parts):
+        return None
+    formula, version = parts[at + 1], parts[at + 2]
+    keg = "/".join(parts[: at + 3])
+    if not formula or not os.path.isfile(os.path.join(keg, "INSTALL_RECEIPT.json")):
+        return None
+    # "1.5.5_1": the formula's revision, not the product's.
+    upstream = parse_version_text(version.rpartition("_")[0] if "_" in version else version)
+    return (upstream, f"package:brew:{formula}") if upstream else None
+
+
+# ---------------------------------------------------------------------------
+# pacman (Arch, MSYS2)
+
+
+def _pacman_field(desc: str, field: str) -> str | None:
+    lines = desc.split("\n")
+    try:
+        at = lines.index(f"%{field}%")
+    except ValueError:
+        return None
+    return lines[at + 1].strip() if at + 1 < len(lines) else None
+
+
+def _build_pacman(local: str) -> tuple[dict[str, str], dict[str, str]]:
+    files: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    try:
+        entries = sorted(os.listdir(local))
+    except OSError:
+        entries = []
+    for entry in entries:
+        desc = _read_text(os.path.join(local, entry, "desc"), _MAX_LIST_BYTES)
+        name = _pacman_field(desc or "", "NAME")
+        version = _pacman_field(desc or "", "VERSION")
+        upstream = upstream_version(version) if version else None
+        if not name or not upstream:
+            continue
+        versions[name] = upstream
+        listed = _read_text(os.path.join(local, entry, "files"), _MAX_LIST_BYTES) or ""
+        for line in listed.split("\n"):
+            if line and not line.startswith("%") and _is_library_name(line.rpartition("/")[2]):
+                if len(files) >= _MAX_INDEX_FILES:
+                    break
+                files.setdefault(_canonical("/" + line.lstrip("/"), dirs), name)
+    return files, versions
+
+
+def _pacman_version(real_path: str) -> tuple[str, str] | None:
+    local = PACMAN_LOCAL_DIR
+    try:
+        st = os.stat(local)
+    except OSError:
+        return None
+    stamp = (local, st.st_mtime_ns, st.st_ino)
+    found = _owner(_index(local, stamp, lambda: _build_pacman(local), _CACHE_KIND_PACMAN), real_path)
+    return (found[0], f"package:pacman:{found[1]}") if found else None
+
+
+# ---------------------------------------------------------------------------
+# apk (Alpine)
+
+
+def _build_apk(installed: str) -> tuple[dict[str, str], dict[str, str]]:
+    files: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    text = _read_text(installed, _MAX_STATUS_BYTES) or ""
+    name = directory = ""
+    for line in text.split("\n"):
+        key, _, value = line.partition(":")
+        if not line:
+            name = directory = ""  # records are separated by blank lines
+        elif key == "P":
+            name = value
+        elif key == "V" and name:
+            upstream = upstream_version(value)
+            if upstream:
+                versions[name] = upstream
+        elif key == "F":
+            directory = value
+        elif key == "R" and name and _is_library_name(value) and len(files) < _MAX_INDEX_FILES:
+            files.setdefault(_canonical(f"/{directory}/{value}".replace("//", "/"), dirs), name)
+    return files, versions
+
+
+def _apk_version(real_path: str) -> tuple[str, str] | None:
+    installed = APK_INSTALLED
+    try:
+        st = os.stat(installed)
+    except OSError:
+        return None
+    stamp = (installed, st.st_mtime_ns, st.st_size)
+    found = _owner(_index(installed, stamp, lambda: _build_apk(installed), _CACHE_KIND_APK), real_path)
+    return (found[0], f"package:apk:{found[1]}") if found else None
+
+
+def package_version(real_path: str) -> tuple[str, str] | None:
+    """(upstream version, source) of the package owning *real_path*, or None.
+
+    *real_path* must be fully resolved (os.path.realpath). Sources, first that
+    knows: ``"package:conda:<name>"``, ``"package:brew:<formula>"``,
+    ``"package:dpkg:<package>"`` (``<package>`` as dpkg names its list,
+    ``zlib1g:amd64`` for multiarch; versions cleaned by `upstream_version`),
+    ``"package:pacman:<name>"``, ``"package:apk:<name>"``. dpkg diversions are
+    not followed. Never raises: an unreadable database gives None.
+    """
+    try:
+        return (_conda_version(real_path) or _brew_version(real_path)
+                or _dpkg_version(real_path) or _pacman_version(real_path)
+                or _apk_version(real_path))
+    except (OSError, ValueError, MemoryError, RecursionError):
+        return None

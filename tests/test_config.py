@@ -1,0 +1,97 @@
+"""The config file: where it is read from, when it is trusted, and what it may say."""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+
+import libbroker
+from libbroker import _config
+
+ROOT = os.geteuid() == 0
+
+
+def _write(tmp_path, text: str, mode: int = 0o644) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    os.chmod(path, mode)
+    return str(path)
+
+
+@pytest.fixture
+def config_at(tmp_path, monkeypatch):
+    def make(text: str, mode: int = 0o644) -> _config.Config:
+        monkeypatch.setenv("LIBBROKER_CONFIG", _write(tmp_path, text, mode))
+        _config._parsed.clear()
+        return _config.load_config()
+
+    return make
+
+
+def test_valid_config(config_at, tmp_path) -> None:
+    config = config_at(f'search-paths = ["{tmp_path}"]\n[libraries.z]\nprefer = "system"\n')
+    assert config.exists and config.search_paths == [str(tmp_path)] and config.prefer == {"z": "system"}
+    assert config.ignored is None
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o646, 0o664])
+def test_config_writable_by_others_is_ignored(config_at, mode) -> None:
+    with pytest.warns(libbroker.BrokerWarning, match="ignores the config file.*writable"):
+        config = config_at('search-paths = ["/opt/evil"]\n', mode)
+    assert config.search_paths == [] and config.ignored and "chmod go-w" in config.ignored
+
+
+def test_config_in_a_directory_others_can_write_is_ignored(tmp_path, monkeypatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("LIBBROKER_CONFIG", _write(shared, 'search-paths = ["/opt/evil"]\n'))
+    _config._parsed.clear()
+    with pytest.warns(libbroker.BrokerWarning, match="world-writable"):
+        assert _config.load_config().search_paths == []
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_config_owned_by_another_user_is_ignored(config_at, tmp_path) -> None:
+    path = _write(tmp_path, 'search-paths = ["/opt/evil"]\n')
+    os.chown(path, pwd.getpwnam("nobody").pw_uid, -1)
+    with pytest.warns(libbroker.BrokerWarning, match="owned by another user"):
+        config = config_at('search-paths = ["/opt/evil"]\n')
+    assert config.search_paths == []
+
+
+@pytest.mark.parametrize("text", [
+    "search-paths = " + "[" * 600 + "]" * 600 + "\n",
+    "x = " + "{a=" * 2000 + "1" + "}" * 2000 + "\n",
+])
+def test_deep_nesting_is_a_spec_error(config_at, text) -> None:
+    with pytest.raises(libbroker.SpecError, match="nests arrays or tables too deeply") as info:
+        config_at(text)
+    assert "config.toml" in str(info.value)
+
+
+def test_oversized_config_is_a_spec_error(config_at) -> None:
+    with pytest.raises(libbroker.SpecError, match="larger than"):
+        config_at("# " + "x" * (_config.MAX_TOML_BYTES + 10) + "\n")
+
+
+def test_relative_search_path_is_refused(config_at) -> None:
+    with pytest.raises(libbroker.SpecError, match="not absolute.*current directory"):
+        config_at('search-paths = ["lib"]\n')
+
+
+def test_trusted_owners_by_name_and_uid(config_at) -> None:
+    nobody = pwd.getpwnam("nobody").pw_uid
+    config = config_at(f'trusted-owners = ["nobody", {os.getuid()}]\n')
+    assert config.trusted_uids == frozenset({nobody, os.getuid()})
+    from libbroker import _places
+
+    assert nobody in _places.trusted_uids()
+
+
+@pytest.mark.parametrize("value, match", [('["no-such-user-xyz"]', "not a user"), ('"root"', "list of user names")])
+def test_trusted_owners_errors(config_at, value, match) -> None:
+    with pytest.raises(libbroker.SpecError, match=match):
+        config_at(f"trusted-owners = {value}\n")

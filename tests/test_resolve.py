@@ -1,0 +1,118 @@
+"""libbroker._resolve: verdicts, true versions and the fix line chosen by the reason."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import libbroker
+from libbroker import LibraryNotFoundError, NoAcceptableLibraryError
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF host")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.delenv("LIBBROKER_PATH", raising=False)
+    os.chmod(tmp_path, 0o755)
+
+
+def _dpkg_version(package: str) -> str | None:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False)
+    return out.stdout or None if out.returncode == 0 else None
+
+
+def _upstream(debian_version: str) -> str:
+    # "1.0.8-5+b1" -> "1.0.8"; "7.88.1-10+deb12u5" -> "7.88.1" (epoch and revision dropped)
+    version = debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+    match = re.match(r"\d+(\.\d+)*", version)
+    assert match
+    return match.group(0)
+
+
+# r11: interface numbers in file names are never versions; versions come from true sources.
+@pytest.mark.parametrize(
+    ("link", "package", "interface"),
+    [
+        ("bz2", "libbz2-1.0", "1.0.4"),
+        ("curl", "libcurl4", "4.8.0"),
+        ("expat", "libexpat1", "1.8.10"),
+        ("ffi", "libffi8", "8.1.2"),
+        ("png16", "libpng16-16", "16.39.0"),
+        ("uuid", "libuuid1", "1.3.0"),
+        ("gmp", "libgmp10", "10.4.1"),
+        ("tiff", "libtiff6", "6.0.0"),
+    ],
+)
+def test_versions_are_product_versions(link: str, package: str, interface: str) -> None:
+    deb = _dpkg_version(package)
+    if deb is None:
+        pytest.skip(f"{package} is not installed (.ci/apt-packages.txt installs it)")
+    info = libbroker.find(link)
+    assert info.version_text != interface
+    if info.version is not None:
+        assert info.version_source in ("library", "provider") or info.version_source.startswith("package:")
+        assert str(info.version) == _upstream(deb) or info.version_source == "library"
+    # A specifier the product version satisfies is accepted (bz2 1.0.8 >= 1.0.6).
+    upstream = _upstream(deb)
+    accepted = libbroker.find(link, f">={upstream}") if info.version is not None else None
+    if accepted is not None:
+        assert accepted.path == info.path
+
+
+def test_version_outside_specifier_gets_a_version_fix_not_install() -> None:
+    with pytest.raises(NoAcceptableLibraryError) as caught:
+        libbroker.find("z", ">=999")
+    text = str(caught.value)
+    assert "outside the specifier" in text
+    assert "fix: install a version of 'z' matching '>=999'" in text
+
+
+def test_dangling_symlink_fix_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "liblbdangle.so.1").symlink_to(tmp_path / "nowhere.so")
+    monkeypatch.setenv("LIBBROKER_PATH", str(tmp_path))
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbdangle")
+    assert "dangling symlink" in str(caught.value)
+    assert "fix: repair or remove the dangling symlink" in str(caught.value)
+
+
+def test_missing_dependency_fix_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "d.c"
+    src.write_text("int d(void){return 1;}\n")
+    (tmp_path / "deps").mkdir()
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "deps" / "liblbgone.so.1"), str(src),
+                    "-Wl,-soname,liblbgone.so.1"], check=True)
+    (tmp_path / "lib").mkdir()
+    user = tmp_path / "n.c"
+    user.write_text("int d(void); int n(void){return d();}\n")  # a reference, or --as-needed drops it
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "lib" / "liblbneeds.so.1"), str(user),
+                    "-Wl,-soname,liblbneeds.so.1", f"-L{tmp_path / 'deps'}", "-l:liblbgone.so.1"], check=True)
+    monkeypatch.setenv("LIBBROKER_PATH", str(tmp_path / "lib"))
+    with pytest.raises(NoAcceptableLibraryError) as caught:
+        libbroker.load("lbneeds")
+    text = str(caught.value)
+    assert "liblbgone.so.1" in text and "cannot be found" in text
+    assert "fix: install the package that provides the missing dependency" in text
+    assert "[Errno" not in text
+
+
+def test_dlopen_failure_cause_never_errno_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file that passes every check without loading but fails in dlopen: an
+    # undefined symbol under RTLD_NOW. The cause is dlerror's text.
+    src = tmp_path / "u.c"
+    src.write_text("int nowhere_defined_xyz(void); int f(void){return nowhere_defined_xyz();}\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "liblbundef.so.1"), str(src),
+                    "-Wl,-soname,liblbundef.so.1"], check=True)
+    monkeypatch.setenv("LIBBROKER_PATH", str(tmp_path))
+    with pytest.raises(libbroker.BrokerError) as caught:
+        libbroker.load("lbundef")
+    text = str(caught.value)
+    assert "nowhere_defined_xyz" in text and "[Errno 0]" not in text
