@@ -229,7 +229,8 @@ def _dist_provides(req: Requirement, link: str | None, needed: str) -> bool:
 
     Yes when it is installed and declares a `libbroker.providers` entry point
     for that link name, or when it is named after the library (wrap's default
-    ``libbroker-provider-<link>``, or ``<link>``, ``<link>-...``, ``...-<link>``).
+    ``libbroker-provider-<link>``, or ``<link>``, ``<link>-...``, ``<link><digits>``,
+    ``...-<link>``; separators and case as PEP 503 normalises them).
     """
     from importlib import metadata
 
@@ -245,7 +246,11 @@ def _dist_provides(req: Requirement, link: str | None, needed: str) -> bool:
         return True
     wanted = canonicalize_name(link.replace("_", "-")).strip("-")
     have = canonicalize_name(req.name)
-    return bool(wanted) and (have == wanted or have.startswith(wanted) or have.endswith("-" + wanted))
+    if not wanted:
+        return False
+    rest = have[len(wanted) :] if have.startswith(wanted) else None
+    # "<link>", "<link>-anything", "<link><digits>" (scipy-openblas32), "anything-<link>"
+    return rest is not None and (rest == "" or rest.startswith("-") or rest.isdigit()) or have.endswith("-" + wanted)
 
 
 def _dependencies(

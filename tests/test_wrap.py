@@ -356,6 +356,27 @@ def test_requires_matched_through_an_installed_providers_entry_point(
         wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path / "dist"), requires=["vendor-blob"])
 
 
+@pytest.mark.parametrize(
+    ("dist", "link", "covers"),
+    [
+        ("libbroker-provider-lbchaina", "lbchaina", True),
+        ("LibBroker_Provider.LBChainA", "lbchaina", True),  # PEP 503 normalisation
+        ("lbchaina", "lbchaina", True),
+        ("lbchaina-bin", "lbchaina", True),
+        ("scipy-openblas32", "scipy_openblas", True),
+        ("a", "a", True),
+        ("attrs", "a", False),  # merely starting with the link name is not enough
+        ("numpy", "lbchaina", False),
+    ],
+)
+def test_requires_named_after_the_dependency(dist: str, link: str, covers: bool) -> None:
+    from packaging.requirements import Requirement
+
+    from libbroker._wrap import _dist_provides
+
+    assert _dist_provides(Requirement(dist), link, f"lib{link}.so.1") is covers
+
+
 def test_a_system_only_library_needs_no_requires(libz: str, tmp_path) -> None:
     import zlib
 
