@@ -9,7 +9,7 @@ version needed, Mach-O minimum OS per slice); nothing here opens a file.
   manylinux's policy (`MANYLINUX_ALLOWED`, vendored from auditwheel, see below) plus
   glibc's dynamic loaders; musllinux's for a library not linked against glibc.
 - Windows: ``win_amd64``, ``win32``, ``win_arm64`` from the PE machine. Allowed: the
-  API sets (``api-ms-win-*``, ``ext-ms-*``), the Universal CRT, the VC runtime that
+  API sets (``api-ms-*``, ``ext-ms-*``), the Universal CRT, the VC runtime that
   CPython itself ships (``vcruntime140.dll``, ``vcruntime140_1.dll``), and
   `WINDOWS_SYSTEM_DLLS`.
 - macOS: ``macosx_<major>_<minor>_<arch>`` from the minimum OS version
@@ -113,7 +113,7 @@ WINDOWS_SYSTEM_DLLS = frozenset({
     "wininet.dll", "winmm.dll", "winspool.drv", "wintrust.dll", "wldap32.dll", "ws2_32.dll",
     "wsock32.dll", "wtsapi32.dll",
 })  # fmt: skip
-_API_SET_PREFIXES = ("api-ms-win-", "ext-ms-")
+_API_SET_PREFIXES = ("api-ms-", "ext-ms-")  # api-ms-win-*, api-ms-onecoreuap-*, ext-ms-*
 
 
 def windows_tag(machine: str) -> str:

@@ -155,6 +155,8 @@ def test_macos_tag_refusals() -> None:
         ("ELF", "libc.so", "linux_x86_64", True),
         ("PE", "KERNEL32.dll", "win_amd64", True),
         ("PE", "api-ms-win-crt-runtime-l1-1-0.dll", "win_amd64", True),
+        ("PE", "api-ms-onecoreuap-print-render-l1-1-0.dll", "win_amd64", True),
+        ("PE", "ext-ms-win-gdi-draw-l1-1-0.dll", "win_amd64", True),
         ("PE", "VCRUNTIME140.dll", "win_amd64", True),
         ("PE", "MSVCP140.dll", "win_amd64", False),
         ("PE", "zlib1.dll", "win_amd64", False),
