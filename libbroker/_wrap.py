@@ -12,9 +12,10 @@ Checks, each refusing with the fact found and the fix (design.md 5.3, issue 9):
 the file is a shared library; ``--name`` matches its soname/install name;
 every dependency is a system library the platform's wheel policy allows
 (`libbroker._wheeltags`) or is provided by a ``--requires`` distribution;
-``--version`` agrees with the version the library reports, where that can be
-asked (a library of this host's kind: the spec's ``version-function`` or a
-built-in probe, called in a child process so nothing is loaded here).
+``--version`` agrees with the version the library states, where that is known
+without loading it (`libbroker._versions.best_version`: an already-mapped copy,
+the package database, a product-numbered file name): wrap never runs the code
+it packs.
 
 Cold path.
 """
@@ -24,8 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 
 from ._errors import BrokerError, IncompatibleLibraryError, SpecError
@@ -286,45 +285,22 @@ def _dependencies(
     return declared
 
 
-_VERSION_PROBE = r"""
-import sys
-from libbroker import _master, _types
-path, function = sys.argv[1], sys.argv[2]
-handle = _master.dlopen(path)
-address = _master.dlsym(handle, function)
-text = _master.call_version_function(address) if address else None
-version = _types.parse_version(text.decode("utf-8", "replace")) if text else None
-print(function if address else "", version or "", sep="\n")
-"""
-
-
 def _reported_version(lib_real: str, facts: Facts, name: str, spec: object | None) -> tuple[str, str] | None:
-    """(version, "f()") the library itself reports, or None when that cannot be asked here."""
-    from ._binary import host_binary
+    """(version, source) the library states without being loaded here, or None (design.md 5.2).
 
-    host_format = {"linux": "ELF", "darwin": "Mach-O", "win32": "PE"}.get(sys.platform, "ELF")
-    if facts.format != host_format or (facts.format == "ELF" and facts.machine != host_binary().machine_name):
-        return None  # another platform's library: it cannot be loaded to ask
+    `libbroker._versions.best_version` without a handle: the library itself only
+    when this process already maps it (an RTLD_NOLOAD probe), the package
+    database that owns the file, or the file name of a library whose names carry
+    the product version (zlib). Nothing is loaded: wrapping a file never runs its code.
+    """
+    try:
+        from ._versions import best_version
+    except ImportError:  # an older tree without the version sources
+        return None
+    prefix = str(getattr(spec, "symbol_prefix", "") or "")
+    suffix = str(getattr(spec, "symbol_suffix", "") or "")
     function = getattr(spec, "version_function", None)
-    if function:
-        function = f"{getattr(spec, 'symbol_prefix', '')}{function}{getattr(spec, 'symbol_suffix', '')}"
-    else:
-        from ._types import KNOWN_VERSION_FUNCTIONS
-
-        function = KNOWN_VERSION_FUNCTIONS.get(name)
-    if not function:
-        return None
-    try:  # a child process: the library's constructors never run in the caller
-        proc = subprocess.run(
-            [sys.executable, "-c", _VERSION_PROBE, lib_real, function],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = proc.stdout.splitlines()
-    if proc.returncode != 0 or len(lines) != 2 or not lines[0] or not lines[1]:
-        return None
-    return lines[1], f"{lines[0]}()"
+    return best_version(lib_real, name, facts.soname, None, function, prefix, suffix)
 
 
 def _check_reported_version(given: str, reported: tuple[str, str] | None, lib_path: str) -> None:
@@ -333,10 +309,10 @@ def _check_reported_version(given: str, reported: tuple[str, str] | None, lib_pa
     if reported is None:
         return
     text, source = reported
-    have, want = Version(text).release, Version(given).release
+    have, want = Version(text).release, Version(given).release  # text: parse_version_text output
     if want[: len(have)] != have:  # 1.3.1 and 1.3.1.post1/1.3.1.2 agree; 1.3 or 1.2.13 do not
         raise SpecError(
-            f"the library {lib_path!r} reports version {text} ({source}), not {given}; fix: --version {text}",
+            f"the library {lib_path!r} is version {text} (source: {source}), not {given}; fix: --version {text}",
             path="--version",
         )
 

@@ -390,19 +390,39 @@ def test_a_system_only_library_needs_no_requires(libz: str, tmp_path) -> None:
 def test_version_is_checked_against_the_library(libz: str, tmp_path) -> None:
     import zlib
 
-    real = zlib.ZLIB_RUNTIME_VERSION  # Python's zlib asked the same library
-    with pytest.raises(SpecError, match=rf"--version: .*reports version {re.escape(real)} \(zlibVersion\(\)\).*fix: --version {re.escape(real)}"):
+    real = zlib.ZLIB_RUNTIME_VERSION  # Python's zlib asked the same library (this process maps it)
+    with pytest.raises(SpecError, match=rf"^--version: .* is version {re.escape(real)} \(source: .+\), not 0\.9; "
+                                        rf"fix: --version {re.escape(real)}$"):
         wrap(libz, name="z", version="0.9", out_dir=str(tmp_path))
     # a packaging revision of the same release is fine
     assert wrap(libz, name="z", version=f"{real}.post1", out_dir=str(tmp_path)).endswith(".whl")
 
 
+def test_version_from_a_product_numbered_file_name(libz: str, tmp_path) -> None:
+    copy = tmp_path / "libz.so.1.2.99"  # not mapped, owned by no package: only its name tells
+    shutil.copyfile(os.path.realpath(libz), copy)
+    with pytest.raises(SpecError, match=r"is version 1\.2\.99 \(source: file-name\), not 1\.3"):
+        wrap(str(copy), name="z", version="1.3", out_dir=str(tmp_path / "dist"))
+
+
 @needs_gcc
-def test_version_function_of_the_spec_is_asked(lbt: str, tmp_path) -> None:
-    spec = tmp_path / "lbt.toml"
-    spec.write_text(LBT_SPEC)
-    with pytest.raises(SpecError, match=r"reports version 2\.5\.1 \(lbt_version\(\)\)"):
-        wrap(lbt, name="lbt", version="3.0", out_dir=str(tmp_path), spec=str(spec))
+def test_wrapping_never_runs_the_librarys_code(tmp_path) -> None:
+    """No version source without loading: the check is skipped, and the constructor never runs."""
+    marker = tmp_path / "ran"
+    src = tmp_path / "ctor.c"
+    src.write_text(
+        "#include <stdio.h>\n"
+        f"__attribute__((constructor)) static void boom(void) {{ FILE *f = fopen({str(marker)!r}, \"w\"); "
+        "if (f) fclose(f); }\n"
+        "const char *ctor_version(void) { return \"ctor 7.0\"; }\n".replace("'", '"')
+    )
+    lib = tmp_path / "libctor.so.7"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libctor.so.7", "-o", str(lib), str(src)], check=True)
+    spec = tmp_path / "ctor.toml"
+    spec.write_text('[library]\nname = "ctor"\nnames = ["ctor"]\nversion-function = "ctor_version"\n'
+                    '[functions]\nrequired = ["const char *ctor_version(void)"]\n')
+    assert wrap(str(lib), name="ctor", version="1.0", out_dir=str(tmp_path / "dist"), spec=str(spec))
+    assert not marker.exists()
 
 
 def test_name_must_match_the_soname(libz: str, tmp_path) -> None:
