@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+import builders
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -145,6 +147,17 @@ def crc32(const unsigned char[::1] data):
     return zlib.crc32(0, &data[0], <unsigned int>data.shape[0]) if data.shape[0] else 0
 """
 
+# The same consumer linked the ordinary way (-lz, zlib.h): what libbroker replaces.
+ZLINKED_PYX = """\
+# cython: language_level=3
+cdef extern from "zlib.h" nogil:
+    unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len)
+
+
+def crc32_(const unsigned char[::1] data):
+    return crc32(0, &data[0], <unsigned int>data.shape[0]) if data.shape[0] else 0
+"""
+
 SETUP_PY = """\
 import sys
 from Cython.Build import cythonize
@@ -161,6 +174,7 @@ extensions = [
     Extension("bench_direct", ["bench_direct.pyx"], include_dirs=[SRC],
               libraries=["benchadd"], library_dirs=[LIB], runtime_library_dirs=[LIB]),
     Extension("bench_dlsym", ["bench_dlsym.pyx"]),
+    Extension("bench_zlinked", ["bench_zlinked.pyx"], libraries=["z"]),
 ]
 setup(
     script_args=["build_ext", "--inplace", "-j", "2"],
@@ -179,13 +193,17 @@ class Fixtures:
         self.gen = os.path.join(root, "gen")
         self.build = os.path.join(root, "build")  # the extensions; cwd of the children
         self.cache = os.path.join(root, "cache")  # LIBBROKER_CACHE_DIR
+        # A directory on every child's sys.path (PYTHONPATH): "invalidated" touches it,
+        # as any `pip install` touches site-packages.
+        self.site = os.path.join(root, "site")
+        self.ext = os.path.join(root, "ext")  # C extension consumers (builders.py)
         self.pycache = os.path.join(root, "pycache")  # PYTHONPYCACHEPREFIX of the children
         self.benchadd_spec = os.path.join(self.src, "benchadd.toml")
         self.openblas_spec = os.path.join(self.src, "openblas1500.toml")
-        self.generate_spec = os.path.join(self.src, "generate1500.toml")
         self.openblas_path = ""
         self.openblas_symbols: list[str] = []
-        for path in (self.lib, self.src, self.gen, self.build, self.cache, self.pycache):
+        for path in (self.lib, self.src, self.gen, self.build, self.cache, self.pycache,
+                     self.site, self.ext):
             os.makedirs(path, exist_ok=True)
 
     def environ(self) -> dict[str, str]:
@@ -198,6 +216,10 @@ class Fixtures:
         # goes under the fixture directory, never beside the sources.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = self.pycache
+        path = [self.build, self.ext, self.site]
+        if env.get("PYTHONPATH"):
+            path.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(path)
         return env
 
     def environ_no_bytecode(self) -> dict[str, str]:
@@ -213,8 +235,9 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def _run(argv: Sequence[str], cwd: str, what: str) -> None:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+def _run(argv: Sequence[str], cwd: str, what: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env,
+                          check=False)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{what} failed with exit code {proc.returncode}: {' '.join(argv)!r} in {cwd!r}\n"
@@ -247,24 +270,19 @@ def _spec_text(name: str, header: str, prototypes: list[str]) -> str:
     return f'[library]\nname = "{name}"\n{header}\n[functions]\nrequired = [\n{body}]\n'
 
 
-# Realistic shapes for the generate benchmark: pointers, const, several parameters.
-_SHAPES = (
-    "int {}(int n, const double *x, int incx, double *y, int incy)",
-    "double {}(const double *a, size_t lda, double alpha)",
-    "void {}(char uplo, int n, float *a, int lda, int *info)",
-    "float {}(int n, const float *x, int incx)",
-    "void {}(const char *trans, const int *m, const int *n, const double *alpha,"
-    " const double *a, const int *lda, double *b, const int *ldb)",
-    "int64_t {}(void *handle, uint32_t flags, const char *name)",
-)
+def build(root: str, *, quick: bool = False) -> Fixtures:
+    """Build every fixture under *root*; RuntimeError with the tool output on failure.
 
-
-def build(root: str) -> Fixtures:
-    """Build every fixture under *root*; RuntimeError with the tool output on failure."""
-    import libbroker
+    *quick* compiles the Cython extensions at -O0 (their figures then mean nothing;
+    --quick only proves the runner works).
+    """
     import scipy_openblas32
 
+    import libbroker
+
     fx = Fixtures(root)
+    # The touched sys.path directory looks like a small site-packages.
+    builders.distributions(root, 17, site=fx.site)
     _write(os.path.join(fx.src, "benchadd.c"), BENCHADD_C)
     _write(os.path.join(fx.src, "benchadd.h"), BENCHADD_H)
     _run(
@@ -284,14 +302,6 @@ def build(root: str) -> Fixtures:
         fx.openblas_spec,
         _spec_text("openblas1500", header, [f"int {n}(void)" for n in fx.openblas_symbols]),
     )
-    _write(
-        fx.generate_spec,
-        _spec_text(
-            "generate1500",
-            'names = ["scipy_openblas"]\n',
-            [_SHAPES[i % len(_SHAPES)].format(n) for i, n in enumerate(fx.openblas_symbols)],
-        ),
-    )
 
     sources = {
         "bench_brokered.pyx": BROKERED_PYX,
@@ -300,6 +310,7 @@ def build(root: str) -> Fixtures:
         "handadd.pxd": HAND_PXD,
         "bench_dlsym.pyx": DLSYM_PYX,
         "bench_zconsumer.pyx": ZCONSUMER_PYX,
+        "bench_zlinked.pyx": ZLINKED_PYX,
     }
     for name, text in sources.items():
         _write(os.path.join(fx.build, name), textwrap.dedent(text))
@@ -307,5 +318,8 @@ def build(root: str) -> Fixtures:
         os.path.join(fx.build, "setup.py"),
         SETUP_PY.format(gen=fx.gen, src=fx.src, lib=fx.lib, include=libbroker.get_include()),
     )
-    _run([sys.executable, "setup.py"], fx.build, "building the Cython fixtures")
+    env = dict(os.environ)
+    if quick:
+        env["CFLAGS"] = env.get("CFLAGS", "") + " -O0"
+    _run([sys.executable, "setup.py"], fx.build, "building the Cython fixtures", env=env)
     return fx

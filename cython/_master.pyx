@@ -92,19 +92,63 @@ cdef extern from *:
         return w;
     }
 
+    /* GetLastError() of this thread's last failed lb_open, kept in our own
+     * thread-local slot: between the loader call and the Python code that builds
+     * the OSError, re-taking the GIL may call Windows functions that reset it. */
+    #if defined(_MSC_VER)
+    static __declspec(thread) DWORD lb_win_last_code;
+    #else
+    static __thread DWORD lb_win_last_code;
+    #endif
+
+    static int lb_win_absolute(const wchar_t *p) {
+        /* C:\\... or C:/..., or \\\\server\\share and \\\\?\\ forms. LoadLibraryExW with
+         * LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR needs a fully qualified path. */
+        if (((p[0] >= L'A' && p[0] <= L'Z') || (p[0] >= L'a' && p[0] <= L'z')) && p[1] == L':'
+            && (p[2] == L'\\\\' || p[2] == L'/')) return 1;
+        return (p[0] == L'\\\\' || p[0] == L'/') && (p[1] == L'\\\\' || p[1] == L'/');
+    }
+
     static void *lb_open(const char *path, int noload, char *err, size_t errlen) {
         HMODULE h = NULL;
+        DWORD code = 0, old_mode = 0;
         wchar_t *wpath = lb_widen(path);
+        lb_win_last_code = 0;
         if (wpath == NULL) {
             snprintf(err, errlen, "path is not valid UTF-8 or out of memory");
+            return NULL;
+        }
+        if (!lb_win_absolute(wpath)) {
+            /* A relative name would be searched for (cwd, PATH): refuse it here too. */
+            lb_win_last_code = ERROR_INVALID_PARAMETER;
+            snprintf(err, errlen, "expected an absolute path (C:\\\\... or \\\\\\\\server\\\\...); a "
+                     "relative path would make Windows search for the file");
+            free(wpath);
             return NULL;
         }
         if (noload) {
             if (!GetModuleHandleExW(0, wpath, &h)) h = NULL;  /* adds a reference: never freed */
         } else {
+            /* No "cannot find / bad image" message box may wait for a click in a
+             * headless process: fail the call instead. */
+            SetThreadErrorMode(SEM_FAILCRITICALERRORS | SEM_NOOPENFILEERRORBOX, &old_mode);
             h = LoadLibraryExW(wpath, NULL,
                                LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS);
-            if (h == NULL) lb_win_error(GetLastError(), err, errlen);
+            if (h == NULL) code = GetLastError();
+            SetThreadErrorMode(old_mode, NULL);
+            if (h == NULL) {
+                size_t n;
+                lb_win_last_code = code;
+                lb_win_error(code, err, errlen);
+                n = strlen(err);
+                if (code == ERROR_MOD_NOT_FOUND && GetFileAttributesW(wpath) != INVALID_FILE_ATTRIBUTES
+                    && n < errlen) {
+                    /* The file is there: what is missing is a DLL it imports. */
+                    snprintf(err + n, errlen - n, " (the file exists: a DLL it imports is not in "
+                             "the library's directory, the application directory, an "
+                             "os.add_dll_directory directory or System32)");
+                }
+            }
         }
         free(wpath);
         return (void *)h;
@@ -243,9 +287,39 @@ cdef extern from *:
      * is first pushed through a pipe, which fails with EFAULT where a load would
      * crash. Returns the length copied, or -1 when p is not readable. */
     #ifdef _WIN32
+    /* Windows: no pipe trick and, with mingw, no __try/__except. Each page is
+     * checked with VirtualQuery before it is read: committed, a readable
+     * protection, not a guard page (touching one would raise, and grow a stack).
+     * At most cap-1 bytes are read. What remains unguarded: another thread
+     * unmapping the page between the query and the read. */
+    static int lb_win_readable(const MEMORY_BASIC_INFORMATION *m) {
+        DWORD readable = PAGE_READONLY | PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READ
+                         | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY;
+        return m->State == MEM_COMMIT && (m->Protect & (PAGE_GUARD | PAGE_NOACCESS)) == 0
+               && (m->Protect & readable) != 0;
+    }
+
     static long lb_safe_strcpy(const char *p, char *out, size_t cap) {
-        size_t n = strnlen(p, cap - 1);
-        memcpy(out, p, n); out[n] = 0; return (long)n;
+        SYSTEM_INFO si;
+        size_t done = 0, page;
+        GetSystemInfo(&si);
+        page = si.dwPageSize ? (size_t)si.dwPageSize : 4096;
+        if ((uintptr_t)p < 65536) return -1;   /* small integers, not pointers */
+        while (done < cap - 1) {
+            MEMORY_BASIC_INFORMATION m;
+            const char *at = p + done;
+            size_t to_page_end = page - (((uintptr_t)at) % page), chunk, i;
+            if (VirtualQuery(at, &m, sizeof m) != sizeof m || !lb_win_readable(&m)) break;
+            chunk = to_page_end < cap - 1 - done ? to_page_end : cap - 1 - done;
+            for (i = 0; i < chunk; i++) {
+                out[done] = at[i];
+                if (at[i] == 0) return (long)done;
+                done++;
+            }
+        }
+        if (done == 0) return -1;
+        out[done] = 0;
+        return (long)done;
     }
     #else
     #include <unistd.h>
@@ -288,6 +362,28 @@ cdef extern from *:
     int lb_objects(lb_object **out, size_t *count) nogil
     void lb_free_objects(lb_object *objs, size_t count) nogil
     long lb_safe_strcpy(const char *p, char *out, size_t cap) nogil
+
+cdef extern from *:
+    """
+    /* The Windows error code of this thread's last failed lb_open; 0 on POSIX. */
+    #ifdef _WIN32
+    static unsigned long lb_open_error_code(void) { return (unsigned long)lb_win_last_code; }
+    #else
+    static unsigned long lb_open_error_code(void) { return 0; }
+    #endif
+    """
+    unsigned long lb_open_error_code() nogil
+
+
+cdef object _open_error(const char *err, object path):
+    """OSError for a failed load. On Windows it carries ``winerror`` (GetLastError())
+    and FormatMessageW's text, as OSError(errno, strerror, filename, winerror) does."""
+    cdef unsigned long code = lb_open_error_code()
+    message = err.decode("utf-8", "replace")
+    if code:
+        return OSError(0, message, os.fspath(path), code)
+    return OSError(0, message, os.fspath(path))
+
 
 ctypedef const char *(*version_function)() noexcept nogil
 
@@ -341,7 +437,7 @@ def dlopen(path):
     with nogil:
         h = lb_open(cpath, 0, err, _ERR_MAX)
     if h == NULL:
-        raise OSError(0, err.decode("utf-8", "replace"), os.fspath(path))
+        raise _open_error(err, path)
     return <uintptr_t>h
 
 

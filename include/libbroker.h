@@ -28,8 +28,13 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LIBBROKER_UNUSED __attribute__((unused))
+#define LIBBROKER_NORETURN __attribute__((noreturn))
+#elif defined(_MSC_VER)
+#define LIBBROKER_UNUSED
+#define LIBBROKER_NORETURN __declspec(noreturn)
 #else
 #define LIBBROKER_UNUSED
+#define LIBBROKER_NORETURN
 #endif
 
 typedef struct libbroker_table_header {
@@ -195,6 +200,23 @@ libbroker_absent_optional(const char *table, const char *function)
                   "libbroker: optional function %s.%s is absent from the loaded library and was "
                   "called anyway; test libbroker_%s->%s != NULL after the import",
                   table, function, table, function);
+    Py_FatalError(message);
+}
+
+/*
+ * Called by the stub of a variadic function used before the import: the stub
+ * has imported the table, but C cannot forward '...' arguments to the real
+ * function, so this first call stops the process with a message saying so.
+ */
+static LIBBROKER_UNUSED LIBBROKER_NORETURN void
+libbroker_variadic_early(const char *table, const char *function)
+{
+    char message[512];
+    PyOS_snprintf(message, sizeof(message),
+                  "libbroker: variadic function %s.%s was called before libbroker_import_%s() "
+                  "(import_%s() in Cython); C cannot forward its '...' arguments from the "
+                  "stub; call the import in the module's init function",
+                  table, function, table, table);
     Py_FatalError(message);
 }
 

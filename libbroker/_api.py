@@ -265,7 +265,7 @@ def _prepare_path(path: str) -> "list[Dependency]":
     facts = read_facts(real)
     if isinstance(facts, str) or facts.kind != "shared" or _loader.loaded_named(os.path.basename(path)):
         return []
-    closure = resolve_closure(real)
+    closure = resolve_closure(real)  # the file's own machine/word size/glibc first, then its closure
     if not closure.ok:
         raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
     for dep in closure.dependencies:

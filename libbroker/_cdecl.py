@@ -20,31 +20,22 @@ from ._locks import new_lock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Union
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, Union
 
-    CType = Union["Base", "Pointer", "Array", "FuncType"]
+    Node = Any  # a pycparser AST node (pycparser ships no type information)
+    Fail = Callable[[str], SpecError]
+
+    CType = Union["Base", "Pointer", "Array", "FuncType", "Record"]  # noqa: UP007 (forward refs)
 
 C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto "
-    "if inline int long register restrict return short signed sizeof static struct switch "
-    "typedef union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex "
-    "_Generic _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool "
-    "constexpr false nullptr static_assert thread_local true typeof typeof_unqual _BitInt "
-    "_Decimal32 _Decimal64 _Decimal128".split()
+    ["auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic", "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local", "alignas", "alignof", "bool", "constexpr", "false", "nullptr", "static_assert", "thread_local", "true", "typeof", "typeof_unqual", "_BitInt", "_Decimal32", "_Decimal64", "_Decimal128"]
 )
 
 # The generated header must also compile as C++: these cannot name a [types]
 # entry, an opaque struct tag or a slot.
 CXX_KEYWORDS = frozenset(
-    "alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t "
-    "char16_t char32_t class compl concept const consteval constexpr constinit const_cast "
-    "continue co_await co_return co_yield decltype default delete do double dynamic_cast else "
-    "enum explicit export extern false float for friend goto if inline int long mutable "
-    "namespace new noexcept not not_eq nullptr operator or or_eq private protected public "
-    "register reinterpret_cast requires return short signed sizeof static static_assert "
-    "static_cast struct switch template this thread_local throw true try typedef typeid "
-    "typename union unsigned using virtual void volatile wchar_t while xor xor_eq".split()
+    ["alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "private", "protected", "public", "register", "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq"]
 )
 
 # Kept by name in every rendering (their size is the platform's business, and
@@ -68,6 +59,9 @@ for _bits in ("8", "16", "32", "64"):
 del _bits, _kind
 
 _QUAL_ORDER = ("const", "volatile")
+#: Deepest nesting of (), [], {} or '*' one declaration may have (C requires 12).
+MAX_NESTING = 64
+MAX_ENTRY_CHARS = 20_000
 _PROBE = "libbroker__type_probe__"
 
 
@@ -75,7 +69,7 @@ class Base:
     """A named type: a C builtin ("unsigned long"), a standard typedef
     ("size_t"), a [types] name ("uLong", kind "typedef") or a tag ("struct x")."""
 
-    __slots__ = ("name", "quals", "kind")
+    __slots__ = ("kind", "name", "quals")
 
     def __init__(self, name: str, quals: tuple[str, ...] = (), kind: str = "builtin") -> None:
         self.name = name
@@ -84,7 +78,7 @@ class Base:
 
 
 class Pointer:
-    __slots__ = ("target", "quals")
+    __slots__ = ("quals", "target")
 
     def __init__(self, target: CType, quals: tuple[str, ...] = ()) -> None:
         self.target = target
@@ -100,11 +94,28 @@ class Array:
 
 
 class FuncType:
-    __slots__ = ("result", "params")
+    """A function type; ``variadic`` when the parameter list ends with ``...``."""
 
-    def __init__(self, result: CType, params: list[tuple[str | None, CType]]) -> None:
+    __slots__ = ("params", "result", "variadic")
+
+    def __init__(self, result: CType, params: list[tuple[str | None, CType]],
+                 variadic: bool = False) -> None:
         self.result = result
         self.params = params
+        self.variadic = variadic
+
+
+class Record:
+    """A complete struct or union written in [types] (``"struct { int major; }"``):
+    the only way a spec passes a struct by value. ``fields`` keep their order."""
+
+    __slots__ = ("fields", "keyword", "quals")
+
+    def __init__(self, keyword: str, fields: list[tuple[str, CType]],
+                 quals: tuple[str, ...] = ()) -> None:
+        self.keyword = keyword  # "struct" or "union"
+        self.fields = fields
+        self.quals = quals
 
 
 def is_c_identifier(name: object) -> bool:
@@ -134,11 +145,11 @@ _parser = None
 _parser_lock = new_lock()  # re-created in a forked child (_locks)
 
 
-def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it
+def _get_parser() -> Any:
     # Building a pycparser 2.x parser (PLY tables) costs ~100 ms: build once.
     global _parser
     if _parser is None:
-        from pycparser import c_parser
+        from pycparser import c_parser  # type: ignore[import-untyped,unused-ignore]
 
         _parser = c_parser.CParser()
     return _parser
@@ -147,7 +158,7 @@ def _get_parser():  # noqa: ANN202 - pycparser has no stable public type for it
 class Entry:
     """One thing to parse: a prototype or a [types] entry, and where it came from."""
 
-    __slots__ = ("kind", "name", "text", "line")
+    __slots__ = ("kind", "line", "name", "text")
 
     def __init__(self, kind: str, name: str, text: str, line: int | None) -> None:
         self.kind = kind  # "function" or "type"
@@ -165,16 +176,14 @@ def parse_entries(
     Returns one ``(name, model)`` per entry: the declared name and FuncType
     for a prototype, ``(None, type)`` for a [types] entry.
     """
-    from pycparser import c_ast, c_parser
+    from pycparser import c_ast, c_parser  # type: ignore[import-untyped,unused-ignore]
 
     for entry in entries:
         _precheck(entry, path)
     header = _placeholders(types)
     lines = list(header)
     first = len(lines) + 1
-    for entry in entries:
-        text = " ".join(entry.text.split())
-        lines.append(f"void {_PROBE}({text});" if entry.kind == "type" else f"{text};")
+    lines.extend(_line_for(entry) for entry in entries)
     try:
         with _parser_lock:
             ast = _get_parser().parse("\n".join(lines) + "\n", "<libbroker>")
@@ -185,7 +194,7 @@ def parse_entries(
         else:
             culprit = _find_culprit(header, entries) or entries[-1]
         raise _diagnose(header, culprit, exc, path) from exc
-    by_line: dict[int, list] = {}
+    by_line: dict[int, list[Node]] = {}
     for node in ast.ext:
         by_line.setdefault(node.coord.line if node.coord else 0, []).append(node)
     results: list[tuple[str | None, CType]] = []
@@ -211,10 +220,42 @@ def _precheck(entry: Entry, path: str | None) -> None:
         )
     if not entry.text.strip():
         raise SpecError(f"{what} is empty; expected a C declaration", path=path, line=entry.line)
+    # pycparser and the renderers recurse once per declarator level: bound the
+    # nesting here so that no spec can reach a RecursionError.
+    depth = deepest = 0
+    for char in entry.text:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    stars = entry.text.count("*")
+    if deepest > MAX_NESTING or stars > MAX_NESTING or len(entry.text) > MAX_ENTRY_CHARS:
+        raise SpecError(
+            f"{what} {entry.text[:60]!r}... nests {max(deepest, stars)} levels of parentheses, "
+            f"brackets or pointers in {len(entry.text)} characters; libbroker accepts at most "
+            f"{MAX_NESTING} levels and {MAX_ENTRY_CHARS} characters per declaration; fix: name "
+            "the inner types in [types]",
+            path=path,
+            line=entry.line,
+        )
 
 
 def _what(entry: Entry) -> str:
-    return "prototype" if entry.kind == "function" else f"[types] entry {entry.name!r} ="
+    if entry.kind == "function":
+        return "prototype"
+    if entry.kind == "variable":
+        return "variable declaration"
+    return f"[types] entry {entry.name!r} ="
+
+
+def _line_for(entry: Entry) -> str:
+    text = " ".join(entry.text.split())
+    if entry.kind == "type":
+        return f"void {_PROBE}({text});"
+    if entry.kind == "variable":
+        return f"extern {text.removeprefix('extern ')};"
+    return f"{text};"
 
 
 def _error_line(message: str) -> int | None:
@@ -234,15 +275,25 @@ def _error_text(message: str) -> str:
     return message.split(":", 1)[-1].strip() if message.startswith("<libbroker>") else message
 
 
-def _parses(header: list[str], extra: list[str], entry: Entry) -> bool:
-    text = " ".join(entry.text.split())
-    line = f"void {_PROBE}({text});" if entry.kind == "type" else f"{text};"
+def _parse_error(header: list[str], extra: list[str], entry: Entry) -> tuple[int, int] | None:
+    """Where parsing ``entry`` fails (line, column) with ``extra`` declared; None: it parses."""
     try:
         with _parser_lock:
-            _get_parser().parse("\n".join(header + extra + [line]) + "\n", "<libbroker>")
-    except Exception:
-        return False
-    return True
+            _get_parser().parse("\n".join(header + extra + [_line_for(entry)]) + "\n",
+                                "<libbroker>")
+    except Exception as exc:  # noqa: BLE001 - any failure is "does not parse" (error path)
+        parts = str(exc).split(":", 3)
+        numbers = [int(p) for p in parts[1:3] if p.strip().isdigit()]
+        if not numbers:  # no position: pycparser got to the end of the declaration
+            return 1 << 30, 0
+        numbers += [0]
+        # Lines counted without ``extra``, so that two attempts compare.
+        return numbers[0] - len(extra), numbers[1]
+    return None
+
+
+def _parses(header: list[str], extra: list[str], entry: Entry) -> bool:
+    return _parse_error(header, extra, entry) is None
 
 
 def _find_culprit(header: list[str], entries: Sequence[Entry]) -> Entry | None:
@@ -269,9 +320,19 @@ def _identifiers(text: str) -> list[str]:
 def _diagnose(header: list[str], entry: Entry, exc: Exception, path: str | None) -> SpecError:
     what = _what(entry)
     known = set(STANDARD_TYPES) | C_KEYWORDS | {h.split()[2].rstrip(";") for h in header}
-    for word in _identifiers(entry.text):
-        if word not in known and _parses(header, [f"typedef int {word};"], entry):
-            return _unknown_type(word, entry, path)
+    # A word is an unknown type name when declaring it moves the parse error further
+    # along (or removes it): that finds every unknown type, not only a lone one.
+    unknown: list[str] = []
+    failure = _parse_error(header, [], entry)
+    for word in _identifiers(entry.text)[:50]:
+        if word in known or failure is None:
+            continue
+        attempt = _parse_error(header, [f"typedef int {w};" for w in unknown + [word]], entry)
+        if attempt is None or attempt > failure:
+            unknown.append(word)
+            failure = attempt
+    if unknown and failure is None:
+        return _unknown_type(unknown, entry, path)
     if entry.kind == "type":
         kind, example = "a C type", "'unsigned long', 'int (*)(void *, int)' or 'opaque'"
     else:
@@ -284,18 +345,24 @@ def _diagnose(header: list[str], entry: Entry, exc: Exception, path: str | None)
     )
 
 
-def _unknown_type(word: str, entry: Entry, path: str | None) -> SpecError:
+def _unknown_type(words: list[str], entry: Entry, path: str | None) -> SpecError:
+    word = words[0]
+    if len(words) == 1:
+        used = f"the unknown type {word!r}; fix: declare it in [types]"
+    else:
+        used = (f"the unknown types {', '.join(repr(w) for w in words)}; fix: declare each "
+                "in [types]")
     return SpecError(
-        f"{_what(entry)} {entry.text!r} uses the unknown type {word!r}; fix: declare it in "
-        f'[types], e.g. {word} = "opaque" (a struct used through pointers) or '
-        f'{word} = "unsigned long"',
+        f"{_what(entry)} {entry.text!r} uses {used}, e.g. {word} = \"opaque\" (a struct used "
+        f'through pointers) or {word} = "unsigned long" (`libbroker spec HEADER` writes '
+        "[types] from the library's real header)",
         path=path,
         line=entry.line,
     )
 
 
 def _convert_entry(
-    entry: Entry, nodes: list, types: Mapping[str, str], path: str | None, c_ast
+    entry: Entry, nodes: list[Node], types: Mapping[str, str], path: str | None, c_ast: Any
 ) -> tuple[str | None, CType]:
     what = _what(entry)
 
@@ -312,15 +379,30 @@ def _convert_entry(
         if len(params) != 1 or not isinstance(params[0], c_ast.Typename):
             raise fail(
                 "is not a C type; expected a type without a name, e.g. 'unsigned long', "
-                "'int (*)(void *, int)', or 'opaque' for a struct used through pointers"
+                "'int (*)(void *, int)', 'struct { int major; int minor; }' (a struct used "
+                "by value), or 'opaque' for a struct used through pointers"
             )
         if _is_void(params[0].type, c_ast) and not params[0].type.quals:
             return None, Base("void")
+        conv.record_allowed = True
         return None, conv.convert(params[0].type)
+    if entry.kind == "variable":
+        if node.storage not in ([], ["extern"]) or isinstance(node.type, c_ast.FuncDecl):
+            raise fail(
+                "is not an object declaration; expected 'TYPE NAME' such as "
+                "'ffi_type ffi_type_double' (functions belong in [functions])"
+            )
+        if node.init is not None:
+            raise fail("has an initializer; expected 'TYPE NAME' alone")
+        vtype = conv.convert(node.type)
+        if isinstance(vtype, Base) and vtype.name == "void":
+            raise fail("declares an object of type void; fix: give its real type, or "
+                       "'unsigned char NAME' to get its address")
+        return node.name, vtype
     if node.storage not in ([], ["extern"]) or not isinstance(node.type, c_ast.FuncDecl):
         raise fail(
             "is not a function declaration; expected 'RETURN NAME(PARAMETERS)', "
-            "with no storage class other than extern"
+            "with no storage class other than extern (objects belong in [variables])"
         )
     result = conv.convert(node.type)
     assert isinstance(result, FuncType)
@@ -338,7 +420,7 @@ def _convert_entry(
     return node.name, result
 
 
-def _is_void(node, c_ast) -> bool:
+def _is_void(node: Node, c_ast: Any) -> bool:
     return (
         isinstance(node, c_ast.TypeDecl)
         and isinstance(node.type, c_ast.IdentifierType)
@@ -347,14 +429,21 @@ def _is_void(node, c_ast) -> bool:
 
 
 class _Converter:
-    def __init__(self, fail, types: Mapping[str, str], c_ast) -> None:
+    def __init__(self, fail: Fail, types: Mapping[str, str], c_ast: Any) -> None:
         self.fail = fail
         self.types = types
         self.c_ast = c_ast
+        # A struct written out in full is allowed once, as a whole [types] entry.
+        self.record_allowed = False
 
-    def convert(self, node) -> CType:
+    def convert(self, node: Node) -> CType:
         c_ast = self.c_ast
+        allowed, self.record_allowed = self.record_allowed, False
         if isinstance(node, c_ast.TypeDecl):
+            if allowed and isinstance(node.type, (c_ast.Struct, c_ast.Union)) and (
+                node.type.decls is not None
+            ):
+                return self.record(node.type, self.quals(node.quals))
             return self.base(node.type, self.quals(node.quals))
         if isinstance(node, c_ast.PtrDecl):
             return Pointer(self.convert(node.type), self.quals(node.quals))
@@ -371,7 +460,7 @@ class _Converter:
         # restrict is a promise to the optimiser, not part of the ABI: dropped.
         return tuple(q for q in _QUAL_ORDER if q in quals)
 
-    def dimension(self, dim) -> int | None:
+    def dimension(self, dim: Node) -> int | None:
         if dim is None:
             return None
         if isinstance(dim, self.c_ast.Constant) and dim.type == "int":
@@ -383,16 +472,51 @@ class _Converter:
                 pass
         raise self.fail("has an array size that is not an integer literal")
 
-    def base(self, node, quals: tuple[str, ...]) -> Base:
+    def record(self, node: Node, quals: tuple[str, ...]) -> Record:
+        keyword = "union" if isinstance(node, self.c_ast.Union) else "struct"
+        if node.name is not None:
+            raise self.fail(
+                f"defines '{keyword} {node.name} {{...}}' with a tag; expected an untagged "
+                f"'{keyword} {{ FIELDS }}' (the [types] name is its name)"
+            )
+        fields: list[tuple[str, CType]] = []
+        for decl in node.decls:
+            if decl.bitsize is not None:
+                raise self.fail(
+                    f"has the bit-field {decl.name!r}, whose layout C leaves to the compiler; "
+                    "fix: declare the struct \"opaque\" and use it through pointers"
+                )
+            if decl.name is None:
+                raise self.fail("has a field without a name; expected 'TYPE NAME;' per field")
+            if any(decl.name == name for name, _ in fields):
+                raise self.fail(f"declares the field {decl.name!r} twice; fix: rename one")
+            ftype = self.convert(decl.type)
+            if isinstance(ftype, FuncType) or (isinstance(ftype, Base) and ftype.name == "void"):
+                raise self.fail(f"has the field {decl.name!r} of a function or void type; "
+                                "expected an object type (a function pointer is '(*NAME)(...)')")
+            if isinstance(ftype, Array) and ftype.size is None:
+                raise self.fail(f"has the flexible array field {decl.name!r}; such a struct "
+                                "cannot be passed by value; fix: declare it \"opaque\"")
+            fields.append((decl.name, ftype))
+        if not fields:
+            raise self.fail(f"defines a {keyword} without fields, which C does not allow")
+        return Record(keyword, fields, quals)
+
+    def base(self, node: Node, quals: tuple[str, ...]) -> Base:
         c_ast = self.c_ast
         if isinstance(node, (c_ast.Struct, c_ast.Union, c_ast.Enum)):
             keyword = {c_ast.Struct: "struct", c_ast.Union: "union", c_ast.Enum: "enum"}[type(node)]
-            if node.name is None or getattr(node, "decls", None) is not None or getattr(
-                node, "values", None
-            ) is not None:
+            if keyword == "enum" and node.values is not None:
                 raise self.fail(
-                    f"defines a {keyword} inline; fix: name it in [types] (NAME = \"opaque\") "
-                    "and use it through pointers"
+                    "defines an enum inline; an enum's size is the compiler's choice, so a "
+                    "spec gives its underlying integer type instead; fix: declare it in "
+                    '[types] as that type, e.g. NAME = "int"  # enum NAME'
+                )
+            if node.name is None or getattr(node, "decls", None) is not None:
+                raise self.fail(
+                    f"defines a {keyword} inside a declaration; fix: give it a [types] name, "
+                    f'either complete (NAME = "{keyword} {{ int a; double b; }}", usable by '
+                    'value) or opaque (NAME = "opaque", usable through pointers)'
                 )
             if keyword == "enum":
                 raise self.fail(
@@ -415,7 +539,7 @@ class _Converter:
             return Base(names[0], quals, kind)
         return Base(_builtin_name(names, self.fail), quals, "builtin")
 
-    def function(self, node) -> FuncType:
+    def function(self, node: Node) -> FuncType:
         c_ast = self.c_ast
         if node.args is None:
             raise self.fail(
@@ -424,13 +548,14 @@ class _Converter:
             )
         params: list[tuple[str | None, CType]] = []
         items = node.args.params
+        variadic = False
         for index, param in enumerate(items):
             if isinstance(param, c_ast.EllipsisParam):
-                raise self.fail(
-                    "is variadic ('...'); a table slot cannot forward variadic calls portably; "
-                    "fix: declare the fixed-argument variant (e.g. the v* function taking a "
-                    "va_list) or a wrapper with fixed parameters"
-                )
+                if not params:
+                    raise self.fail("has '...' without a parameter before it, which C before "
+                                    "C23 does not allow; fix: declare the first parameter")
+                variadic = True
+                continue
             if isinstance(param, c_ast.ID):
                 raise self.fail(
                     f"has a parameter {param.name!r} without a type; if {param.name!r} is a "
@@ -444,10 +569,10 @@ class _Converter:
         result = self.convert(node.type)
         if isinstance(result, (Array, FuncType)):
             raise self.fail("returns an array or a function, which C does not allow")
-        return FuncType(result, params)
+        return FuncType(result, params, variadic)
 
 
-def _builtin_name(names: list[str], fail) -> str:
+def _builtin_name(names: list[str], fail: Fail) -> str:
     counts = {word: names.count(word) for word in names}
     sign = ""
     if "unsigned" in counts:
@@ -477,10 +602,7 @@ def _builtin_name(names: list[str], fail) -> str:
 # -- rendering -----------------------------------------------------------------------------
 
 _CYTHON_RESERVED = frozenset(
-    "cdef cpdef ctypedef cimport include nogil gil noexcept extern inline public api readonly "
-    "sizeof NULL struct union enum const volatile signed unsigned long short int char float "
-    "double void bint object print exec by new fused typeof address cppclass namespace "
-    "operator except DEF IF ELIF ELSE".split()
+    ["cdef", "cpdef", "ctypedef", "cimport", "include", "nogil", "gil", "noexcept", "extern", "inline", "public", "api", "readonly", "sizeof", "NULL", "struct", "union", "enum", "const", "volatile", "signed", "unsigned", "long", "short", "int", "char", "float", "double", "void", "bint", "object", "print", "exec", "by", "new", "fused", "typeof", "address", "cppclass", "namespace", "operator", "except", "DEF", "IF", "ELIF", "ELSE"]
 )
 
 
@@ -503,8 +625,13 @@ def resolve(ctype: CType, types: Mapping[str, CType | None]) -> CType:
         return Pointer(resolve(ctype.target, types), ctype.quals)
     if isinstance(ctype, Array):
         return Array(resolve(ctype.element, types), ctype.size)
+    if isinstance(ctype, Record):
+        return Record(ctype.keyword, [(n, resolve(t, types)) for n, t in ctype.fields],
+                      ctype.quals)
     return FuncType(
-        resolve(ctype.result, types), [(n, adjust_param(resolve(t, types))) for n, t in ctype.params]
+        resolve(ctype.result, types),
+        [(n, adjust_param(resolve(t, types))) for n, t in ctype.params],
+        ctype.variadic,
     )
 
 
@@ -530,6 +657,8 @@ def _add_quals(ctype: CType, quals: tuple[str, ...]) -> CType:
         return Pointer(ctype.target, _merge(ctype.quals, quals))
     if isinstance(ctype, Array):  # qualifiers of an array type belong to its elements
         return Array(_add_quals(ctype.element, quals), ctype.size)
+    if isinstance(ctype, Record):
+        return Record(ctype.keyword, ctype.fields, _merge(ctype.quals, quals))
     return ctype
 
 
@@ -539,6 +668,8 @@ def strip_top_quals(ctype: CType) -> CType:
         return Base(ctype.name, (), ctype.kind)
     if isinstance(ctype, Pointer):
         return Pointer(ctype.target, ())
+    if isinstance(ctype, Record):
+        return Record(ctype.keyword, ctype.fields, ())
     return ctype
 
 
@@ -561,6 +692,11 @@ def render(
                 name = (names or {}).get(name, name)
             text = " ".join(quals + (name,))
             return f"{text} {declarator}" if declarator else text
+        if isinstance(ctype, Record):  # C only: the .pxd declares records as blocks
+            body = " ".join(render(ftype, fname, style=style, names=names) + ";"
+                            for fname, ftype in ctype.fields)
+            text = " ".join(ctype.quals + (f"{ctype.keyword} {{ {body} }}",))
+            return f"{text} {declarator}" if declarator else text
         if isinstance(ctype, Pointer):
             quals = ctype.quals if style != "pxd" else tuple(q for q in ctype.quals if q == "const")
             qual_text = " ".join(quals)
@@ -575,7 +711,10 @@ def render(
             declarator += f"[{ctype.size}]" if ctype.size is not None else "[]"
             ctype = ctype.element
             continue
-        declarator += f"({render_params(ctype.params, style=style, names=names)})"
+        params = render_params(ctype.params, style=style, names=names)
+        if ctype.variadic:
+            params += ", ..."
+        declarator += f"({params})"
         if style == "pxd":
             declarator += " noexcept nogil"
         ctype = ctype.result
@@ -609,6 +748,9 @@ def uses(ctype: CType, found: set[str]) -> set[str]:
         uses(ctype.target, found)
     elif isinstance(ctype, Array):
         uses(ctype.element, found)
+    elif isinstance(ctype, Record):
+        for _, field in ctype.fields:
+            uses(field, found)
     else:
         uses(ctype.result, found)
         for _, param in ctype.params:

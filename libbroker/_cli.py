@@ -41,39 +41,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="link name, e.g. 'z' for libz.so.1")
     p.add_argument("--version", dest="spec_version", metavar="SPEC", help="PEP 440 specifier")
     p.add_argument("--all", action="store_true", help="every candidate with its verdict")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--package", dest="packages", action="append", default=[], metavar="DIST",
+                   help="also search the files of this installed distribution, as a spec's "
+                   "`packages` does (e.g. scipy-openblas32); repeatable")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("inspect", help="read a binary without loading it")
-    p.add_argument("path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("path", help="the binary to read (ELF, PE or Mach-O)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("check", help="resolve the library for a spec and check its symbols")
-    p.add_argument("spec")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("spec", help="the spec file (TOML)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("generate", help="write libbroker_<name>.h and .pxd for a spec")
-    p.add_argument("spec")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("spec", help="the spec file (TOML)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory to write the headers to (created; unchanged files are "
+                        "left alone)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("list", help="every library visible to libbroker, grouped by origin")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--package", dest="packages", action="append", default=[], metavar="DIST",
+                   help="also list the libraries of this installed distribution, as a spec's "
+                   "`packages` reaches them; repeatable")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
     # Both `--import a --import b` and `--import a b`.
-    p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[], metavar="MODULE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[],
+                   metavar="MODULE", help="import MODULE first (found as `python -m` would: "
+                   "the current directory first); repeatable")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("wrap", help="build a provider wheel from a shared library")
-    p.add_argument("lib")
-    p.add_argument("--name", required=True)
-    p.add_argument("--version", dest="lib_version", required=True)
-    p.add_argument("--spec", default=None)
-    p.add_argument("--dist-name", default=None)
+    p.add_argument("lib", help="the shared library file to wrap")
+    p.add_argument("--name", required=True, help="the library's link name, e.g. 'z'")
+    p.add_argument("--version", dest="lib_version", required=True,
+                   help="the library's version, e.g. 1.3.1")
+    p.add_argument("--spec", default=None, help="a spec whose symbols the library must export")
+    p.add_argument("--dist-name", default=None, help="the wheel's distribution name")
     # Repeatable: one provider distribution per dependency the library has (Requires-Dist).
-    p.add_argument("--requires", action="append", default=[], metavar="DIST")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--requires", action="append", default=[], metavar="DIST",
+                   help="a provider distribution this library depends on (Requires-Dist); repeatable")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory to write the wheel to")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("spec", help="write a spec from a library's real C headers")
+    p.add_argument("headers", nargs="+", metavar="HEADER",
+                   help="header path, or a name #include <...> finds (curl/curl.h)")
+    p.add_argument("--name", required=True, help="the table name, a C identifier")
+    p.add_argument("--link", required=True, action="append", metavar="LINK",
+                   help="link name of the library ('z' for libz.so.1); repeatable")
+    p.add_argument("--function", dest="functions", action="append", default=[],
+                   metavar="GLOB", help="select functions by name or glob (default: every "
+                   "function the library's own headers declare); repeatable")
+    p.add_argument("--variable", dest="variables", action="append", default=[],
+                   metavar="GLOB", help="select exported objects for [variables]; repeatable")
+    p.add_argument("--complete", action="append", default=[], metavar="GLOB",
+                   help="write these struct types with their fields even when used only "
+                   "through pointers (to allocate them); repeatable")
+    p.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR",
+                   help="include directory for the preprocessor; repeatable")
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="MACRO[=VALUE]",
+                   help="macro for the preprocessor; repeatable")
+    p.add_argument("-o", "--output", metavar="SPEC.toml",
+                   help="file to write (default: standard output)")
+    p.add_argument("--check", action="store_true",
+                   help="also resolve the library and list selected names it does not export "
+                   "(exit 1 if any)")
+
+    p = sub.add_parser("config", help="compiler flags for code that includes generated headers")
+    p.add_argument("--cflags", action="store_true", help="print -I flags for libbroker.h")
+    p.add_argument("--includedir", action="store_true",
+                   help="print the directory holding libbroker.h")
+    p.add_argument("--pkgconfig", action="store_true",
+                   help="print the directory holding libbroker.pc (for PKG_CONFIG_PATH)")
     return parser
 
 
@@ -113,7 +157,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     from ._api import candidates, find
 
     if args.all:
-        cands = candidates(args.name, args.spec_version)
+        cands = candidates(args.name, args.spec_version, packages=args.packages)
         data = [c.as_dict() for c in cands]
         lines = []
         for c in cands:
@@ -123,7 +167,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             print(f"libbroker find: no file named like {args.name!r} was seen", file=sys.stderr)
         _emit(args, data, "\n".join(lines))
         return EXIT_OK if any(c.accepted for c in cands) else EXIT_NOT_FOUND
-    info = find(args.name, args.spec_version)
+    info = find(args.name, args.spec_version, packages=args.packages)
     source = f" (from {info.version_source})" if info.version_source else ""
     text = (
         f"{info.path}\nversion: {info.version_text or 'unknown'}{source}\norigin: {info.origin}\n"
@@ -167,6 +211,10 @@ def inspect_data(path: str) -> dict[str, object]:
         reason = f"is an ELF {kind}, not a shared library (an executable is never loadable)"
     else:
         reason = check_compatible(info, host)
+    if reason is None:
+        from ._resolve import loader_refusal
+
+        reason = loader_refusal(os.path.realpath(path))  # what would kill the process in dlopen
     dependencies: list[dict[str, str]] = []
     if reason is None:
         closure = resolve_closure(path)
@@ -277,36 +325,127 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ._discovery import version_from_filename
     from ._listing import visible_libraries
 
-    groups = visible_libraries()
+    groups: dict[str, list[dict[str, str | None]]] = dict(visible_libraries())
+    for origin, item in _package_libraries(args.packages):
+        groups.setdefault(origin, []).append(item)
     lines = []
     for origin, items in groups.items():
+        for item in items:  # the version the real file's name gives, after symlinks
+            item.setdefault("version", version_from_filename(os.path.realpath(str(item["path"]))))
+        items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
-        lines.extend(f"  {item['name']}\t{item['path']}" for item in items)
+        lines.extend(f"  {item['name']}\t{item['version'] or '-'}\t{item['path']}"
+                     for item in items)
     _emit(args, groups, "\n".join(lines))
     return EXIT_OK
+
+
+def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | None]]]:
+    """(origin, {name, path, version}) for the shared libraries of installed ``packages``."""
+    if not packages:
+        return []
+    from importlib import metadata
+
+    from ._discovery import link_name_of
+    from ._providers import package_files
+
+    found: list[tuple[str, dict[str, str | None]]] = []
+    for package in packages:
+        try:
+            listed = metadata.distribution(package).files or []
+        except metadata.PackageNotFoundError:
+            print(f"libbroker list: package {package!r} is not installed (fix: pip install "
+                  f"{package})", file=sys.stderr)
+            continue
+        names = sorted({n for n in (link_name_of(f.name) for f in listed) if n})
+        files, _ = package_files([package], names)
+        for provided in files:
+            name = link_name_of(os.path.basename(provided.path)) or os.path.basename(provided.path)
+            found.append((provided.origin, {"name": name, "path": provided.path,
+                                            "version": provided.version}))
+    return found
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     import importlib
 
+    # Like `python -m`: the current directory first (a console script's sys.path[0]
+    # is its bin directory, where the user's module is not).
+    if args.imports and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    from ._doctor import _loaded_paths
+
     failures = []
+    imports: list[dict[str, object]] = []
     for module in args.imports:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any import error is reported, doctor keeps diagnosing
             failures.append(f"--import {module!r} failed: {type(exc).__name__}: {exc}")
+            imports.append({"module": module, "ok": False,
+                            "error": f"{type(exc).__name__}: {exc}"})
             print(f"libbroker doctor: {failures[-1]}", file=sys.stderr)
+        else:
+            imports.append({"module": module, "ok": True, "error": None})
+    baseline = _loaded_paths()  # what the user's modules mapped; doctor's own comes after
     from ._doctor import format_report, report
 
-    data = report()
+    data = report(baseline=baseline)
+    data["imports"] = imports
     if failures:
         warnings = data.setdefault("warnings", [])
         assert isinstance(warnings, list)
         warnings.extend(failures)
     _emit(args, data, format_report(data))
     return EXIT_OK if not failures else EXIT_NOT_FOUND
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from ._headerspec import missing_exports, spec_from_headers
+
+    result = spec_from_headers(
+        args.headers, name=args.name, link=args.link, functions=args.functions,
+        variables=args.variables, include_dirs=args.include_dirs, defines=args.defines,
+        complete=args.complete,
+    )
+    for note in result.notes:
+        print(f"libbroker spec: {note}", file=sys.stderr)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(result.text)
+        except OSError as exc:
+            raise SpecError(f"cannot write {args.output!r}: {exc.strerror or exc}") from exc
+    else:
+        sys.stdout.write(result.text)
+    if not args.check:
+        return EXIT_OK
+    path, missing = missing_exports(result.text, args.link, result.renames)
+    print(f"libbroker spec --check: {path}: {len(result.functions) + len(result.variables)} "
+          f"selected, {len(missing)} not exported", file=sys.stderr)
+    for line in missing:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_NOT_FOUND if missing else EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from ._api import get_include
+
+    include = get_include()
+    if args.pkgconfig:
+        from .build import pkgconfig_dir
+
+        print(pkgconfig_dir())
+    elif args.includedir:
+        print(include)
+    else:  # --cflags, also the default
+        import shlex
+
+        print(shlex.quote(f"-I{include}"))
+    return EXIT_OK
 
 
 def cmd_wrap(args: argparse.Namespace) -> int:

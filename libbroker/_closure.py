@@ -21,6 +21,10 @@ directory: it is never used (the closure is mapped bottom-up by absolute path,
 so ld.so never searches it either). A file of the wrong class or machine is
 skipped as ld.so skips it; a file in an unsafe place is skipped and named.
 
+On Windows and macOS the same `Closure` is filled by `_platforms.closure`
+from the loader rules of `_platforms._windows` (the safe DLL search) and
+`_platforms._macos` (dyld); everything below is the ELF path.
+
 Every symbol version a file needs (``GLIBC_*``, ``GLIBCXX_*``, ``CXXABI_*``,
 ``OPENSSL_*``...) is checked against the version definitions of the copy that
 will serve it, and the C library flavour (glibc or musl) must be the
@@ -471,17 +475,28 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     if hit is not None and all(_identity(p) == ident for p, ident in hit.identities):
         return hit  # and no file of the closure changed since (one stat each)
     closure = Closure(real)
-    if not sys.platform.startswith("linux"):
-        # The ELF loader's rules only; macOS (@rpath, DYLD_*) and Windows (the safe DLL
-        # search) closures are not resolved yet: the file's own checks still apply.
-        return closure
     info = read_facts(real)
     if isinstance(info, str):
         closure.reason = info
         closure.fix = "use a real shared library file"
+    elif sys.platform == "win32" or sys.platform == "darwin":
+        # The loader's own rules: the safe DLL search, or dyld's (_platforms).
+        from ._platforms._closures import platform_closure
+
+        platform_closure(closure, info, sys.platform)
     else:
         resolver = _Resolver(closure, use_providers)
         root = _Node(real, info, "path")
+        from ._binary import check_compatible
+
+        if resolver.host is not None:
+            # Machine, class, byte order, glibc: the file itself first, as ld.so would.
+            incompatible = check_compatible(info, resolver.host)
+            if incompatible:
+                closure.reason = incompatible
+                closure.fix = "install a build of the library for this interpreter's machine and word size"
+                _memo[key] = closure
+                return closure
         # The file itself serves a dependency that needs it back (a cycle): ld.so
         # matches it by SONAME, it is not a dependency of its own.
         for alias in (info.soname, os.path.basename(path), os.path.basename(real)):

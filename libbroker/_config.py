@@ -13,6 +13,8 @@ library). Its size and TOML nesting are bounded. Format (docs/configuration.md):
 
     isolation = "deepbind"               # RTLD_DEEPBIND when a global copy would interpose
 
+    windows-path = true                  # Windows: search PATH too, last (default false)
+
     [libraries.z]                        # keyed by link name
     path = "/opt/zlib/lib/libz.so.1"     # pin: this file, nothing else
     prefer = "system"                    # or "environment", "provider", "package"
@@ -41,6 +43,7 @@ class Config:
 
     __slots__ = (
         "exists", "ignored", "isolation", "path", "pins", "prefer", "search_paths", "trusted_uids",
+        "windows_path",
     )
 
     def __init__(self, path: str | None) -> None:
@@ -54,6 +57,9 @@ class Config:
         # design.md 5.1: "private" refuses a library whose exports a global-scope copy
         # defines; "deepbind" loads it with RTLD_DEEPBIND instead.
         self.isolation = "private"
+        # Windows: PATH is searched for libraries (last, after the system directory)
+        # only when the user asks; the loader's safe flags never read it.
+        self.windows_path = False
 
 
 def load_config() -> Config:
@@ -138,7 +144,7 @@ def _parse(path: str) -> Config:
     config = Config(path)
     data = load_toml(path, "libbroker config file")
     config.exists = True
-    known = {"search-paths", "libraries", "trusted-owners", "isolation"}
+    known = {"search-paths", "libraries", "trusted-owners", "isolation", "windows-path"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(
@@ -166,6 +172,12 @@ def _parse(path: str) -> Config:
             f"'isolation' must be \"private\" or \"deepbind\", found {isolation!r}", path=path
         )
     config.isolation = isolation
+    windows_path = data.get("windows-path", False)
+    if not isinstance(windows_path, bool):
+        raise SpecError(
+            f"'windows-path' must be true or false, found {windows_path!r}", path=path
+        )
+    config.windows_path = windows_path
     libraries = data.get("libraries", {})
     if not isinstance(libraries, dict):
         raise SpecError(f"[libraries] must be a table, found {libraries!r}", path=path)

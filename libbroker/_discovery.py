@@ -9,6 +9,15 @@
 
 Never the current directory, never a relative path, never a world-writable
 directory: such places are still listed, so the rejection can say why.
+
+Steps 4 and 5 and the file names follow the running platform (`platform_of`):
+Linux as above; Windows by `_platforms._windows` (``<name>.dll``,
+``lib<name>.dll``, ``lib<name>-<N>.dll``; the prefix's ``Library\bin``, ``DLLs``,
+the prefix, the application directory, ``os.add_dll_directory`` directories,
+``System32``; ``PATH`` only with ``windows-path = true`` in the config file,
+last; never the current directory); macOS by `_platforms._macos` when present
+(``lib<name>.dylib``, ``lib<name>.<N>.dylib``; ``sys.prefix/lib``,
+``DYLD_LIBRARY_PATH``, ``DYLD_FALLBACK_LIBRARY_PATH``, Homebrew, MacPorts).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from ._cache import dir_stamp
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
     from ._config import Config
 
@@ -81,6 +91,62 @@ def version_from_filename(path: str) -> str | None:
     if len(parts) >= 2 and all(p.isdigit() for p in parts):
         return tail
     return None
+
+
+def platform_of(platform: str | None = None) -> str:
+    """"win32", "darwin" or "linux" (any other POSIX system follows the Linux rules)."""
+    value = platform or sys.platform
+    if value == "win32" or value == "darwin":
+        return value
+    return "linux"
+
+
+def _windows_machine() -> str | None:
+    """"AMD64"/"ARM64" (the names _windows' ``-x64``/``-arm64`` suffix table uses), else None."""
+    import platform as _platform
+
+    machine = _platform.machine().upper()
+    return machine if machine in ("AMD64", "ARM64") else None
+
+
+def _macos_module() -> ModuleType | None:
+    try:
+        from importlib import import_module
+
+        return import_module("._platforms._macos", __package__)
+    except ImportError:  # the macOS policy is not in this tree: Linux-style names
+        return None
+
+
+def names_in(directory: str, name: str, platform: str) -> list[str]:
+    """File names in *directory* for link *name* under *platform*'s naming, best first.
+
+    Raises OSError when the directory cannot be listed.
+    """
+    entries = os.listdir(directory)
+    if platform == "win32":
+        from ._platforms import _windows
+
+        machine = _windows_machine()
+        names = [n for n in entries if _windows.matches_link_name(n, name, machine)]
+        names.sort(key=lambda n: (_windows.name_rank(n, name, machine), n.lower()))
+        return names
+    macos = _macos_module() if platform == "darwin" else None
+    if macos is not None:
+        names = sorted(n for n in entries if macos.matches_link_name(n, name))
+        # Higher numbers first (libz.1.2.13.dylib before libz.1.dylib), unversioned last.
+        names.sort(key=lambda n: _dylib_key(n, name), reverse=True)
+        return names
+    names = sorted(n for n in entries if matches_link_name(n, name))
+    # Higher versions first within one directory; the unversioned dev symlink last.
+    names.sort(key=_version_key, reverse=True)
+    return names
+
+
+def _dylib_key(filename: str, name: str) -> tuple[int, ...]:
+    middle = filename[len("lib") + len(name):-len(".dylib")].lstrip(".")
+    parts = tuple(int(p) for p in middle.split(".") if p.isdigit())
+    return (int(len(parts) > 0), *parts)
 
 
 def multiarch() -> str:
@@ -157,18 +223,35 @@ def _current_dir() -> str | None:
         return None
 
 
-def scan_dir(directory: str, name: str, origin: str, search: Search, cwd: str | None, label: str) -> None:
+def refusal_for(directory: str, cwd: str | None, platform: str) -> str | None:
+    """place_refusal under *platform*'s rules (Windows: the path rules of `_windows`)."""
+    if platform == "win32":
+        from ._platforms import _windows
+
+        return _windows.place_refusal(directory, cwd)
+    return place_refusal(directory, cwd)
+
+
+def scan_dir(
+    directory: str,
+    name: str,
+    origin: str,
+    search: Search,
+    cwd: str | None,
+    label: str,
+    platform: str = "linux",
+    refusal: str | None = None,
+) -> None:
+    """Append *directory*'s files for *name* to *search*; *refusal* (already judged) or the place rules."""
     search.stamps.append((directory, dir_stamp(directory)))
-    refusal = place_refusal(directory, cwd)
+    refusal = refusal or refusal_for(directory, cwd, platform)
     target = directory if os.path.isabs(directory) else os.path.join(cwd or "/", directory or ".")
     try:
-        names = sorted(n for n in os.listdir(target) if matches_link_name(n, name))
+        names = names_in(target, name, platform)
     except OSError:
         search.searched.append(f"{label}: {directory!r} (not a readable directory)")
         return
     search.searched.append(f"{label}: {directory!r}" + (f" (refused: {refusal})" if refusal else ""))
-    # Higher versions first within one directory; the unversioned dev symlink last.
-    names.sort(key=_version_key, reverse=True)
     for filename in names:
         search.entries.append(Entry(os.path.join(target, filename), origin, refusal))
 
@@ -191,9 +274,15 @@ def search(
     config: Config,
     packages: Sequence[str] = (),
     use_providers: bool = True,
+    platform: str | None = None,
 ) -> Search:
-    """Every file named like library *name*, in search order (duplicates kept; the resolver dedupes)."""
+    """Every file named like library *name*, in search order (duplicates kept; the resolver dedupes).
+
+    *platform* ("linux", "win32", "darwin"; default: the running one) chooses the
+    file names and the environment and system places (module docstring).
+    """
     result = Search()
+    plat = platform_of(platform)
     cwd = _current_dir()
     pin = config.pins.get(name)
     if pin is not None:
@@ -202,13 +291,13 @@ def search(
         # (never the current directory, safe from "/"); a verdict on it depends on the cwd.
         pin_dir = os.path.dirname(pin)
         result.stamps.append((pin_dir, dir_stamp(pin_dir)))
-        result.entries.append(Entry(pin, "override", place_refusal(pin_dir, cwd)))
+        result.entries.append(Entry(pin, "override", refusal_for(pin_dir, cwd, plat)))
         return result
 
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")):
-        scan_dir(directory, name, "override", result, cwd, "LIBBROKER_PATH")
+        scan_dir(directory, name, "override", result, cwd, "LIBBROKER_PATH", plat)
     for directory in config.search_paths:
-        scan_dir(directory, name, "override", result, cwd, f"config file {config.path!r} search-paths")
+        scan_dir(directory, name, "override", result, cwd, f"config file {config.path!r} search-paths", plat)
 
     groups = {
         "provider": lambda: _providers(name, result, use_providers),
@@ -216,6 +305,10 @@ def search(
         "environment": lambda: _environment(name, result, cwd),
         "system": lambda: _system(name, result, cwd),
     }
+    if plat != "linux":
+        places = platform_places(plat, config, cwd)
+        groups["environment"] = lambda: _scan_places(name, result, cwd, plat, places, "environment")
+        groups["system"] = lambda: _scan_places(name, result, cwd, plat, places, "system")
     order = ["provider", "package", "environment", "system"]
     preferred = config.prefer.get(name)
     if preferred in order:
@@ -224,6 +317,48 @@ def search(
     for group in order:
         groups[group]()
     return result
+
+
+def platform_places(platform: str, config: Config, cwd: str | None) -> list[tuple[str, str, str, str | None]]:
+    """Reads the process: (directory, origin, label, refusal) of steps 4-5 on Windows or macOS.
+
+    Windows: `_windows.host_search_places` (``PATH`` only with the config's
+    ``windows-path = true``). macOS: `_macos.search_directories` with the
+    interpreter's environment (dyld's own lists; a restricted interpreter sees
+    no ``DYLD_*``); its refused entries (empty, relative) are listed as refused.
+    """
+    if platform == "win32":
+        from ._platforms import _windows
+
+        return [(p.directory, p.origin, p.label, p.refusal)
+                for p in _windows.host_search_places(use_path=config.windows_path)]
+    macos = _macos_module()
+    if macos is None:
+        none: str | None = None
+        return [(d, "environment", "environment", none) for d in environment_dirs()] + [
+            (d, "system", "default directory", none) for d in default_dirs()]
+    import platform as _platform
+
+    restricted = bool(macos.is_sip_protected(sys.executable))
+    out: list[tuple[str, str, str, str | None]] = [
+        (d, origin, how, None) for d, origin, how in macos.search_directories(
+            env=os.environ, restricted=restricted, sys_prefix=sys.prefix,
+            conda_prefix=os.environ.get("CONDA_PREFIX"), machine=_platform.machine())]
+    for entry in macos.dyld_paths(os.environ, restricted=restricted)["refused"]:
+        out.append(("", "system", entry, (f"{entry} is empty or relative: dyld would read it from "
+                    "the current directory, which libbroker never searches")))
+    return out
+
+
+def _scan_places(name: str, result: Search, cwd: str | None, platform: str,
+                 places: list[tuple[str, str, str, str | None]], origin: str) -> None:
+    for directory, place_origin, label, refusal in places:
+        if place_origin != origin:
+            continue
+        if not directory:  # an empty or relative entry: listed with its refusal, never read
+            result.searched.append(f"{label} (refused: {refusal})")
+            continue
+        scan_dir(directory, name, origin, result, cwd, label, platform, refusal)
 
 
 def _site_stamps(result: Search) -> None:

@@ -251,8 +251,29 @@ def _libbroker_closures() -> dict[str, list[dict[str, str]]]:
     return result
 
 
-def report() -> dict[str, object]:
-    """Everything `libbroker doctor --json` prints, for this process."""
+def tables() -> list[dict[str, object]]:
+    """Every table made in this process: ``{"name", "library" (path), "consumers"}``,
+    consumers being the extension modules that imported it (recorded by
+    ``_runtime.import_table``), in import order."""
+    runtime = sys.modules.get(f"{__package__}._runtime")
+    if runtime is None:
+        return []
+    found = []
+    for address, library in list(runtime.table_library.items()):
+        found.append({
+            "name": runtime.table_names.get(address),
+            "library": library.path,
+            "consumers": list(runtime.table_consumers.get(address, [])),
+        })
+    return sorted(found, key=lambda t: (str(t["name"]), str(t["library"])))
+
+
+def report(baseline: Iterable[str] | None = None) -> dict[str, object]:
+    """Everything `libbroker doctor --json` prints, for this process.
+
+    ``baseline``: when given, the paths mapped before doctor started its own work;
+    what is mapped besides them (by doctor's own imports) is left out.
+    """
     import libbroker
 
     host = host_binary()
@@ -274,7 +295,10 @@ def report() -> dict[str, object]:
 
     objects: list[dict[str, object]] = []
     seen: set[str] = set()
+    wanted = None if baseline is None else set(baseline)
     for path in _loaded_paths():
+        if wanted is not None and path not in wanted:
+            continue
         real = os.path.realpath(path)
         if real in seen:
             continue
@@ -348,6 +372,7 @@ def report() -> dict[str, object]:
         "config": config,
         "loaded": objects,
         "duplicates": duplicates,
+        "tables": tables(),
         "warnings": warnings,
     }
 
@@ -389,6 +414,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {o.get('origin')!s:<{width}}  {o.get('path')}{tail}")
         for dep in o.get("dependencies") or ():
             lines.append(f"  {'':<{width}}    needs {dep['needed']} => {dep['path']} ({dep['origin']})")
+    table_list = report.get("tables", [])
+    lines.append(f"tables ({len(table_list)}):")
+    for table in table_list:
+        consumers = ", ".join(table.get("consumers") or []) or "no extension module recorded"
+        lines.append(f"  {table.get('name')}: {table.get('library')}  [imported by {consumers}]")
     duplicates = report.get("duplicates", [])
     if duplicates:
         lines.append(f"duplicates ({len(duplicates)} group(s)):")

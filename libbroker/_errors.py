@@ -59,6 +59,10 @@ class LibraryNotFoundError(BrokerError, LookupError):
         if self.rejected:
             lines.append("rejected:")
             lines.extend(f"  {path}: {reason}" for path, reason in self.rejected)
+        pinned = [place for place in self.searched if f"[libraries.{name}] pins " in place]
+        if hint is None and pinned:  # a pin is the only place searched: it is what to fix
+            hint = (f"fix: correct the pin ([libraries.{name}] path in the config file above) "
+                    "to name a usable copy of the library, or remove it to search as usual")
         lines.append(
             hint
             or "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "

@@ -130,7 +130,9 @@ def _load_open_file(
     if library is not None:
         return library
     readable = _unique_fd_path(fd) if os.path.isdir(_PROC_FD) else real
-    refusal = _loader_refusal(readable, ident)
+    # A file judged with this very identity passed these checks in the resolver
+    # (accepted means loadable); anything else is checked here, on the open file.
+    refusal = None if judged and identity is not None else _loader_refusal(readable, ident)
     if refusal:
         raise IncompatibleLibraryError(path, refusal, fix="reinstall the library; the file is damaged")
     if not judged or identity is None:
@@ -234,6 +236,7 @@ def dlopen_checked(path: str, *, identity: "tuple[int, ...] | None" = None) -> i
 _serial = [0]
 _LOADABLE_KIND = "loadable"
 _loadable: dict[tuple[int, ...], str | None] = {}
+_loadable_disk: "dict[object, object] | None" = None
 
 
 def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
@@ -248,9 +251,13 @@ def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
         return _loadable[ident]
     from . import _cache
 
-    disk = _cache.load(_LOADABLE_KIND)
-    if ident in disk and isinstance(disk[ident], (str, type(None))):
-        reason: str | None = disk[ident]
+    global _loadable_disk
+    if _loadable_disk is None:
+        _loadable_disk = _cache.load(_LOADABLE_KIND)  # once per process
+    known = _loadable_disk.get(ident, False)
+    reason: str | None
+    if known is None or isinstance(known, str):
+        reason = known
     else:
         from ._binary._elfload import loader_refusal
 

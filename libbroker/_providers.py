@@ -37,14 +37,14 @@ class ProvidedFile:
     """A library file a distribution ships, with what its metadata says about it."""
 
     __slots__ = (
-        "path",
         "dist",
         "origin",
-        "version",
+        "path",
         "soname",
+        "specs",
         "symbol_prefix",
         "symbol_suffix",
-        "specs",
+        "version",
     )
 
     def __init__(

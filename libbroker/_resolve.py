@@ -106,9 +106,17 @@ def _version_if_mapped(real: str, name: str) -> str | None:
 
 
 def library_version_text(handle: int, name: str, soname: str | None) -> str | None:
-    """The version text the loaded library reports (built-in probe), or None."""
-    from . import _master
+    """The version text the loaded library reports (built-in probe), or None.
 
+    The probe is chosen by the link name asked for, and by the SONAME only when
+    that names the same library: a file presented under another name (a renamed
+    copy) is not called into on the strength of its SONAME alone.
+    """
+    from . import _master
+    from ._discovery import link_name_of
+
+    if soname and link_name_of(soname) not in (name, None):
+        soname = None
     try:
         from ._versions import library_version
     except ImportError:
@@ -121,6 +129,15 @@ def library_version_text(handle: int, name: str, soname: str | None) -> str | No
     address = _master.dlsym(handle, function)
     raw = _master.call_version_function(address) if address else None
     return raw.decode("utf-8", "replace") if raw else None
+
+
+def loader_refusal(real: str) -> str | None:
+    """`_binary._elfload.loader_refusal` of *real*, remembered per identity (see `_loader`)."""
+    from . import _cache
+    from ._loader import _loader_refusal
+
+    ident = _cache.identity(real)
+    return _loader_refusal(real, ident) if ident is not None else None
 
 
 def soname_mismatch(filename: str, soname: str | None) -> str | None:
@@ -203,6 +220,10 @@ def judge(
         return cand
     if facts.get("incompatible"):
         cand.reason = facts["incompatible"]
+        return cand
+    refusal = loader_refusal(real)
+    if refusal:  # accepted means loadable: what would kill the process in dlopen is refused here
+        cand.reason = refusal
         return cand
     cand.soname = facts.get("soname")
     mismatch = soname_mismatch(os.path.basename(real), cand.soname)

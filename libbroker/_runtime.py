@@ -12,8 +12,8 @@ from ._locks import new_rlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
     from collections.abc import Callable
+    from typing import Any
 
     from ._types import Library
 
@@ -22,10 +22,19 @@ lock = new_rlock()  # re-created in a forked child (_locks)
 by_spec: dict[str, object] = {}
 by_layout: "dict[tuple[Any, ...], object]" = {}
 table_library: "dict[int, Library]" = {}
+#: table address -> its name, and the extension modules that imported it (doctor's "tables").
+table_names: dict[int, str] = {}
+table_consumers: dict[int, list[str]] = {}
 
 
-def import_table(name: str, spec_digest: str, spec_text: str) -> object:
-    """The capsule for the spec whose text is *spec_text* (digest *spec_digest*)."""
+def import_table(
+    name: str, spec_digest: str, spec_text: str, module: "str | None" = None
+) -> object:
+    """The capsule for the spec whose text is *spec_text* (digest *spec_digest*).
+
+    *module*: the importing extension module's name; when None (the generated C
+    headers), the module the import system is initialising, if any.
+    """
 
     def build() -> object:
         from ._spec import Spec
@@ -33,7 +42,46 @@ def import_table(name: str, spec_digest: str, spec_text: str) -> object:
 
         return build_table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
 
-    return capsule_for(spec_digest, build)
+    capsule = capsule_for(spec_digest, build)
+    if module is None:
+        module = _importing_module()
+    if module is not None:
+        _note_consumer(capsule, module)
+    return capsule
+
+
+def _importing_module() -> "str | None":
+    """The extension module whose init function is running, read from the frames of
+    importlib's ExtensionFileLoader (exec_module for multi-phase init, as Cython's
+    modules use; create_module for single-phase C modules); None outside an import."""
+    import sys
+
+    try:
+        frame = sys._getframe(2)  # import_table's caller is C: above it, importlib
+    except ValueError:
+        return None
+    for _ in range(12):
+        if frame is None:
+            return None
+        code = frame.f_code.co_name
+        if code == "exec_module":
+            name = getattr(frame.f_locals.get("module"), "__name__", None)
+            return name if isinstance(name, str) else None
+        if code == "create_module":
+            name = getattr(frame.f_locals.get("spec"), "name", None)
+            return name if isinstance(name, str) else None
+        frame = frame.f_back
+    return None
+
+
+def _note_consumer(capsule: object, module: str) -> None:
+    from . import _master
+
+    address = _master.table_address(capsule)
+    with lock:
+        consumers = table_consumers.setdefault(address, [])
+        if module not in consumers:
+            consumers.append(module)
 
 
 def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
@@ -154,4 +202,5 @@ def register(
             )
             by_layout[key] = capsule
             table_library[_master.table_address(capsule)] = library
+            table_names[_master.table_address(capsule)] = table
         return capsule

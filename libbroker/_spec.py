@@ -13,9 +13,12 @@ import os
 from . import _cdecl
 from ._cdecl import (
     CXX_KEYWORDS,
+    Array,
     Base,
     Entry,
     FuncType,
+    Pointer,
+    Record,
     cython_safe,
     is_c_identifier,
     opaque_tag,
@@ -27,14 +30,19 @@ from ._errors import SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from packaging.specifiers import SpecifierSet
+
+    ErrorFn = Callable[..., SpecError]  # (message, line=None) -> SpecError
 
     from ._cdecl import CType
 
 #: Hashed into every layout digest; equals LIBBROKER_ABI_MAJOR of include/libbroker.h.
 LIBBROKER_ABI_MAJOR = 1
 
-_TOP_KEYS = ("library", "types", "functions")
+_TOP_KEYS = ("library", "types", "functions", "variables")
 _LIBRARY_KEYS = (
     "name",
     "names",
@@ -45,6 +53,8 @@ _LIBRARY_KEYS = (
     "packages",
 )
 _FUNCTION_KEYS = ("required", "optional")
+#: Longest chain of [types] names defined through each other.
+MAX_TYPE_DEPTH = 64
 # Members of the generated table struct besides the slots.
 _RESERVED_SLOTS = ("header",)
 # The master module refuses capsule names over 111 bytes ("libbroker.<name>" plus
@@ -56,25 +66,49 @@ DIGEST_MARK = "# libbroker spec-digest "
 
 
 class Function:
-    """One function of a spec: its slot name, its prototype and its normalised type."""
+    """One slot of a spec's table: a function, or (``kind == "variable"``) the address of
+    an exported object from [variables]. Its slot name, declaration and normalised type.
 
-    __slots__ = ("name", "required", "prototype", "return_type", "params", "line", "signature",
-                 "_type")
+    ``Spec.functions`` lists every slot in table order (functions, then variables), so
+    symbol lookup, required checks and signatures treat both alike.
+    """
 
-    def __init__(self, name: str, required: bool, prototype: str, ctype: FuncType,
-                 resolved: FuncType, line: int | None) -> None:
+    __slots__ = (
+        "_type",
+        "kind",
+        "line",
+        "name",
+        "params",
+        "prototype",
+        "required",
+        "return_type",
+        "signature",
+        "variadic",
+    )
+
+    def __init__(self, name: str, required: bool, prototype: str, ctype: CType,
+                 resolved: CType, line: int | None, kind: str = "function") -> None:
         self.name = name
         self.required = required
         self.prototype = prototype
         self.line = line
+        self.kind = kind
         self._type = ctype  # as written: the generated headers use the spec's type names
-        result = strip_top_quals(resolved.result)
-        self.return_type = render(result, style="digest")
-        self.params: list[tuple[str | None, str]] = [
-            (pname, render(strip_top_quals(ptype), style="digest"))
-            for pname, ptype in resolved.params
-        ]
-        self.signature = f"{name}: {render(FuncType(result, resolved.params), style='digest')}"
+        if isinstance(resolved, FuncType):
+            result = strip_top_quals(resolved.result)
+            self.return_type = render(result, style="digest")
+            self.params: list[tuple[str | None, str]] = [
+                (pname, render(strip_top_quals(ptype), style="digest"))
+                for pname, ptype in resolved.params
+            ]
+            self.variadic = resolved.variadic
+            whole = FuncType(result, resolved.params, resolved.variadic)
+            self.signature = f"{name}: {render(whole, style='digest')}"
+        else:  # the slot holds the object's address: its type is a pointer to it
+            self.return_type = render(resolved, style="digest")
+            self.params = []
+            self.variadic = False
+            self.signature = f"{name}: {render(Pointer(resolved), style='digest')}"
 
     def symbol(self, spec: Spec) -> str:
         """The symbol looked up in the library: prefix + name + suffix."""
@@ -97,7 +131,7 @@ class Spec:
         def error(message: str, line: int | None = None) -> SpecError:
             return SpecError(message, path=path, line=line)
 
-        def check_keys(table: dict, allowed: tuple[str, ...], where: str, section: str) -> None:
+        def check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str, section: str) -> None:
             for key in table:
                 if key not in allowed:
                     raise error(
@@ -110,7 +144,7 @@ class Spec:
         library = _table(data, "library", error, lines, required=True)
         check_keys(library, _LIBRARY_KEYS, "[library]", "library")
 
-        def get(key: str, kind: type, default: object = None):  # noqa: ANN202
+        def get(key: str, kind: type, default: object = None) -> Any:
             value = library.get(key, default)
             if value is not None and not isinstance(value, kind):
                 raise error(
@@ -169,6 +203,14 @@ class Spec:
             if not isinstance(ttext, str):
                 raise error(f"[types] {tname} must be a string of C type text or \"opaque\", "
                             f"found {ttext!r}", where)
+            if ttext.strip() in ("enum", "struct", "union"):
+                keyword = ttext.strip()
+                fix = (f'its underlying integer type, e.g. {tname} = "int"  # enum {tname} '
+                       "(C compilers give an enum the size of int unless its values need "
+                       "more; `libbroker spec` reads it from the header)" if keyword == "enum"
+                       else f'"opaque" (used through pointers) or its fields, e.g. {tname} = '
+                       f'"{keyword} {{ int major; int minor; }}" (used by value)')
+                raise error(f"[types] {tname} = {ttext!r} names no type; expected {fix}", where)
             tag = opaque_tag(tname, ttext)
             if tag is not None:
                 _check_c_name(tag, f"[types] {tname} struct tag", error, where)
@@ -194,6 +236,15 @@ class Spec:
             found = _proto_lines(text, lines, key, protos)
             entries.extend(Entry("function", key, p, line) for p, line in zip(protos, found))
             kinds.extend([key == "required"] * len(protos))
+        n_functions = len(entries)
+        variables = _table(data, "variables", error, lines)
+        check_keys(variables, _FUNCTION_KEYS, "[variables]", "variables")
+        for key in _FUNCTION_KEYS:
+            decls = _string_list(variables.get(key, []), key, error,
+                                 _key_line(lines, "variables", key), section="variables")
+            found = _proto_lines(text, lines, key, decls, "variables")
+            entries.extend(Entry("variable", key, d, line) for d, line in zip(decls, found))
+            kinds.extend([key == "required"] * len(decls))
         if len(entries) == n_types:
             raise error("the spec declares no functions; fix: add [functions] required = "
                         "[\"<C prototype>\", ...]", _section_line(lines, "functions"))
@@ -204,39 +255,47 @@ class Spec:
             written[entry.name] = ctype
         self._written_types = {n: written[n] for n in self.types}
         self._type_order = _type_order(self._written_types, self.types, error, lines)
+        for tname in self._type_order:  # dependencies first: each check sees complete types
+            record = self._written_types[tname]
+            if isinstance(record, Record):
+                _check_fields(tname, record, self._written_types, self.opaque_tags, error,
+                              _key_line(lines, "types", tname))
+        del n_functions
 
         self.functions: list[Function] = []
         seen: dict[str, Function] = {}
         for entry, required, (fname, ftype) in zip(entries[n_types:], kinds, parsed[n_types:]):
-            assert fname is not None and isinstance(ftype, FuncType)
+            assert fname is not None
+            assert isinstance(ftype, FuncType) == (entry.kind == "function")
             # Slots are struct members: only the header member and the names the .pxd
             # declares beside the functions can collide.
             if fname in _RESERVED_SLOTS or fname in (
                 "libbroker_table_header", f"libbroker_{name}_table"
             ):
-                raise error(f"function name {fname!r} is reserved for generated code (the "
+                raise error(f"{entry.kind} name {fname!r} is reserved for generated code (the "
                             "table struct and its header); it cannot be a slot", entry.line)
             if fname in CXX_KEYWORDS:
-                raise error(f"function name {fname!r} is a C++ keyword, so the generated "
+                raise error(f"{entry.kind} name {fname!r} is a C++ keyword, so the generated "
                             "header's table struct could not compile as C++; fix: wrap the "
                             "function under another name", entry.line)
             if fname in seen:
                 other = seen[fname]
                 if other.required != required:
-                    raise error(f"function {fname!r} is declared both required (line "
+                    raise error(f"{entry.kind} {fname!r} is declared both required (line "
                                 f"{other.line}) and optional; fix: keep one", entry.line)
-                raise error(f"function {fname!r} is declared twice (also at line "
-                            f"{other.line}); fix: remove one", entry.line)
+                raise error(f"{entry.kind} {fname!r} is declared twice (also at line "
+                            f"{other.line}, as a {other.kind}); fix: remove one", entry.line)
             resolved = resolve(ftype, self._written_types)
-            assert isinstance(resolved, FuncType)
-            _check_no_opaque_by_value(fname, entry.text, resolved, self.opaque_tags, error,
-                                      entry.line)
-            fn = Function(fname, required, entry.text, ftype, resolved, entry.line)
+            if entry.kind == "function":
+                assert isinstance(resolved, FuncType)
+                _check_by_value(fname, entry.text, resolved, self.opaque_tags, error,
+                                entry.line)
+            fn = Function(fname, required, entry.text, ftype, resolved, entry.line, entry.kind)
             seen[fname] = fn
             self.functions.append(fn)
         if self.version_function in seen:
             fn = seen[self.version_function]
-            if fn.params or fn.return_type not in ("const char *", "char *"):
+            if fn.kind != "function" or fn.params or fn.variadic or fn.return_type not in ("const char *", "char *"):
                 vline = _key_line(lines, "library", "version-function")
                 raise error(f"[library] version-function {fn.name!r} (line {vline}) is declared "
                             f"at line {fn.line} as {fn.prototype!r}; version-function must "
@@ -288,6 +347,16 @@ class Spec:
         return None if self.version is None else self._specifier_set()
 
     @property
+    def slots(self) -> list[Function]:
+        """Every slot of the table in order: the functions, then the [variables]."""
+        return list(self.functions)
+
+    @property
+    def variables(self) -> list[Function]:
+        """The [variables] slots (``kind == "variable"``): exported objects' addresses."""
+        return [slot for slot in self.functions if slot.kind == "variable"]
+
+    @property
     def required_functions(self) -> list[Function]:
         return [fn for fn in self.functions if fn.required]
 
@@ -309,7 +378,8 @@ class Spec:
         source = self.path or "<string>"
         return f"<Spec {self.name!r} from {source!r}: {len(self.functions)} functions>"
 
-    def _specifier_set(self, error=None, line: int | None = None) -> SpecifierSet:  # noqa: ANN001
+    def _specifier_set(self, error: ErrorFn | None = None,
+                       line: int | None = None) -> SpecifierSet:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
         try:
@@ -323,13 +393,16 @@ class Spec:
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _load_toml(text: str, path: str | None) -> dict:
+def _load_toml(text: str, path: str | None) -> dict[str, Any]:
     try:
         import tomllib
     except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
     try:
         return tomllib.loads(text)
+    except RecursionError as exc:  # tomllib recurses once per nested array or table
+        raise SpecError("the TOML nests arrays or tables too deeply for Python's parser; "
+                        "a spec needs at most 2 levels; fix: flatten it", path=path) from exc
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         line: int | None = None
@@ -344,7 +417,8 @@ def _load_toml(text: str, path: str | None) -> dict:
         raise SpecError(f"invalid TOML: {message}", path=path, line=line) from exc
 
 
-def _table(data: dict, key: str, error, lines: list[str], required: bool = False) -> dict:  # noqa: ANN001
+def _table(data: dict[str, Any], key: str, error: ErrorFn, lines: list[str],
+           required: bool = False) -> dict[str, Any]:
     value = data.get(key)
     if value is None:
         if required:
@@ -357,17 +431,31 @@ def _table(data: dict, key: str, error, lines: list[str], required: bool = False
     return value
 
 
-def _string_list(value: object, key: str, error, line: int | None, *,  # noqa: ANN001
+def _string_list(value: object, key: str, error: ErrorFn, line: int | None, *,
                  link_name: bool = False, section: str = "library") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise error(f"[{section}] {key} must be a list of strings, found {value!r}", line)
-    if section == "functions":  # each prototype is checked later, with its own line
+    if section in ("functions", "variables"):  # each is checked later, with its own line
         return list(value)
     for item in value:
-        if not item.strip() or (link_name and ("/" in item or "\\" in item or "\0" in item)):
-            hint = "; expected a link name such as \"z\", not a path" if link_name else ""
+        if not item.strip() or (link_name and _link_name_problem(item)):
+            hint = f"; {_link_name_problem(item)}" if link_name and item.strip() else ""
             raise error(f"[{section}] {key} has an invalid entry {item!r}{hint}", line)
     return list(value)
+
+
+def _link_name_problem(name: str) -> str | None:
+    """Why ``name`` can never match a library file (libNAME.so.N, NAME.dll, ...), or None."""
+    expected = ("expected a link name such as \"z\" (libz.so.1, libz.dylib, zlib1.dll: "
+                "no 'lib', no suffix, no path)")
+    if any(c in name for c in "/\\\0") or name in (".", ".."):
+        return f"not a path: {expected}"
+    if name != name.strip() or not name.isprintable():
+        return f"it has spaces at an end or control characters, which no file name matches; {expected}"
+    for suffix in (".so", ".dll", ".dylib", ".a", ".lib"):
+        if name.lower().endswith(suffix) or f"{suffix}." in name.lower():
+            return f"a file name suffix ({suffix}) is not part of a link name; {expected}"
+    return None
 
 
 def pxd_reserved_names(table: str) -> frozenset[str]:
@@ -378,7 +466,7 @@ def pxd_reserved_names(table: str) -> frozenset[str]:
     ))
 
 
-def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]:  # noqa: ANN001
+def _cython_names(spec: Spec, reserved: frozenset[str], error: ErrorFn) -> dict[str, str]:
     # A C name Cython cannot use, or that the .pxd already defines, gets a '_'
     # (the cname string keeps the C name); a clash after that is an error rather
     # than a silent second declaration.
@@ -401,21 +489,56 @@ def _cython_names(spec: Spec, reserved: frozenset[str], error) -> dict[str, str]
     return names
 
 
-def _check_no_opaque_by_value(  # noqa: PLR0913
-    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error,  # noqa: ANN001
+def _incomplete(ctype: CType, opaque: dict[str, str]) -> str | None:
+    """Why a value of the resolved ``ctype`` has no size C knows, or None."""
+    if isinstance(ctype, Base) and ctype.kind == "tag":
+        keyword, tag = ctype.name.split(" ", 1)
+        if keyword == "struct" and tag in opaque:
+            return (f"the opaque type {tag!r}, an incomplete struct usable only through "
+                    f"pointers; fix: use '{tag} *', or write its fields in [types] "
+                    f'({tag} = "struct {{ int a; double b; }}") to use it by value')
+        return (f"'{ctype.name}', which the spec leaves incomplete (usable only through "
+                f"pointers); fix: use '{ctype.name} *', or name it in [types] with its fields "
+                f'(NAME = "{keyword} {{ int a; double b; }}") and use NAME by value')
+    if isinstance(ctype, Base) and ctype.name == "void":
+        return "void; fix: write (void) alone for no parameters, or use 'void *'"
+    return None
+
+
+def _check_by_value(
+    fname: str, proto: str, ftype: FuncType, opaque: dict[str, str], error: ErrorFn,
     line: int | None,
 ) -> None:
-    # resolve() spells an opaque [types] name "struct NAME": an incomplete type,
-    # which C can pass and return only through pointers.
-    values = [("returns", ftype.result)] + [("takes", ptype) for _, ptype in ftype.params]
-    for verb, ctype in values:
-        if isinstance(ctype, Base) and ctype.kind == "tag" and ctype.name.startswith("struct "):
-            tname = ctype.name.split(" ", 1)[1]
-            if tname in opaque:
-                raise error(f"function {fname!r} ({proto!r}) {verb} the opaque type {tname!r} "
-                            "by value; an opaque type is an incomplete struct, usable only "
-                            f"through pointers; fix: use '{tname} *', or give {tname} its real "
-                            "C type in [types]", line)
+    """Refuse what the C compiler would: values of incomplete types, void parameters,
+    arrays and functions returned (through [types] names, which the parser cannot see)."""
+    result = ftype.result
+    if isinstance(result, (Array, FuncType)):
+        kind = "an array" if isinstance(result, Array) else "a function"
+        raise error(f"function {fname!r} ({proto!r}) returns {kind} through a [types] name, "
+                    "which C does not allow; fix: return a pointer to it", line)
+    if not (isinstance(result, Base) and result.name == "void"):
+        reason = _incomplete(result, opaque)
+        if reason is not None:
+            raise error(f"function {fname!r} ({proto!r}) returns by value {reason}", line)
+    for index, (_, ptype) in enumerate(ftype.params, 1):
+        reason = _incomplete(ptype, opaque)
+        if reason is not None:
+            raise error(f"function {fname!r} ({proto!r}) takes as parameter {index} by value "
+                        f"{reason}", line)
+
+
+def _check_fields(tname: str, record: Record, types: dict[str, CType | None],
+                  opaque: dict[str, str], error: ErrorFn, line: int | None) -> None:
+    for fname, ftype in record.fields:
+        resolved = resolve(ftype, types)
+        while isinstance(resolved, Array):
+            resolved = resolved.element
+        if isinstance(resolved, FuncType):
+            raise error(f"[types] {tname}: field {fname!r} has a function type; fix: make it "
+                        "a function pointer", line)
+        reason = _incomplete(resolved, opaque)
+        if reason is not None:
+            raise error(f"[types] {tname}: field {fname!r} holds by value {reason}", line)
 
 
 def marked_digest(text: str) -> str | None:
@@ -428,7 +551,7 @@ def marked_digest(text: str) -> str | None:
     return None
 
 
-def _check_foreign_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+def _check_foreign_name(name: str, what: str, error: ErrorFn, line: int | None) -> None:
     # The .h is also compiled as C++, the .pxd by Cython: a name either reserves
     # would make the generated code fail to compile, far from the spec.
     if name in CXX_KEYWORDS:
@@ -439,7 +562,7 @@ def _check_foreign_name(name: str, what: str, error, line: int | None) -> None: 
                     "could not compile; fix: rename it", line)
 
 
-def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noqa: ANN001
+def _check_c_name(name: str, what: str, error: ErrorFn, line: int | None) -> None:
     if not is_c_identifier(name):
         raise error(f"{what} {name!r} is not a C identifier (ASCII letters, digits and '_', "
                     "not starting with a digit, not a C keyword)", line)
@@ -448,7 +571,7 @@ def _check_c_name(name: str, what: str, error, line: int | None) -> None:  # noq
                     "generated code; fix: rename it", line)
 
 
-def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,  # noqa: ANN001
+def _type_order(model: dict[str, CType | None], texts: dict[str, str], error: ErrorFn,
                 lines: list[str]) -> list[str]:
     """[types] names so that each comes after those it uses (C needs that order)."""
     order: list[str] = []
@@ -461,6 +584,10 @@ def _type_order(model: dict[str, CType | None], texts: dict[str, str], error,  #
             cycle = " -> ".join(chain[chain.index(name):] + [name])
             raise error(f"[types] entries refer to each other in a cycle ({cycle}); fix: make "
                         "one of them \"opaque\"", _key_line(lines, "types", name))
+        if len(chain) > MAX_TYPE_DEPTH:
+            raise error(f"[types] {name!r} is defined through a chain of more than "
+                        f"{MAX_TYPE_DEPTH} other [types] names; fix: define it directly",
+                        _key_line(lines, "types", name))
         state[name] = 1
         ctype = model[name]
         if ctype is not None:
@@ -510,8 +637,9 @@ def _key_line(lines: list[str], section: str, key: str) -> int | None:
     return None
 
 
-def _proto_lines(text: str, lines: list[str], key: str, protos: list[str]) -> list[int | None]:
-    start_line = _key_line(lines, "functions", key)
+def _proto_lines(text: str, lines: list[str], key: str, protos: list[str],
+                 section: str = "functions") -> list[int | None]:
+    start_line = _key_line(lines, section, key)
     if start_line is None:
         return [None] * len(protos)
     pos = sum(len(line) + 1 for line in lines[: start_line - 1])

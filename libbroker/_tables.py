@@ -108,13 +108,17 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     from ._resolve import parse_specifier, resolve
 
     specifier = parse_specifier(spec.version)
-    required = [s for s, fn in zip(symbols_for(spec), spec.functions) if fn.required]
+    # Judged before loading against the exported FUNCTIONS a binary lists; [variables]
+    # (data symbols) are checked with dlsym after loading (build_table).
+    required = [s for s, fn in zip(symbols_for(spec), spec.functions)
+                if fn.required and fn.kind == "function"]
 
     def required_for(entry: Entry) -> list[str]:
         if entry.prefix is None and entry.suffix is None:
             return required
         names = symbols_for(spec, entry)
-        return [s for s, fn in zip(names, spec.functions) if fn.required]
+        return [s for s, fn in zip(names, spec.functions)
+                if fn.required and fn.kind == "function"]
 
     for link in spec.names:
         for library in _loader.loaded_named(link):

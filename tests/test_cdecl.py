@@ -102,7 +102,7 @@ def test_single_parse_call(monkeypatch: pytest.MonkeyPatch) -> None:
     ("prototype", "message"),
     [
         ("int f()", "write (void)"),
-        ("int f(int x, ...)", "variadic"),
+        ("int f(...)", "C23"),
         ("int f(a, b)", "without a type"),
         ("uLongf f(int x)", "unknown type 'uLongf'"),
         ("int f(const uLongf *x)", "unknown type 'uLongf'"),
@@ -113,7 +113,8 @@ def test_single_parse_call(monkeypatch: pytest.MonkeyPatch) -> None:
         ("typedef int f(int x)", "not a single C declaration"),
         ("int f(int x) { return x; }", "not a single C declaration"),
         ("int f(enum color c)", "enum color"),
-        ("int f(struct { int a; } s)", "inline"),
+        ("int f(struct { int a; } s)", "inside a declaration"),
+        ("int f(enum { A, B } e)", "enum's size"),
         ("int f(int x, int x)", "twice"),
         ("int f(void x)", "void"),
         ("int f(int x", "not a C declaration"),
@@ -142,8 +143,12 @@ def test_bad_prototype(prototype: str, message: str) -> None:
         ("int, int", "not a C type"),
         ("", "empty"),
         ("unsigned potato", "not a C type"),
-        ("struct { int a; }", "inline"),
-        ("int (*)(int, ...)", "variadic"),
+        ("struct s { int a; }", "with a tag"),
+        ("struct { int a : 3; }", "bit-field"),
+        ("struct { int a; int a; }", "twice"),
+        ("struct { int a[]; }", "flexible array"),
+        ("struct { struct { int b; } a; }", "inside a declaration"),
+        ("int (*)(...)", "C23"),
     ],
 )
 def test_bad_type(type_text: str, message: str) -> None:

@@ -21,6 +21,7 @@ from libbroker._codegen import (
     render_header,
     render_pxd,
 )
+from libbroker._errors import SpecError
 from libbroker._spec import Spec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -407,3 +408,219 @@ def test_two_headers_sharing_a_typedef(tmp_path) -> None:  # noqa: ANN001
                   f"-I{PY_INCLUDE}", str(source))
     assert result.returncode != 0
     assert "[types] uLong is unsigned int here but another libbroker header" in result.stderr
+
+
+# -- every C API shape: [variables], variadic functions, structs by value ------------------
+
+SHAPES = """
+[library]
+name = "shapes"
+names = ["shapes"]
+
+[types]
+version_info = "struct { int major; int minor; const char *name; }"
+number = "union { int i; double d; }"
+pair = "struct { version_info a; number b[2]; void (*cb)(int); }"
+handle = "opaque"
+status = "int"  # enum status
+
+[functions]
+required = [
+  "version_info get_version(void)",
+  "pair swap(pair p, const number *n)",
+  "int log_message(handle *h, const char *fmt, ...)",
+  "status set_option(handle *h, int option, ...)",
+]
+
+[variables]
+required = ["const version_info library_version", "double table_of_values[4]"]
+optional = ["const char *const build_string"]
+"""
+
+
+@pytest.mark.parametrize("language", ["c", "c++"])
+def test_shapes_compile_without_warnings(tmp_path, language: str) -> None:  # noqa: ANN001
+    spec = Spec.from_string(SHAPES, path=str(tmp_path / "shapes.toml"))
+    generate(spec, tmp_path)
+    source = tmp_path / "use.c"
+    source.write_text(
+        '#include "libbroker_shapes.h"\n'
+        "int use(void) {\n"
+        "    version_info v = libbroker_shapes->get_version();\n"
+        "    number n; pair p; n.i = 1; p.b[0] = n;\n"
+        "    p = (libbroker_shapes->swap)(p, &n);\n"
+        "    (libbroker_shapes->log_message)(0, \"%d %s\", 1, \"x\");\n"
+        "    return v.major + p.a.minor + (int)(*libbroker_shapes->table_of_values)[3]\n"
+        "        + libbroker_shapes->library_version->minor\n"
+        "        + (libbroker_shapes->build_string != 0);\n"
+        "}\n")
+    std = ["-std=c99", "-Wpedantic"] if language == "c" else ["-std=c++11"]
+    result = _gcc("-x", language, "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *std,
+                  f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+    assert result.returncode == 0, result.stderr
+
+
+def test_shapes_slots_signatures_and_layout() -> None:
+    spec = Spec.from_string(SHAPES)
+    assert [(s.name, s.kind, s.required) for s in spec.functions][-3:] == [
+        ("library_version", "variable", True), ("table_of_values", "variable", True),
+        ("build_string", "variable", False)]
+    assert spec.function("log_message").signature == (
+        "log_message: int (struct handle *, const char *, ...)")
+    assert spec.function("get_version").signature == (
+        "get_version: struct { int major; int minor; const char *name; } (void)")
+    assert spec.function("table_of_values").signature == "table_of_values: double (*)[4]"
+    assert spec.function("build_string").signature == "build_string: const char *const *"
+    header = render_header(spec)
+    assert "const version_info *library_version;" in header
+    assert "double (*table_of_values)[4];" in header
+    assert 'libbroker_variadic_early("shapes", "log_message");' in header
+    # A variable has no stub: its slot is NULL until the import.
+    assert "libbroker__shapes_stub_library_version" not in header
+
+
+def test_shapes_pxd_compiles_with_cython(tmp_path) -> None:  # noqa: ANN001
+    pytest.importorskip("Cython")
+    generate(Spec.from_string(SHAPES), tmp_path)
+    pyx = tmp_path / "consumer.pyx"
+    pyx.write_text(
+        "# cython: language_level=3\n"
+        "cimport libbroker_shapes as s\n"
+        "def go():\n"
+        "    cdef s.version_info v = s.get_version()\n"
+        "    cdef s.pair p\n"
+        "    p.b[0].d = 2.5\n"
+        "    p = s.swap(p, &p.b[0])\n"
+        "    s.log_message(NULL, b'%d %s', 1, b'x')\n"
+        "    return (v.major, v.name, s.library_version.minor, s.table_of_values[0][3],\n"
+        "            s.build_string != NULL, s.table.build_string != NULL)\n")
+    cython = subprocess.run([sys.executable, "-m", "cython", "-3", "-I", str(tmp_path), str(pyx)],
+                            capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert cython.returncode == 0, cython.stdout + cython.stderr
+    result = _gcc("-c", "-Wall", "-Werror=incompatible-pointer-types", f"-I{INCLUDE}",
+                  f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(tmp_path / "consumer.c"),
+                  "-o", str(tmp_path / "consumer.o"))
+    assert result.returncode == 0, result.stderr
+
+
+UNCOMPILABLE = {  # specs the review found accepted though their header did not compile
+    "struct by value, tag not in [types]": ("[functions]\nrequired = ['struct s f(struct s a)']",
+                                            "incomplete"),
+    "union by value": ("[functions]\nrequired = ['int f(union u x)']", "incomplete"),
+    "returns an array through a typedef": ("[types]\nA = 'int[3]'\n[functions]\n"
+                                           "required = ['A f(void)']", "returns an array"),
+    "returns a function through a typedef": ("[types]\nF = 'int (int)'\n[functions]\n"
+                                             "required = ['F f(void)']", "returns a function"),
+    "parameter of typedef 'const void'": ("[types]\nA = 'const void'\n[functions]\n"
+                                          "required = ['int f(A)']", "void"),
+    "parameter of typedef 'void'": ("[types]\nA = 'void'\n[functions]\n"
+                                    "required = ['int f(int x, A)']", "void"),
+    "opaque struct as a field by value": ("[types]\nH = 'opaque'\nS = 'struct { H h; }'\n"
+                                          "[functions]\nrequired = ['S f(void)']", "opaque"),
+    "struct through [types] name": ("[types]\nA = 'struct s'\n[functions]\n"
+                                    "required = ['A f(void)']", "incomplete"),
+}
+
+
+@pytest.mark.parametrize("label", list(UNCOMPILABLE))
+def test_accepted_specs_compile_or_are_refused(tmp_path, label: str) -> None:  # noqa: ANN001
+    body, message = UNCOMPILABLE[label]
+    text = '[library]\nname = "t"\nnames = ["z"]\n' + body + "\n"
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text, path="t.toml")
+    assert message in info.value.message and "fix:" in info.value.message
+    # ...while the same shapes written as C allows are accepted and compile.
+    good = Spec.from_string('[library]\nname = "t"\nnames = ["z"]\n[types]\n'
+                            "S = 'struct { int a; }'\nU = 'union { int i; float f; }'\n"
+                            "A = 'int[3]'\nF = 'int (int)'\n[functions]\n"
+                            "required = ['S f(S a, U u, A arr, F fn)', 'A *g(void)', "
+                            "'F *h(void)']\n")
+    generate(good, tmp_path)
+    (tmp_path / "use.c").write_text('#include "libbroker_t.h"\n')
+    result = _gcc("-std=c11", "-fsyntax-only", "-Wall", "-Werror", f"-I{INCLUDE}",
+                  f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(tmp_path / "use.c"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_per_type_external_types_with_the_real_header(tmp_path) -> None:  # noqa: ANN001
+    # zlib.h declares uLong and Bytef but not the spec's helper type: the all-types
+    # macro breaks, per-type macros work.
+    if not os.path.exists("/usr/include/zlib.h"):
+        pytest.skip("zlib.h is not installed")
+    spec = Spec.from_string('[library]\nname = "zh"\nnames = ["z"]\n[types]\n'
+                            'uLong = "unsigned long"\nBytef = "unsigned char"\n'
+                            'my_length = "unsigned int"\n[functions]\n'
+                            'required = ["uLong crc32(uLong crc, const Bytef *buf, my_length n)"]\n')
+    generate(spec, tmp_path)
+    source = tmp_path / "use.c"
+    for defines, ok in (("#define LIBBROKER_ZH_EXTERNAL_TYPES\n", False),
+                        ("#define LIBBROKER_EXTERNAL_uLong\n#define LIBBROKER_EXTERNAL_Bytef\n",
+                         True)):
+        source.write_text("#include <zlib.h>\n" + defines + '#include "libbroker_zh.h"\n'
+                          "my_length n = 3;\n")
+        result = _gcc("-std=gnu11", "-fsyntax-only", "-Wall", "-Werror",
+                      f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+        assert (result.returncode == 0) == ok, result.stderr
+        if not ok:
+            assert "my_length" in result.stderr
+
+
+def test_generate_leaves_unchanged_files_alone(tmp_path) -> None:  # noqa: ANN001
+    spec = load("zlib")
+    paths = generate(spec, tmp_path)
+    old = {p: os.stat(p).st_mtime_ns for p in paths}
+    time.sleep(0.05)
+    assert generate(spec, tmp_path) == paths
+    assert {p: os.stat(p).st_mtime_ns for p in paths} == old
+    changed = Spec.from_string(spec.text.replace('"int libbroker_absent_probe(void)",', ""))
+    generate(changed, tmp_path)
+    assert os.stat(paths[0]).st_mtime_ns != old[paths[0]]
+
+
+@pytest.mark.parametrize("filename", ["new\nline.toml", "star*/slash.toml", "caf\u00e9 \u2603.toml",
+                                      "tab\there.toml"])
+def test_odd_spec_file_names_cannot_break_the_banner(tmp_path, filename: str) -> None:  # noqa: ANN001
+    spec = Spec.from_string(load("zlib").text, path=str(tmp_path / filename))
+    generate(spec, tmp_path)
+    header = (tmp_path / "libbroker_zlib.h").read_text()
+    banner = header.split("*/", 1)[0]
+    assert "\n" not in banner.split("Generated by", 1)[1].split(": do not edit.")[0]
+    (tmp_path / "use.c").write_text('#include "libbroker_zlib.h"\n')
+    result = _gcc("-std=c11", "-fsyntax-only", "-Wall", "-Werror", f"-I{INCLUDE}",
+                  f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(tmp_path / "use.c"))
+    assert result.returncode == 0, result.stderr
+    pxd = (tmp_path / "libbroker_zlib.pxd").read_text()
+    assert all(line.startswith("#") for line in pxd.split("\n")[:2])
+
+
+VARIADIC_EARLY = r"""
+#include "libbroker_zv.h"
+int main(void) {
+    Py_Initialize();
+    /* Called before libbroker_import_zv(): the stub imports, then must stop with a
+       message, since C cannot forward the '...' arguments it received. */
+    (libbroker_zv->gzprintf)(NULL, "%d", 1);
+    return 0;
+}
+"""
+
+
+def test_variadic_call_before_the_import_stops_with_a_message(tmp_path) -> None:  # noqa: ANN001
+    spec = Spec.from_string('[library]\nname = "zv"\nnames = ["z"]\n[types]\n'
+                            'gzFile = "struct gzFile_s *"\n[functions]\n'
+                            'required = ["int gzprintf(gzFile file, const char *format, ...)"]\n')
+    generate(spec, tmp_path)
+    (tmp_path / "early.c").write_text(VARIADIC_EARLY)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    exe = tmp_path / "early"
+    result = _gcc("-O1", "-Wall", "-Wextra", "-Werror", f"-I{INCLUDE}", f"-I{tmp_path}",
+                  f"-I{PY_INCLUDE}", str(tmp_path / "early.c"), "-o", str(exe), f"-L{libdir}",
+                  f"-Wl,-rpath,{libdir}", f"-lpython{version}")
+    assert result.returncode == 0, result.stderr
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [root, *[p for p in sys.path if p.endswith("site-packages")]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0
+    assert "variadic function zv.gzprintf was called before libbroker_import_zv()" in done.stderr

@@ -197,3 +197,112 @@ def test_doctor_shows_closure_of_libbroker_libraries() -> None:
     for name in needed:
         assert f"[{name}]" in readelf  # each one a DT_NEEDED of libpng or of its dependencies
     assert "needs libz.so.1" in format_report(result)
+
+
+# -- "tables": which extension module imported which table (issue 12) ---------------------
+
+CONSUMER_C = r"""
+#include "libbroker_zlib.h"
+static PyObject *crc(PyObject *self, PyObject *arg) {
+    (void)self; (void)arg;
+    return PyLong_FromUnsignedLong(libbroker_zlib->crc32(0, (const Bytef *)"abc", 3));
+}
+static PyMethodDef methods[] = {{"crc", crc, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "single_phase", NULL, -1, methods,
+                                 NULL, NULL, NULL, NULL};
+PyMODINIT_FUNC PyInit_single_phase(void) {
+    if (libbroker_import_zlib() < 0) return NULL;
+    return PyModule_Create(&def);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def consumers(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A multi-phase (Cython) and a single-phase (C) consumer of the zlib table."""
+    pytest.importorskip("Cython")
+    workdir = tmp_path_factory.mktemp("doctor-consumers")
+    shutil.copy(os.path.join(ROOT, "tests", "specs", "zlib.toml"), workdir)
+    (workdir / "multi_phase.pyx").write_text(
+        "cimport libbroker_zlib as zlib\nzlib.import_zlib()\n"
+        "def crc():\n    return zlib.crc32(0, b'abc', 3)\n")
+    (workdir / "single_phase.c").write_text(CONSUMER_C)
+    (workdir / "setup.py").write_text(
+        "from setuptools import Extension, setup\nfrom libbroker.build import build_ext\n"
+        "setup(name='dc', ext_modules=[Extension('multi_phase', ['multi_phase.pyx']),\n"
+        "      Extension('single_phase', ['single_phase.c'])],\n"
+        "      cmdclass={'build_ext': build_ext.with_specs('zlib.toml')})\n")
+    done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                          cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return str(workdir)
+
+
+def _doctor_json(cwd: str, *modules: str) -> tuple[int, dict]:
+    # The console script, run in the consumers' directory: --import finds them there
+    # as `python -m` would.
+    script = os.path.join(os.path.dirname(sys.executable), "libbroker")
+    args = [script, "doctor", "--json"] + [a for m in modules for a in ("--import", m)]
+    out = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": ""})
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_doctor_names_the_consumers_of_each_table(consumers: str) -> None:
+    code, data = _doctor_json(consumers, "multi_phase", "single_phase")
+    assert code == 0, data.get("warnings")
+    [table] = [t for t in data["tables"] if t["name"] == "zlib"]
+    assert table["consumers"] == ["multi_phase", "single_phase"]
+    assert os.path.realpath(table["library"]) in {o["path"] for o in data["loaded"]}
+    assert data["imports"] == [{"module": "multi_phase", "ok": True, "error": None},
+                               {"module": "single_phase", "ok": True, "error": None}]
+    text = format_report(data)
+    assert "imported by multi_phase, single_phase" in text
+
+
+def test_failed_import_is_in_the_json(consumers: str) -> None:
+    code, data = _doctor_json(consumers, "multi_phase", "no_such_module_here")
+    assert code == 1
+    assert data["imports"][1]["module"] == "no_such_module_here"
+    assert not data["imports"][1]["ok"] and "ModuleNotFoundError" in data["imports"][1]["error"]
+    assert any("no_such_module_here" in w for w in data["warnings"])
+
+
+def test_doctor_leaves_out_what_its_own_imports_mapped(consumers: str) -> None:
+    # Whatever doctor's own code maps while it works (here _decimal's extension,
+    # imported from inside the report) is not the user's process: left out.
+    script = (
+        "import sys, libbroker._doctor as d\n"
+        "real = d._site_dirs\n"
+        "def site_dirs():\n"
+        "    import _decimal\n"
+        "    return real()\n"
+        "d._site_dirs = site_dirs\n"
+        "from libbroker._cli import main\n"
+        "sys.exit(main(['doctor', '--json', '--import', 'multi_phase']))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=consumers, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert "_decimal" not in " ".join(o["path"] for o in data["loaded"])
+    assert any("multi_phase" in o["path"] for o in data["loaded"])
+    # In-process, without a baseline, the same import is reported.
+    in_process = _child_report("import _decimal")
+    assert any("/_decimal." in o["path"] for o in in_process["loaded"])
+
+
+def test_import_table_records_an_explicit_module_name() -> None:
+    # What a generated import passes (or a Python caller): the module's name.
+    code = (
+        "import libbroker\n"
+        "from libbroker import _runtime\n"
+        "from libbroker._codegen import embedded_text\n"
+        f"spec = libbroker.Spec.from_file({os.path.join(ROOT, 'tests', 'specs', 'zlib.toml')!r})\n"
+        "for module in ('pkg.first', 'pkg.second', 'pkg.first'):\n"
+        "    _runtime.import_table('zlib', spec.spec_digest, embedded_text(spec), module)\n"
+    )
+    data = _child_report(code)
+    [table] = data["tables"]
+    assert table["name"] == "zlib" and table["consumers"] == ["pkg.first", "pkg.second"]
+    assert table["library"] in {o["path"] for o in data["loaded"]} | {
+        o.get("loaded_as") for o in data["loaded"]}

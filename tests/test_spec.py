@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -147,10 +148,10 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + 'version-function = "v"\n[functions]\nrequired = ["const char *v(int)"]\n',
          "'v' (line 3) is declared at line 5", 5),
         (HEAD + "[types]\nS = 'opaque'\n[functions]\nrequired = ['S f(void)']\n",
-         "'f' ('S f(void)') returns the opaque type 'S' by value", 6),
+         "'f' ('S f(void)') returns by value the opaque type 'S'", 6),
         (HEAD + "[types]\nS = 'opaque:s_tag'\nT = 'S'\n[functions]\nrequired = [\n"
          "  'int g(S *ok)',\n  'int f(int a, T s)',\n]\n",
-         "'f' ('int f(int a, T s)') takes the opaque type 'S' by value", 9),
+         "'f' ('int f(int a, T s)') takes as parameter 2 by value the opaque type 'S'", 9),
         (HEAD + "[types]\nclass = 'int'\n" + FUNCS, "C++ keyword", 4),
         (HEAD + "[types]\ntemplate = 'opaque'\n" + FUNCS, "C++ keyword", 4),
         (HEAD + "[types]\ncdef = 'int'\n" + FUNCS, "Cython keyword", 4),
@@ -174,7 +175,6 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + "[functions]\nrequired = ['int f(int a)']\noptional = [\n  'int f(int a)',\n]\n",
          "both required", 6),
         (HEAD + "[functions]\nrequired = ['uLongf f(int a)']\n", "unknown type 'uLongf'", 4),
-        (HEAD + "[functions]\nrequired = ['int f(int a, ...)']\n", "variadic", 4),
         (HEAD + "[functions]\nrequired = ['int f(int a b)']\n", "not a C declaration", 4),
         (HEAD + "[functions]\nrequired = ['int header(void)']\n", "reserved", 4),
         (HEAD + "[functions]\nrequired = []\n", "no functions", 3),
@@ -266,12 +266,83 @@ def test_embedded_text_is_compact_and_keeps_the_digest() -> None:
 def test_embedded_text_keeps_multiline_strings() -> None:
     # Indentation and '#' inside a multi-line string are data: compacting them would
     # change the spec, so the text is embedded as written.
-    text = (HEAD + 'names = ["""t\n  # not a comment"""]\n[functions]\n'
+    text = (HEAD + 'packages = ["""t\n  # not a comment"""]\n[functions]\n'
             "required = ['int f(void)']  # a comment\n")
     spec = Spec.from_string(text)
-    assert spec.names == ["t\n  # not a comment"]
+    assert spec.packages == ["t\n  # not a comment"]
     embedded = embedded_text(spec)
     assert embedded.split("\n", 1)[1] == text
-    assert Spec.from_string(embedded).names == spec.names
+    assert Spec.from_string(embedded).packages == spec.packages
     inline = Spec.from_string(HEAD + 'names = ["a#b", \'c#d\']  # link names\n' + FUNCS)
     assert 'names = ["a#b", \'c#d\']\n' in embedded_text(inline)
+
+
+# -- [variables], shapes and the messages of issue 12 --------------------------------------
+
+LIB = '[library]\nname = "t"\nnames = ["t"]\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[variables]\nrequired = ['int f(void)']", "not an object declaration"),
+        ("[variables]\nrequired = ['void v']", "type void"),
+        ("[variables]\nrequired = ['int v = 3']", "initializer"),
+        ("[variables]\nrequired = ['static int v']", "not an object declaration"),
+        ("[functions]\nrequired = ['int v(void)']\n[variables]\nrequired = ['int v']",
+         "declared twice"),
+        ("[variables]\nrequired = ['int v']\noptional = ['long v']", "both required"),
+        ("[variables]\nextra = ['int v']", "unknown key 'extra' in [variables]"),
+        ("[types]\nE = 'enum'\n[functions]\nrequired = ['E f(void)']",
+         'its underlying integer type, e.g. E = "int"'),
+        ("[types]\nS = 'struct'\n[functions]\nrequired = ['S *f(void)']", '"opaque"'),
+        ("[functions]\nrequired = ['uLong crc32(uLong crc, const Bytef *buf, uInt len)']",
+         "unknown types 'uLong', 'Bytef', 'uInt'"),
+        ("[library]\nversion-function = 'v'\n[variables]\nrequired = ['const char *v']",
+         "version-function"),
+    ],
+)
+def test_shape_errors(body: str, message: str) -> None:
+    text = LIB + body + "\n"
+    if body.startswith("[library]"):
+        text = '[library]\nname = "t"\nnames = ["t"]\nversion-function = "v"\n' + body.split(
+            "\n", 2)[2] + "\n"
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text, path="t.toml")
+    assert message in info.value.message, info.value.message
+    assert info.value.line is not None
+
+
+def test_variables_only_spec_and_slot_order() -> None:
+    spec = Spec.from_string(LIB + "[variables]\nrequired = ['extern const char *const v']\n"
+                            "[functions]\noptional = ['int f(int x, ...)']\n")
+    assert [(s.name, s.kind, s.required, s.variadic) for s in spec.functions] == [
+        ("f", "function", False, True), ("v", "variable", True, False)]
+    assert spec.signatures == ["f: int (int, ...)", "v: const char *const *"]
+    assert [v.name for v in spec.variables] == ["v"] and spec.slots == spec.functions
+
+
+@pytest.mark.parametrize("name", [" z", "z ", "z\n", "libz.so", "libz.so.1", "z.dll", "a/b",
+                                  "..", "z\x00"])
+def test_link_names_that_match_no_file(name: str) -> None:
+    text = '[library]\nname = "t"\nnames = [' + json.dumps(name) + ']\n' + FUNCS
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text)
+    assert "link name" in info.value.message and info.value.line == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LIB + "[types]\nA = " + "[" * 600 + "]" * 600 + "\n" + FUNCS,
+        LIB + "x = " + "{a=" * 2000 + "1" + "}" * 2000 + "\n" + FUNCS,
+        LIB + "[functions]\nrequired = ['int " + "*" * 2000 + "f(void)']\n",
+        LIB + "[functions]\nrequired = ['int f(" + "(" * 500 + "int" + ")" * 500 + ")']\n",
+        LIB + "[types]\n" + "".join(f"T{i} = 'T{i + 1} *'\n" for i in range(3000))
+        + "T3000 = 'int'\n[functions]\nrequired = ['T0 f(void)']\n",
+    ],
+    ids=["deep-toml-array", "deep-inline-table", "2000-stars", "deep-parens", "typedef-chain"],
+)
+def test_deep_nesting_is_a_spec_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(SpecError):
+        Spec.from_string(text)

@@ -52,7 +52,7 @@ def read_binary(path: str) -> BinaryInfo:
     magic = b""  # not a regular file, or unreadable: the ELF reader reports the precise reason
     try:
         # O_NONBLOCK: opening a FIFO named like a library must not hang.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 magic = os.read(fd, 4)

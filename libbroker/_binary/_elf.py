@@ -346,7 +346,8 @@ class _Reader:
 def _open(path: str) -> tuple[BinaryIO, int]:
     try:
         # O_NONBLOCK: a FIFO named like a library must not hang us in open().
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         if os.path.islink(path):
             raise InvalidBinaryError(

@@ -31,6 +31,9 @@ _MAX_TLS = 1 << 30
 
 _PT_LOAD, _PT_DYNAMIC, _PT_TLS = 1, 2, 7
 _PT_GNU_PROPERTY = 0x6474E553
+# Segments that describe parts of the loaded image (PT_TLS is checked on its own: .tbss
+# may reach past the image): DYNAMIC, INTERP, NOTE, PHDR, GNU_EH_FRAME, GNU_RELRO, GNU_PROPERTY.
+_MAPPED_TYPES = (2, 3, 4, 6, 0x6474E550, 0x6474E552, _PT_GNU_PROPERTY)
 _PF_X, _PF_W = 1, 2
 _ADDR_TAGS = {
     3: "DT_PLTGOT", 4: "DT_HASH", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_RELA", 12: "DT_INIT",
@@ -38,6 +41,7 @@ _ADDR_TAGS = {
     32: "DT_PREINIT_ARRAY", 36: "DT_RELR", 0x6FFFFEF5: "DT_GNU_HASH", 0x6FFFFFF0: "DT_VERSYM",
     0x6FFFFFFC: "DT_VERDEF", 0x6FFFFFFE: "DT_VERNEED",
 }
+_VERSION_TAGS = (0x6FFFFFF0, 0x6FFFFFF9, 0x6FFFFFFA, 0x6FFFFFFB, 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF)
 _STRING_TAGS = {1: "DT_NEEDED", 14: "DT_SONAME", 15: "DT_RPATH", 29: "DT_RUNPATH"}
 # machine -> (RELATIVE type, IRELATIVE type); others: only the generic checks.
 _RELATIVE = {62: (8, 37), 183: (1027, 1032), 3: (8, 42)}
@@ -125,8 +129,8 @@ def _check(image: _Image, head: bytes) -> None:
         (e_type, e_machine, _, _, e_phoff, _, _, _, e_phentsize, e_phnum, _, _, _) = struct.unpack_from(
             e + "HHIIIIIHHHHHH", head, 16)
         ph_fmt, ph_size = e + "IIIIIIII", 32
-    if e_type != 3:
-        return  # not a shared object: refused elsewhere with a better message
+    if e_type != 3 or not _host_machine(e_machine, is64):
+        return  # not a shared object for this host: refused elsewhere with a better message
     if e_phentsize != ph_size:
         raise _Fault(f"program headers are {e_phentsize} bytes, expected {ph_size}")
     if not 0 < e_phnum <= _MAX_PHNUM:
@@ -159,9 +163,43 @@ def _check(image: _Image, head: bytes) -> None:
             image.file_offset(p_vaddr, p_filesz, "TLS initialisation image")
         elif p_type == _PT_GNU_PROPERTY and p_filesz:  # glibc reads it from the mapped image
             image.file_offset(p_vaddr, p_filesz, "program property note")
+        if p_type == 0x6474E552:  # GNU_RELRO: glibc mprotects whole pages, gaps included
+            inside = _pages_mapped(image, p_vaddr, p_memsz)
+        else:
+            inside = not p_memsz or image.mapped(p_vaddr, p_memsz)
+        if p_type in _MAPPED_TYPES and (p_filesz > p_memsz or not inside):
+            # e.g. a PT_GNU_RELRO reaching past the image: glibc's mprotect would make
+            # other libraries' data read-only
+            raise _Fault(f"program header of type {p_type:#x} ({p_filesz} file / {p_memsz} memory bytes "
+                         f"at {p_vaddr:#x}) is not inside the loadable segments")
     if dynamic is None:
         raise _Fault("no dynamic segment (PT_DYNAMIC)")
     _check_dynamic(image, e_machine, *dynamic)
+
+
+def _pages_mapped(image: _Image, vaddr: int, size: int) -> bool:
+    """True when the pages glibc would mprotect for [vaddr, vaddr+size) all belong to the image."""
+    page = os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096
+    start, end = vaddr - vaddr % page, (vaddr + size) - (vaddr + size) % page
+    spans = sorted((v - v % page, -(-(v + m) // page) * page) for v, m, _, _, _ in image.loads)
+    at = start
+    for low, high in spans:
+        if low <= at < high:
+            at = high
+        if at >= end:
+            return True
+    return at >= end
+
+
+def _host_machine(machine: int, is64: bool) -> bool:
+    """True when the file is for this interpreter's machine and word size (else no opinion)."""
+    from ._elf import host_binary
+
+    try:
+        host = host_binary()
+    except Exception:  # noqa: BLE001 - no host facts: judge everything
+        return True
+    return bool(host.machine == machine and host.elf_class == (64 if is64 else 32))
 
 
 def _check_load(image: _Image, i: int, offset: int, vaddr: int, filesz: int, memsz: int, align: int) -> None:
@@ -197,6 +235,11 @@ def _check_dynamic(image: _Image, machine: int, vaddr: int, filesz: int) -> None
             raise _Fault(f"{name} points to {tags[tag]:#x}, outside every loadable segment")
     if 5 not in tags or 6 not in tags:
         raise _Fault("no dynamic string or symbol table (DT_STRTAB/DT_SYMTAB)")
+    if (0x6FFFFFFE in tags or 0x6FFFFFFC in tags) and 0x6FFFFFF0 not in tags:
+        raise _Fault("version tables without DT_VERSYM (every linker writes both; glibc crashes without it)")
+    unknown = [t for t in tags if 0x6FFFFFF0 <= t <= 0x6FFFFFFF and t not in _VERSION_TAGS]
+    if unknown:  # glibc files these in its version-tag slots by number
+        raise _Fault(f"unknown dynamic tag {unknown[0]:#x} in the version-tag range")
     for table, size_tag, name in ((7, 8, "DT_RELA without DT_RELASZ"), (17, 18, "DT_REL without DT_RELSZ"),
                                   (23, 2, "DT_JMPREL without DT_PLTRELSZ"), (36, 35, "DT_RELR without DT_RELRSZ"),
                                   (5, 10, "DT_STRTAB without DT_STRSZ")):
@@ -320,7 +363,7 @@ def _walk_version_table(
         if version != 1:
             raise _Fault(f"version record of revision {version} (expected 1)")
         at = offset + aux
-        for _ in range(cnt):
+        for _ in range(cnt if not need else 65536):  # glibc follows vna_next to 0, ignoring vn_cnt
             budget -= 1
             if budget < 0:
                 raise _Fault("the version tables do not end")

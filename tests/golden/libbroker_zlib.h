@@ -22,40 +22,53 @@
 extern "C" {
 #endif
 
-/* Define LIBBROKER_ZLIB_EXTERNAL_TYPES after including the library's own
- * header to use its typedefs instead of these. */
+/* Types of the spec. After including the library's own header, define
+ * LIBBROKER_EXTERNAL_<TYPE> for each type it declares (its definition is then
+ * used), or LIBBROKER_ZLIB_EXTERNAL_TYPES when it declares all of them. */
 #ifndef LIBBROKER_ZLIB_EXTERNAL_TYPES
-#ifndef LIBBROKER_TYPEDEF_uLong
+#if defined(LIBBROKER_EXTERNAL_uLong)
+/* uLong: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_uLong)
 #define LIBBROKER_TYPEDEF_uLong 0xf7e49961
 typedef unsigned long uLong;
 #elif LIBBROKER_TYPEDEF_uLong != 0xf7e49961
 #error "libbroker_zlib.h: [types] uLong is unsigned long here but another libbroker header included before made it another type"
 #endif
-#ifndef LIBBROKER_TYPEDEF_uLongf
+#if defined(LIBBROKER_EXTERNAL_uLongf)
+/* uLongf: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_uLongf)
 #define LIBBROKER_TYPEDEF_uLongf 0xf7e49961
 typedef unsigned long uLongf;
 #elif LIBBROKER_TYPEDEF_uLongf != 0xf7e49961
 #error "libbroker_zlib.h: [types] uLongf is unsigned long here but another libbroker header included before made it another type"
 #endif
-#ifndef LIBBROKER_TYPEDEF_uInt
+#if defined(LIBBROKER_EXTERNAL_uInt)
+/* uInt: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_uInt)
 #define LIBBROKER_TYPEDEF_uInt 0xc75d301f
 typedef unsigned int uInt;
 #elif LIBBROKER_TYPEDEF_uInt != 0xc75d301f
 #error "libbroker_zlib.h: [types] uInt is unsigned int here but another libbroker header included before made it another type"
 #endif
-#ifndef LIBBROKER_TYPEDEF_Bytef
+#if defined(LIBBROKER_EXTERNAL_Bytef)
+/* Bytef: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_Bytef)
 #define LIBBROKER_TYPEDEF_Bytef 0xc8a29bd6
 typedef unsigned char Bytef;
 #elif LIBBROKER_TYPEDEF_Bytef != 0xc8a29bd6
 #error "libbroker_zlib.h: [types] Bytef is unsigned char here but another libbroker header included before made it another type"
 #endif
-#ifndef LIBBROKER_TYPEDEF_z_size_t
+#if defined(LIBBROKER_EXTERNAL_z_size_t)
+/* z_size_t: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_z_size_t)
 #define LIBBROKER_TYPEDEF_z_size_t 0x1ccd4ff4
 typedef size_t z_size_t;
 #elif LIBBROKER_TYPEDEF_z_size_t != 0x1ccd4ff4
 #error "libbroker_zlib.h: [types] z_size_t is size_t here but another libbroker header included before made it another type"
 #endif
-#ifndef LIBBROKER_TYPEDEF_z_stream
+#if defined(LIBBROKER_EXTERNAL_z_stream)
+/* z_stream: the library's own header's */
+#elif !defined(LIBBROKER_TYPEDEF_z_stream)
 #define LIBBROKER_TYPEDEF_z_stream 0x3973c6a5
 typedef struct z_stream z_stream;
 #elif LIBBROKER_TYPEDEF_z_stream != 0x3973c6a5
@@ -124,6 +137,7 @@ static LIBBROKER_UNUSED const char *const libbroker__zlib_signatures[] = {
 static int libbroker_import_zlib(void);
 
 /* Stubs: the table in use until the import, so an early call imports first. */
+/* (A variable's address is NULL until the import.) */
 static const char *libbroker__zlib_stub_zlibVersion(void);
 static uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len);
 static uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len);
