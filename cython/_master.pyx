@@ -975,3 +975,40 @@ def call_context_triple(init_address, version_address, done_address):
         raise ValueError(f"the version function at 0x{version:x} left a number unset "
                          f"({out[0]}, {out[1]}, {out[2]})")
     return (out[0], out[1], out[2])
+
+
+# --- macOS: the dyld shared cache --------------------------------------------------------
+# Since macOS 11 the system's libraries (/usr/lib/libz.1.dylib, frameworks under /System)
+# have no file on disk: dyld serves them from its shared cache. Asking the cache is
+# cheaper than a dlopen that would run initialisers, and needs no file to exist.
+cdef extern from *:
+    """
+    #if defined(__APPLE__)
+    #include <mach-o/dyld.h>
+    static int lb_in_shared_cache(const char *path) {
+        /* Weakly linked: a module built for macOS 10.9 still loads on 10.15, where
+           the call is absent and the answer is "unknown". */
+        if (__builtin_available(macOS 11.0, *)) {
+            return _dyld_shared_cache_contains_path(path) ? 1 : 0;
+        }
+        return -1;
+    }
+    #else
+    static int lb_in_shared_cache(const char *path) { (void)path; return -1; }
+    #endif
+    """
+    int lb_in_shared_cache(const char *path) nogil
+
+
+def in_shared_cache(path):
+    """True/False: macOS's dyld shared cache holds *path*; None where no cache can be asked.
+
+    None on Linux and Windows, and on macOS before 11 (where system libraries
+    are still files on disk).
+    """
+    cdef bytes bpath = _path_bytes(path)
+    cdef const char *cpath = bpath
+    cdef int answer
+    with nogil:
+        answer = lb_in_shared_cache(cpath)
+    return None if answer < 0 else bool(answer)

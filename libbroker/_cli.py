@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the library's version, e.g. 1.3.1")
     p.add_argument("--spec", default=None, help="a spec whose symbols the library must export")
     p.add_argument("--dist-name", default=None, help="the wheel's distribution name")
+    # Repeatable: one provider distribution per dependency the library has (Requires-Dist).
+    p.add_argument("--requires", action="append", default=[], metavar="DIST",
+                   help="a provider distribution this library depends on (Requires-Dist); repeatable")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory to write the wheel to")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -460,6 +463,7 @@ def cmd_wrap(args: argparse.Namespace) -> int:
         out_dir=args.output,
         spec=args.spec,
         dist_name=args.dist_name,
+        requires=args.requires,
     )
     _emit(args, {"wheel": wheel}, wheel)
     return EXIT_OK

@@ -85,3 +85,7 @@ def call_context_triple(
     init_address: int, version_address: int, done_address: int
 ) -> tuple[int, int, int]:
     """(major, minor, patch) via ``init(&ctx)``, ``version(ctx, &a, &b, &c)``, ``done(ctx)``."""
+
+
+def in_shared_cache(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bool | None:
+    """macOS 11+: whether dyld's shared cache holds *path*; None elsewhere (no cache to ask)."""

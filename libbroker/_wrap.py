@@ -1,11 +1,21 @@
-"""``libbroker wrap``: turn a shared library into a provider wheel.
+"""``libbroker wrap``: turn a shared library (ELF, PE DLL or Mach-O dylib) into a provider wheel.
 
 The wheel holds one package, ``libbroker_provider_<name>/``, with the library
-under ``lib/`` (named by its soname, the name the dynamic linker and libbroker
-expect), the ``libbroker-provider.toml`` manifest and optionally a spec; its
-metadata declares the entry point ``[libbroker.providers] <name> = <package>``.
-The archive and its RECORD are written by ``wheel.wheelfile.WheelFile`` and the
-names are checked with ``packaging`` so the result is what pip expects.
+under ``lib/`` (named by its soname / install name / DLL name: the name the
+loader and libbroker expect), the ``libbroker-provider.toml`` manifest and
+optionally a spec; its metadata declares the entry point
+``[libbroker.providers] <name> = <package>`` and a ``Requires-Dist`` for each
+``--requires``. The archive and its RECORD are written by
+``wheel.wheelfile.WheelFile``; names are checked with ``packaging``.
+
+Checks, each refusing with the fact found and the fix (design.md 5.3, issue 9):
+the file is a shared library; ``--name`` matches its soname/install name;
+every dependency is a system library the platform's wheel policy allows
+(`libbroker._wheeltags`) or is provided by a ``--requires`` distribution;
+``--version`` agrees with the version the library states, where that is known
+without loading it (`libbroker._versions.best_version`: an already-mapped copy,
+the package database, a product-numbered file name): wrap never runs the code
+it packs.
 
 Cold path.
 """
@@ -19,27 +29,111 @@ import tempfile
 
 from ._errors import BrokerError, IncompatibleLibraryError, SpecError
 from ._providers import GROUP, MANIFEST
+from ._wheeltags import (
+    TagError,
+    is_allowed_system_library,
+    linux_tag,
+    macos_tag,
+    windows_tag,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._binary import BinaryInfo
+    from collections.abc import Sequence
 
-__all__ = ["wrap"]
+    from packaging.requirements import Requirement
 
-# ELF machine (as _binary names it) -> the architecture part of a wheel platform tag.
-_WHEEL_ARCH = {
-    "x86_64": "x86_64",
-    "i386": "i686",
-    "aarch64": "aarch64",
-    "ppc64le": "ppc64le",
-    "ppc64": "ppc64",
-    "s390x": "s390x",
-    "arm": "armv7l",
-    "riscv64": "riscv64",
-    "loongarch64": "loongarch64",
+__all__ = ["Facts", "link_name_matches", "wrap"]
+
+_FORMATS = {"elf": "ELF", "pe": "PE", "mach-o": "Mach-O", "macho": "Mach-O"}
+_SHARED_KINDS = ("shared", "dylib", "dll")
+_EXPECTED_FILE = {
+    "ELF": "an ELF .so built with -shared",
+    "PE": "a DLL",
+    "Mach-O": "a Mach-O dylib (MH_DYLIB, built with -dynamiclib)",
 }
-# The oldest manylinux baseline still built for every architecture (manylinux2014).
-_MANYLINUX_FLOOR = (2, 17)
+
+
+class Facts:
+    """What wrap needs from a binary, read through `libbroker._binary.read_binary`.
+
+    ``format`` ("ELF"/"PE"/"Mach-O"), ``machine``, ``bits``, ``kind``, ``soname``,
+    ``needed`` (every slice's, in order, once), ``glibc`` ((major, minor) or None),
+    ``slices`` ([(machine, min_os)]; one entry for a thin Mach-O file).
+    """
+
+    __slots__ = ("bits", "format", "glibc", "kind", "machine", "needed", "slices", "soname")
+
+    def __init__(self, info: object) -> None:
+        fmt = str(getattr(info, "format", "elf"))
+        self.format = _FORMATS.get(fmt.lower(), fmt)
+        self.machine = str(getattr(info, "machine_name", ""))
+        self.bits = int(getattr(info, "bits", None) or getattr(info, "elf_class", 0) or 0)
+        self.kind = str(getattr(info, "kind", None) or getattr(info, "elf_type", "none"))
+        soname = getattr(info, "soname", None)
+        self.soname = str(soname) if soname else None
+        slices = list(getattr(info, "slices", None) or [])
+        self.needed: list[str] = []
+        for part in [info, *slices]:
+            for name in getattr(part, "needed", None) or []:
+                if name not in self.needed:
+                    self.needed.append(str(name))
+        glibc = getattr(info, "glibc_required", None)
+        self.glibc: tuple[int, int] | None = (int(glibc[0]), int(glibc[1])) if glibc else None
+        if slices:
+            self.slices = [(str(s.machine_name), getattr(s, "min_os", None)) for s in slices]
+            self.kind = str(getattr(slices[0], "kind", self.kind))
+        else:
+            self.slices = [(self.machine, getattr(info, "min_os", None))]
+
+
+def platform_tag(facts: Facts) -> str:
+    """The wheel platform tag for *facts* (`TagError` when none fits)."""
+    if facts.format == "PE":
+        return windows_tag(facts.machine)
+    if facts.format == "Mach-O":
+        return macos_tag(facts.slices)
+    return linux_tag(facts.machine, facts.bits, facts.glibc, "libc.so.6" in facts.needed)
+
+
+def link_name_matches(fmt: str, filename: str, name: str) -> bool | None:
+    """Does *filename* (soname, install name, DLL name) belong to link name *name*?
+
+    None when the file name follows no naming rule of its platform, so it tells
+    nothing. Rules (design.md 5.3): ``lib<name>.so[.N...]``;
+    ``lib<name>[.N...].dylib``; ``<name>.dll``, ``lib<name>.dll``, ``lib<name>-<N>.dll``.
+    """
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if fmt == "PE":
+        lower, wanted = base.lower(), name.lower()
+        if not lower.endswith(".dll"):
+            return None
+        return lower in (f"{wanted}.dll", f"lib{wanted}.dll") or bool(
+            re.fullmatch(rf"lib{re.escape(wanted)}-\d+\.dll", lower)
+        )
+    if fmt == "Mach-O":
+        from ._platforms._macos import link_name_of, matches_link_name
+
+        return matches_link_name(base, name) if link_name_of(base) is not None else None
+    from ._discovery import link_name_of as elf_link_name
+    from ._discovery import matches_link_name as elf_matches
+
+    return elf_matches(base, name) if elf_link_name(base) is not None else None
+
+
+def _link_name_guess(fmt: str, filename: str) -> str | None:
+    """The link name a file name suggests, for the fix of a mismatch."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    if fmt == "PE":
+        m = re.fullmatch(r"(?:lib)?(.+?)(?:-\d+)?\.dll", base, re.IGNORECASE)
+        return m.group(1) if m else None
+    if fmt == "Mach-O":
+        from ._platforms._macos import link_name_of
+
+        return link_name_of(base)
+    from ._discovery import link_name_of as elf_link_name
+
+    return elf_link_name(base)
 
 
 def _toml_string(value: str) -> str:
@@ -56,8 +150,9 @@ def _check_name(name: str) -> str:
             f"found {name!r}",
             path="--name",
         )
-    if name.startswith("lib") and re.search(r"\.(so|dylib|dll)\b", name):
-        stem = re.sub(r"\.(so|dylib|dll).*$", "", name[3:])
+    if (name.startswith("lib") and re.search(r"\.(so|dylib|dll)\b", name)) or name.lower().endswith(".dll"):
+        stem = re.sub(r"(?i)\.(so|dylib|dll).*$", "", name)
+        stem = stem.removeprefix("lib")
         raise SpecError(
             f"expected the link name, not a file name: found {name!r}; fix: use --name {stem}",
             path="--name",
@@ -76,7 +171,23 @@ def _check_version(version: str) -> str:
         ) from exc
 
 
-def _read_library(lib_path: str) -> BinaryInfo:
+def _parse_requires(requires: Sequence[str]) -> list[Requirement]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for text in requires:
+        try:
+            out.append(Requirement(text))
+        except InvalidRequirement as exc:
+            raise SpecError(
+                f"expected a distribution such as 'libbroker-provider-z' or 'libbroker-provider-z>=1.3', "
+                f"found {text!r} ({exc})",
+                path="--requires",
+            ) from exc
+    return out
+
+
+def _read_library(lib_path: str) -> Facts:
     from ._binary import read_binary
 
     if not os.path.isfile(lib_path):
@@ -84,45 +195,130 @@ def _read_library(lib_path: str) -> BinaryInfo:
             lib_path, "expected a shared library file, found nothing there" if not os.path.exists(lib_path)
             else "expected a shared library file, found something else (a directory?)"
         )
-    info = read_binary(lib_path)  # InvalidBinaryError (an IncompatibleLibraryError) for non-ELF
-    if info.elf_type != "shared":
+    # InvalidBinaryError (an IncompatibleLibraryError) for text, linker scripts, truncated files.
+    facts = Facts(read_binary(lib_path))
+    if facts.kind not in _SHARED_KINDS:
         raise IncompatibleLibraryError(
             lib_path,
-            f"expected a shared library (ELF type 'shared'), found ELF type {info.elf_type!r}",
-            fix="pass the .so file the linker builds with -shared",
+            f"expected a shared library ({_EXPECTED_FILE.get(facts.format, 'a .so, .dylib or .dll')}), "
+            f"found {facts.format} type {facts.kind!r}",
+            fix="pass the shared library the linker builds (-shared / -dynamiclib / a .dll)",
         )
-    return info
+    return facts
 
 
-def _platform_tag(info: BinaryInfo, lib_path: str) -> str:
-    from packaging.tags import parse_tag
+def _check_link_name(facts: Facts, name: str, lib_path: str) -> None:
+    """--name must be the link name of the soname (else of the file name)."""
+    subject, what = (facts.soname, "soname") if facts.soname else (os.path.basename(lib_path), "file name")
+    if facts.format == "Mach-O" and facts.soname:
+        what = "install name"
+    elif facts.format == "PE" and facts.soname:
+        what = "export name"
+    if link_name_matches(facts.format, subject, name) is False:
+        guess = _link_name_guess(facts.format, subject)
+        fix = f"use --name {guess}" if guess else "pass the library whose link name this is"
+        raise SpecError(
+            f"the library's {what} is {subject!r}, whose link name is {guess!r}, not {name!r}; fix: {fix}",
+            path="--name",
+        )
 
-    arch = _WHEEL_ARCH.get(info.machine_name)
-    if arch is None:
+
+def _dist_provides(req: Requirement, link: str | None, needed: str) -> bool:
+    """Does the distribution *req* names provide the dependency *needed* (link name *link*)?
+
+    Yes when it is installed and declares a `libbroker.providers` entry point
+    for that link name, or when it is named after the library (wrap's default
+    ``libbroker-provider-<link>``, or ``<link>``, ``<link>-...``, ``<link><digits>``,
+    ``...-<link>``; separators and case as PEP 503 normalises them).
+    """
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    if link is None:
+        return False
+    try:
+        dist = metadata.distribution(req.name)
+    except metadata.PackageNotFoundError:
+        dist = None
+    if dist is not None and any(ep.group == GROUP and ep.name == link for ep in dist.entry_points):
+        return True
+    wanted = canonicalize_name(link.replace("_", "-")).strip("-")
+    have = canonicalize_name(req.name)
+    if not wanted:
+        return False
+    rest = have[len(wanted) :] if have.startswith(wanted) else None
+    # "<link>", "<link>-anything", "<link><digits>" (scipy-openblas32), "anything-<link>"
+    return rest is not None and (rest == "" or rest.startswith("-") or rest.isdigit()) or have.endswith("-" + wanted)
+
+
+def _dependencies(
+    facts: Facts, tag: str, requires: list[Requirement], lib_path: str
+) -> list[tuple[str, str]]:
+    """[(needed, distribution)] for each non-system dependency; refuses undeclared ones."""
+    declared: list[tuple[str, str]] = []
+    undeclared: list[str] = []
+    for needed in facts.needed:
+        if is_allowed_system_library(facts.format, needed, tag):
+            continue
+        link = _link_name_guess(facts.format, needed)
+        dist = next((r.name for r in requires if _dist_provides(r, link, needed)), None)
+        if dist is None:
+            undeclared.append(needed)
+        else:
+            declared.append((needed, dist))
+    if undeclared:
+        policy = {"PE": "Windows (system DLLs and API sets)", "Mach-O": "macOS (/usr/lib and /System)"}.get(
+            facts.format, "_".join(tag.split("_")[:3]) if tag.startswith("manylinux") else "Linux (manylinux and musllinux lists)"
+        )
+        given = ", ".join(r.name for r in requires) or "none"
+        first = undeclared[0]
+        link = _link_name_guess(facts.format, first) or "NAME"
         raise IncompatibleLibraryError(
             lib_path,
-            f"no wheel platform tag is known for machine {info.machine_name!r} "
-            f"(known: {', '.join(sorted(_WHEEL_ARCH))})",
+            f"depends on {', '.join(repr(u) for u in undeclared)}, which "
+            f"{'is' if len(undeclared) == 1 else 'are'} neither a system library allowed by the {policy} "
+            f"wheel policy nor provided by a distribution given with --requires (given: {given})",
+            fix=f"wrap {first!r} as its own provider and pass --requires libbroker-provider-"
+            f"{link.replace('_', '-').lower()} (an installed provider of link name {link!r} also counts)",
         )
-    if arch == "x86_64" and info.elf_class != 64:
-        raise IncompatibleLibraryError(
-            lib_path, "expected a 64-bit x86_64 library, found a 32-bit (x32) one"
-        )
-    glibc = info.glibc_required
-    if glibc is None and "libc.so.6" in info.needed:
-        glibc = _MANYLINUX_FLOOR  # links glibc but needs no versioned symbol: any glibc serves
-    if glibc is None:
-        # Not known to be a glibc library (musl, or no libc at all): claim no more than Linux.
-        tag = f"linux_{arch}"
-    else:
-        major, minor = max(glibc, _MANYLINUX_FLOOR)
-        tag = f"manylinux_{major}_{minor}_{arch}"
-    parse_tag(f"py3-none-{tag}")  # raises on a malformed tag, never expected
-    return tag
+    return declared
 
 
-def _check_spec(spec: str, name: str) -> tuple[str, dict[str, str]]:
-    """Validate the spec file; return its real path and the symbol affixes it sets."""
+def _reported_version(lib_real: str, facts: Facts, name: str, spec: object | None) -> tuple[str, str] | None:
+    """(version, source) the library states without being loaded here, or None (design.md 5.2).
+
+    `libbroker._versions.best_version` without a handle: the library itself only
+    when this process already maps it (an RTLD_NOLOAD probe), the package
+    database that owns the file, or the file name of a library whose names carry
+    the product version (zlib). Nothing is loaded: wrapping a file never runs its code.
+    """
+    try:
+        from ._versions import best_version
+    except ImportError:  # an older tree without the version sources
+        return None
+    prefix = str(getattr(spec, "symbol_prefix", "") or "")
+    suffix = str(getattr(spec, "symbol_suffix", "") or "")
+    function = getattr(spec, "version_function", None)
+    return best_version(lib_real, name, facts.soname, None, function, prefix, suffix)
+
+
+def _check_reported_version(given: str, reported: tuple[str, str] | None, lib_path: str) -> None:
+    from packaging.version import Version
+
+    if reported is None:
+        return
+    text, source = reported
+    have, want = Version(text).release, Version(given).release  # text: parse_version_text output
+    if want[: len(have)] != have:  # 1.3.1 and 1.3.1.post1/1.3.1.2 agree; 1.3 or 1.2.13 do not
+        raise SpecError(
+            f"the library {lib_path!r} is version {text} (source: {source}), not {given}; fix: --version {text}",
+            path="--version",
+        )
+
+
+def _check_spec(spec: str, name: str) -> tuple[str, dict[str, str], object]:
+    """Validate the spec file; return its real path, the symbol affixes it sets, the Spec."""
     from ._spec import Spec
 
     parsed = Spec.from_file(spec)  # SpecError with file and line for any defect
@@ -135,11 +331,12 @@ def _check_spec(spec: str, name: str) -> tuple[str, dict[str, str]]:
     # Only affixes the spec actually sets: an empty one is the default, not a claim
     # about the binary, and the manifest's silence leaves the decision to each spec.
     affixes = {"symbol-prefix": parsed.symbol_prefix, "symbol-suffix": parsed.symbol_suffix}
-    return os.path.realpath(spec), {k: v for k, v in affixes.items() if v}
+    return os.path.realpath(spec), {k: v for k, v in affixes.items() if v}, parsed
 
 
 def _manifest(
-    name: str, version: str, soname: str | None, file: str, affixes: dict[str, str], specs: list[str]
+    name: str, version: str, soname: str | None, file: str, affixes: dict[str, str], specs: list[str],
+    dependencies: list[tuple[str, str]],
 ) -> str:
     lines = [
         "# Written by `libbroker wrap`; read by libbroker without importing this package.",
@@ -154,7 +351,16 @@ def _manifest(
         lines.append(f"{key} = {_toml_string(value)}")
     if specs:
         lines.append("specs = [" + ", ".join(_toml_string(s) for s in specs) + "]")
+    for needed, dist in dependencies:
+        # One table per dependency, attached to this [[library]]: the name as the
+        # binary writes it, and the distribution (a Requires-Dist) that provides it.
+        lines += ["", "[[library.dependencies]]", f"needed = {_toml_string(needed)}", f"provider = {_toml_string(dist)}"]
     return "\n".join(lines) + "\n"
+
+
+def _default_dist(name: str) -> str:
+    # "foo_" -> "libbroker-provider-foo": separators collapse, none at either end (PEP 508).
+    return "libbroker-provider-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
 
 
 def wrap(
@@ -165,30 +371,54 @@ def wrap(
     out_dir: str,
     spec: str | None = None,
     dist_name: str | None = None,
+    requires: Sequence[str] = (),
 ) -> str:
-    """Build a provider wheel for the shared library *lib_path*; return the wheel's path."""
+    """Build a provider wheel for the shared library *lib_path*; return the wheel's path.
+
+    *requires*: PEP 508 requirements (``libbroker-provider-a``, ``x>=1``), one per
+    provider the library depends on. Raises `SpecError` for a bad ``--name``,
+    ``--version``, ``--requires``, ``--dist-name`` or spec, and
+    `IncompatibleLibraryError` for a file that is not a shared library, has no
+    wheel tag, or depends on an undeclared non-system library.
+    """
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
     try:
-        from wheel.wheelfile import WheelFile
+        from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
     except ImportError as exc:
         raise BrokerError("libbroker wrap needs the 'wheel' package; fix: pip install wheel") from exc
 
     name = _check_name(name)
     wheel_version = _check_version(version)
+    reqs = _parse_requires(requires)
+    dist: str
+    if dist_name is not None:
+        dist = canonicalize_name(dist_name)
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", dist):
+            raise SpecError(
+                f"expected a distribution name (letters, digits, '-', '_', '.'; a letter or digit at "
+                f"each end), found {dist_name!r}",
+                path="--dist-name",
+            )
+    else:
+        dist = _default_dist(name)
     lib_real = os.path.realpath(os.path.abspath(lib_path))
-    info = _read_library(lib_real)
-    tag = _platform_tag(info, lib_path)
-    spec_real, affixes = _check_spec(spec, name) if spec is not None else (None, {})
+    facts = _read_library(lib_real)
+    try:
+        tag = platform_tag(facts)
+    except TagError as exc:
+        raise IncompatibleLibraryError(lib_path, str(exc)) from None
+    _check_link_name(facts, name, lib_path)
+    spec_real, affixes, parsed = _check_spec(spec, name) if spec is not None else (None, {}, None)
+    dependencies = _dependencies(facts, tag, reqs, lib_path)
+    _check_reported_version(version, _reported_version(lib_real, facts, name, parsed), lib_path)
 
-    dist = canonicalize_name(dist_name if dist_name is not None else f"libbroker-provider-{name}")
-    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", dist):
-        raise SpecError(f"expected a distribution name, found {dist_name!r}", path="--dist-name")
     package = "libbroker_provider_" + re.sub(r"[^A-Za-z0-9]+", "_", name).lower()
-    soname = info.soname if info.soname and "/" not in info.soname else None
-    lib_file = f"lib/{soname or os.path.basename(lib_real)}"
+    soname = facts.soname
+    file_name = (soname.replace("\\", "/").rsplit("/", 1)[-1] if soname else "") or os.path.basename(lib_real)
+    lib_file = f"lib/{file_name}"
     spec_files = [os.path.basename(spec_real)] if spec_real is not None else []
-    if spec_files and spec_files[0] in ("__init__.py", MANIFEST):
+    if spec_files and spec_files[0] in ("__init__.py", MANIFEST, file_name):
         raise SpecError(f"a spec cannot be named {spec_files[0]!r} (it would clash)", path=spec)
 
     wheel_name = f"{dist.replace('-', '_')}-{wheel_version}-py3-none-{tag}.whl"
@@ -198,9 +428,8 @@ def wrap(
         "Metadata-Version: 2.1\n"
         f"Name: {dist}\n"
         f"Version: {wheel_version}\n"
-        f"Summary: The {name!r} shared library ({soname or os.path.basename(lib_real)} {version}) "
-        "as a libbroker provider\n"
-    )
+        f"Summary: The {name!r} shared library ({file_name} {version}) as a libbroker provider\n"
+    ) + "".join(f"Requires-Dist: {r}\n" for r in reqs)
     wheel_meta = (
         "Wheel-Version: 1.0\n"
         "Generator: libbroker wrap\n"
@@ -222,7 +451,7 @@ def wrap(
             wf.write(lib_real, f"{package}/{lib_file}")
             wf.writestr(
                 f"{package}/{MANIFEST}",
-                _manifest(name, version, soname, lib_file, affixes, spec_files),
+                _manifest(name, version, soname, lib_file, affixes, spec_files, dependencies),
             )
             if spec_real is not None:
                 wf.write(spec_real, f"{package}/{spec_files[0]}")

@@ -17,10 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 
 import pytest
+import tomllib
+from _zig import build as zig_build
+from _zig import needs_zig
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
@@ -52,7 +54,9 @@ required = [
 ]
 """
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to build the test library")
+# ELF fixtures: gcc with GNU ld (-soname) on Linux; macOS's gcc is clang with Apple's linker.
+HAVE_GCC = shutil.which("gcc") is not None and sys.platform.startswith("linux")
+needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc and GNU ld on Linux are needed to build the test library")
 
 
 def build_lbt(directory: str) -> str:
@@ -70,8 +74,8 @@ def build_lbt(directory: str) -> str:
 
 @pytest.fixture(scope="module")
 def lbt(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the test library")
+    if not HAVE_GCC:
+        pytest.skip("gcc and GNU ld on Linux are needed to build the test library")
     return build_lbt(str(tmp_path_factory.mktemp("lbt")))
 
 
@@ -131,11 +135,11 @@ def test_wheel_layout_record_and_metadata(lbt: str, tmp_path) -> None:
         assert "Metadata-Version: 2.1\n" in metadata
         assert "Name: libbroker-provider-lbt\n" in metadata
         assert "Version: 2.5.1\n" in metadata
-        assert re.search(r"^Summary: .+$", metadata, re.M)
+        assert re.search(r"^Summary: .+$", metadata, re.MULTILINE)
 
         wheel_meta = zf.read(f"{dist_info}/WHEEL").decode()
         assert "Root-Is-Purelib: false\n" in wheel_meta
-        [tag_line] = re.findall(r"^Tag: (.+)$", wheel_meta, re.M)
+        [tag_line] = re.findall(r"^Tag: (.+)$", wheel_meta, re.MULTILINE)
 
         manifest = tomllib.loads(zf.read("libbroker_provider_lbt/libbroker-provider.toml").decode())
 
@@ -261,3 +265,429 @@ def test_bad_spec(lbt: str, tmp_path) -> None:
     with pytest.raises(SpecError, match="cannot read the spec"):
         wrap(lbt, name="lbt", version="1", out_dir=str(tmp_path), spec=str(tmp_path / "absent.toml"))
     assert not any(p.endswith(".whl") for p in os.listdir(tmp_path))
+
+
+# --- dependencies, --requires, --name and --version against the binary ----------------------
+
+DEP_A_C = "int chain_a(int x) { return x * 3; }\n"
+DEP_B_C = (
+    "#include <stdio.h>\nint chain_a(int x);\nint chain_b(int x) { return chain_a(x) + 1; }\n"
+    "int chain_b_text(char *out, size_t n, int x) { return snprintf(out, n, \"%d\", x); }\n"  # needs glibc
+)
+
+
+def build_chain(directory: str) -> tuple[str, str]:
+    """liblbchaina.so.1 and liblbchainb.so.1, B's DT_NEEDED naming A (no RUNPATH)."""
+    for name, src in (("a", DEP_A_C), ("b", DEP_B_C)):
+        with open(os.path.join(directory, f"{name}.c"), "w") as f:
+            f.write(src)
+    lib_a = os.path.join(directory, "liblbchaina.so.1")
+    lib_b = os.path.join(directory, "liblbchainb.so.1")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbchaina.so.1", "-o", lib_a,
+                    os.path.join(directory, "a.c")], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbchainb.so.1", "-o", lib_b,
+                    os.path.join(directory, "b.c"), lib_a], check=True)
+    return lib_a, lib_b
+
+
+def readelf_needed(path: str) -> list[str]:
+    out = subprocess.run(["readelf", "-d", "--wide", path], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if not HAVE_GCC:
+        pytest.skip("gcc and GNU ld on Linux are needed to build the test libraries")
+    return build_chain(str(tmp_path_factory.mktemp("chain")))
+
+
+def test_undeclared_dependency_is_refused_by_name(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    assert "liblbchaina.so.1" in readelf_needed(lib_b)  # the oracle: what the linker wrote
+    with pytest.raises(IncompatibleLibraryError) as err:
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path))
+    message = str(err.value)
+    assert "'liblbchaina.so.1'" in message and "manylinux_2_17" in message
+    assert "--requires libbroker-provider-lbchaina" in message
+    # a --requires for something else does not cover it
+    with pytest.raises(IncompatibleLibraryError, match=r"liblbchaina\.so\.1.*given: numpy"):
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path), requires=["numpy"])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+
+
+def test_requires_records_the_dependency(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    wheel_path = wrap(
+        lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path),
+        requires=["libbroker-provider-lbchaina>=1.0", "cffi"],
+    )
+    with zipfile.ZipFile(wheel_path) as zf:
+        metadata = zf.read("libbroker_provider_lbchainb-1.0.dist-info/METADATA").decode()
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbchainb/libbroker-provider.toml").decode())
+    from email.parser import Parser
+
+    requires = Parser().parsestr(metadata).get_all("Requires-Dist")
+    assert requires == ["libbroker-provider-lbchaina>=1.0", "cffi"]
+    assert manifest["library"][0]["dependencies"] == [
+        {"needed": "liblbchaina.so.1", "provider": "libbroker-provider-lbchaina"}
+    ]
+
+
+def test_requires_matched_through_an_installed_providers_entry_point(
+    chain: tuple[str, str], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --requires whose name says nothing still covers a dependency it provides, per its metadata."""
+    _, lib_b = chain
+    site = tmp_path / "site"
+    info = site / "vendor_blob-3.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vendor-blob\nVersion: 3.0\n")
+    (info / "entry_points.txt").write_text("[libbroker.providers]\nlbchaina = vendor_blob\n")
+    monkeypatch.syspath_prepend(str(site))
+    wheel_path = wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path / "dist"), requires=["vendor-blob"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_lbchainb/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "liblbchaina.so.1", "provider": "vendor-blob"}]
+    # without that metadata the same name covers nothing
+    monkeypatch.syspath_prepend(str(tmp_path / "empty"))
+    (info / "entry_points.txt").write_text("[libbroker.providers]\nother = vendor_blob\n")
+    with pytest.raises(IncompatibleLibraryError, match=r"liblbchaina\.so\.1.*given: vendor-blob"):
+        wrap(lib_b, name="lbchainb", version="1.0", out_dir=str(tmp_path / "dist"), requires=["vendor-blob"])
+
+
+@pytest.mark.parametrize(
+    ("dist", "link", "covers"),
+    [
+        ("libbroker-provider-lbchaina", "lbchaina", True),
+        ("LibBroker_Provider.LBChainA", "lbchaina", True),  # PEP 503 normalisation
+        ("lbchaina", "lbchaina", True),
+        ("lbchaina-bin", "lbchaina", True),
+        ("scipy-openblas32", "scipy_openblas", True),
+        ("a", "a", True),
+        ("attrs", "a", False),  # merely starting with the link name is not enough
+        ("numpy", "lbchaina", False),
+    ],
+)
+def test_requires_named_after_the_dependency(dist: str, link: str, covers: bool) -> None:
+    from packaging.requirements import Requirement
+
+    from libbroker._wrap import _dist_provides
+
+    assert _dist_provides(Requirement(dist), link, f"lib{link}.so.1") is covers
+
+
+def test_a_system_only_library_needs_no_requires(libz: str, tmp_path) -> None:
+    import zlib
+
+    assert set(readelf_needed(libz)) <= {"libc.so.6"}
+    wheel_path = wrap(libz, name="z", version=zlib.ZLIB_RUNTIME_VERSION, out_dir=str(tmp_path))
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_z/libbroker-provider.toml").decode())
+    assert "dependencies" not in manifest["library"][0]
+
+
+def test_version_is_checked_against_the_library(libz: str, tmp_path) -> None:
+    import zlib
+
+    real = zlib.ZLIB_RUNTIME_VERSION  # Python's zlib asked the same library (this process maps it)
+    with pytest.raises(SpecError, match=rf"^--version: .* is version {re.escape(real)} \(source: .+\), not 0\.9; "
+                                        rf"fix: --version {re.escape(real)}$"):
+        wrap(libz, name="z", version="0.9", out_dir=str(tmp_path))
+    # a packaging revision of the same release is fine
+    assert wrap(libz, name="z", version=f"{real}.post1", out_dir=str(tmp_path)).endswith(".whl")
+
+
+def test_version_from_a_product_numbered_file_name(libz: str, tmp_path) -> None:
+    copy = tmp_path / "libz.so.1.2.99"  # not mapped, owned by no package: only its name tells
+    shutil.copyfile(os.path.realpath(libz), copy)
+    with pytest.raises(SpecError, match=r"is version 1\.2\.99 \(source: file-name\), not 1\.3"):
+        wrap(str(copy), name="z", version="1.3", out_dir=str(tmp_path / "dist"))
+
+
+@needs_gcc
+def test_wrapping_never_runs_the_librarys_code(tmp_path) -> None:
+    """No version source without loading: the check is skipped, and the constructor never runs."""
+    marker = tmp_path / "ran"
+    src = tmp_path / "ctor.c"
+    src.write_text(
+        "#include <stdio.h>\n"
+        f"__attribute__((constructor)) static void boom(void) {{ FILE *f = fopen({str(marker)!r}, \"w\"); "
+        "if (f) fclose(f); }\n"
+        "const char *ctor_version(void) { return \"ctor 7.0\"; }\n".replace("'", '"')
+    )
+    lib = tmp_path / "libctor.so.7"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libctor.so.7", "-o", str(lib), str(src)], check=True)
+    spec = tmp_path / "ctor.toml"
+    spec.write_text('[library]\nname = "ctor"\nnames = ["ctor"]\nversion-function = "ctor_version"\n'
+                    '[functions]\nrequired = ["const char *ctor_version(void)"]\n')
+    assert wrap(str(lib), name="ctor", version="1.0", out_dir=str(tmp_path / "dist"), spec=str(spec))
+    assert not marker.exists()
+
+
+def test_name_must_match_the_soname(libz: str, tmp_path) -> None:
+    with pytest.raises(SpecError) as err:
+        wrap(libz, name="foo_", version="1.0", out_dir=str(tmp_path))
+    assert str(err.value).startswith("--name: ")
+    assert "'libz.so.1'" in str(err.value) and "fix: use --name z" in str(err.value)
+    assert "--dist-name" not in str(err.value)  # r18: never blame an option not given
+
+
+@needs_gcc
+def test_link_name_ending_in_underscore(tmp_path) -> None:
+    """numpy's libscipy_openblas64_.so: a valid link name ending in '_' (repro r18)."""
+    src = tmp_path / "u.c"
+    src.write_text("int under_one(void) { return 1; }\n")
+    lib = tmp_path / "libunder_.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libunder_.so", "-o", str(lib), str(src)], check=True)
+    wheel_path = wrap(str(lib), name="under_", version="1.0", out_dir=str(tmp_path / "dist"))
+    name, _, _, _ = parse_wheel_filename(os.path.basename(wheel_path))
+    assert name == "libbroker-provider-under"
+    with zipfile.ZipFile(wheel_path) as zf:
+        assert "libbroker_provider_under_/lib/libunder_.so" in zf.namelist()
+    with pytest.raises(SpecError, match=r"^--dist-name: .*'-bad-'"):
+        wrap(str(lib), name="under_", version="1.0", out_dir=str(tmp_path), dist_name="-bad-")
+
+
+def test_cli_requires_and_messages(chain: tuple[str, str], tmp_path) -> None:
+    _, lib_b = chain
+    cmd = [sys.executable, "-m", "libbroker", "wrap", lib_b, "--name", "lbchainb", "--version", "1.0",
+           "-o", str(tmp_path)]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and "liblbchaina.so.1" in refused.stderr and refused.stdout == ""
+    done = subprocess.run([*cmd, "--requires", "libbroker-provider-lbchaina", "--requires", "cffi"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"libbroker_provider_lbchainb-1.0-py3-none-manylinux_2_17_{os.uname().machine}.whl")
+    bad = subprocess.run([*cmd, "--requires", "not a requirement!"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert bad.returncode == 2 and "--requires" in bad.stderr and "not a requirement!" in bad.stderr
+
+
+# --- a provider chain installed into a fresh venv ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chain_venv(chain: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new venv (libbroker on its path through a .pth file) with B installed from wheels only."""
+    import sysconfig
+
+    lib_a, lib_b = chain
+    work = tmp_path_factory.mktemp("chainvenv")
+    dist = str(work / "dist")
+    wrap(lib_a, name="lbchaina", version="1.0", out_dir=dist)
+    wrap(lib_b, name="lbchainb", version="2.0", out_dir=dist, requires=["libbroker-provider-lbchaina>=1.0"])
+    venv = str(work / "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
+    python = os.path.join(venv, "bin", "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    deps = sysconfig.get_paths()["purelib"]  # packaging, platformdirs, pycparser of this venv
+    with open(os.path.join(purelib, "libbroker-dev.pth"), "w") as f:
+        f.write(f"{repo}\n{deps}\n")
+    # Only B is asked for: pip must find A through B's Requires-Dist.
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", "--find-links", dist,
+                    "libbroker-provider-lbchainb"], check=True, timeout=300, capture_output=True)
+    return python
+
+
+def test_fresh_venv_installs_the_chain_through_requires_dist(chain_venv: str) -> None:
+    probe = (
+        "import json, importlib.metadata as m, libbroker\n"
+        "print(json.dumps({'a': m.version('libbroker-provider-lbchaina'),"
+        " 'b_requires': m.requires('libbroker-provider-lbchainb'),"
+        " 'origin_a': libbroker.find('lbchaina').origin,"
+        " 'origin_b': libbroker.find('lbchainb').origin}))\n"
+    )
+    out = subprocess.run([chain_venv, "-c", probe], capture_output=True, text=True, check=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    import json
+
+    facts = json.loads(out.stdout)
+    assert facts == {"a": "1.0", "b_requires": ["libbroker-provider-lbchaina>=1.0"],
+                     "origin_a": "provider:libbroker-provider-lbchaina",
+                     "origin_b": "provider:libbroker-provider-lbchainb"}
+
+
+def test_fresh_venv_loads_b_through_a(chain_venv: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("libbroker._closure") is None:
+        pytest.skip("needs the closure resolver (libbroker._closure, on main) to load B's provider dependency")
+    probe = (
+        "import ctypes, libbroker\n"
+        "lib = libbroker.load('lbchainb')\n"
+        "f = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lib.address('chain_b'))\n"
+        "print(f(5), lib.origin, [d.origin for d in lib.dependencies])\n"
+    )
+    out = subprocess.run([chain_venv, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "16"  # chain_a(5) * ... = 15, + 1
+    assert "provider:libbroker-provider-lbchainb" in out.stdout
+    assert "provider:libbroker-provider-lbchaina" in out.stdout
+
+
+# --- DLLs and dylibs ---------------------------------------------------------------------------
+# Facts as the PE and Mach-O readers report them (libbroker/_binary/__init__.py's attributes),
+# through the same code wrap uses; then real binaries built by zig cc once the readers exist.
+
+from types import SimpleNamespace
+
+from libbroker._wrap import Facts, link_name_matches, platform_tag
+
+
+def test_tags_from_reader_facts() -> None:
+    dll = SimpleNamespace(format="PE", machine_name="x86_64", bits=64, kind="shared", soname="zlib1.dll",
+                          needed=["KERNEL32.dll"], min_os=None, slices=[])
+    assert platform_tag(Facts(dll)) == "win_amd64"
+    thin = SimpleNamespace(format="Mach-O", machine_name="arm64", bits=64, kind="shared",
+                           soname="@rpath/libz.1.dylib", needed=["/usr/lib/libSystem.B.dylib"], min_os="11.0", slices=[])
+    assert platform_tag(Facts(thin)) == "macosx_11_0_arm64"
+    x86 = SimpleNamespace(machine_name="x86_64", min_os="10.9", kind="shared", needed=["/usr/lib/libSystem.B.dylib"])
+    arm = SimpleNamespace(machine_name="arm64", min_os="11.0", kind="shared", needed=["@rpath/libdep.1.dylib"])
+    fat = SimpleNamespace(format="Mach-O", machine_name="x86_64", bits=64, kind="shared", soname="@rpath/libz.1.dylib",
+                          needed=["/usr/lib/libSystem.B.dylib"], min_os="10.9", slices=[x86, arm])
+    facts = Facts(fat)
+    assert platform_tag(facts) == "macosx_10_9_universal2"
+    assert facts.needed == ["/usr/lib/libSystem.B.dylib", "@rpath/libdep.1.dylib"]  # every slice's, once
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filename", "name", "expected"),
+    [
+        ("PE", "zlib1.dll", "zlib1", True),
+        ("PE", "libopenblas.dll", "openblas", True),
+        ("PE", "libgfortran-5.dll", "gfortran", True),
+        ("PE", "ZLIB1.DLL", "zlib1", True),
+        ("PE", "zlib1.dll", "z", False),
+        ("Mach-O", "@rpath/libz.1.dylib", "z", True),
+        ("Mach-O", "/opt/homebrew/lib/libpython3.12.dylib", "python3.12", True),
+        ("Mach-O", "@rpath/libz.1.dylib", "zstd", False),
+        ("Mach-O", "@rpath/Foo.framework/Foo", "foo", None),
+        ("ELF", "libz.so.1", "z", True),
+        ("ELF", "libz.so.1", "zstd", False),
+        ("ELF", "weird-name", "z", None),
+    ],
+)
+def test_link_name_matches(fmt: str, filename: str, name: str, expected: bool | None) -> None:
+    assert link_name_matches(fmt, filename, name) is expected
+
+
+def _reader(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(f"libbroker._binary.{module}") is None:
+        pytest.skip("needs the PE/Mach-O reader")
+
+
+def fat_file(out: str, slices: list[tuple[int, int, str]]) -> str:
+    """A universal file from thin ones: fat_header + fat_arch entries (big endian), 16 KiB aligned."""
+    import struct
+
+    align = 14
+    header = struct.pack(">II", 0xCAFEBABE, len(slices))
+    offset = 1 << align
+    entries, blobs = b"", []
+    for cputype, subtype, path in slices:
+        with open(path, "rb") as f:
+            data = f.read()
+        entries += struct.pack(">iiIII", cputype, subtype, offset, len(data), align)
+        blobs.append((offset, data))
+        offset = (offset + len(data) + (1 << align) - 1) & ~((1 << align) - 1)
+    with open(out, "wb") as f:
+        f.write(header + entries)
+        for where, data in blobs:
+            f.seek(where)
+            f.write(data)
+    return out
+
+
+@needs_zig
+def test_wrap_dylibs(tmp_path) -> None:
+    _reader("_macho")
+    from macholib.MachO import MachO
+
+    src = "int dz_one(void) { return 1; }\n"
+    arm = zig_build(src, str(tmp_path / "arm/libdz.1.dylib"), "aarch64-macos.11.0",
+                    "-Wl,-install_name,@rpath/libdz.1.dylib")
+    x86 = zig_build(src, str(tmp_path / "x86/libdz.1.dylib"), "x86_64-macos.10.13",
+                    "-Wl,-install_name,@rpath/libdz.1.dylib")
+    out = str(tmp_path / "dist")
+    assert wrap(arm, name="dz", version="1.0", out_dir=out).endswith("-py3-none-macosx_11_0_arm64.whl")
+    assert wrap(x86, name="dz", version="1.0", out_dir=out).endswith("-py3-none-macosx_10_13_x86_64.whl")
+    universal = fat_file(str(tmp_path / "libdz.1.dylib"), [(0x01000007, 3, x86), (0x0100000C, 0, arm)])
+    assert len(MachO(universal).headers) == 2  # macholib reads it as a two-slice universal file
+    wheel_path = wrap(universal, name="dz", version="1.0", out_dir=out)
+    assert wheel_path.endswith("-py3-none-macosx_10_13_universal2.whl")
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_dz/libbroker-provider.toml").decode())
+        packed = zf.read("libbroker_provider_dz/lib/libdz.1.dylib")
+    with open(universal, "rb") as f:
+        assert packed == f.read()
+    assert manifest["library"][0]["soname"] == "@rpath/libdz.1.dylib"
+    with pytest.raises(SpecError, match=r"install name is '@rpath/libdz\.1\.dylib'.*fix: use --name dz"):
+        wrap(arm, name="other", version="1.0", out_dir=out)
+
+
+@needs_zig
+def test_wrap_dylib_dependencies(tmp_path) -> None:
+    _reader("_macho")
+    zig_build("int dd_one(void) { return 1; }\n", str(tmp_path / "dep/libdd.1.dylib"), "aarch64-macos.11.0",
+                    "-Wl,-install_name,@rpath/libdd.1.dylib")
+    user = zig_build("int dd_one(void);\nint du_two(void) { return dd_one() + 1; }\n",
+                     str(tmp_path / "libdu.dylib"), "aarch64-macos.11.0", f"-L{tmp_path / 'dep'}", "-l:libdd.1.dylib",
+                     "-Wl,-install_name,@rpath/libdu.dylib")
+    with pytest.raises(IncompatibleLibraryError, match=r"'@rpath/libdd\.1\.dylib'.*macOS \(/usr/lib and /System\)"):
+        wrap(user, name="du", version="1.0", out_dir=str(tmp_path / "dist"))
+    wheel_path = wrap(user, name="du", version="1.0", out_dir=str(tmp_path / "dist"), requires=["libbroker-provider-dd"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_du/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "@rpath/libdd.1.dylib", "provider": "libbroker-provider-dd"}]
+
+
+# DLLs without the C runtime: zig builds mingw-w64's CRT from source for each target the first
+# time (minutes); an entry point of our own and kernel32 alone keep each build under a second.
+DLL_MAIN = (
+    "int __stdcall DllMainCRTStartup(void *h, unsigned long r, void *p) { (void)h; (void)r; (void)p; return 1; }\n"
+    "__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId(void);\n"
+)
+DLL_FLAGS = ("-nostdlib", "-Wl,--entry=DllMainCRTStartup")
+
+
+@needs_zig
+@pytest.mark.parametrize(("target", "tag"), [("x86_64-windows-gnu", "win_amd64"), ("x86-windows-gnu", "win32"),
+                                              ("aarch64-windows-gnu", "win_arm64")])
+def test_wrap_dlls(tmp_path, target: str, tag: str) -> None:
+    _reader("_pe")
+    import pefile
+
+    src = DLL_MAIN + "__declspec(dllexport) int wz_pid(int v) { return v + (int)GetCurrentProcessId(); }\n"
+    dll = zig_build(src, str(tmp_path / "wz.dll"), target, *DLL_FLAGS, "-lkernel32")
+    imports = [e.dll.decode() for e in pefile.PE(dll).DIRECTORY_ENTRY_IMPORT]  # the oracle's view
+    assert imports == ["KERNEL32.dll"]
+    wheel_path = wrap(dll, name="wz", version="1.0", out_dir=str(tmp_path / "dist"))
+    assert wheel_path.endswith(f"-py3-none-{tag}.whl")
+    with zipfile.ZipFile(wheel_path) as zf:
+        assert "libbroker_provider_wz/lib/wz.dll" in zf.namelist()
+    with pytest.raises(SpecError, match=r"export name is 'wz\.dll'.*fix: use --name wz"):
+        wrap(dll, name="other", version="1.0", out_dir=str(tmp_path / "dist"))
+
+
+@needs_zig
+def test_wrap_dll_with_undeclared_dependency(tmp_path) -> None:
+    _reader("_pe")
+    dep_dir = tmp_path / "dep"
+    zig_build(DLL_MAIN + "__declspec(dllexport) int wd_one(void) { return 1; }\n", str(dep_dir / "wd.dll"),
+              "x86_64-windows-gnu", *DLL_FLAGS, f"-Wl,--out-implib,{dep_dir / 'libwd.dll.a'}")
+    user = zig_build(
+        DLL_MAIN + "__declspec(dllimport) int wd_one(void);\n"
+        "__declspec(dllexport) int wu_two(void) { return wd_one() + (int)GetCurrentProcessId(); }\n",
+        str(tmp_path / "wu.dll"), "x86_64-windows-gnu", *DLL_FLAGS, f"-L{dep_dir}", "-lwd", "-lkernel32",
+    )
+    with pytest.raises(IncompatibleLibraryError, match=r"'wd\.dll'.*Windows \(system DLLs and API sets\)"):
+        wrap(user, name="wu", version="1.0", out_dir=str(tmp_path / "dist"))
+    wheel_path = wrap(user, name="wu", version="1.0", out_dir=str(tmp_path / "dist"), requires=["libbroker-provider-wd"])
+    with zipfile.ZipFile(wheel_path) as zf:
+        manifest = tomllib.loads(zf.read("libbroker_provider_wu/libbroker-provider.toml").decode())
+    assert manifest["library"][0]["dependencies"] == [{"needed": "wd.dll", "provider": "libbroker-provider-wd"}]
