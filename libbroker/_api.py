@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 _FIND_KIND = "find"
+# In every find key: entries written before versions came only from `_versions` with
+# their source (design.md 5.2) may hold a file name's interface numbers; never read them.
+_VERSIONS_GENERATION = 2
 _RECHECK_SECONDS = 1.0
 _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
@@ -95,7 +98,7 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
 
 
 def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
-    key = (name, version, tuple(packages), _cache.env_key())
+    key = (name, version, tuple(packages), _cache.env_key(), _VERSIONS_GENERATION)
     now = time.monotonic()
     hit = _memo.get(key)
     if hit is not None:

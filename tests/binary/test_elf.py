@@ -10,7 +10,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -395,22 +394,37 @@ def test_no_heavy_imports() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_large_openblas_parses_fast() -> None:
+def test_large_openblas_reads_only_its_dynamic_tables(monkeypatch) -> None:
+    """A 20+ MB library is judged from its headers and dynamic tables, not its code: the
+    bytes the reader asks for stay within the sizes readelf gives for those sections (a
+    deterministic measure; the wall time is measured in benchmarks/, never asserted)."""
     scipy_openblas32 = pytest.importorskip("scipy_openblas32")
+    from libbroker._binary import _elf
+
     lib_dir = scipy_openblas32.get_lib_dir()
     path = next(os.path.join(lib_dir, n) for n in os.listdir(lib_dir) if ".so" in n)
-    read_binary(path)  # warm the page cache
-    best = min(_timed(path) for _ in range(3))
+    asked: list[int] = []
+    real_read = _elf._Reader.read
+
+    def counting(self, offset: int, length: int, what: str) -> bytes:  # noqa: ANN001
+        asked.append(length)
+        return real_read(self, offset, length, what)
+
+    monkeypatch.setattr(_elf._Reader, "read", counting)
     info = read_binary(path)
     assert "scipy_openblas_get_config" in info.functions
     assert len(info.functions) > 1000
-    assert best < 0.05, f"read_binary took {best * 1000:.1f} ms"
-
-
-def _timed(path: str) -> float:
-    start = time.perf_counter()
-    read_binary(path)
-    return time.perf_counter() - start
+    sections = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True,
+                              check=True).stdout
+    needed = 0
+    for line in sections.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[2] in ("GNU_HASH", "HASH", "DYNSYM", "VERSYM", "VERNEED",
+                                             "VERDEF", "DYNAMIC") or fields[1:2] == [".dynstr"]:
+            needed += int(fields[5], 16)
+    size = os.path.getsize(path)
+    assert needed and size > 20 * needed  # the code is most of the file
+    assert sum(asked) <= needed + (64 << 10), (sum(asked), needed, size)  # + headers
 
 
 def _readelf_verdefs(path: str) -> set[str]:
