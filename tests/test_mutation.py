@@ -85,12 +85,49 @@ def _targets(data: bytes) -> list[tuple[int, int]]:
     return ranges
 
 
+def _code_pointers(data: bytes) -> list[tuple[int, int]]:
+    """File ranges holding code addresses (relocation tables, DT_INIT/DT_FINI values): a changed
+    value there points into the middle of a function, i.e. corrupt machine code, out of scope."""
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    loads, dynamic = [], None
+    for i in range(phnum):
+        p_type, _, off, vaddr, _, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", data, phoff + 56 * i)
+        if p_type == 1:
+            loads.append((vaddr, off, filesz))
+        elif p_type == 2:
+            dynamic = (off, filesz)
+    if dynamic is None:
+        return []
+    tags, cold = {}, []
+    for k in range(dynamic[0], dynamic[0] + dynamic[1], 16):
+        tag, value = struct.unpack_from("<qQ", data, k)
+        if tag == 0:
+            break
+        tags[tag] = value
+        if tag in (12, 13):
+            cold.append((k + 8, k + 16))
+    for table, size in ((7, 8), (23, 2)):
+        if table in tags:
+            for v, off, filesz in loads:
+                if v <= tags[table] < v + filesz:
+                    start = off + tags[table] - v
+                    cold.append((start, start + tags.get(size, 0)))
+    return cold
+
+
 def _mutate(data: bytes, rng: random.Random) -> bytes:
     buf = bytearray(data)
     hot = _targets(data)
+    cold = _code_pointers(data)
     for _ in range(rng.randint(1, 4)):
-        start, end = rng.choice(hot)
-        pos = rng.randrange(start, max(start + 1, min(end, len(buf))))
+        for _attempt in range(20):
+            start, end = rng.choice(hot)
+            pos = rng.randrange(start, max(start + 1, min(end, len(buf))))
+            if not any(low - 8 < pos < high for low, high in cold):
+                break
+        else:
+            continue
         kind = rng.random()
         if kind < 0.45:
             buf[pos] ^= 1 << rng.randrange(8)

@@ -93,6 +93,12 @@ class _Image:
                 return not flag or bool(flags & flag)
         return False
 
+    def code(self, vaddr: int) -> bool:
+        """True when *vaddr* lies in the file-backed part of an executable segment (real code,
+        not zero-filled memory)."""
+        return any(p_vaddr <= vaddr < p_vaddr + p_filesz and flags & _PF_X
+                   for p_vaddr, _, _, p_filesz, flags in self.loads)
+
     def at(self, vaddr: int, length: int, what: str) -> bytes:
         return self.read(self.file_offset(vaddr, length, what), length, what)
 
@@ -153,6 +159,9 @@ def _check(image: _Image, head: bytes) -> None:
     for prev, nxt in zip(image.loads, image.loads[1:]):
         if nxt[0] < prev[0] + prev[1]:
             raise _Fault(f"loadable segments at {prev[0]:#x} and {nxt[0]:#x} overlap or are out of order")
+        if nxt[3] and prev[3] and nxt[2] < prev[2] + prev[3]:
+            # the same file bytes mapped twice: e.g. the code segment pointed at the ELF header
+            raise _Fault(f"loadable segments at {prev[0]:#x} and {nxt[0]:#x} map overlapping file bytes")
     dynamic = None
     for p_type, _, p_vaddr, p_filesz, p_memsz, p_align in others:
         if p_type == _PT_DYNAMIC:
@@ -331,7 +340,7 @@ def _check_symbols(image: _Image, symtab: bytes, nsyms: int, strsz: int) -> None
         if name and name >= strsz:
             raise _Fault(f"symbol {i} names string offset {name}, outside the string table")
         defined_function = shndx not in (0, 0xFFF1) and info & 0xF in (2, 10) and value
-        if defined_function and not image.mapped(value, 1, flag=_PF_X):
+        if defined_function and not image.code(value):
             raise _Fault(f"function symbol {i} at {value:#x} is not in an executable segment")
 
 
@@ -471,7 +480,7 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
         if rtype in (relative, irelative):
             value: int = addend if addend is not None else int.from_bytes(
                 image.at(offset, word, "relocated word"), order)
-            if rtype == irelative and not image.mapped(value, 1, flag=_PF_X):
+            if rtype == irelative and not image.code(value):
                 raise _Fault(f"an IFUNC resolver at {value:#x} is not in an executable segment")
             targets[offset] = value if rtype == relative else None
         else:
@@ -486,11 +495,11 @@ def _check_relocations(image: _Image, machine: int, tags: dict[int, int], nsyms:
                 raise _Fault(f"the init/fini array entry at {slot:#x} is never relocated; the "
                              f"loader would call an unrelocated address")
             target = targets[slot]
-            if target is not None and not image.mapped(target, 1, flag=_PF_X):
+            if target is not None and not image.code(target):
                 raise _Fault(f"the init/fini array entry at {slot:#x} calls {target:#x}, outside the code")
 
     for tag, name in ((12, "DT_INIT"), (13, "DT_FINI")):
-        if tags.get(tag) and not image.mapped(tags[tag], 1, flag=_PF_X):
+        if tag in tags and not image.code(tags[tag]):  # 0 too: glibc calls it
             raise _Fault(f"{name} at {tags[tag]:#x} is not in an executable segment")
 
 
