@@ -258,7 +258,7 @@ def _uniform_spec_text(count: int) -> str:
     return "\n".join(lines) + "\n]\n"
 
 
-def test_large_spec_is_one_parse_and_linear_output(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_large_spec_is_one_parse_and_linear_output(tmp_path, monkeypatch) -> None:
     """A 1,500-function spec costs one pycparser call, and twice the functions give
     twice the added output: deterministic measures of linear work (the wall time is
     measured in benchmarks/, never asserted in a test)."""
@@ -267,7 +267,7 @@ def test_large_spec_is_one_parse_and_linear_output(tmp_path, monkeypatch) -> Non
     parses: list[int] = []
     real_parse = c_parser.CParser.parse
 
-    def counting(self, text, filename="", debug=False):  # noqa: ANN001, ANN202
+    def counting(self, text, filename="", debug=False):
         parses.append(text.count("\n"))
         return real_parse(self, text, filename, debug)
 

@@ -73,7 +73,7 @@ class _Watched(str):
 
     taken: list[object]
 
-    def __getitem__(self, key):  # noqa: ANN001, ANN204
+    def __getitem__(self, key):
         self.taken.append(key)
         return str.__getitem__(self, key)
 

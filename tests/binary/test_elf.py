@@ -406,7 +406,7 @@ def test_large_openblas_reads_only_its_dynamic_tables(monkeypatch) -> None:
     asked: list[int] = []
     real_read = _elf._Reader.read
 
-    def counting(self, offset: int, length: int, what: str) -> bytes:  # noqa: ANN001
+    def counting(self, offset: int, length: int, what: str) -> bytes:
         asked.append(length)
         return real_read(self, offset, length, what)
 

@@ -655,12 +655,12 @@ def _pe_lines_run(path: Path) -> int:
 
     count = 0
 
-    def local(frame, event, arg):  # noqa: ANN001, ANN202
+    def local(frame, event, arg):
         nonlocal count
         count += event == "line"
         return local
 
-    def calls(frame, event, arg):  # noqa: ANN001, ANN202
+    def calls(frame, event, arg):
         return local if frame.f_code.co_filename == _pe.__file__ else None
 
     sys.settrace(calls)
