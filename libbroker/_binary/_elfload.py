@@ -334,9 +334,13 @@ def _check_symbols(image: _Image, symtab: bytes, nsyms: int, strsz: int) -> None
     fmt = e + ("IBBHQQ" if image.is64 else "IIIBBH")
     for i, fields in enumerate(struct.iter_unpack(fmt, symtab)):
         if image.is64:
-            name, info, _, shndx, value, _ = fields
+            name, info, other, shndx, value, _ = fields
         else:
-            name, value, _, info, _, shndx = fields
+            name, value, _, info, other, shndx = fields
+        if i and shndx == 0 and other & 3:
+            # an undefined reference that is hidden/internal/protected: no linker writes one,
+            # and glibc's lookup of it ends in a crash
+            raise _Fault(f"undefined symbol {i} has visibility {other & 3}, expected default")
         if name and name >= strsz:
             raise _Fault(f"symbol {i} names string offset {name}, outside the string table")
         defined_function = shndx not in (0, 0xFFF1) and info & 0xF in (2, 10) and value
