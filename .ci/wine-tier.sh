@@ -109,6 +109,10 @@ T="$ROOT/tests/windows/fixtures"
 "$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=-1000 "$T/lbdep.c" -o "$FIX/pathdir/lbdep.dll"
 "$CC" -shared -O1 -static-libgcc -DLBDEP_ANSWER=-2000 "$T/lbdep.c" -o "$FIX/cwd/lbdep.dll"
 "$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/pathdir" -llbdep2 -o "$FIX/lonely/lbmiss.dll"
+# Decoys of lbmain.dll itself in the PATH directory and the current directory:
+# libbroker's search by name must never take them (tests/windows/test_win_api.py).
+"$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/pathdir" -llbdep -o "$FIX/pathdir/lbmain.dll"
+"$CC" -shared -O1 -static-libgcc "$T/lbmain.c" -L"$FIX/cwd" -llbdep -o "$FIX/cwd/lbmain.dll"
 "$CC" -shared -O1 -static-libgcc "$T/lbver.c" -o "$FIX/lib/lbver.dll"
 # lbuser.dll imports lbdep3.dll, which only an os.add_dll_directory directory holds.
 mkdir -p "$FIX"/{added,user}
@@ -128,7 +132,7 @@ cp "$T/lbmain.toml" "$FIX/"
     -o "$FIX/consumer/lbconsumer.cp311-win_amd64.pyd"
 
 # 5. Run the Windows subset under wine's CPython. Its stdio must be pipes (it
-# refuses regular files); a hang is cut after 15 minutes.
+# refuses regular files); a hang is cut after 10 minutes (each test after 60 s, with its stack).
 win() { winepath -w "$1" 2>/dev/null; }
 export PYTHONPATH="$(win "$STAGE");$(win "$SITE");$(win "$ROOT/tests/windows")"
 export LIBBROKER_WINE_FIXTURES="$(win "$FIX")"
@@ -138,7 +142,7 @@ export WINEPATH="$(win "$FIX/pathdir")"
 JUNIT="$BUILD/junit.xml"
 say "running tests/windows under wine"
 set +e
-true | (cd "$FIX/cwd" && timeout 900 wine "$PYDIR/python.exe" -X faulthandler -m pytest -q -p no:cacheprovider \
+true | (cd "$FIX/cwd" && timeout 600 wine "$PYDIR/python.exe" -X faulthandler -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 \
     --rootdir "$(win "$ROOT/tests/windows")" --junitxml "$(win "$JUNIT")" \
     "$(win "$ROOT/tests/windows")" 2>&1) | cat
 status=${PIPESTATUS[1]}

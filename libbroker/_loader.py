@@ -24,7 +24,10 @@ _lock = new_rlock()
 _by_identity: dict[tuple[int, int], Library] = {}
 _by_name: dict[str, list[Library]] = {}
 _order: list[Library] = []
-_PROC_FD = "/proc/self/fd/"
+# Linux's per-process descriptor directory. Never on Windows: under wine "/proc/self/fd"
+# names the host's directory, whose numbers are not this process's CRT descriptors (opening
+# one read the pipe on stdin and hung). A NUL byte makes every isdir() below False.
+_PROC_FD = "/proc/self/fd/" if os.name != "nt" else "\0"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 

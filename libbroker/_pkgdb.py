@@ -414,6 +414,10 @@ def package_version(real_path: str) -> tuple[str, str] | None:
     not followed. Never raises: an unreadable database gives None.
     """
     try:
+        if os.name == "nt":
+            # Only conda keeps a database on Windows; "/var/lib/dpkg" would name a directory
+            # on the current drive (under wine, the Linux host's own dpkg database: slow and wrong).
+            return _conda_version(real_path)
         return (_conda_version(real_path) or _brew_version(real_path)
                 or _dpkg_version(real_path) or _pacman_version(real_path)
                 or _apk_version(real_path))

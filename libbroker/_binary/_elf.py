@@ -656,16 +656,21 @@ def host_binary() -> BinaryInfo:
     """Facts of the running interpreter's own executable (cached)."""
     global _host
     if _host is None:
-        try:
-            # The real file, not the magic link: callers print host.path.
-            exe = os.path.realpath("/proc/self/exe")
-        except OSError:
-            exe = ""
+        exe = ""
+        if os.name != "nt":  # under wine, /proc/self/exe is wine's own ELF preloader
+            try:
+                # The real file, not the magic link: callers print host.path.
+                exe = os.path.realpath("/proc/self/exe")
+            except OSError:
+                exe = ""
+        # The dispatching reader: on Windows the interpreter is a PE file, on macOS Mach-O.
+        from . import read_binary as read_any
+
         for candidate in (exe, sys.executable):
             if not candidate:
                 continue
             try:
-                _host = read_binary(candidate)
+                _host = read_any(candidate)
                 break
             except InvalidBinaryError:
                 continue
