@@ -707,13 +707,15 @@ def check_compatible(
     """
     if info.format != host.format:
         return f"{info.format.upper()} file but this interpreter is {host.format.upper()}"
+    # Format-neutral (PE and Mach-O readers give the same attributes): the format's own name.
+    fmt = "ELF" if info.format.lower() == "elf" else info.format
     if info.elf_class != host.elf_class:
-        return f"{info.elf_class}-bit ELF but this interpreter is {host.elf_class}-bit"
+        return f"{info.elf_class}-bit {fmt} but this interpreter is {host.elf_class}-bit"
     if info.byte_order != host.byte_order:
-        return f"{info.byte_order}-endian ELF but this interpreter is {host.byte_order}-endian"
+        return f"{info.byte_order}-endian {fmt} but this interpreter is {host.byte_order}-endian"
     if info.machine != host.machine:
         return (
-            f"ELF machine {info.machine_name!r} ({info.machine}) but this interpreter is "
+            f"{fmt} machine {info.machine_name!r} ({info.machine}) but this interpreter is "
             f"{host.machine_name!r} ({host.machine})"
         )
     if info.glibc_required is not None:
