@@ -156,3 +156,36 @@ def test_consumer_pyd_through_the_generated_header(fixtures: str, monkeypatch: p
     assert mod.has_absent() is False
     tables = libbroker.report().get("tables", [])
     assert any("lbconsumer" in t.get("consumers", []) for t in tables), tables
+
+
+PE_FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "binary", "fixtures", "pe")
+
+
+@pytest.mark.parametrize(("filename", "reason"), [
+    ("pe_fixture_x86.dll", "32-bit PE but this interpreter is 64-bit"),
+    ("pe_fixture_arm64.dll", "PE machine 'aarch64'"),
+])
+def test_inspect_judges_a_dll_on_its_own_host(filename: str, reason: str) -> None:
+    """On Windows a DLL of another machine is loadable: false, with the reason."""
+    from libbroker._cli import inspect_data
+
+    data = inspect_data(os.path.join(PE_FIXTURES, filename))
+    assert data["format"] == "PE"
+    assert data["loadable"] is False
+    assert reason in str(data["reason"])
+
+
+def test_inspect_loadable_dll_lists_its_dependency(fixtures: str) -> None:
+    from libbroker._cli import inspect_data
+
+    data = inspect_data(os.path.join(fixtures, "lib", "lbmain.dll"))
+    assert data["loadable"] is True, data["reason"]
+    deps = data["dependencies"]
+    assert isinstance(deps, list)
+    already = loaded_paths().get("lbdep.dll")
+    if already is None:
+        assert [os.path.basename(d["path"]).lower() for d in deps] == ["lbdep.dll"]
+    else:
+        # Mapped by an earlier test: the loaded-module list serves it, nothing to map.
+        assert same(already, os.path.join(fixtures, "lib", "lbdep.dll"))
+        assert deps == []
