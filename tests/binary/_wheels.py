@@ -4,7 +4,8 @@
 ``dist`` for ``platform`` (CPython 3.11 tags: "win_amd64", "win32",
 "win_arm64", "macosx_11_0_arm64", ...) with pip, unpacks it once into
 ``~/.cache/libbroker-test-wheels`` (``LIBBROKER_TEST_WHEELS`` overrides) and
-returns the files ending in one of ``suffixes``, sorted. When the index is
+returns the files ending in one of ``suffixes`` (default by platform: ".dll" and
+".pyd" for Windows tags, ".dylib" and ".so" for macOS ones), sorted. When the index is
 unreachable or has no such wheel the calling test is skipped with the reason,
 never failed.
 """
@@ -52,13 +53,21 @@ def _download(dist: str, platform: str) -> Path:
     return wheels[-1]
 
 
+def default_suffixes(platform: str) -> tuple[str, ...]:
+    """The binaries' suffixes of a platform tag: Mach-O for "macosx_*", else PE."""
+    return (".dylib", ".so") if platform.startswith("macosx") else (".dll", ".pyd")
+
+
 def wheel_binaries(
-    dist: str, platform: str, suffixes: tuple[str, ...] = (".dll", ".pyd")
+    dist: str, platform: str, suffixes: tuple[str, ...] | None = None
 ) -> list[Path]:
     """Files ending in one of ``suffixes`` inside the ``dist`` wheel for ``platform``, sorted.
 
-    Skips the calling test when the wheel cannot be had.
+    *suffixes* defaults to `default_suffixes(platform)`. Skips the calling test
+    when the wheel cannot be had.
     """
+    if suffixes is None:
+        suffixes = default_suffixes(platform)
     wheel = _download(dist, platform)
     root = wheel.parent / "unpacked" / wheel.stem
     marker = root / ".complete"

@@ -21,7 +21,7 @@ import pytest
 
 from libbroker._binary import InvalidBinaryError, _macho, read_binary
 
-from ._macho_wheels import wheel_binaries
+from ._wheels import wheel_binaries
 
 lief = pytest.importorskip("lief")
 macholib_MachO = pytest.importorskip("macholib.MachO")
