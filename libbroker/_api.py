@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 _FIND_KIND = "find"
 # In every find key: entries written before versions came only from `_versions` with
 # their source (design.md 5.2) may hold a file name's interface numbers; never read them.
-_VERSIONS_GENERATION = 2
+# 3: entries carry the judged identity of the file and of each dependency (design.md 5.1).
+_VERSIONS_GENERATION = 3
 _RECHECK_SECONDS = 1.0
 _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
     "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),
     "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
 }
+_IDENTITY_FIELD = "identity"  # kept out of LibraryInfo's keyword arguments
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 
 
@@ -111,8 +113,13 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if disk is not None:
         try:
             stamps, fields = disk
-            if _cache.typed(fields, _FIELD_TYPES) and _cache.stamps_valid(stamps):
+            ident = fields.pop(_IDENTITY_FIELD, None)
+            if (
+                _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES)
+                and _cache.stamps_valid(stamps)
+            ):
                 info = LibraryInfo(**fields)
+                info._identity = ident
                 _memo[key] = (now, info, stamps)
                 return info
         except (TypeError, ValueError, AttributeError, KeyError):
@@ -124,7 +131,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if chosen is None:
         raise resolution.error(version)
     info = info_of(chosen)
-    stamps = _closure_stamps(resolution.search.stamps, chosen.path, [d.path for d in chosen.dependencies])
+    stamps = _closure_stamps(resolution.search.stamps, chosen, chosen.dependencies)
     _memo[key] = (now, info, stamps)
     fields = {
         "name": info.name,
@@ -133,15 +140,22 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         "origin": info.origin,
         "version_text": info.version_text,
         "version_source": info.version_source,
-        "dependencies": [(d.needed, d.path, d.origin) for d in info.dependencies],
+        "dependencies": [(d.needed, d.path, d.origin, d._identity) for d in info.dependencies],
+        _IDENTITY_FIELD: info._identity,
     }
     _cache.update(_FIND_KIND, key, (stamps, fields))
     return info
 
 
+def _forget(path: str) -> None:
+    """Drop the in-process verdicts naming *path* (its file was replaced since)."""
+    for key in [k for k, (_, info, _) in _memo.items() if info.path == path]:
+        _memo.pop(key, None)
+
+
 def info_of(cand: Candidate) -> LibraryInfo:
     """The LibraryInfo of an accepted candidate (its closure and version source kept)."""
-    return LibraryInfo(
+    info = LibraryInfo(
         cand.name,
         os.path.abspath(cand.path),
         soname=cand.soname,
@@ -150,11 +164,23 @@ def info_of(cand: Candidate) -> LibraryInfo:
         version_source=cand.version_source,
         dependencies=cand.dependencies,
     )
+    info._identity = cand._identity
+    return info
 
 
-def _closure_stamps(search_stamps: "Sequence[object]", chosen: str, dependencies: "list[str]") -> "list[object]":
-    """Cache stamps covering the chosen file and every file of its closure (`_cache`)."""
-    return _cache.decision_stamps(list(search_stamps), [chosen, *dependencies])
+def _is_identity(value: object) -> bool:
+    return isinstance(value, tuple) and len(value) == 7 and all(type(x) is int for x in value)
+
+
+def _closure_stamps(
+    search_stamps: "Sequence[object]", chosen: "Candidate | LibraryInfo", dependencies: "list[Dependency]"
+) -> "list[object]":
+    """Cache stamps covering the chosen file and every file of its closure (`_cache`), each
+    with the identity it had when judged (a file replaced since voids the entry)."""
+    judged = {chosen.path: chosen._identity, **{d.path: d._identity for d in dependencies}}
+    return _cache.decision_stamps(
+        list(search_stamps), [chosen.path, *(d.path for d in dependencies)], judged
+    )
 
 
 def candidates(
@@ -273,15 +299,21 @@ def _prepare_path(path: str) -> "list[Dependency]":
         raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
     for dep in closure.dependencies:
         try:
-            _loader.dlopen_checked(dep.path)  # checked file, mapped by fd
+            _loader.dlopen_checked(dep.path, identity=dep._identity)  # the judged file, mapped by fd
         except OSError as exc:
             raise IncompatibleLibraryError(
-                path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"
+                path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}",
+                fix="retry: libbroker checks the new file afresh" if _changed(exc) else None,
             ) from exc
     conflict = _interposition(real)
     if conflict is not None and not _deepbind(real):
         raise IncompatibleLibraryError(path, conflict)
     return list(closure.dependencies)
+
+
+def _changed(exc: OSError) -> bool:
+    """True when the loader refused a file because it is not the one judged (`_loader`)."""
+    return "changed since it was checked" in _dlopen_text(exc)
 
 
 def _load_by_name(name: str, version: str | None) -> Library:
@@ -309,6 +341,11 @@ def _load_by_name(name: str, version: str | None) -> Library:
         library = _try_load(first, version, failures)
         if library is not None:
             return library
+        if failures and "changed since it was checked" in failures[-1][1]:
+            # The cached verdict was about a file since replaced: judge the new one afresh.
+            failures.pop()
+            tried.discard(os.path.realpath(first.path))
+            _forget(first.path)
     # Every candidate, those of unknown version too (the library is asked).
     from ._resolve import resolve
 
@@ -385,6 +422,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
     """Map *info*'s closure bottom-up, then the file; None (and a failure noted) when it
     fails or its own version is outside *version*. What it mapped is unmapped again."""
     from . import _loader, _master
+    from ._errors import IncompatibleLibraryError
     from ._resolve import library_version_text
 
     real = os.path.realpath(info.path)
@@ -398,7 +436,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         # Every one by its path, "mapped" ones too: a cached verdict may come from a
         # process where they were mapped, and ld.so must not search for them here.
         try:
-            opened.append(_loader.dlopen_checked(dep.path))  # checked file, mapped by fd
+            opened.append(_loader.dlopen_checked(dep.path, identity=dep._identity))  # the judged file, by fd
         except OSError as exc:
             undo()
             failures.append((info.path, f"its dependency {dep.path!r} failed to load: {_dlopen_text(exc)}"))
@@ -410,7 +448,8 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         return None
     was_mapped = bool(_master.noload(real))
     try:
-        probe = _loader.dlopen_checked(real)  # loader checks first: a damaged file must not reach dlopen
+        # The judged file only (design.md 5.1): one replaced since is refused before dlopen.
+        probe = _loader.dlopen_checked(real, identity=info._identity)
     except OSError as exc:
         undo()
         failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))
@@ -430,10 +469,15 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         undo()
         failures.append((info.path, problem))
         return None
-    library = _loader.load_file(
-        info.path, name=info.name, origin=info.origin, soname=info.soname,
-        version_text=text, judged=True,
-    )
+    try:
+        library = _loader.load_file(
+            info.path, name=info.name, origin=info.origin, soname=info.soname,
+            version_text=text, judged=True, identity=info._identity,
+        )
+    except IncompatibleLibraryError as exc:
+        undo()
+        failures.append((info.path, f"failed to load: {exc.reason}"))
+        return None
     if text and library.version_text != text:
         library._set_version_text(text, source)
     elif library.version_source is None and library.version_text:

@@ -318,7 +318,11 @@ def _ancestors(path: str) -> "list[str]":
     return ["/"] + ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def decision_stamps(search_stamps: "list[Any]", closure_paths: "list[str] | str") -> "list[Any]":
+def decision_stamps(
+    search_stamps: "list[Any]",
+    closure_paths: "list[str] | str",
+    judged: "dict[str, Any] | None" = None,
+) -> "list[Any]":
     """Everything a verdict depends on (design.md 5.1), to be checked by `stamps_valid`.
 
     *search_stamps*: (directory, `dir_stamp`) of every place searched.
@@ -327,6 +331,9 @@ def decision_stamps(search_stamps: "list[Any]", closure_paths: "list[str] | str"
     the place stamp (device, inode, mode, owner) of every directory and symlink
     from "/" to it, as given and as resolved, plus the config file and the
     current directory's absence from the searched places.
+    *judged*: path -> the identity each file had when it was checked; recorded
+    instead of a fresh stat, so a file replaced between its checks and this call
+    voids the verdict rather than being stamped as the judged file.
     """
     if isinstance(closure_paths, str):
         closure_paths = [closure_paths]
@@ -337,7 +344,8 @@ def decision_stamps(search_stamps: "list[Any]", closure_paths: "list[str] | str"
     seen: set[str] = set()
     for given in closure_paths:
         real = os.path.realpath(given)
-        stamps.append(("@file", (real, identity(real))))
+        ident = judged.get(given) if judged else None
+        stamps.append(("@file", (real, ident if ident is not None else identity(real))))
         parent = os.path.dirname(real)
         stamps.append(("@dir", (parent, identity(parent))))
         for entry in [*_ancestors(given), given, *_ancestors(real)]:

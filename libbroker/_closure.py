@@ -94,6 +94,7 @@ class _Node:
 
 _memo: dict[tuple[object, ...], Closure] = {}
 _facts: dict[tuple[object, ...], BinaryInfo | str] = {}
+_read_as: dict[str, tuple[int, ...] | None] = {}  # path -> identity its facts were last read for
 
 
 def _identity(path: str) -> tuple[int, ...] | None:
@@ -112,11 +113,16 @@ def read_facts(path: str) -> BinaryInfo | str:
     key = (path, _identity(path))
     hit = _facts.get(key)
     if hit is not None:
+        _read_as[path] = key[1]
         return hit
     try:
         result: BinaryInfo | str = read_binary(path)
     except BrokerError as exc:
         result = getattr(exc, "reason", None) or str(exc)
+    if _identity(path) != key[1]:
+        # Replaced while being read: these facts belong to no one identity (design.md 5.1).
+        return "changed while it was being checked (replaced or edited); retry"
+    _read_as[path] = key[1]
     if len(_facts) > 4 * _MEMO_LIMIT:
         _facts.clear()
     _facts[key] = result
@@ -506,6 +512,18 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
         if not closure.ok:
             closure.dependencies = []
     closure.identities = [(p, _identity(p)) for p in closure.paths]
+    if closure.ok and sys.platform != "win32" and sys.platform != "darwin":
+        # Each dependency carries the identity its facts were judged on; one replaced
+        # since (an upgrade racing us) voids the verdict: the loader maps only that identity.
+        judged = dict(closure.identities)
+        for dep in closure.dependencies:
+            ident = judged.get(dep.path)
+            if ident is None or _read_as.get(dep.path) != ident:
+                closure.reason = f"its dependency {dep.path!r} changed while it was being checked; retry"
+                closure.fix = "retry once the library's package has finished installing"
+                closure.dependencies = []
+                return closure
+            dep._identity = ident
     if len(_memo) > _MEMO_LIMIT:
         _memo.clear()
     _memo[key] = closure

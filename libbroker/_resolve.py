@@ -192,6 +192,7 @@ def judge(
         return cand
     del st
     real = os.path.realpath(path)
+    judged = _cache.identity(real)  # every check below must see this very file (design.md 5.1)
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
         return cand
@@ -280,7 +281,14 @@ def judge(
         cand.reason = closure.reason or "its dependency closure cannot be loaded"
         cand.fix = closure.fix
         return cand
+    if judged is None or _cache.identity(real) != judged:
+        # Replaced (an upgrade, a `mv` over it) while it was being checked: what was
+        # checked is no longer there, so nothing here may be said about the new file.
+        cand.reason = "changed while it was being checked (replaced or edited); it is not used"
+        cand.fix = "retry once the library's package has finished installing"
+        return cand
     cand.dependencies = list(closure.dependencies)
+    cand._identity = judged
     cand.accepted = True
     return cand
 
@@ -309,10 +317,18 @@ def product_version(real: str, name: str, soname: str | None = None,
 def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) -> str:
     """The fix line chosen by the reasons of the rejections (not always "install it")."""
     reasons = " ".join(reason for _, reason in rejected)
-    if "outside the specifier" in reasons or "version is unknown" in reasons:
+    if "outside the specifier" in reasons:
+        unknown = " (some have an unknown version)" if "version is unknown" in reasons else ""
         return (
             f"fix: install a version of {name!r} matching {version!r} (the copies found have other "
-            "versions), or relax the specifier"
+            f"versions{unknown}), or relax the specifier"
+        )
+    if "version is unknown" in reasons:
+        # Its own reason: nothing says the copies found have another version (review F1).
+        return (
+            f"fix: the version of the copies found is unknown without loading them: call "
+            f"load({name!r}, {version!r}) (it asks the library), pin the file in the config file, "
+            "or install a copy from a package manager or provider wheel that states its version"
         )
     if "its dependency" in reasons and "cannot be found" in reasons:
         return (

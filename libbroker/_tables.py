@@ -80,8 +80,12 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         return
     entry = {
         "env": _cache.env_key(),
+        # Each file with the identity it was judged (and loaded) with: the warm path maps
+        # only those (design.md 5.1), never a file that replaced one since.
         "stamps": _cache.decision_stamps(
-            resolution.search.stamps, [library.path, *(d.path for d in library.dependencies)]
+            resolution.search.stamps, [library.path, *(d.path for d in library.dependencies)],
+            {library.path: resolution.chosen._identity if resolution.chosen else None,
+             **{d.path: d._identity for d in library.dependencies}},
         ),
         "path": library.path,
         "link": library.name,

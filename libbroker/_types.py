@@ -38,12 +38,15 @@ class Dependency:
     "mapped", "provider:<dist>", "rpath", "runpath", "LD_LIBRARY_PATH",
     "ld.so.cache", "default", "path")."""
 
-    __slots__ = ("needed", "origin", "path")
+    __slots__ = ("_identity", "needed", "origin", "path")
 
     def __init__(self, needed: str, path: str, origin: str) -> None:
         self.needed = needed
         self.path = path
         self.origin = origin
+        # `_cache.identity` of the file the closure was judged on: the loader maps it only
+        # while it still has this identity (design.md 5.1, the bytes checked are mapped).
+        self._identity: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {"needed": self.needed, "path": self.path, "origin": self.origin}
@@ -60,15 +63,26 @@ class Dependency:
         return f"<Dependency {self.needed!r} {self.path!r} ({self.origin})>"
 
 
-def _dependencies(value: "list[Dependency] | list[tuple[str, str, str]] | None") -> "list[Dependency]":
-    # The disk cache stores plain (needed, path, origin) tuples (marshal); anything
-    # else is a corrupt entry: TypeError, which the cache reader treats as "re-judge".
+def _is_identity(value: object) -> bool:
+    """True for a `_cache.identity` tuple (seven ints)."""
+    return isinstance(value, tuple) and len(value) == 7 and all(type(x) is int for x in value)
+
+
+def _dependencies(value: "list[Dependency] | list[tuple[object, ...]] | None") -> "list[Dependency]":
+    # The disk cache stores plain (needed, path, origin, identity) tuples (marshal);
+    # anything else is a corrupt or older entry: TypeError, which the cache reader
+    # treats as "re-judge".
     result = []
     for d in value or ():
         if not isinstance(d, Dependency):
-            if not (isinstance(d, (tuple, list)) and len(d) == 3 and all(isinstance(x, str) for x in d)):
-                raise TypeError(f"expected (needed, path, origin) strings, found {d!r}")
-            d = Dependency(*d)
+            if not (
+                isinstance(d, (tuple, list)) and len(d) == 4 and all(isinstance(x, str) for x in d[:3])
+                and _is_identity(d[3])
+            ):
+                raise TypeError(f"expected (needed, path, origin, identity), found {d!r}")
+            dep = Dependency(d[0], d[1], d[2])  # type: ignore[arg-type]
+            dep._identity = d[3]  # type: ignore[assignment]
+            d = dep
         result.append(d)
     return result
 
@@ -82,6 +96,7 @@ class LibraryInfo:
     """
 
     __slots__ = (
+        "_identity",
         "_version",
         "dependencies",
         "name",
@@ -101,8 +116,10 @@ class LibraryInfo:
         origin: str = "path",
         version_text: str | None = None,
         version_source: str | None = None,
-        dependencies: "list[Dependency] | list[tuple[str, str, str]] | None" = None,
+        dependencies: "list[Dependency] | list[tuple[object, ...]] | None" = None,
     ) -> None:
+        # `_cache.identity` of the file the verdict was given on (None: not judged here).
+        self._identity: tuple[int, ...] | None = None
         self.name = name
         self.path = path
         self.soname = soname
@@ -154,6 +171,7 @@ class Candidate:
     """A file seen while searching for a library, with the verdict on it."""
 
     __slots__ = (
+        "_identity",
         "accepted",
         "dependencies",
         "fix",
@@ -192,6 +210,7 @@ class Candidate:
         self.version_source: str | None = None
         self.dependencies: list[Dependency] = []  # the judged closure, load order
         self.fix: str | None = None  # the fix line for this rejection's reason
+        self._identity: tuple[int, ...] | None = None  # of the file judged (`_cache.identity`)
 
     @property
     def version(self) -> "Version | None":

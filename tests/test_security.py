@@ -510,6 +510,67 @@ def test_file_swapped_while_loading_is_never_the_refused_one(box) -> None:
     assert not marker.exists()
 
 
+BAD_FOO = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void ctor(void) {
+    FILE *f = fopen(getenv("PWNED_MARKER"), "a");
+    if (f) { fputs("bad constructor ran\n", f); fclose(f); }
+}
+int other_fn(void) { return 2; }
+"""
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm"])
+def test_file_replaced_after_judging_is_never_mapped(box, cache) -> None:
+    """review F0: an upgrade race in a safe (root or own, 0755) directory. The judged file
+    exports foo_fn; the replacement does not (the spec refuses it) and has a constructor.
+    Whatever the timing, the replacement is never mapped: its constructor runs 0 times."""
+    tmp, marker, env = box
+    lib = tmp / "race"
+    gcc(lib, ".g", "int foo_fn(void) { return 1; }\n", soname="libfoo.so.1")
+    gcc(lib, ".b", BAD_FOO, soname="libfoo.so.1")
+    shutil.copy2(lib / ".g", lib / "libfoo.so.1")
+    spec = tmp / "foo.toml"
+    spec.write_text('[library]\nname = "foo"\nnames = ["foo"]\n[functions]\nrequired = ["int foo_fn(void)"]\n')
+    stop = tmp / "stop"
+    racer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, shutil, time
+        end = time.time() + 40
+        while time.time() < end and not os.path.exists({str(stop)!r}):
+            for src in ({str(lib / '.b')!r}, {str(lib / '.g')!r}):
+                shutil.copyfile(src, {str(lib / '.t')!r})
+                os.rename({str(lib / '.t')!r}, {str(lib / 'libfoo.so.1')!r})
+                time.sleep(0.02)  # an upgrade's pace: each file is in place for a moment
+    """)])
+    env["LIBBROKER_PATH"] = str(lib)
+    code = f"""
+        import os, libbroker
+        for n in range(8):
+            if {cache!r} == 'cold':
+                os.environ['LIBBROKER_CACHE_DIR'] = os.environ['LIBBROKER_CACHE_DIR'] + str(n)
+            try:
+                libbroker.table({str(spec)!r}); print('ok')
+                break
+            except libbroker.BrokerError as e:
+                print('refused', type(e).__name__, e)
+    """
+    outcomes = []
+    try:
+        deadline = __import__("time").monotonic() + 12
+        while __import__("time").monotonic() < deadline:
+            r = child(code, env, timeout=60)
+            assert r.returncode == 0, r.stderr
+            outcomes.append(r.stdout)
+    finally:
+        stop.touch()
+        racer.wait(timeout=60)
+    assert len(outcomes) >= 5
+    assert not marker.exists(), f"the replaced file was mapped: {marker.read_text()!r}"
+    # Refused only while the file is being swapped; most processes end with the good file.
+    assert sum("ok" in o.splitlines() for o in outcomes) >= len(outcomes) // 2, outcomes[:3]
+
+
 # --- 6. reader gaps: refused before dlopen ---------------------------------------------------------
 
 
