@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 DPKG_ADMIN_DIR = "/var/lib/dpkg"
 PACMAN_LOCAL_DIR = "/var/lib/pacman/local"
 APK_INSTALLED = "/lib/apk/db/installed"
-_CACHE_KIND_DPKG = "versions-dpkg"
-_CACHE_KIND_CONDA = "versions-conda"
-_CACHE_KIND_PACMAN = "versions-pacman"
-_CACHE_KIND_APK = "versions-apk"
+# The kind names the entry shape: (stamp, {directory: {file name: package}}, {package:
+# version}). A shape change takes a new name, so a file an older libbroker wrote is never
+# read as the new shape (review F1); `_index_shape_ok` checks each entry field by field too.
+_CACHE_KIND_DPKG = "versions-dpkg-bydir"
+_CACHE_KIND_CONDA = "versions-conda-bydir"
+_CACHE_KIND_PACMAN = "versions-pacman-bydir"
+_CACHE_KIND_APK = "versions-apk-bydir"
 # Library paths kept per database: bounds memory and the cache file (about 40 bytes a path
 # once grouped by directory; libbroker._cache refuses files over 4 MiB).
 _MAX_INDEX_FILES = 80_000
@@ -196,6 +199,22 @@ def _owner(index: _Index, real_path: str) -> tuple[str, str] | None:
     return (version, package) if isinstance(version, str) and package else None
 
 
+def _index_shape_ok(entry: "tuple[object, object, object]") -> bool:
+    """True when *entry* has the shape `_index` writes, field by field: {directory:
+    {name: package}} and {package: version}, all str. An entry of an older shape (flat
+    {path: package}) or a corrupt one is rebuilt, never read as "no package owns it"."""
+    files, versions = entry[1], entry[2]
+    if not isinstance(files, dict) or not isinstance(versions, dict):
+        return False
+    for head, names in files.items():
+        if not isinstance(head, str) or not isinstance(names, dict):
+            return False
+        for name, package in names.items():
+            if not isinstance(name, str) or not isinstance(package, str):
+                return False
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items())
+
+
 def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], dict[str, str]]]",
            kind: str) -> _Index:
     """The (stamp, files, versions) index for *key*: memo, then disk cache, then *build*."""
@@ -206,8 +225,7 @@ def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], d
 
     cached = _cache.load(kind)
     entry = cached.get(key)
-    if (isinstance(entry, tuple) and len(entry) == 3 and entry[0] == stamp
-            and isinstance(entry[1], dict) and isinstance(entry[2], dict)):
+    if isinstance(entry, tuple) and len(entry) == 3 and entry[0] == stamp and _index_shape_ok(entry):
         index: _Index = (stamp, entry[1], entry[2])
     else:
         files, versions = build()

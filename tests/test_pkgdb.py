@@ -247,3 +247,22 @@ def test_conda_package_inside_site_packages(tmp_path) -> None:
     record = {"name": "pkg", "version": "2.1.0", "files": [os.path.relpath(real, prefix)]}
     (prefix / "conda-meta" / "pkg-2.1.0-0.json").write_text(json.dumps(record))
     assert package_version(os.path.realpath(real)) == ("2.1.0", "package:conda:pkg")
+
+
+@pytest.mark.parametrize("kind", ["versions-dpkg", _pkgdb._CACHE_KIND_DPKG])
+def test_index_cache_of_an_older_shape_is_rebuilt(kind) -> None:
+    """review F1: a dpkg index an older libbroker wrote ({path: package}, before the index was
+    grouped by directory) is never read as the new shape: the versions still come from dpkg."""
+    if not os.path.isdir(_pkgdb.DPKG_ADMIN_DIR) or not os.path.exists(os.path.join(SYSLIB, "libz.so.1")):
+        pytest.skip("no dpkg database")
+    from libbroker import _cache
+
+    admin = _pkgdb.DPKG_ADMIN_DIR
+    files, versions = _pkgdb._build_dpkg(admin)  # the old writer stored these as they are
+    _cache.store(kind, {admin: (_pkgdb._dpkg_stamp(admin), files, versions)})
+    _pkgdb._memo.clear()
+    real, arch_package, expected = host("libz.so.1", "zlib1g")
+    assert package_version(real) == (expected, f"package:dpkg:{arch_package}")
+    # ...and the entry was rewritten in the shape the reader expects.
+    entry = _cache.load(_pkgdb._CACHE_KIND_DPKG)[admin]
+    assert _pkgdb._index_shape_ok(entry)

@@ -116,3 +116,23 @@ def test_dlopen_failure_cause_never_errno_0(tmp_path: Path, monkeypatch: pytest.
         libbroker.load("lbundef")
     text = str(caught.value)
     assert "nowhere_defined_xyz" in text and "[Errno 0]" not in text
+
+
+def test_unknown_version_gets_its_own_fix_line(tmp_path, monkeypatch) -> None:
+    """review F1: when the only copy's version is unknown, the fix line says so; it never claims
+    the copies found "have other versions"."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(lib, 0o755)
+    src = tmp_path / "foo.c"
+    src.write_text("int foo_fn(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", "-o", str(lib / "libfoo.so.1"),
+                    str(src)], check=True)
+    monkeypatch.setenv("LIBBROKER_PATH", str(lib))
+    with pytest.raises(NoAcceptableLibraryError) as info:
+        libbroker.find("foo", ">=1")
+    text = str(info.value)
+    assert "its version is unknown" in text
+    fix = [line for line in text.splitlines() if line.startswith("fix:")]
+    assert fix and "unknown" in fix[-1] and "other versions" not in fix[-1], text
