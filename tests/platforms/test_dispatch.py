@@ -196,3 +196,56 @@ def test_macos_closure_without_or_with_the_dyld_policy(tmp_path: Path) -> None:
     # With dyld's rules: libbase.dylib needs only libSystem, served by the shared cache.
     assert closure.ok, closure.reason
     assert all(not d.path.startswith("/usr/lib/") for d in closure.dependencies)
+
+
+MACHO = Path(__file__).resolve().parent.parent / "binary" / "fixtures" / "macho"
+
+
+def test_macos_closure_follows_rpath_and_names_a_missing_dylib(tmp_path: Path) -> None:
+    """libupward.dylib loads @rpath/libbase.1.dylib with LC_RPATH @loader_path/../lib
+    (macholib, the oracle, reads the same load commands in tests/binary/test_macho.py)."""
+    pytest.importorskip("libbroker._platforms._macos")
+    lib = tmp_path / "pkg" / "lib"
+    lib.mkdir(parents=True)
+    root = lib / "libupward.dylib"
+    shutil.copy(MACHO / "libupward.dylib", root)
+    info = read_binary(str(root))
+    missing = _closure.Closure(str(root))
+    platform_closure(missing, info, "darwin", host=info, env={})
+    assert not missing.ok
+    assert missing.reason is not None and "loads @rpath/libbase.1.dylib" in missing.reason
+    assert str(lib / "libbase.1.dylib") in missing.reason          # where dyld would look
+    assert missing.fix is not None and "LC_RPATH" in missing.fix
+    shutil.copy(MACHO / "libbase.dylib", lib / "libbase.1.dylib")
+    found = _closure.Closure(str(root))
+    platform_closure(found, info, "darwin", host=info, env={})
+    assert found.ok, found.reason
+    # libSystem is the shared cache's (no file here): never listed; libbase is, via @rpath.
+    assert [(d.needed, d.path) for d in found.dependencies] == [
+        ("@rpath/libbase.1.dylib", str(lib / "libbase.1.dylib"))]
+    assert found.dependencies[0].origin.startswith("@rpath")
+
+
+def test_macos_weak_dependency_may_be_missing(tmp_path: Path) -> None:
+    pytest.importorskip("libbroker._platforms._macos")
+    root = tmp_path / "libweak.dylib"
+    shutil.copy(MACHO / "libweak.dylib", root)
+    info = read_binary(str(root))
+    closure = _closure.Closure(str(root))
+    platform_closure(closure, info, "darwin", host=info, env={})
+    assert closure.ok, closure.reason
+    assert any("weak @rpath/libbase.1.dylib not found" in n for n in closure.notes)
+
+
+def test_macos_names_in_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("libbroker._platforms._macos")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for filename in ("liblbx.dylib", "liblbx.1.dylib", "liblbx.1.2.3.dylib", "liblbx.so.1", "lbx.dll",
+                     "liblbxy.dylib"):
+        (lib / filename).write_bytes(b"\xcf\xfa\xed\xfe")
+    monkeypatch.setenv("LIBBROKER_PATH", str(lib))
+    found = _discovery.search("lbx", config=Config(None), use_providers=False, platform="darwin")
+    overrides = [os.path.basename(e.path) for e in found.entries if e.origin == "override"]
+    assert overrides == ["liblbx.1.2.3.dylib", "liblbx.1.dylib", "liblbx.dylib"]
+    assert not any("ld.so.cache" in line for line in found.searched)
