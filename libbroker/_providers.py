@@ -24,6 +24,7 @@ __all__ = [
     "GROUP",
     "MANIFEST",
     "ProvidedFile",
+    "distribution_name_problem",
     "package_files",
     "provider_files",
     "provider_names",
@@ -88,6 +89,36 @@ def _dist_name(dist: Distribution) -> str:
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distribution_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a distribution name (PEP 508, as pip installs it), or None.
+
+    A spec's ``packages`` and ``--package`` name distributions whose RECORD is
+    searched; a path, a requirement with a version or extras, or a typo'd name
+    with spaces would otherwise be looked up, found nowhere and silently skipped.
+    Checked with packaging's PEP 508 parser (names compare normalised, PEP 503).
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    expected = ("expected a distribution name as pip installs it (PEP 508: letters, digits, "
+                "'-', '_' and '.', starting and ending with a letter or digit), e.g. "
+                "\"scipy-openblas32\"")
+    fix = ("fix: name the installed distribution that ships the library (`pip show` names "
+           "it), or put the directory holding the library in LIBBROKER_PATH")
+    if any(c in name for c in "/\\") or name in (".", ".."):
+        return f"a path, not a distribution name; {expected}; {fix}"
+    try:
+        requirement = Requirement(name)
+    except InvalidRequirement:
+        requirement = None
+    if requirement is None:
+        return f"not a distribution name; {expected}; {fix}"
+    if requirement.name != name:
+        return (f"a requirement, not a distribution name; {expected}; fix: write only the "
+                f"name {requirement.name!r} (a version the library must have goes in a spec's "
+                "[library] version)")
+    return None
 
 
 def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
@@ -324,6 +355,10 @@ def package_files(packages: list[str], link_names: list[str]) -> tuple[list[Prov
     pattern = _library_pattern(link_names)
     shown = ", ".join(repr(n) for n in link_names)
     for package in packages:
+        problem = distribution_name_problem(package)
+        if problem is not None:
+            searched.append(f"package {package!r}: ignored, {problem}")
+            continue
         try:
             dist = next(iter(metadata.Distribution.discover(name=package, path=search_path())))
         except StopIteration:

@@ -184,6 +184,14 @@ class Spec:
                             "expected letters, digits and '_'", _key_line(lines, "library", key))
         self.packages: list[str] = _string_list(get("packages", list, []), "packages", error,
                                                 _key_line(lines, "library", "packages"))
+        if self.packages:
+            from ._providers import distribution_name_problem
+
+            for package in self.packages:
+                problem = distribution_name_problem(package)
+                if problem is not None:
+                    raise error(f"[library] packages has an invalid entry {package!r}: {problem}",
+                                _key_line(lines, "library", "packages"))
 
         types = _table(data, "types", error, lines)
         self.types: dict[str, str] = {}

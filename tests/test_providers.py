@@ -326,6 +326,24 @@ def test_package_link_name_patterns(site) -> None:
     assert package_files(["foo-pkg"], ["baz"]) == ([], ["package 'foo-pkg' 1.0: no file for 'baz' in its RECORD"])
 
 
+def test_package_entries_are_distribution_names_never_paths(site) -> None:
+    # Review F6: a path (or a requirement) given as a package used to be looked up as a
+    # name, found nowhere and dropped without a word. Names match normalised (PEP 503).
+    install_fake(site, "foo-pkg", {"foo_pkg/lib/libfoo.so.1": "libfoo.so.1"}, "")
+    outside = site.parent / "att"
+    outside.mkdir()
+    (outside / "libfoo.so.1").write_bytes(b"not searched")
+    entries = ["Foo_Pkg", str(outside), "../att", "foo-pkg>=1", "foo pkg"]
+    files, searched = package_files(entries, ["foo"])
+    assert [f.path for f in files] == [os.path.realpath(site / "foo_pkg" / "lib" / "libfoo.so.1")]
+    assert searched[0] == "package 'foo-pkg' 1.0: 1 file(s) for 'foo' in its RECORD"
+    assert searched[1].startswith(f"package {str(outside)!r}: ignored, a path, not a distribution name")
+    assert searched[2].startswith("package '../att': ignored, a path, not a distribution name")
+    assert "fix: write only the name 'foo-pkg'" in searched[3]
+    assert searched[4].startswith("package 'foo pkg': ignored, not a distribution name")
+    assert all("fix:" in line for line in searched[1:])
+
+
 SCIPY_OPENBLAS = """
 import json, sys
 from libbroker._providers import package_files

@@ -139,6 +139,14 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + 'names = "t"\n' + FUNCS, "must be a list", 3),
         (HEAD + "version = 1\n" + FUNCS, "must be a str", 3),
         (HEAD + "packages = [1]\n" + FUNCS, "list of strings", 3),
+        # Review F6: packages are distribution names, never paths or requirements.
+        (HEAD + 'packages = ["/tmp/att"]\n' + FUNCS, "'/tmp/att': a path, not a distribution name", 3),
+        (HEAD + 'packages = ["../../../tmp/att"]\n' + FUNCS, "a path, not a distribution name", 3),
+        (HEAD + 'packages = ["scipy-openblas32>=0.3"]\n' + FUNCS,
+         "fix: write only the name 'scipy-openblas32'", 3),
+        (HEAD + 'packages = ["scipy openblas"]\n' + FUNCS, "not a distribution name", 3),
+        (HEAD + 'packages = ["-x"]\n' + FUNCS, "PEP 508", 3),
+        (HEAD + 'packages = ["Scipy_OpenBLAS32", "a.b-c"]\n' + FUNCS, None, None),
         (HEAD + 'names = ["lib/t"]\n' + FUNCS, "not a path", 3),
         (HEAD + 'version = ">=1.2.x"\n' + FUNCS, "PEP 440", 3),
         (HEAD + 'version-function = "get version"\n' + FUNCS, "not a C identifier", 3),
@@ -266,13 +274,14 @@ def test_embedded_text_is_compact_and_keeps_the_digest() -> None:
 def test_embedded_text_keeps_multiline_strings() -> None:
     # Indentation and '#' inside a multi-line string are data: compacting them would
     # change the spec, so the text is embedded as written.
-    text = (HEAD + 'packages = ["""t\n  # not a comment"""]\n[functions]\n'
-            "required = ['int f(void)']  # a comment\n")
+    # (A package name can no longer hold a newline, review F6: a [types] text can.)
+    text = (HEAD + '[types]\nT = """unsigned\n  long"""\n[functions]\n'
+            "required = ['T f(void)']  # a comment\n")
     spec = Spec.from_string(text)
-    assert spec.packages == ["t\n  # not a comment"]
+    assert spec.types == {"T": "unsigned\n  long"}
     embedded = embedded_text(spec)
     assert embedded.split("\n", 1)[1] == text
-    assert Spec.from_string(embedded).packages == spec.packages
+    assert Spec.from_string(embedded).types == spec.types
     inline = Spec.from_string(HEAD + 'names = ["a#b", \'c#d\']  # link names\n' + FUNCS)
     assert 'names = ["a#b", \'c#d\']\n' in embedded_text(inline)
 
