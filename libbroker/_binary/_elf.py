@@ -670,7 +670,7 @@ def host_binary() -> BinaryInfo:
             if not candidate:
                 continue
             try:
-                _host = read_any(candidate)
+                _host = _running_slice(read_any(candidate))
                 break
             except InvalidBinaryError:
                 continue
@@ -680,6 +680,27 @@ def host_binary() -> BinaryInfo:
                 "cannot read the running interpreter's executable to learn its machine and word size",
             )
     return _host
+
+
+def _running_slice(info: BinaryInfo) -> BinaryInfo:
+    """Of a universal (fat) Mach-O interpreter, the slice of the machine it runs as."""
+    slices = getattr(info, "slices", None) or []
+    if slices:
+        import platform
+
+        running = platform.machine()
+        for one in slices:
+            if one.machine_name == running:
+                return one  # type: ignore[no-any-return]
+    return info
+
+
+def _matching_slice(info: BinaryInfo, host: BinaryInfo) -> BinaryInfo:
+    """Of a universal (fat) Mach-O file, the slice dyld would pick for *host*'s machine."""
+    for one in getattr(info, "slices", None) or []:
+        if one.machine == host.machine and one.elf_class == host.elf_class:
+            return one  # type: ignore[no-any-return]
+    return info
 
 
 def host_glibc() -> tuple[int, int] | None:
@@ -705,6 +726,7 @@ def check_compatible(
     ``glibc`` is the system's glibc version; True (the default) asks
     ``host_glibc()``.
     """
+    info = _matching_slice(info, host)
     if info.format != host.format:
         return f"{info.format.upper()} file but this interpreter is {host.format.upper()}"
     # Format-neutral (PE and Mach-O readers give the same attributes): the format's own name.

@@ -249,3 +249,21 @@ def test_macos_names_in_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     overrides = [os.path.basename(e.path) for e in found.entries if e.origin == "override"]
     assert overrides == ["liblbx.1.2.3.dylib", "liblbx.1.dylib", "liblbx.dylib"]
     assert not any("ld.so.cache" in line for line in found.searched)
+
+
+def test_universal_dylib_is_judged_by_the_host_slice() -> None:
+    """A fat x86_64+arm64 file is loadable on either host (dyld picks the slice); a thin
+    arm64 one is refused on x86_64 naming both machines."""
+    from libbroker._binary import check_compatible
+
+    fat = read_binary(str(MACHO / "libbase_fat.dylib"))
+    arm64 = read_binary(str(MACHO / "libbase.dylib"))
+    x86_64 = read_binary(str(MACHO / "libbase_x86_64.dylib"))
+    assert [s.machine_name for s in fat.slices] == ["x86_64", "arm64"]     # arm64 is not first
+    assert check_compatible(fat, arm64, glibc=None) is None
+    assert check_compatible(fat, x86_64, glibc=None) is None
+    reason = check_compatible(arm64, x86_64, glibc=None)
+    assert reason is not None and reason.startswith("Mach-O machine 'arm64'")
+    closure = _closure.Closure(str(MACHO / "libbase_fat.dylib"))
+    platform_closure(closure, fat, "darwin", host=arm64, env={})
+    assert closure.ok, closure.reason
