@@ -60,9 +60,8 @@ class LibraryNotFoundError(BrokerError, LookupError):
             lines.append("rejected:")
             lines.extend(f"  {path}: {reason}" for path, reason in self.rejected)
         pinned = [place for place in self.searched if f"[libraries.{name}] pins " in place]
-        if hint is None and pinned:  # a pin is the only place searched: it is what to fix
-            hint = (f"fix: correct the pin ([libraries.{name}] path in the config file above) "
-                    "to name a usable copy of the library, or remove it to search as usual")
+        if pinned:  # a pin is the only place searched: installing a copy cannot help
+            hint = _pin_fix(name, version, pinned[0], self.rejected, hint)
         lines.append(
             hint
             or "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
@@ -73,6 +72,27 @@ class LibraryNotFoundError(BrokerError, LookupError):
 
     def __reduce__(self) -> "tuple[object, ...]":  # keep pickling (multiprocessing) working with keyword-only args
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _pin_fix(name: str, version: "str | None", place: str,
+             rejected: "Sequence[tuple[str, str]]", hint: "str | None") -> str:
+    """The fix line when a config pin was the only place searched, chosen by the reason.
+
+    *place* is the searched line ``config file '<path>': [libraries.<name>] pins '<file>'``
+    (libbroker._discovery). A dependency of the pinned file that is missing or too old is
+    fixed where the given *hint* says; every other reason is about the pinned file itself.
+    """
+    config, sep, _ = place.partition(f": [libraries.{name}] pins ")
+    where = config[len("config file "):] if sep and config.startswith("config file ") else "the config file"
+    reasons = " ".join(reason for _, reason in rejected)
+    if hint is not None and "its dependency" in reasons:
+        return f"{hint}; or correct the pin ([libraries.{name}] path in {where})"
+    if "outside the specifier" in reasons:
+        wanted = f"a copy whose version matches {version!r}"
+    else:
+        wanted = "a usable copy of the library (the reason it was refused is above)"
+    return (f"fix: correct the pin ([libraries.{name}] path in {where}) to name {wanted}, "
+            "or remove it to search as usual")
 
 
 class IncompatibleLibraryError(BrokerError):

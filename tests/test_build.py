@@ -151,4 +151,40 @@ def test_a_pin_to_a_missing_file_says_to_fix_the_pin(tmp_path: Path,
     monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
     with pytest.raises(libbroker.LibraryNotFoundError) as info:
         libbroker.find("z")
-    assert "fix: correct the pin ([libraries.z] path" in str(info.value)
+    # Review F9: installing the library cannot help while the pin wins; the fix names
+    # the pin and the config file that holds it, and is the error's only fix line.
+    message = str(info.value)
+    assert message.splitlines()[-1] == (
+        f"fix: correct the pin ([libraries.z] path in {str(config)!r}) to name a usable copy "
+        "of the library (the reason it was refused is above), or remove it to search as usual")
+    assert "No such file or directory" in message and message.count("fix:") == 1
+
+
+def test_a_pin_fix_is_chosen_by_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    system = libbroker.find("z").path
+    config.write_text(f'[libraries.z]\npath = "{system}"\n')
+    with pytest.raises(libbroker.LibraryNotFoundError) as info:
+        libbroker.find("z", ">=999")
+    assert str(info.value).splitlines()[-1] == (
+        f"fix: correct the pin ([libraries.z] path in {str(config)!r}) to name a copy whose "
+        "version matches '>=999', or remove it to search as usual")
+    # A pinned file whose dependency is missing: that dependency is the first fix.
+    lib = tmp_path / "lib"
+    lib.mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)
+    for name, source, extra in (("libpdep.so.1", "int dep(void) { return 1; }\n", []),
+                                ("libpinned.so.1", "int dep(void); int f(void) { return dep(); }\n",
+                                 [str(lib / "libpdep.so.1")])):
+        (lib / "x.c").write_text(source)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib / name), str(lib / "x.c"),
+                        f"-Wl,-soname,{name}", *extra], check=True)
+    (lib / "libpdep.so.1").unlink()
+    config.write_text(f'[libraries.pinned]\npath = "{lib / "libpinned.so.1"}"\n')
+    with pytest.raises(libbroker.LibraryNotFoundError) as info:
+        libbroker.find("pinned")
+    last = str(info.value).splitlines()[-1]
+    assert "libpdep.so.1" in str(info.value)
+    assert last.startswith("fix: install the package that provides the missing dependency")
+    assert last.endswith(f"; or correct the pin ([libraries.pinned] path in {str(config)!r})")
