@@ -489,7 +489,7 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
         # The loader's own rules: the safe DLL search, or dyld's (_platforms).
         from ._platforms._closures import platform_closure
 
-        platform_closure(closure, info, sys.platform)
+        platform_closure(closure, info, sys.platform, use_providers=use_providers)
     else:
         resolver = _Resolver(closure, use_providers)
         root = _Node(real, info, "path")

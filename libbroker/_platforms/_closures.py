@@ -42,13 +42,15 @@ def platform_closure(
     read: Callable[[str], ImageFacts] | None = None,
     context: SearchContext | None = None,
     env: Mapping[str, str] | None = None,
+    use_providers: bool = True,
 ) -> None:
     """Fill *closure* (of the file whose facts are *info*) under *platform*'s loader rules.
 
     *platform*: "win32" or "darwin". *host*: the interpreter's own facts (default
     `_binary.host_binary()`): a file of another format, machine or word size is
     refused first, naming both. *read*, *context* (Windows) and *env* (macOS)
-    default to the running process's; tests pass fake trees. Never raises for a
+    default to the running process's (Windows: with the DLLs of installed provider
+    wheels as the context's providers, when *use_providers*); tests pass fake trees. Never raises for a
     bad file: `closure.reason` and `closure.fix` say why.
     """
     from .._binary import check_compatible, host_binary
@@ -66,7 +68,7 @@ def platform_closure(
             closure.fix = "install a build of the library for this interpreter's machine and word size"
             return
     if platform == "win32":
-        _windows_closure(closure, read, context)
+        _windows_closure(closure, read, context, use_providers)
     else:
         _macos_closure(closure, info, env)
     if not closure.ok:
@@ -84,8 +86,32 @@ def _split_fix(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def provider_dlls() -> dict[str, str]:
+    """Lower-case DLL file name -> path, for every DLL an installed provider wheel offers.
+
+    Reads the distributions (once per sys.path state, `_closure._provided_links`);
+    the first provider of a name wins, as in discovery's order. A broken provider
+    serves nothing here (find() reports it).
+    """
+    from .._closure import _provided_links
+    from .._errors import BrokerError
+
+    found: dict[str, str] = {}
+    for link in sorted(_provided_links()):
+        try:
+            from .._providers import provider_files
+
+            files, _ = provider_files(link)
+        except (BrokerError, OSError, ValueError):
+            continue
+        for provided in files:
+            if provided.path.lower().endswith(".dll"):
+                found.setdefault(os.path.basename(provided.path).lower(), provided.path)
+    return found
+
+
 def _windows_closure(closure: Closure, read: Callable[[str], ImageFacts] | None,
-                     context: SearchContext | None) -> None:
+                     context: SearchContext | None, use_providers: bool = True) -> None:
     from . import _windows
 
     if read is None:
@@ -95,7 +121,7 @@ def _windows_closure(closure: Closure, read: Callable[[str], ImageFacts] | None,
             # PEInfo's lists are mutable attributes; the Protocol's are Sequences.
             return _pe.read(path)  # type: ignore[return-value]
     if context is None:
-        context = _windows.host_context()
+        context = _windows.host_context(provider_dlls() if use_providers else None)
     result = _windows.closure(closure.path, read, context)
     closure.notes.extend(result.notes)
     if result.problems:

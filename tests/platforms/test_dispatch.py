@@ -267,3 +267,30 @@ def test_universal_dylib_is_judged_by_the_host_slice() -> None:
     closure = _closure.Closure(str(MACHO / "libbase_fat.dylib"))
     platform_closure(closure, fat, "darwin", host=arm64, env={})
     assert closure.ok, closure.reason
+
+
+def test_windows_closure_provider_copy_comes_first(dlls: Path, tmp_path: Path) -> None:
+    """A provider wheel's lbdep.dll serves the import before the one next to the DLL."""
+    lib = tmp_path / "lib"
+    wheel = tmp_path / "site-packages" / "lbdep_provider" / "bin"
+    lib.mkdir()
+    wheel.mkdir(parents=True)
+    root = str(lib / "lbmain.dll")
+    shutil.copy(dlls / "lbmain.dll", root)
+    shutil.copy(dlls / "lbdep.dll", lib / "lbdep.dll")
+    shutil.copy(dlls / "lbdep.dll", wheel / "lbdep.dll")
+    info = _pe.read(root)
+    closure = _closure.Closure(root)
+    platform_closure(closure, info, "win32", host=info,
+                     context=system_context(root, providers={"LBDEP.DLL": str(wheel / "lbdep.dll")}))
+    assert closure.ok, closure.reason
+    assert [(d.path, d.origin) for d in closure.dependencies] == [(str(wheel / "lbdep.dll"), "provider")]
+
+
+def test_provider_dlls_shape() -> None:
+    """Whatever providers are installed here: lower-case DLL names to absolute paths."""
+    from libbroker._platforms._closures import provider_dlls
+
+    for name, path in provider_dlls().items():
+        assert name == name.lower() and name.endswith(".dll")
+        assert os.path.isabs(path) and os.path.basename(path).lower() == name
