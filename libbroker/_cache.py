@@ -66,7 +66,15 @@ def cache_dir() -> "str | None":
     global _dir
     override = os.environ.get("LIBBROKER_CACHE_DIR")
     if override:
-        return override if os.path.isabs(override) else None
+        if os.path.isabs(override):
+            return override
+        _warn_once(
+            override,
+            f"libbroker uses no disk cache: LIBBROKER_CACHE_DIR={override!r} is not an absolute "
+            "path (a cache relative to the current directory could be fed by whoever owns it); "
+            "fix: set LIBBROKER_CACHE_DIR to an absolute directory you own, mode 700",
+        )
+        return None
     if _dir is None:
         if sys.platform.startswith("linux"):
             base = _xdg("XDG_CACHE_HOME", ".cache")
@@ -112,21 +120,51 @@ def usable_dir() -> "str | None":
             if not os.path.isdir(directory):
                 try:
                     os.makedirs(directory, mode=0o700, exist_ok=True)
-                except OSError:
+                except OSError as exc:
                     _dir_checked[directory] = "cannot be created"
+                    what = "is not a directory" if os.path.lexists(directory) else (
+                        f"cannot be created ({exc.strerror})")
+                    _warn_once(
+                        directory,
+                        f"libbroker uses no disk cache: {directory!r} {what}; fix: set "
+                        "LIBBROKER_CACHE_DIR to a directory you own, mode 700",
+                    )
                     return None
             reason = unsafe_dir_reason(directory, trusted_uids=base_uids())
             if reason is None and os.stat(directory).st_uid not in (os.getuid(), 0):
                 reason = f"the cache directory {directory!r} is owned by another user"
         _dir_checked[directory] = reason
         if reason:
-            _warn_once(
-                directory,
-                f"libbroker ignores its disk cache {directory!r}: {reason}. Entries there could "
-                f"have been written by someone else. Fix: chmod 700 the directory, or set "
-                f"LIBBROKER_CACHE_DIR to a directory only you can write",
-            )
+            _warn_once(directory, _cache_refusal(directory, reason))
     return None if reason else directory
+
+
+def without_fix(reason: str) -> str:
+    """A place-rule reason (`_places`) without its "; fix: ..." clause, which is written for
+    library files; the config file and the cache give their own (one fix per message)."""
+    head, sep, tail = reason.partition("; fix: ")
+    if not sep:
+        return reason
+    where = tail.find(" (on the way to ")
+    return head + (tail[where:] if where >= 0 else "")
+
+
+def _cache_refusal(directory: str, reason: str) -> str:
+    """The warning for an unsafe cache directory, with the one fix that applies: chmod the
+    directory when it is ours and the problem is its own mode, else another directory
+    (never a chmod of /tmp or of someone else's directory)."""
+    fix = "set LIBBROKER_CACHE_DIR to a directory you own, mode 700 (e.g. mkdir -m 700 ~/.cache/libbroker)"
+    try:
+        st = os.stat(directory)
+        own = st.st_uid == os.getuid() and not stat.S_ISVTX & st.st_mode
+        if own and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and repr(directory) in reason.split(" (")[0]:
+            fix = f"chmod 700 {directory!r}, or {fix}"
+    except OSError:
+        pass
+    return (
+        f"libbroker ignores its disk cache {directory!r}: {without_fix(reason)}; entries there "
+        f"could have been written by someone else; fix: {fix}"
+    )
 
 
 def _file(kind: str) -> "str | None":
@@ -366,7 +404,9 @@ def stamps_valid(stamps: object) -> bool:
     try:
         for path, stamp in stamps:
             if path == "@config":
-                if stamp != config_stamp()[1]:
+                # A config "file" that is a FIFO or device is refused when read; never replay
+                # a verdict past that refusal.
+                if stamp != config_stamp()[1] or (stamp is not None and not stat.S_ISREG(stamp[5])):
                     return False
             elif path == "@file" or path == "@dir":
                 real, ident = stamp

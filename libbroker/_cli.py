@@ -10,11 +10,12 @@ import json
 import os
 import sys
 
-from ._errors import BrokerError, SpecError
+from ._errors import BrokerError, BrokerWarning, SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -121,9 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_default_showwarning: Any = None  # Python's, kept for warnings that are not libbroker's
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """libbroker's warnings as `libbroker: warning: ...`: a user can act on the message, not on
+    the libbroker source line Python's default format shows."""
+    if issubclass(category, BrokerWarning):
+        print(f"libbroker: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
+    global _default_showwarning
+    if warnings.showwarning is not _show_warning:
+        _default_showwarning = warnings.showwarning
+        warnings.showwarning = _show_warning
     try:
         return int(handler(args))
     except SpecError as exc:
@@ -342,10 +362,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             item["version"], item["version_source"] = found if found else (None, None)
         items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
-        lines.extend(f"  {item['name']}\t{item['version'] or '-'}\t{item['path']}"
-                     for item in items)
+        lines.extend(_list_line(item) for item in items)
     _emit(args, groups, "\n".join(lines))
     return EXIT_OK
+
+
+def _list_line(item: dict[str, str | None]) -> str:
+    """One `list` row: name, version with its source (design.md 5.2), path, and why `find`
+    would refuse the file when it would."""
+    version = f"{item['version']} ({item['version_source']})" if item.get("version") else "-"
+    refused = f"\tREFUSED: {item['refused']}" if item.get("refused") else ""
+    return f"  {item['name']}\t{version}\t{item['path']}{refused}"
 
 
 def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | None]]]:

@@ -23,6 +23,7 @@ library). Its size and TOML nesting are bounded. Format (docs/configuration.md):
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 from ._cache import config_path, config_stamp
@@ -71,6 +72,7 @@ def load_config() -> Config:
     if path is None or stamp[1] is None:
         config = Config(path)
     else:
+        _require_regular(path)
         reason = _unsafe_config(path)
         if reason is None:
             config = _parse(path)
@@ -81,16 +83,34 @@ def load_config() -> Config:
                 _warned.add(stamp)
                 import warnings
 
+                from ._cache import without_fix
                 from ._errors import BrokerWarning
 
+                # Its own fix: trusted-owners and "move the library" never apply to the config file.
                 warnings.warn(
-                    f"libbroker ignores the config file {path!r}: {reason}",
+                    f"libbroker ignores the config file {path!r}: {without_fix(reason)}; fix: make "
+                    "it a file you own that no one else can write (chown, chmod 600) in a directory "
+                    "only root or you can write, or set LIBBROKER_CONFIG to such a file",
                     BrokerWarning,
                     stacklevel=3,
                 )
     _parsed.clear()
     _parsed[stamp] = config
     return config
+
+
+def _require_regular(path: str) -> None:
+    """SpecError unless the config file is a regular file (stat only: a FIFO is never opened)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # gone since config_stamp: read as absent by the caller's next call
+    if not stat.S_ISREG(mode):
+        raise SpecError(
+            f"the libbroker config file is {_file_kind(mode)}, expected a regular TOML file; fix: "
+            "set LIBBROKER_CONFIG to a regular file, or unset it",
+            path=path,
+        )
 
 
 def _unsafe_config(path: str) -> str | None:
@@ -100,6 +120,16 @@ def _unsafe_config(path: str) -> str | None:
     from ._places import base_uids, unsafe_reason
 
     return unsafe_reason(path, trusted_uids=base_uids())
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages ("a FIFO (named pipe)", "a character device")."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def load_toml(path: str, what: str) -> dict[Any, Any]:
@@ -115,10 +145,26 @@ def load_toml(path: str, what: str) -> dict[Any, Any]:
         import tomli as tomllib
 
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO must not block the open until a writer appears (review F2);
+        # anything but a regular file is refused on the open file, before one byte is read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SpecError(f"cannot read the {what}: {exc}", path=path) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _file_kind(mode)
+            raise SpecError(
+                f"the {what} is {kind}, expected a regular TOML file; fix: point it at a "
+                "regular file (or remove the setting that names this path)",
+                path=path,
+            )
+        with open(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_TOML_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read the {what}: {exc}", path=path) from exc
+    finally:
+        os.close(fd)
     if len(raw) > MAX_TOML_BYTES:
         raise SpecError(
             f"the {what} is larger than {MAX_TOML_BYTES} bytes; expected a small TOML file",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 
 import platformdirs
@@ -208,3 +209,30 @@ def test_env_key_covers_the_interpreter(monkeypatch) -> None:
     assert _cache.env_key() != before
     monkeypatch.setenv("LD_LIBRARY_PATH", "/x")
     assert _cache.env_key() != before
+
+
+def _cli_find(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "libbroker", "find", "z"], capture_output=True, text=True,
+                          env={**os.environ, **env}, cwd="/", timeout=30)
+
+
+@pytest.mark.parametrize("setting", ["/tmp", "rel", "/dev/null", "mal"])
+def test_unusable_cache_dir_warns_with_one_cache_fix(tmp_path, setting) -> None:
+    """review F5: every unusable LIBBROKER_CACHE_DIR (sticky /tmp, relative, not a directory,
+    another user's) warns once, as `libbroker: warning:`, with one fix clause that applies to a
+    cache: never "chmod go-w /tmp", "move the library" or trusted-owners."""
+    if setting == "mal":
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        os.chmod(tmp_path, 0o755)
+        (tmp_path / "mal").mkdir()
+        os.chown(tmp_path / "mal", 65534, 65534)
+        setting = str(tmp_path / "mal")
+    r = _cli_find({"LIBBROKER_CACHE_DIR": setting})
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line]
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    assert line.startswith("libbroker: warning: libbroker ") and ".py:" not in line
+    assert line.lower().count("fix:") == 1 and "LIBBROKER_CACHE_DIR" in line
+    assert "chmod go-w" not in line and "move the library" not in line and "trusted-owners" not in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
 
 import pytest
 
@@ -95,3 +96,44 @@ def test_trusted_owners_by_name_and_uid(config_at) -> None:
 def test_trusted_owners_errors(config_at, value, match) -> None:
     with pytest.raises(libbroker.SpecError, match=match):
         config_at(f"trusted-owners = {value}\n")
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "libbroker", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, cwd="/", timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "chardev"])
+def test_config_that_is_not_a_regular_file_is_refused_never_read(tmp_path, kind) -> None:
+    """review F2: a FIFO as the config file blocked `find` forever; /dev/zero was silently used."""
+    if kind == "fifo":
+        path = str(tmp_path / "fifo.toml")
+        os.mkfifo(path)
+        what = "FIFO"
+    else:
+        path, what = "/dev/zero", "character device"
+    for _ in range(2):  # the second run must not replay a cached verdict past the refusal
+        r = _cli({"LIBBROKER_CONFIG": path, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache")}, "find", "z")
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert what in r.stderr and path in r.stderr and "fix: " in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_config_of_another_user_gets_a_config_fix(tmp_path) -> None:
+    """review F5: one fix clause, for a config file (never trusted-owners, never a library move),
+    printed by the CLI as `libbroker: warning:` without a libbroker source line."""
+    os.chmod(tmp_path, 0o755)
+    mal = tmp_path / "mal"
+    mal.mkdir()
+    cfg = mal / "config.toml"
+    cfg.write_text("")
+    os.chown(mal, 65534, 65534)
+    os.chown(cfg, 65534, 65534)
+    r = _cli({"LIBBROKER_CONFIG": str(cfg), "LIBBROKER_CACHE_DIR": str(tmp_path / "cache")}, "find", "z")
+    assert r.returncode == 0, r.stderr
+    (line,) = [line for line in r.stderr.splitlines() if line]
+    assert line.startswith("libbroker: warning: libbroker ignores the config file")
+    assert line.lower().count("fix:") == 1 and "LIBBROKER_CONFIG" in line
+    assert "trusted-owners" not in line and "move the library" not in line and ".py:" not in line
