@@ -5,9 +5,10 @@ searched directory such as /tmp would block an open forever), never loads
 anything, and applies the place rules of design.md 5.1 to every file: one that
 `find` would refuse is listed with ``"refused"`` (the reason), not as usable.
 
-The file names, magic numbers and places are the running platform's (as
-`_discovery.search`): ELF ``lib<name>.so*`` on Linux; PE ``*.dll`` in the
-Windows places; Mach-O ``lib<name>*.dylib`` in dyld's places on macOS.
+File names, magic numbers and places are the running platform's, as in
+`_discovery.search`: ELF ``lib<name>.so*`` on Linux; PE ``*.dll`` in the
+Windows places (`_windows.host_search_places`); Mach-O ``lib<name>*.dylib`` in
+dyld's places (`_macos.search_directories`) on macOS.
 """
 
 from __future__ import annotations
@@ -57,23 +58,27 @@ def dll_link_name(filename: str) -> str | None:
     head, dash, number = rest.rpartition("-")
     if dash and head and number.isdigit():
         return head
-    return stem[3:] if stem[3:] == rest else stem[3:]
+    return stem[3:]
 
 
 def _namer(platform: str) -> Callable[[str], str | None]:
     if platform == "win32":
         return dll_link_name
     if platform == "darwin":
-        from .platforms_compat import macos_link_name
+        from ._discovery import _macos_module
 
-        return macos_link_name
+        macos = _macos_module()
+        if macos is not None:
+            namer: Callable[[str], str | None] = macos.link_name_of
+            return namer
     return link_name_of
+
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _is_elf(path: str) -> bool:
-    """True when *path* is a regular file starting with the ELF magic.
+def _is_elf(path: str, magics: tuple[bytes, ...] = _MAGICS["linux"]) -> bool:
+    """True when *path* is a regular file starting with one of *magics* (ELF's by default).
 
     stat first (never blocks) and skip anything but a regular file; then open
     O_NONBLOCK and check the open file again (it may have been swapped).
@@ -85,7 +90,7 @@ def _is_elf(path: str) -> bool:
     except (OSError, ValueError):
         return False
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4) == b"\x7fELF"
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4).startswith(magics)
     except OSError:
         return False
     finally:
@@ -105,8 +110,10 @@ def _mark_refused(items: list[dict[str, str | None]]) -> list[dict[str, str | No
     return items
 
 
-def _scan(directory: str, seen: set[str]) -> list[dict[str, str | None]]:
+def _scan(directory: str, seen: set[str], platform: str = "linux") -> list[dict[str, str | None]]:
     found: list[dict[str, str | None]] = []
+    namer = _namer(platform)
+    magics = _MAGICS[platform]
     real_dir = os.path.realpath(directory)
     if real_dir in seen:  # /lib -> /usr/lib on merged-/usr systems
         return found
@@ -116,9 +123,9 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str | None]]:
     except OSError:
         return found
     for filename in names:
-        name = link_name_of(filename)
+        name = namer(filename)
         path = os.path.join(directory, filename)
-        if name is None or path in seen or not _is_elf(path):  # linker scripts are not libraries
+        if name is None or path in seen or not _is_elf(path, magics):  # linker scripts are not libraries
             continue
         real = os.path.realpath(path)
         if real in seen:  # libz.so and libz.so.1.2.13 behind libz.so.1: one library
@@ -128,16 +135,23 @@ def _scan(directory: str, seen: set[str]) -> list[dict[str, str | None]]:
     return found
 
 
-def visible_libraries() -> dict[str, list[dict[str, str | None]]]:
+def visible_libraries(platform: str | None = None) -> dict[str, list[dict[str, str | None]]]:
+    """Library files by origin group ("override", "provider:<dist>", "environment",
+    "LD_LIBRARY_PATH", "system"), each ``{"name", "path"[, "version"][, "refused"]}``.
+
+    *platform* ("linux", "win32", "darwin"; default the running one) chooses names,
+    magic numbers and places (module docstring).
+    """
     from ._config import load_config
 
+    plat = platform_of(platform)
     config = load_config()
     seen: set[str] = set()
     groups: dict[str, list[dict[str, str | None]]] = {}
     overrides: list[dict[str, str | None]] = [{"name": n, "path": p} for n, p in sorted(config.pins.items())]
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")) + config.search_paths:
         if os.path.isabs(directory):
-            overrides += _scan(directory, seen)
+            overrides += _scan(directory, seen, plat)
     groups["override"] = overrides
     try:
         from ._providers import provider_files, provider_names
@@ -148,6 +162,18 @@ def visible_libraries() -> dict[str, list[dict[str, str | None]]]:
                     {"name": link, "path": provided.path, "version": provided.version})
     except ImportError:  # pragma: no cover
         pass
+    if plat != "linux":
+        try:
+            cwd: str | None = os.path.realpath(os.getcwd())
+        except OSError:
+            cwd = None
+        places = platform_places(plat, config, cwd)
+        for origin in ("environment", "system"):
+            groups[origin] = [item for d, o, _label, refusal in places
+                              if o == origin and d and not refusal for item in _scan(d, seen, plat)]
+        for items in groups.values():
+            _mark_refused(items)
+        return groups
     groups["environment"] = [item for d in environment_dirs() for item in _scan(d, seen)]
     # Its own group: LD_LIBRARY_PATH is whoever set it, not the system's libraries.
     ld_library_path: list[dict[str, str | None]] = []

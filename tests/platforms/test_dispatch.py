@@ -294,3 +294,33 @@ def test_provider_dlls_shape() -> None:
     for name, path in provider_dlls().items():
         assert name == name.lower() and name.endswith(".dll")
         assert os.path.isabs(path) and os.path.basename(path).lower() == name
+
+
+@pytest.mark.parametrize(("filename", "link"), [
+    ("zlib1.dll", "zlib1"), ("libbz2-1.dll", "bz2"), ("libcrypto-3-x64.dll", "crypto"),
+    ("LIBFOO.DLL", "foo"), ("libffi-8.dll", "ffi"), ("lib.dll", "lib"), ("libz.so.1", None), (".dll", None),
+])
+def test_dll_link_names(filename: str, link: str | None) -> None:
+    from libbroker._listing import dll_link_name
+
+    assert dll_link_name(filename) == link
+    if link is not None:  # the discovery policy agrees: find(link) would see this file
+        assert win.matches_link_name(filename, link, "AMD64")
+
+
+def test_listing_by_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`libbroker list` sees PE files as libraries on Windows, Mach-O on macOS, by magic."""
+    from libbroker._listing import visible_libraries
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(PE_FIXTURES / "pe_fixture_x64.dll", lib / "libpe-1.dll")
+    (lib / "fake.dll").write_bytes(b"not a PE file")
+    shutil.copy(MACHO / "libbase.dylib", lib / "libbase.1.dylib")
+    monkeypatch.setenv("LIBBROKER_PATH", str(lib))
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(tmp_path / "none.toml"))
+    windows = visible_libraries("win32")["override"]
+    assert [(i["name"], os.path.basename(str(i["path"]))) for i in windows] == [("pe", "libpe-1.dll")]
+    pytest.importorskip("libbroker._platforms._macos")
+    macos = visible_libraries("darwin")["override"]
+    assert [(i["name"], os.path.basename(str(i["path"]))) for i in macos] == [("base", "libbase.1.dylib")]
