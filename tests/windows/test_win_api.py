@@ -189,3 +189,16 @@ def test_inspect_loadable_dll_lists_its_dependency(fixtures: str) -> None:
         # Mapped by an earlier test: the loaded-module list serves it, nothing to map.
         assert same(already, os.path.join(fixtures, "lib", "lbdep.dll"))
         assert deps == []
+
+
+def test_list_sees_the_dlls_and_not_the_decoys(fixtures: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from libbroker._listing import visible_libraries
+
+    monkeypatch.setenv("LIBBROKER_PATH", os.path.join(fixtures, "lib"))
+    groups = visible_libraries()
+    names = {str(i["name"]) for i in groups["override"]}
+    assert {"lbmain", "lbdep"} <= names
+    every = [str(i["path"]) for items in groups.values() for i in items]
+    assert not any(same(os.path.dirname(p), os.getcwd()) for p in every)          # never the cwd
+    assert not any(any(same(os.path.dirname(p), d) for d in path_dirs() if os.path.isdir(d)
+                       and "pathdir" in d) for p in every)                       # nor PATH
