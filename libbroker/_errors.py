@@ -58,7 +58,10 @@ class LibraryNotFoundError(BrokerError, LookupError):
             lines.append("searched: nowhere (no search location exists)")
         if self.rejected:
             lines.append("rejected:")
-            lines.extend(f"  {path}: {reason}" for path, reason in self.rejected)
+            # A file name with a line break or control character is shown quoted, so
+            # each rejection stays on one line a user can read (review F8).
+            lines.extend(f"  {path if path.isprintable() else repr(path)}: {reason}"
+                         for path, reason in self.rejected)
         pinned = [place for place in self.searched if f"[libraries.{name}] pins " in place]
         if pinned:  # a pin is the only place searched: installing a copy cannot help
             hint = _pin_fix(name, version, pinned[0], self.rejected, hint)

@@ -132,6 +132,17 @@ def verify_record(path: str, dist: str) -> None:
             f"distribution {owner_name!r} has no RECORD file, so its files cannot be checked",
             fix=f"reinstall {owner_name} with pip (pip install --force-reinstall {owner_name})",
         )
+    base = os.path.basename(real)
+    if entry is None and len(f"<{base}>".splitlines()) > 1:
+        # Not "not listed": importlib.metadata reads RECORD with str.splitlines before
+        # csv, so a name holding a line break can never be read back from any RECORD.
+        raise IncompatibleLibraryError(
+            path,
+            f"its file name {base!r} holds a line break, which no RECORD entry can carry in a "
+            f"form that can be read back, so the RECORD of {owner_name!r} cannot vouch for it",
+            fix="use a build of the library with a plain file name and soname "
+            "(libbroker wrap refuses such names)",
+        )
     if entry is None:
         raise IncompatibleLibraryError(
             path,

@@ -345,6 +345,11 @@ def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) ->
         return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
     if "failed to load" in reasons or "dlopen" in reasons:
         return "fix: see the loader's message above; install the library's missing pieces or another build"
+    if "holds a line break" in reasons:
+        return "fix: use a build of the library whose file name and soname are plain names"
+    if "RECORD" in reasons:  # libbroker._record: the wheel's files no longer match what pip installed
+        return ("fix: reinstall the distribution named above with pip, not in editable mode "
+                "(pip install --force-reinstall DIST)")
     return (
         "fix: install the library, or point LIBBROKER_PATH (or the config file) at the "
         "directory that holds it"

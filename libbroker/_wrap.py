@@ -207,6 +207,57 @@ def _read_library(lib_path: str) -> Facts:
     return facts
 
 
+# Characters Windows forbids in a file name (besides the separators and controls).
+_WINDOWS_FORBIDDEN = '<>:"|?*'
+
+
+def file_name_problem(fmt: str, name: str) -> str | None:
+    """Why *name* (a soname, DLL export name or install-name component) cannot be the
+    file name of the library inside a wheel, or None.
+
+    The loader finds the library by that name, and pip's RECORD must list it:
+    importlib.metadata reads RECORD with ``str.splitlines`` before ``csv``, so a line
+    break (``\\n``, ``\\r``, U+2028 ...) splits the entry and nothing vouches for the file.
+    """
+    if name in ("", ".", ".."):
+        return "not a file name"
+    separators = "/" if fmt == "Mach-O" else "/\\"  # an install name's directories are cut off
+    for char in name:
+        if char in separators:
+            return f"it holds the path separator {char!r}"
+        if not char.isprintable():
+            return f"it holds the control or line-break character {char!r}"
+        if fmt == "PE" and char in _WINDOWS_FORBIDDEN:
+            return f"it holds {char!r}, which Windows forbids in file names"
+    return None
+
+
+def _wheel_file_name(facts: Facts, lib_real: str) -> str:
+    """The name the library gets under ``lib/``: its soname / install name's last
+    component / DLL export name, else its own file name; refused when not a plain name."""
+    what = {"Mach-O": "install name", "PE": "export name"}.get(facts.format, "soname")
+    subject = facts.soname
+    if not subject:
+        what, subject = "file name", os.path.basename(lib_real)
+    candidate = subject.rsplit("/", 1)[-1] if facts.format == "Mach-O" else subject
+    problem = file_name_problem(facts.format, candidate)
+    if problem is not None:
+        fix = {
+            "soname": "relink the library with a plain soname (gcc -Wl,-soname,libNAME.so.N)",
+            "install name": "give the library a plain install name "
+                            "(install_name_tool -id @rpath/libNAME.N.dylib)",
+            "export name": "relink the DLL under a plain name (NAME.dll)",
+            "file name": "rename the file to a plain name (libNAME.so.N)",
+        }[what]
+        raise IncompatibleLibraryError(
+            lib_real,
+            f"its {what} {subject!r} cannot be a file name ({problem}); the library is installed "
+            "and found under that name",
+            fix=fix,
+        )
+    return candidate
+
+
 def _check_link_name(facts: Facts, name: str, lib_path: str) -> None:
     """--name must be the link name of the soname (else of the file name)."""
     subject, what = (facts.soname, "soname") if facts.soname else (os.path.basename(lib_path), "file name")
@@ -408,6 +459,7 @@ def wrap(
         tag = platform_tag(facts)
     except TagError as exc:
         raise IncompatibleLibraryError(lib_path, str(exc)) from None
+    file_name = _wheel_file_name(facts, lib_real)  # before anything else reads the name
     _check_link_name(facts, name, lib_path)
     spec_real, affixes, parsed = _check_spec(spec, name) if spec is not None else (None, {}, None)
     dependencies = _dependencies(facts, tag, reqs, lib_path)
@@ -415,7 +467,6 @@ def wrap(
 
     package = "libbroker_provider_" + re.sub(r"[^A-Za-z0-9]+", "_", name).lower()
     soname = facts.soname
-    file_name = (soname.replace("\\", "/").rsplit("/", 1)[-1] if soname else "") or os.path.basename(lib_real)
     lib_file = f"lib/{file_name}"
     spec_files = [os.path.basename(spec_real)] if spec_real is not None else []
     if spec_files and spec_files[0] in ("__init__.py", MANIFEST, file_name):

@@ -16,6 +16,7 @@ import pytest
 from libbroker import _record
 from libbroker._errors import IncompatibleLibraryError
 from libbroker._record import verify_record
+from libbroker._resolve import fix_hint
 
 ZLIB = "/usr/lib/x86_64-linux-gnu/libz.so.1"
 
@@ -137,8 +138,45 @@ def test_file_not_in_record(site: str, zlib_bytes: bytes) -> None:
     stray = os.path.join(site, "zprov", "libz.so.1")
     with open(stray, "wb") as f:
         f.write(zlib_bytes)
-    with pytest.raises(IncompatibleLibraryError, match="not listed in the RECORD of 'zprov'"):
+    with pytest.raises(IncompatibleLibraryError, match="not listed in the RECORD of 'zprov'") as info:
         verify_record(stray, "zprov")
+    assert fix_hint("z", None, [(stray, info.value.reason)]).startswith(
+        "fix: reinstall the distribution named above with pip, not in editable mode")
+
+
+@pytest.mark.parametrize("name", ["libz.so.1\nevil", "libz.so.1\revil", "libz.so.1\u2028evil"])
+def test_file_name_with_a_line_break_is_not_called_unlisted(site: str, zlib_bytes: bytes, name: str) -> None:
+    # Review F8: the RECORD lists the file (quoted by csv.writer, as pip writes it), but
+    # importlib.metadata splits RECORD into lines before csv reads it, so the entry can
+    # never be read back; "not listed ... editable install" was a wrong diagnosis.
+    import csv
+    import io
+    from importlib import metadata
+
+    make_dist(site, "zprov", {"zprov/__init__.py": b""})
+    rel = f"zprov/{name}"
+    with open(os.path.join(site, rel), "wb") as f:
+        f.write(zlib_bytes)
+    record = os.path.join(site, "zprov-1.0.dist-info", "RECORD")
+    row = io.StringIO()
+    csv.writer(row, lineterminator="\n").writerow([rel, record_hash(zlib_bytes), len(zlib_bytes)])
+    with open(record, "a", newline="") as f:
+        f.write(row.getvalue())
+    files = metadata.distribution("zprov").files or []
+    assert not any(str(entry) == rel for entry in files)  # the oracle: unreadable, not absent
+    with pytest.raises(IncompatibleLibraryError) as info:
+        verify_record(os.path.join(site, rel), "zprov")
+    assert f"its file name {name!r} holds a line break" in info.value.reason
+    assert "not listed" not in str(info.value) and "fix: use a build" in str(info.value)
+    # The resolver's fix line (the last line of find's error) follows that reason.
+    assert fix_hint("z", None, [(rel, info.value.reason)]) == (
+        "fix: use a build of the library whose file name and soname are plain names")
+    # find's error shows such a path quoted: one rejection, one line.
+    from libbroker._errors import NoAcceptableLibraryError
+
+    path = os.path.join(site, rel)
+    message = str(NoAcceptableLibraryError("z", searched=["here"], rejected=[(path, info.value.reason)]))
+    assert f"  {path!r}: its file name" in message and len(message.splitlines()) == 6
 
 
 def test_record_without_hash(site: str, zlib_bytes: bytes) -> None:

@@ -235,6 +235,32 @@ def test_object_file_is_refused(tmp_path) -> None:
         wrap(str(tmp_path / "o.o"), name="o", version="1", out_dir=str(tmp_path))
 
 
+@needs_gcc
+@pytest.mark.parametrize(
+    ("soname", "problem"),
+    [
+        ("liblbt.so.2\nevil", "it holds the control or line-break character '\\n'"),
+        ("liblbt.so.2\x1b[2J", "it holds the control or line-break character '\\x1b'"),
+        ("lib/liblbt.so.2", "it holds the path separator '/'"),
+        ("..", "not a file name"),
+    ],
+)
+def test_soname_that_cannot_be_a_file_name_is_refused(soname: str, problem: str, tmp_path) -> None:
+    # Review F8: the soname names the file inside the wheel; a line break made a wheel
+    # whose RECORD importlib.metadata cannot read back, so the library was never usable.
+    src = tmp_path / "w.c"
+    src.write_text("int lbt_fn(void) { return 1; }\n")
+    lib = tmp_path / "liblbt.so.2"
+    subprocess.run(["gcc", "-shared", "-fPIC", f"-Wl,-soname,{soname}", "-o", str(lib), str(src)], check=True)
+    out = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, check=True).stdout
+    assert b"Library soname: [" + soname.encode() + b"]" in out  # the oracle: the soname as written
+    with pytest.raises(IncompatibleLibraryError) as err:
+        wrap(str(lib), name="lbt", version="1.0", out_dir=str(tmp_path / "out"))
+    assert err.value.reason.startswith(f"its soname {soname!r} cannot be a file name ({problem})")
+    assert "fix: relink the library with a plain soname" in str(err.value)
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
 @pytest.mark.parametrize(
     ("name", "version", "match"),
     [
