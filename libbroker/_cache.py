@@ -408,7 +408,7 @@ def stamps_valid(stamps: object) -> bool:
                 # a verdict past that refusal.
                 if stamp != config_stamp()[1] or (stamp is not None and not stat.S_ISREG(stamp[5])):
                     return False
-            elif path == "@file" or path == "@dir":
+            elif path == "@file" or path == "@dir" or path == "@input":
                 real, ident = stamp
                 if ident is None or identity(real) != ident:
                     return False

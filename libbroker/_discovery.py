@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._cache import dir_stamp
+from ._cache import dir_stamp, identity
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -364,8 +364,11 @@ def _providers(name: str, result: Search, enabled: bool) -> None:
         from ._providers import provider_files
     except ImportError:  # pragma: no cover - module always ships
         return
-    files, searched = provider_files(name)
+    inputs: list[str] = []
+    files, searched = provider_files(name, inputs)
     result.searched.extend(searched)
+    for path in inputs:  # a manifest or RECORD changed (in place or by rename) voids the verdict
+        result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
         entry = Entry(provided.path, provided.origin)
         entry.version = provided.version

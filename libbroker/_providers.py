@@ -295,11 +295,15 @@ def _locate_manifest(dist: Distribution, package: str) -> str | None:
     return None
 
 
-def provider_files(link_name: str) -> tuple[list[ProvidedFile], list[str]]:
+def provider_files(
+    link_name: str, inputs: list[str] | None = None
+) -> tuple[list[ProvidedFile], list[str]]:
     """Files that provider distributions declare for *link_name*, and where we looked.
 
     A provider whose metadata is broken is not fatal (one bad wheel must not hide
     every other copy of a library): it is skipped, and the second list says why.
+    *inputs*, when given, receives the absolute path of every manifest and RECORD
+    read: a cached verdict depends on them (design.md 5.1; `_cache` "@input" stamps).
     """
     files: list[ProvidedFile] = []
     searched: list[str] = []
@@ -317,6 +321,12 @@ def provider_files(link_name: str) -> tuple[list[ProvidedFile], list[str]]:
             )
             continue
         manifest = _locate_manifest(dist, package)
+        if inputs is not None:
+            record = getattr(dist, "_path", None)  # PathDistribution: the .dist-info directory
+            if record is not None:
+                inputs.append(os.path.realpath(os.path.join(str(record), "RECORD")))
+            if manifest is not None:
+                inputs.append(manifest)
         if manifest is None:
             searched.append(
                 f"{label}: {package.replace('.', '/')}/{MANIFEST} is not listed in its RECORD "

@@ -199,6 +199,39 @@ def test_same_size_edit_with_restored_mtime_is_refused(provider_venv: Venv) -> N
     assert provider_venv.query()["verified"] == [None]
 
 
+@pytest.mark.parametrize("how", ["in-place", "rename"])
+def test_manifest_change_voids_the_cached_find(provider_venv: Venv, how: str) -> None:
+    """review F4: find() served a cached verdict after the provider manifest changed while
+    load() re-resolved; a manifest edit (in place, or replaced by rename as pip does) voids it."""
+    [first] = provider_venv.query()["files"]
+    package = first["path"].split("/libbroker_provider_lbt/")[0] + "/libbroker_provider_lbt"
+    manifest = os.path.join(package, "libbroker-provider.toml")
+    both = """
+        import json, libbroker
+        info, lib = libbroker.find("lbt"), libbroker.load("lbt")
+        print(json.dumps([info.version_text, info.version_source, lib.version_text]))
+        """
+    # (The test venv has no `packaging`: no specifier here, the versions are compared.)
+    assert run_python(provider_venv.python, both, provider_venv.cache) == ["2.5.1", "provider", "2.5.1"]
+    with open(manifest) as f:
+        original = f.read()
+    assert 'version = "2.5.1"' in original
+    edited = original.replace('version = "2.5.1"', 'version = "0.5"')
+    try:
+        if how == "rename":
+            with open(manifest + ".new", "w") as f:
+                f.write(edited)
+            os.rename(manifest + ".new", manifest)
+        else:
+            with open(manifest, "w") as f:
+                f.write(edited)
+        # find (cached before the edit) and load (re-resolved) agree on the manifest's new word.
+        assert run_python(provider_venv.python, both, provider_venv.cache) == ["0.5", "provider", "0.5"]
+    finally:
+        with open(manifest, "w") as f:
+            f.write(original)
+
+
 def test_uninstalled_provider_is_gone(provider_venv: Venv) -> None:
     provider_venv.pip("uninstall", "-y", "libbroker-provider-lbt")
     try:
