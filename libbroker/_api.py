@@ -559,6 +559,13 @@ def _origin_of(path: str) -> str:
     from ._discovery import environment_dirs
 
     directory = os.path.dirname(path)
+    if sys.platform == "win32":  # the Windows places (_platforms._windows), compared as NTFS does
+        from ._platforms import _windows
+
+        for place in _windows.host_search_places():
+            if place.directory and _windows.same_place(place.directory, directory):
+                return place.origin
+        return "path"
     if any(directory == os.path.realpath(d) for d in environment_dirs()):
         return "environment"
     from ._closure import system_dirs

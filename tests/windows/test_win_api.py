@@ -202,3 +202,13 @@ def test_list_sees_the_dlls_and_not_the_decoys(fixtures: str, monkeypatch: pytes
     assert not any(same(os.path.dirname(p), os.getcwd()) for p in every)          # never the cwd
     assert not any(any(same(os.path.dirname(p), d) for d in path_dirs() if os.path.isdir(d)
                        and "pathdir" in d) for p in every)                       # nor PATH
+
+
+def test_origin_of_a_copy_mapped_by_someone_else(fixtures: str) -> None:
+    """A DLL someone else mapped is classified by the Windows places."""
+    from libbroker import _api
+
+    system32 = os.path.join(os.environ["SystemRoot"], "System32")
+    assert _api._origin_of(os.path.join(system32, "kernel32.dll")) == "system"
+    assert _api._origin_of(os.path.join(sys.base_prefix, "DLLs", "_ctypes.pyd")) == "environment"
+    assert _api._origin_of(os.path.join(fixtures, "lib", "lbmain.dll")) == "path"
