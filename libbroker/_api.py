@@ -266,9 +266,11 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
     name_or_path = _check_name(name_or_path, "load")
     if os.sep in name_or_path or (os.altsep and os.altsep in name_or_path):
         dependencies: list[Dependency] = []
+        judged: tuple[int, ...] | None = None
         if os.path.isabs(name_or_path):
-            dependencies = _prepare_path(name_or_path)
-        library = _loader.load_file(name_or_path)
+            dependencies, judged = _prepare_path(name_or_path)
+        # The file whose closure was judged, or a refusal before dlopen (design.md 5.1).
+        library = _loader.load_file(name_or_path, identity=judged)
         if not library.dependencies:
             library.dependencies = dependencies
         _refine_version(library)
@@ -282,19 +284,22 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
     return _load_by_name(name, version)
 
 
-def _prepare_path(path: str) -> "list[Dependency]":
+def _prepare_path(path: str) -> "tuple[list[Dependency], tuple[int, ...] | None]":
     """For `load(path)`: judge the file's closure and map it bottom-up by path, so
     ld.so never searches for a dependency (design.md 5.1). Files the loader must
-    refuse for their own sake (unsafe place, not a library...) are left to it."""
-    from . import _loader
+    refuse for their own sake (unsafe place, not a library...) are left to it.
+    Returns the closure and the identity of the file it was judged for (None
+    when nothing was judged here)."""
+    from . import _closure, _loader
     from ._closure import read_facts, resolve_closure
     from ._errors import IncompatibleLibraryError
 
     real = os.path.realpath(path)
     facts = read_facts(real)
     if isinstance(facts, str) or facts.kind != "shared" or _loader.loaded_named(os.path.basename(path)):
-        return []
+        return [], None
     closure = resolve_closure(real)  # the file's own machine/word size/glibc first, then its closure
+    judged = _closure._read_as.get(real)  # the identity whose headers the closure was read from
     if not closure.ok:
         raise IncompatibleLibraryError(path, closure.reason or "its closure cannot be loaded", fix=closure.fix)
     for dep in closure.dependencies:
@@ -308,7 +313,7 @@ def _prepare_path(path: str) -> "list[Dependency]":
     conflict = _interposition(real)
     if conflict is not None and not _deepbind(real):
         raise IncompatibleLibraryError(path, conflict)
-    return list(closure.dependencies)
+    return list(closure.dependencies), judged
 
 
 def _changed(exc: OSError) -> bool:

@@ -79,9 +79,10 @@ def load_file(
         library = _by_identity.get(key)
         if library is not None:
             return library
-        if identity is None and os.name != "nt":
-            # Without the identity the resolver judged, judge the place again:
-            # the file may have been replaced since (design.md 5.1).
+        if (identity is None or not judged) and os.name != "nt":
+            # Unless the resolver judged this very identity (places included), judge the
+            # place here: the file may have been replaced since (design.md 5.1); load(path)
+            # passes the identity its closure was judged for, not a place verdict.
             from ._places import unsafe_reason
 
             place = unsafe_reason(path)

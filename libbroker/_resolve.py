@@ -35,6 +35,8 @@ _FACT_TYPES: dict[str, object] = {  # what _read_facts writes; anything else is 
     "incompatible": (str, _NONE),
     "soname": (str, _NONE),
     "glibc": (tuple, list, _NONE),
+    "elf_type": (str, _NONE),  # every field a verdict reads (review F1: field by field)
+    "libc": (str, _NONE),
 }
 
 

@@ -571,6 +571,43 @@ def test_file_replaced_after_judging_is_never_mapped(box, cache) -> None:
     assert sum("ok" in o.splitlines() for o in outcomes) >= len(outcomes) // 2, outcomes[:3]
 
 
+def test_dependency_or_path_replaced_after_judging_is_refused_before_dlopen(box) -> None:
+    """review F0, deterministic: the verdict (find, load(path)'s closure) carries each file's
+    judged identity; a dependency or the file itself replaced afterwards is refused before
+    dlopen ("changed since it was checked") and its constructor never runs."""
+    tmp, marker, env = box
+    lib = tmp / "lib"
+    gcc(lib, "libdep.so.1", GOOD_DEP)
+    gcc(lib, "libfoo.so.1", USES_DEP, f"-L{lib}", "-l:libdep.so.1", f"-Wl,-rpath,{lib}")
+    gcc(tmp / "bad", "libdep.so.1", EVIL)
+    gcc(tmp / "bad", "libfoo.so.1", EVIL + "const char *foo_who(void) { return who(); }\n")
+    gcc(tmp / "good", "libdep.so.1", GOOD_DEP)
+    env["LIBBROKER_PATH"] = str(lib)
+    r = child(f"""
+        import os, shutil, libbroker
+        from libbroker import _api, _loader
+        def swap(name, src={str(tmp / 'bad')!r}):
+            shutil.copy2(src + '/' + name, {str(lib)!r} + '/.t')
+            os.rename({str(lib)!r} + '/.t', {str(lib)!r} + '/' + name)
+        info = libbroker.find('foo')
+        assert [d.needed for d in info.dependencies] == ['libdep.so.1']
+        swap('libdep.so.1')
+        failures = []
+        print('TRY', _api._try_load(info, None, failures), failures)
+        swap('libdep.so.1', {str(tmp / 'good')!r})
+        deps, judged = _api._prepare_path({str(lib / 'libfoo.so.1')!r})
+        swap('libfoo.so.1')
+        try:
+            _loader.load_file({str(lib / 'libfoo.so.1')!r}, identity=judged)
+        except libbroker.BrokerError as e:
+            print('PATH', e)
+    """, env)
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists(), r.stdout
+    assert "TRY None" in r.stdout and "libdep.so.1' failed to load: the file changed since it was checked" in r.stdout
+    assert "PATH" in r.stdout and "changed since it was checked" in r.stdout
+
+
 # --- 6. reader gaps: refused before dlopen ---------------------------------------------------------
 
 
