@@ -347,6 +347,9 @@ def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) ->
         return "fix: repair or remove the dangling symlink named above, or reinstall the package that owns it"
     if "failed to load" in reasons or "dlopen" in reasons:
         return "fix: see the loader's message above; install the library's missing pieces or another build"
+    if "in the global symbol scope" in reasons:  # _api._interposition (design.md 5.1)
+        return ('fix: set isolation = "deepbind" in the config file (the private copy then binds '
+                "its own calls to itself), or use the copy already loaded")
     if "holds a line break" in reasons:
         return "fix: use a build of the library whose file name and soname are plain names"
     if "RECORD" in reasons:  # libbroker._record: the wheel's files no longer match what pip installed

@@ -110,7 +110,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     only known after loading, so each accepted candidate is loaded in rank order
     until one's version satisfies the specifier.
     """
-    from ._resolve import parse_specifier, resolve
+    from ._resolve import fix_hint, parse_specifier, resolve
 
     specifier = parse_specifier(spec.version)
     # Judged before loading against the exported FUNCTIONS a binary lists; [variables]
@@ -200,6 +200,8 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
         version=spec.version,
         searched=searched,
         rejected=rejected,
+        # The fix line follows the reasons (a copy in the global scope: isolation), as find's does.
+        hint=fix_hint(spec.names[0], spec.version, rejected) if rejected else None,
     )
 
 

@@ -9,6 +9,7 @@ built and checked by tests/test_cookbook.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -41,7 +42,12 @@ def _header(name: str) -> str:
 # -- real headers: written specs build a consumer that matches oracles ---------------------
 
 @pytest.fixture(scope="module")
-def consumer(tmp_path_factory: pytest.TempPathFactory):
+def consumer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory holding the built consumer ``hs_consumer``.
+
+    It is imported only in child processes: what earlier tests mapped in this one
+    (`import scipy_openblas32` puts its OpenBLAS in the global scope) must not decide
+    whether these tests pass; the contract for that case has its own test below."""
     workdir = tmp_path_factory.mktemp("headerspec")
     specs = {
         "zlib": ([_header("zlib.h")], "z", ["crc32", "zlibVersion"]),
@@ -63,39 +69,100 @@ def consumer(tmp_path_factory: pytest.TempPathFactory):
     done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
                           cwd=workdir, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    sys.path.insert(0, str(workdir))
-    try:
-        import hs_consumer  # type: ignore[import-not-found]
-
-        yield hs_consumer
-    finally:
-        sys.path.remove(str(workdir))
+    return workdir
 
 
-def test_zlib_spec_consumer_matches_python_zlib(consumer) -> None:  # noqa: ANN001
+def run_consumer(workdir: Path, body: str, *, before: str = "",
+                 env: dict[str, str] | None = None) -> object:
+    """Run *body* (which sets ``out``) in a fresh interpreter after ``import hs_consumer``
+    (and after *before*); return ``out`` decoded from JSON, or the import's ImportError
+    as {"ImportError": message, "cause": type name of its cause}."""
+    code = (
+        "import json, sys\n" + before + "\n"
+        "try:\n"
+        "    import hs_consumer\n"
+        "except ImportError as exc:\n"
+        "    print(json.dumps({'ImportError': str(exc), 'cause': type(exc.__cause__).__name__}))\n"
+        "    sys.exit(0)\n" + body + "\nprint(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {}), "PYTHONPATH": str(workdir)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_zlib_spec_consumer_matches_python_zlib(consumer: Path) -> None:
     data = os.urandom(4096)
-    assert consumer.crc32(data) == zlib.crc32(data)
-    assert consumer.zlib_version()[0].isdigit()
+    out = run_consumer(consumer, f"out = [hs_consumer.crc32({data!r}), hs_consumer.zlib_version()]")
+    assert isinstance(out, list)
+    assert out[0] == zlib.crc32(data)
+    assert out[1] == zlib.ZLIB_RUNTIME_VERSION  # the system zlib CPython's zlib module uses
 
 
-def test_sqlite3_spec_consumer_matches_python_sqlite3(consumer) -> None:  # noqa: ANN001
+def test_sqlite3_spec_consumer_matches_python_sqlite3(consumer: Path) -> None:
     sql = "select 6*7, upper('abc'), null union all select 1, 'x', 2.5"
-    expected = [tuple(None if v is None else str(v) for v in row)
+    expected = [[None if v is None else str(v) for v in row]
                 for row in sqlite3.connect(":memory:").execute(sql)]
-    assert consumer.query(sql) == expected
-    with pytest.raises(ValueError, match="syntax error"):
-        consumer.query("selec 1")
+    out = run_consumer(consumer, f"""
+try:
+    hs_consumer.query("selec 1")
+    error = None
+except ValueError as exc:
+    error = str(exc)
+out = [hs_consumer.query({sql!r}), error]
+""")
+    assert out == [expected, 'near "selec": syntax error']
 
 
-def test_cblas_spec_consumer_matches_numpy(consumer) -> None:  # noqa: ANN001
+CBLAS = """
+import numpy as np
+rng = np.random.default_rng(12)
+x, y = rng.standard_normal(1000), rng.standard_normal(1000)
+a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+c = np.zeros((4, 5))
+hs_consumer.dgemm(a, b, c)
+out = [hs_consumer.ddot(x, y), c.tolist()]
+"""
+
+
+def _numpy_cblas() -> tuple[float, object]:
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(12)
     x, y = rng.standard_normal(1000), rng.standard_normal(1000)
-    assert consumer.ddot(x, y) == pytest.approx(float(np.dot(x, y)), rel=1e-12)
     a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
-    c = np.zeros((4, 5))
-    consumer.dgemm(a, b, c)
-    assert np.allclose(c, a @ b)
+    return float(np.dot(x, y)), a @ b
+
+
+def test_cblas_spec_consumer_matches_numpy(consumer: Path) -> None:
+    np = pytest.importorskip("numpy")
+    dot, product = _numpy_cblas()
+    out = run_consumer(consumer, CBLAS)
+    assert isinstance(out, list), out
+    assert out[0] == pytest.approx(dot, rel=1e-12)
+    assert np.allclose(np.array(out[1]), product)
+
+
+def test_cblas_beside_an_openblas_in_the_global_scope(consumer: Path, tmp_path: Path) -> None:
+    """design.md 5.1: scipy-openblas32's __init__ maps its OpenBLAS RTLD_GLOBAL; that copy
+    does not satisfy the spec (its symbols carry scipy_), and it defines symbols (LAPACK's
+    caxpyc_ ...) the system OpenBLAS exports, so a private copy's internal calls would bind
+    to it: refused, naming both files, unless the config file says isolation = "deepbind"."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("scipy_openblas32")
+    before = "import scipy_openblas32"
+    out = run_consumer(consumer, CBLAS, before=before)
+    assert isinstance(out, dict) and "ImportError" in out, out
+    message = out["ImportError"]
+    assert "libscipy_openblas.so' in the global symbol scope" in message
+    assert "openblas" in message.split("global symbol scope", 1)[1]  # the refused system copy
+    assert 'fix: set isolation = "deepbind" in the config file' in message.splitlines()[-1]
+    config = tmp_path / "config.toml"
+    config.write_text('isolation = "deepbind"\n')
+    out = run_consumer(consumer, CBLAS, before=before, env={"LIBBROKER_CONFIG": str(config)})
+    assert isinstance(out, list), out
+    dot, product = _numpy_cblas()
+    assert out[0] == pytest.approx(dot, rel=1e-12)
+    assert np.allclose(np.array(out[1]), product)
 
 
 # -- what the written spec says ------------------------------------------------------------
