@@ -383,8 +383,11 @@ def _packages(name: str, packages: Sequence[str], result: Search) -> None:
         return
     from ._providers import package_files
 
-    files, searched = package_files(list(packages), [name])
+    inputs: list[str] = []
+    files, searched = package_files(list(packages), [name], inputs)
     result.searched.extend(searched)
+    for path in inputs:  # a reinstall rewrites RECORD: the verdict is judged afresh
+        result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
         entry = Entry(provided.path, provided.origin)
         entry.version = provided.version

@@ -354,8 +354,12 @@ def _library_pattern(link_names: list[str]) -> re.Pattern[str]:
     return re.compile(rf"lib(?:{names})\.so(?:\.\d+)*")
 
 
-def package_files(packages: list[str], link_names: list[str]) -> tuple[list[ProvidedFile], list[str]]:
-    """Shared libraries named like *link_names* among the RECORD-listed files of *packages*."""
+def package_files(
+    packages: list[str], link_names: list[str], inputs: list[str] | None = None
+) -> tuple[list[ProvidedFile], list[str]]:
+    """Shared libraries named like *link_names* among the RECORD-listed files of *packages*.
+
+    *inputs*, when given, receives each RECORD read (a cached verdict depends on it)."""
     from importlib import metadata
 
     files: list[ProvidedFile] = []
@@ -376,6 +380,9 @@ def package_files(packages: list[str], link_names: list[str]) -> tuple[list[Prov
             continue
         dist_name = _dist_name(dist)
         label = f"package {dist_name!r} {dist.version}"
+        record = getattr(dist, "_path", None)  # PathDistribution: the .dist-info directory
+        if inputs is not None and record is not None:
+            inputs.append(os.path.realpath(os.path.join(str(record), "RECORD")))
         listed = dist.files
         if listed is None:
             searched.append(

@@ -409,3 +409,28 @@ def test_scipy_openblas32_package(tmp_path) -> None:
     ]
     assert result["imported"] == []
     assert os.listdir(tmp_path / "cache")  # the verification was cached
+
+
+@pytest.mark.parametrize("kind", ["package", "provider"])
+def test_record_and_manifest_reads_are_stamped(site, kind) -> None:
+    """review F4: every RECORD and manifest a search read is among the stamps a cached verdict is
+    checked against, so rewriting one (as a reinstall does, by rename) voids the verdict."""
+    from libbroker import _cache, _config, _discovery
+
+    if kind == "package":
+        install_fake(site, "foo-pkg", {"foo_pkg/lib/libfoo.so.1": "x"}, "")
+        record = site / "foo_pkg-1.0.dist-info" / "RECORD"
+        result = _discovery.search("foo", config=_config.Config(None), packages=["foo-pkg"])
+    else:
+        install_fake(site, "brk-prov", {MANIFEST: '[[library]]\nname = "brk"\nfile = "lib/libbrk.so.1"\n',
+                                        "brokenprov/lib/libbrk.so.1": "x"}, EP)
+        record = site / "brokenprov" / "libbroker-provider.toml"
+        result = _discovery.search("brk", config=_config.Config(None))
+    inputs = [stamp[0] for kind_, stamp in result.stamps if kind_ == "@input"]
+    assert os.path.realpath(record) in inputs
+    stamps = _cache.decision_stamps(list(result.stamps), [])
+    assert _cache.stamps_valid(stamps)
+    text = record.read_text()
+    record.with_suffix(".new").write_text(text)  # same bytes, a new file (pip's rename)
+    os.rename(record.with_suffix(".new"), record)
+    assert not _cache.stamps_valid(stamps)
