@@ -92,10 +92,12 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
 
         text = _version_if_mapped(os.path.realpath(info.path), name)
         if text:
+            judged = info._identity
             info = LibraryInfo(
                 name, info.path, soname=info.soname, origin=info.origin, version_text=text,
                 version_source="library", dependencies=info.dependencies,
             )
+            info._identity = judged  # the verdict's file: load() maps only that one
     return info
 
 

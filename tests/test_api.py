@@ -236,3 +236,24 @@ def test_cached_find_keeps_the_closure_and_ignores_corrupt_closures(tmp_path, mo
     _cache.store("find", data)
     third = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert third == first
+
+
+def test_every_verdict_carries_the_judged_identity(tmp_path) -> None:
+    """review F0: find()'s answer (fresh, from memory, with the version asked of a mapped copy,
+    and from the disk cache in a fresh process) names the identity of the file judged; load()
+    maps only that file."""
+    import subprocess
+    import sys
+    import zlib  # noqa: F401 - maps libz, so find() asks the mapped copy its version
+
+    from libbroker import _cache
+
+    info = libbroker.find("z")
+    real = os.path.realpath(info.path)
+    assert info.version_source == "library" and info._identity == _cache.identity(real)
+    assert all(d._identity == _cache.identity(os.path.realpath(d.path)) for d in info.dependencies)
+    code = ("import libbroker, os; from libbroker import _cache; i = libbroker.find('z'); "
+            "print(i._identity == _cache.identity(os.path.realpath(i.path)))")
+    for _ in range(2):  # cold, then from the disk cache
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+        assert r.stdout.strip() == "True", r.stderr
