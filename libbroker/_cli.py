@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="also resolve the library and list selected names it does not export "
                    "(exit 1 if any)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (the spec text, selected names, notes, --check results) "
+                   "instead of the spec text")
 
     p = sub.add_parser("config", help="compiler flags for code that includes generated headers")
     p.add_argument("--cflags", action="store_true", help="print -I flags for libbroker.h")
@@ -119,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the directory holding libbroker.h")
     p.add_argument("--pkgconfig", action="store_true",
                    help="print the directory holding libbroker.pc (for PKG_CONFIG_PATH)")
+    p.add_argument("--json", action="store_true",
+                   help="print all three as JSON: cflags, includedir, pkgconfig")
     return parser
 
 
@@ -451,23 +456,39 @@ def cmd_spec(args: argparse.Namespace) -> int:
                 f.write(result.text)
         except OSError as exc:
             raise SpecError(f"cannot write {args.output!r}: {exc.strerror or exc}") from exc
-    else:
+    elif not args.json:
         sys.stdout.write(result.text)
-    if not args.check:
-        return EXIT_OK
-    path, missing = missing_exports(result.text, args.link, result.renames)
-    print(f"libbroker spec --check: {path}: {len(result.functions) + len(result.variables)} "
-          f"selected, {len(missing)} not exported", file=sys.stderr)
-    for line in missing:
-        print(f"  {line}", file=sys.stderr)
-    return EXIT_NOT_FOUND if missing else EXIT_OK
+    data: dict[str, object] = {
+        "name": args.name, "links": args.link, "output": args.output, "text": result.text,
+        "functions": result.functions, "variables": result.variables, "notes": result.notes,
+    }
+    status = EXIT_OK
+    if args.check:
+        path, missing = missing_exports(result.text, args.link, result.renames)
+        print(f"libbroker spec --check: {path}: {len(result.functions) + len(result.variables)} "
+              f"selected, {len(missing)} not exported", file=sys.stderr)
+        for line in missing:
+            print(f"  {line}", file=sys.stderr)
+        data["check"] = {"library": path, "missing": missing}
+        status = EXIT_NOT_FOUND if missing else EXIT_OK
+    if args.json:  # stdout carries the JSON only; the spec text is its "text"
+        json.dump(data, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    return status
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     from ._api import get_include
 
     include = get_include()
-    if args.pkgconfig:
+    if args.json:
+        import shlex
+
+        from .build import pkgconfig_dir
+
+        _emit(args, {"cflags": shlex.quote(f"-I{include}"), "includedir": include,
+                     "pkgconfig": pkgconfig_dir()}, "")
+    elif args.pkgconfig:
         from .build import pkgconfig_dir
 
         print(pkgconfig_dir())

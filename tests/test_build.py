@@ -4,6 +4,7 @@ against Python's zlib."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,6 +30,12 @@ def test_config_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert (Path(includedir) / "libbroker.h").is_file()
     assert _cli.main(["config", "--cflags"]) == 0
     assert capsys.readouterr().out.strip() == f"-I{includedir}"
+    assert _cli.main(["config", "--pkgconfig"]) == 0
+    pcdir = capsys.readouterr().out.strip()
+    # Review F7: --json on every reporting command (design 3.4): all three at once.
+    assert _cli.main(["config", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "cflags": f"-I{includedir}", "includedir": includedir, "pkgconfig": pcdir}
 
 
 def test_pkg_config_file(capsys: pytest.CaptureFixture[str]) -> None:

@@ -245,3 +245,15 @@ def test_check_with_a_real_version_string(tmp_path: Path) -> None:
                           check=False).stdout
     if dpkg:
         assert dpkg.startswith(data["version"])
+
+
+def test_every_command_takes_json() -> None:
+    # Review F7: README says every command takes --json (design 3.4: "--json on every
+    # reporting command"); spec and config did not.
+    from libbroker import _cli
+
+    parser = _cli.build_parser()
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    lacking = [name for name, p in sub.choices.items()
+               if not any("--json" in a.option_strings for a in p._actions)]
+    assert lacking == []

@@ -310,6 +310,27 @@ def test_cli_check_lists_what_the_library_does_not_export(
     assert Spec.from_file(out).function("crc32")
 
 
+def test_cli_spec_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Review F7: README and design 3.4 promise --json on every reporting command.
+    header = tmp_path / "more.h"
+    header.write_text(f'#include "{_header("zlib.h")}"\nint not_in_zlib(int x);\n')
+    base = ["spec", str(header), "--name", "z", "--link", "z", "--function", "crc32",
+            "--function", "not_in_zlib"]
+    assert _cli.main(base) == 0
+    text = capsys.readouterr().out
+    assert _cli.main([*base, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # stdout is the JSON only
+    assert data["text"] == text and data["output"] is None and "check" not in data
+    assert (data["name"], data["links"], data["functions"]) == ("z", ["z"], ["crc32", "not_in_zlib"])
+    out = tmp_path / "z.toml"
+    assert _cli.main([*base, "-o", str(out), "--check", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert out.read_text() == text and data["output"] == str(out)
+    assert data["check"]["library"] == libbroker.find("z").path
+    [missing] = data["check"]["missing"]
+    assert missing.startswith("function not_in_zlib: not exported")
+
+
 def test_cli_help_on_every_argument_of_every_subcommand() -> None:
     parser = _cli.build_parser()
     [sub] = [a for a in parser._actions if a.dest == "command"]
