@@ -74,10 +74,12 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         _check_name(name, "find")  # raises; the test above keeps the warm path to one check
     try:
         info = _find(name, version, packages)
-    except LibraryNotFoundError:
+    except LibraryNotFoundError as exc:
         # A copy found through a spec's `packages` is not on the default search
-        # path, but once loaded it is the process's copy.
-        copy = _loaded_copy(name, version)
+        # path, but once loaded it is the process's copy. Not past a config pin
+        # (review F9): the pin is the only place searched, and its fix is the answer.
+        pinned = f"[libraries.{name}] pins "
+        copy = None if any(pinned in place for place in exc.searched) else _loaded_copy(name, version)
         if copy is None:
             raise
         return copy
