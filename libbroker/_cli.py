@@ -318,6 +318,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             version=library.version_text,
             origin=library.origin,
         )
+        if spec.packages and not library.origin.startswith("package:"):
+            # The spec names distributions, yet the copy came from elsewhere: say why
+            # (not installed, no such file in its RECORD), or a typo goes unnoticed (review F6).
+            from ._providers import package_files
+
+            _, searched = package_files(spec.packages, spec.names)
+            data["packages_searched"] = searched
+            for line in searched:
+                print(f"libbroker check: note: {line}; {spec.name!r} came from {library.origin}",
+                      file=sys.stderr)
     data.update(
         status,
         missing_required=status["required"]["missing"],

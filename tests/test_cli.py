@@ -97,6 +97,27 @@ def test_check_lists_optional(tmp_path) -> None:
     assert "libbroker_absent_probe" in data["optional"]["missing"]
 
 
+def test_check_says_why_the_spec_packages_did_not_serve(tmp_path) -> None:
+    # Review F6: a spec's `packages` that gave nothing (a typo'd or absent distribution)
+    # is said, not passed over; a path there is a spec error (exit 2) naming the line.
+    spec = tmp_path / "pk.toml"
+    body = ('[functions]\nrequired = ["unsigned long crc32(unsigned long c, '
+            'const unsigned char *b, unsigned int n)"]\n')
+    spec.write_text('[library]\nname = "zz"\nnames = ["z"]\npackages = ["no-such-dist-xyz"]\n' + body)
+    out = run("check", str(spec), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["packages_searched"] == [
+        "package 'no-such-dist-xyz': not installed (fix: pip install no-such-dist-xyz)"]
+    assert (f"libbroker check: note: package 'no-such-dist-xyz': not installed (fix: pip install "
+            f"no-such-dist-xyz); 'zz' came from {data['origin']}") in out.stderr
+    spec.write_text('[library]\nname = "zz"\nnames = ["z"]\npackages = ["/tmp/att"]\n' + body)
+    out = run("check", str(spec))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith(f"libbroker check: {spec}:4: [library] packages has an invalid "
+                                 "entry '/tmp/att': a path, not a distribution name")
+
+
 def test_generate_and_spec_error(tmp_path) -> None:
     out = run("generate", str(SPECS / "zlib.toml"), "-o", str(tmp_path / "gen"))
     assert out.returncode == 0, out.stderr
