@@ -9,10 +9,10 @@ import sys
 import zlib
 
 import pytest
+from _concurrency import run_at_once
 from packaging.version import Version
 
 import libbroker
-from _concurrency import run_at_once
 from libbroker import (
     IncompatibleLibraryError,
     Library,
