@@ -187,7 +187,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         lines = []
         for c in cands:
             verdict = "accepted" if c.accepted else f"rejected: {c.reason}"
-            lines.append(f"{c.path}\t{c.origin}\t{c.version_text or '-'}\t{verdict}")
+            lines.append(f"{_shown(c.path)}\t{c.origin}\t{c.version_text or '-'}\t{verdict}")
         if not cands:
             print(f"libbroker find: no file named like {args.name!r} was seen", file=sys.stderr)
         _emit(args, data, "\n".join(lines))
@@ -387,7 +387,13 @@ def _list_line(item: dict[str, str | None]) -> str:
     would refuse the file when it would."""
     version = f"{item['version']} ({item['version_source']})" if item.get("version") else "-"
     refused = f"\tREFUSED: {item['refused']}" if item.get("refused") else ""
-    return f"  {item['name']}\t{version}\t{item['path']}{refused}"
+    return f"  {item['name']}\t{version}\t{_shown(item['path'])}{refused}"
+
+
+def _shown(path: str | None) -> str:
+    """A path for a tab-separated line: quoted when it holds a line break, tab or other
+    control character, so one file stays one line (review F8)."""
+    return str(path) if path is None or path.isprintable() else repr(path)
 
 
 def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | None]]]:
@@ -397,10 +403,14 @@ def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | N
     from importlib import metadata
 
     from ._discovery import link_name_of
-    from ._providers import package_files
+    from ._providers import distribution_name_problem, package_files
 
     found: list[tuple[str, dict[str, str | None]]] = []
     for package in packages:
+        problem = distribution_name_problem(package)  # a path is never looked up (review F6)
+        if problem is not None:
+            print(f"libbroker list: --package {package!r} ignored: {problem}", file=sys.stderr)
+            continue
         try:
             listed = metadata.distribution(package).files or []
         except metadata.PackageNotFoundError:

@@ -278,3 +278,31 @@ def test_every_command_takes_json() -> None:
     lacking = [name for name, p in sub.choices.items()
                if not any("--json" in a.option_strings for a in p._actions)]
     assert lacking == []
+
+
+def test_paths_with_control_characters_stay_on_one_line(tmp_path) -> None:
+    # Review F8: find --all and list print tab-separated lines; a file whose path holds a
+    # line break (a directory named so) is shown quoted, one file per line.
+    import shutil
+
+    odd = tmp_path / "a\nb\tc"
+    odd.mkdir()
+    shutil.copy(os.path.realpath(f"/usr/lib/{sys.implementation._multiarch}/libz.so.1"),
+                odd / "libzq.so.1")
+    out = run("find", "zq", "--all", env={"LIBBROKER_PATH": str(odd)})
+    assert out.returncode == 0, out.stderr
+    [line] = out.stdout.splitlines()
+    assert line.split("\t")[0] == repr(str(odd / "libzq.so.1"))
+    assert line.endswith("\taccepted")
+    out = run("list", env={"LIBBROKER_PATH": str(odd)})
+    assert out.returncode == 0, out.stderr
+    assert any(repr(str(odd / "libzq.so.1")) in row for row in out.stdout.splitlines())
+    assert "\nb\tc" not in out.stdout
+
+
+def test_list_package_that_is_a_path_is_refused_with_its_reason() -> None:
+    out = run("list", "--package", "/tmp/att")
+    assert out.returncode == 0
+    assert ("libbroker list: --package '/tmp/att' ignored: a path, not a distribution name"
+            in out.stderr)
+    assert "pip install /tmp/att" not in out.stderr
