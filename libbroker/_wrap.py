@@ -435,7 +435,7 @@ def wrap(
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
     try:
-        from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
+        from wheel.wheelfile import WheelFile  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:
         raise BrokerError("libbroker wrap needs the 'wheel' package; fix: pip install wheel") from exc
 

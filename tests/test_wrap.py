@@ -262,6 +262,27 @@ def test_soname_that_cannot_be_a_file_name_is_refused(soname: str, problem: str,
 
 
 @pytest.mark.parametrize(
+    ("fmt", "name", "problem"),
+    [
+        ("PE", "zlib1.dll", None),
+        ("PE", "dir\\zlib1.dll", "it holds the path separator '\\\\'"),
+        ("PE", "zlib:1.dll", "it holds ':', which Windows forbids in file names"),
+        ("PE", 'z"1.dll', "it holds '\"', which Windows forbids in file names"),
+        ("Mach-O", "libz.1.dylib", None),
+        ("Mach-O", "libz\u2028.dylib", "it holds the control or line-break character '\\u2028'"),
+        ("ELF", "libz.so.1", None),
+        ("ELF", "libz,x'y.so.1", None),  # csv quotes these in RECORD, and they read back
+        ("ELF", "", "not a file name"),
+        ("ELF", "libz.so.1\x00", "it holds the control or line-break character '\\x00'"),
+    ],
+)
+def test_file_name_rules_per_format(fmt: str, name: str, problem: str | None) -> None:
+    from libbroker._wrap import file_name_problem
+
+    assert file_name_problem(fmt, name) == problem
+
+
+@pytest.mark.parametrize(
     ("name", "version", "match"),
     [
         ("liblbt.so.2", "1.0", r"--name: expected the link name.*fix: use --name lbt"),
