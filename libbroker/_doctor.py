@@ -254,8 +254,8 @@ def _libbroker_closures() -> dict[str, list[dict[str, str]]]:
 def tables() -> list[dict[str, object]]:
     """Every table made in this process: ``{"name", "library" (path), "consumers"}``,
     consumers being the extension modules that imported it (recorded by
-    ``_runtime.import_table``), in import order."""
-    runtime = sys.modules.get(f"{__package__}._runtime")
+    ``_runtime.import_table`` into ``_registry``), in import order."""
+    runtime = sys.modules.get(f"{__package__}._registry")
     if runtime is None:
         return []
     found = []

@@ -1,6 +1,5 @@
 """Typed stubs of the compiled master module (cython/_master.pyx)."""
 
-from __future__ import annotations
 
 import os
 from collections.abc import Sequence

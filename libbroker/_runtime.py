@@ -1,30 +1,13 @@
 """What a consumer's import runs: `import_table`, called by the generated headers.
 
-Warm path: the in-process registry, then the on-disk table index (validated by
-directory mtimes, the config file and the library file's identity), then a
-`dlopen` + one C loop of `dlsym`. Only a miss falls back to `_tables.table`,
+Warm path (`_registry`): the in-process registry, then the on-disk table index
+(validated by every input of the verdict), then the closure mapped by identity and
+one C loop of `dlsym`. Only a miss falls back to `_tables.build_table`,
 which parses the spec (tomllib, pycparser, packaging). Keep this module's
 imports light.
 """
 
-from . import _cache
-from ._locks import new_rlock
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
-
-    from ._types import Library
-
-TABLES_KIND = "tables"
-lock = new_rlock()  # re-created in a forked child (_locks)
-by_spec: dict[str, object] = {}
-by_layout: "dict[tuple[Any, ...], object]" = {}
-table_library: "dict[int, Library]" = {}
-#: table address -> its name, and the extension modules that imported it (doctor's "tables").
-table_names: dict[int, str] = {}
-table_consumers: dict[int, list[str]] = {}
+from . import _registry
 
 
 def import_table(
@@ -42,11 +25,11 @@ def import_table(
 
         return build_table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
 
-    capsule = capsule_for(spec_digest, build)
+    capsule = _registry.capsule_for(spec_digest, build)
     if module is None:
         module = _importing_module()
     if module is not None:
-        _note_consumer(capsule, module)
+        _registry.note_consumer(capsule, module)
     return capsule
 
 
@@ -74,137 +57,3 @@ def _importing_module() -> "str | None":
     return None
 
 
-def _note_consumer(capsule: object, module: str) -> None:
-    from . import _master
-
-    address = _master.table_address(capsule)
-    with lock:
-        consumers = table_consumers.setdefault(address, [])
-        if module not in consumers:
-            consumers.append(module)
-
-
-def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
-    """The process's capsule for a spec: in memory, else from the disk index, else built."""
-    capsule = by_spec.get(spec_digest)
-    if capsule is not None:
-        return capsule
-    with lock:
-        capsule = by_spec.get(spec_digest)
-        if capsule is None:
-            capsule = _from_disk(spec_digest)
-        if capsule is None:
-            capsule = build()
-        by_spec[spec_digest] = capsule
-        return capsule
-
-
-def _from_disk(spec_digest: str) -> object | None:
-    # One small file per spec: a consumer's import reads its own entry only.
-    entry = _cache.load(f"{TABLES_KIND}/{spec_digest}")
-    if not entry or not _entry_shape_ok(entry):
-        return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
-    try:
-        if entry["env"] != _cache.env_key() or not _cache.stamps_valid(entry["stamps"]):
-            return None
-        from . import _loader, _master
-
-        files = _judged_files(entry["stamps"])
-        for real, ident in files[1:]:
-            # The closure, dependencies first, by absolute path and identity: the
-            # system loader then binds each DT_NEEDED to the judged copy and never
-            # searches (an empty LD_LIBRARY_PATH entry would mean the cwd).
-            if not _master.noload(real):
-                _loader.dlopen_checked(real, identity=ident)
-        library = _loader.load_file(
-            entry["path"],
-            name=entry["link"],
-            origin=entry["origin"],
-            soname=entry["soname"],
-            version_text=entry["version"],
-            judged=True,  # this very file (same identity) was judged when the entry was written
-            identity=_judged_identity(entry["stamps"], entry["path"]),
-        )
-        if library.version_source is None and library.version_text == entry["version"]:
-            library.version_source = entry["version_source"] if library.version_text else None
-        addresses = _master.lookup_many(library.handle, entry["symbols"])
-        for address, required in zip(addresses, entry["required"]):
-            if required and not address:
-                return None  # the file changed under us: resolve afresh
-        return register(library, entry["table"], entry["layout"], entry["signatures"], addresses)
-    except Exception:  # noqa: BLE001
-        # A stale or foreign cache entry must never break an import: resolve afresh.
-        return None
-
-
-_ENTRY_TYPES = {
-    "env": tuple,
-    "stamps": list,
-    "path": str,
-    "link": str,
-    "origin": str,
-    "symbols": list,
-    "required": list,
-    "signatures": list,
-    "layout": int,
-    "table": str,
-}
-
-
-def _entry_shape_ok(entry: "dict[Any, Any]") -> bool:
-    """Every field of a table entry has the type `_tables` writes (a corrupt or foreign
-    entry of the right outer type must be ignored, not raise TypeError later)."""
-    for field, kind in _ENTRY_TYPES.items():
-        if not isinstance(entry.get(field), kind):
-            return False
-    if "version_source" not in entry:
-        return False  # written before versions carried their source (design.md 5.2)
-    for field in ("soname", "version", "version_source"):
-        if not isinstance(entry.get(field), (str, type(None))):
-            return False
-    symbols, required, signatures = entry["symbols"], entry["required"], entry["signatures"]
-    return (
-        len(symbols) == len(required) == len(signatures)
-        and all(isinstance(s, bytes) for s in symbols)
-        and all(isinstance(r, bool) for r in required)
-        and all(isinstance(s, str) for s in signatures)
-    )
-
-
-def _judged_files(stamps: "list[Any]") -> "list[tuple[str, tuple[Any, ...]]]":
-    """(real path, identity) of every "@file" stamp: the chosen file, then its closure in load order."""
-    files = []
-    for kind, stamp in stamps:
-        if kind == "@file":
-            real, ident = stamp
-            if not isinstance(real, str) or not isinstance(ident, tuple):
-                raise ValueError("not an entry this version wrote")
-            files.append((real, ident))
-    return files
-
-
-def _judged_identity(stamps: "list[Any]", path: str) -> "tuple[Any, ...] | None":
-    """The identity recorded for the chosen file in *stamps* (the first "@file" stamp)."""
-    for kind, stamp in stamps:
-        if kind == "@file":
-            return tuple(stamp[1]) if stamp[1] is not None else None
-    return None
-
-
-def register(
-    library: "Library", table: str, layout: int, signatures: list[str], addresses: list[int]
-) -> object:
-    """One table per (library file, layout digest) per process."""
-    key = (library.identity, layout, table)
-    with lock:
-        capsule = by_layout.get(key)
-        if capsule is None:
-            from . import _master
-
-            capsule = _master.make_table(
-                table, layout, library.path, library.version_text or "", signatures, addresses
-            )
-            by_layout[key] = capsule
-            table_library[_master.table_address(capsule)] = library
-            table_names[_master.table_address(capsule)] = table
-        return capsule

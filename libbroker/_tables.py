@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import _api, _cache, _loader, _runtime
+from . import _api, _cache, _loader, _registry
 from ._errors import IncompatibleLibraryError, MissingSymbolError, SpecError
 from ._types import Library
 
@@ -38,7 +38,7 @@ def table(spec: object) -> object:
     parsed = coerce_spec(spec)
     # The consumer's path: a decision already on disk needs no search and no
     # ELF reading, only dlopen + dlsym.
-    return _runtime.capsule_for(parsed.spec_digest, lambda: build_table(parsed))
+    return _registry.capsule_for(parsed.spec_digest, lambda: build_table(parsed))
 
 
 def symbols_for(spec: Spec, entry: Entry | None = None) -> list[str]:
@@ -62,7 +62,7 @@ def build_table(spec: Spec) -> object:
     ]
     if missing:
         raise MissingSymbolError(library.path, missing, table=spec.name)
-    capsule = _runtime.register(library, spec.name, spec.layout_digest, spec.signatures, addresses)
+    capsule = _registry.register(library, spec.name, spec.layout_digest, spec.signatures, addresses)
     _remember(spec, library, resolution, encoded)
     return capsule
 
@@ -99,7 +99,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
         "layout": spec.layout_digest,
         "table": spec.name,
     }
-    _cache.store(f"{_runtime.TABLES_KIND}/{spec.spec_digest}", entry)
+    _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
 
 
 def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:

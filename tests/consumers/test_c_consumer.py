@@ -10,12 +10,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from _concurrency import run_at_once
 
-from ._build import HERE, SPECS, needed_entries, run_python
-
 import libbroker
+
+from ._build import HERE, SPECS, needed_entries, run_python
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF consumers")
 
@@ -142,8 +141,8 @@ def test_layout_mismatch_refused_without_crash(tmp_path: Path) -> None:
         workdir,
         f"""
         import libbroker
-        from libbroker import _runtime
-        _runtime.by_spec[{spec.spec_digest!r}] = libbroker.table({other!r})
+        from libbroker import _registry
+        _registry.by_spec[{spec.spec_digest!r}] = libbroker.table({other!r})
         try:
             import c_consumer
         except ImportError as exc:

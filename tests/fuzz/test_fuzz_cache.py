@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import libbroker
-from libbroker import _api, _cache, _runtime
+from libbroker import _api, _cache, _registry
 
 from ._harness import FUZZ, apply, bounded, mutations
 
@@ -72,6 +72,6 @@ def test_cache_loader(data) -> None:
     kind = name.rsplit("-v", 1)[0]
     bounded(lambda: _cache.load(kind), "cache load")
     _api._memo.clear()
-    _runtime.by_spec.clear()
+    _registry.by_spec.clear()
     assert bounded(lambda: libbroker.find("z"), "find").soname == "libz.so.1"
     bounded(lambda: libbroker.table(SPEC), "table")

@@ -21,7 +21,7 @@ import pefile
 import pytest
 
 import libbroker
-from libbroker import _master, _runtime
+from libbroker import _master, _registry
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +144,7 @@ def test_consumer_pyd_through_the_generated_header(fixtures: str, monkeypatch: p
     libbroker_import_lbmain), which finds lbmain by name through discovery."""
     monkeypatch.setenv("LIBBROKER_PATH", os.path.join(fixtures, "lib"))
     consumer = os.path.join(fixtures, "consumer")
-    _runtime.by_spec.clear()
+    _registry.by_spec.clear()
     sys.modules.pop("lbconsumer", None)
     sys.path.insert(0, consumer)
     try:

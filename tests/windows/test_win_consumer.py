@@ -10,7 +10,7 @@ import sys
 import pefile
 import pytest
 
-from libbroker import _master, _runtime
+from libbroker import _master, _registry
 from libbroker._spec import Spec
 
 
@@ -44,7 +44,7 @@ def test_consumer_calls_through_the_table(fixtures: str, consumer_dir: str) -> N
     info = _master.table_info(capsule)
     assert info["slot_count"] == len(spec.signatures) == 3
     assert info["slots"][2] == 0                   # the optional lbmain_absent: absent
-    _runtime.by_spec[spec.spec_digest] = capsule
+    _registry.by_spec[spec.spec_digest] = capsule
     sys.path.insert(0, consumer_dir)
     try:
         mod = importlib.import_module("lbconsumer")
