@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fx = fixtures.build(root, quick=args.quick)
             processes.build_memory(fx)
-        except Exception as exc:  # noqa: BLE001  (reported in the JSON, exit 1)
+        except Exception as exc:
             results["fixtures"] = _error(exc)
         build_seconds = harness.clock() - started
         sys.path[1:1] = [fx.build, fx.ext]
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 for t in found:
                     t["benchmark"] = name
                 targets += found
-            except Exception as exc:  # noqa: BLE001  (one broken benchmark must not hide the others)
+            except Exception as exc:
                 results[name] = _error(exc)
                 for _ in range(ISSUE_TARGETS.get(name, 0)):
                     targets.append(harness.target(f"{name} (benchmark failed)", "-", None, None,

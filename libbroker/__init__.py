@@ -15,13 +15,16 @@ def _main_interpreter_only() -> None:
     # imports first would win and the other would get a generic ImportError.
     # So a subinterpreter is refused here, before it can touch the module
     # (design.md 5.1), and the main interpreter keeps working.
-    try:
-        import _xxsubinterpreters as interpreters  # Python 3.8-3.12
-    except ImportError:
+    from importlib import import_module
+
+    for module in ("_xxsubinterpreters", "_interpreters"):  # Python 3.8-3.12, then 3.13+
         try:
-            import _interpreters as interpreters  # type: ignore[no-redef]  # 3.13+
+            interpreters = import_module(module)
+            break
         except ImportError:
-            return
+            continue
+    else:
+        return
     if interpreters.get_current() != interpreters.get_main():
         raise ImportError(
             "libbroker serves the main interpreter only: it holds process-wide state (the "

@@ -28,7 +28,7 @@ table_names: dict[int, str] = {}
 table_consumers: dict[int, list[str]] = {}
 
 
-def note_consumer(capsule: object, module: str) -> None:
+def note_consumer(capsule: "Any", module: str) -> None:
     from . import _master
 
     address = _master.table_address(capsule)

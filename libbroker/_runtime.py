@@ -9,6 +9,10 @@ imports light.
 
 from . import _registry
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+
 
 def import_table(
     name: str, spec_digest: str, spec_text: str, module: "str | None" = None
@@ -40,7 +44,7 @@ def _importing_module() -> "str | None":
     import sys
 
     try:
-        frame = sys._getframe(2)  # import_table's caller is C: above it, importlib
+        frame: FrameType | None = sys._getframe(2)  # import_table's caller is C: above it, importlib
     except ValueError:
         return None
     for _ in range(12):

@@ -88,7 +88,7 @@ def test_single_parse_call(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     original = parser.parse
 
-    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
@@ -162,7 +162,7 @@ def test_bad_type(type_text: str, message: str) -> None:
     assert info.value.line == 6
 
 
-def _compile_against(tmp_path, include: str, spec: Spec, skip: tuple[str, ...] = ()) -> None:  # noqa: ANN001
+def _compile_against(tmp_path, include: str, spec: Spec, skip: tuple[str, ...] = ()) -> None:
     gcc = shutil.which("gcc")
     if gcc is None or not os.path.exists(f"/usr/include/{include}"):
         pytest.skip(f"gcc or /usr/include/{include} missing")
@@ -183,20 +183,20 @@ def _compile_against(tmp_path, include: str, spec: Spec, skip: tuple[str, ...] =
     assert result.returncode == 0, result.stderr
 
 
-def test_normalised_types_match_zlib_h(tmp_path) -> None:  # noqa: ANN001
+def test_normalised_types_match_zlib_h(tmp_path) -> None:
     spec = Spec.from_file(os.path.join(SPECS, "zlib.toml"))
     _compile_against(tmp_path, "zlib.h", spec, skip=("libbroker_absent_probe",))
 
 
-def test_normalised_types_match_sqlite3_h(tmp_path) -> None:  # noqa: ANN001
+def test_normalised_types_match_sqlite3_h(tmp_path) -> None:
     _compile_against(tmp_path, "sqlite3.h", Spec.from_file(os.path.join(SPECS, "sqlite3.toml")))
 
 
-def test_normalised_types_match_math_h(tmp_path) -> None:  # noqa: ANN001
+def test_normalised_types_match_math_h(tmp_path) -> None:
     _compile_against(tmp_path, "math.h", Spec.from_file(os.path.join(SPECS, "libm.toml")))
 
 
-def test_oracle_catches_a_wrong_type(tmp_path) -> None:  # noqa: ANN001
+def test_oracle_catches_a_wrong_type(tmp_path) -> None:
     # The gcc oracle above must be able to fail: crc32 with an int first parameter.
     spec = spec_of(["unsigned long crc32(int crc, const unsigned char *buf, unsigned len)"])
     with pytest.raises(AssertionError):

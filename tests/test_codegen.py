@@ -42,7 +42,7 @@ def _unversioned(text: str) -> str:
 
 
 @pytest.mark.parametrize(("suffix", "render"), [(".h", render_header), (".pxd", render_pxd)])
-def test_golden(suffix: str, render) -> None:  # noqa: ANN001
+def test_golden(suffix: str, render) -> None:
     text = _unversioned(render(load("zlib")))
     golden = os.path.join(GOLDEN, f"libbroker_zlib{suffix}")
     if os.environ.get("LIBBROKER_UPDATE_GOLDEN") == "1":
@@ -53,7 +53,7 @@ def test_golden(suffix: str, render) -> None:  # noqa: ANN001
         assert text == f.read(), f"{golden} is stale; LIBBROKER_UPDATE_GOLDEN=1 regenerates it"
 
 
-def test_deterministic_and_byte_identical(tmp_path) -> None:  # noqa: ANN001
+def test_deterministic_and_byte_identical(tmp_path) -> None:
     for name in ALL:
         assert render_header(load(name)) == render_header(load(name))
         assert render_pxd(load(name)) == render_pxd(load(name))
@@ -148,7 +148,7 @@ def _gcc(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("language", ["c", "c++"])
-def test_headers_compile_without_warnings(tmp_path, language: str) -> None:  # noqa: ANN001
+def test_headers_compile_without_warnings(tmp_path, language: str) -> None:
     for name in ALL:
         generate(load(name), tmp_path)
     generate(Spec.from_string(EDGE), tmp_path)
@@ -176,7 +176,7 @@ int main(void) {
 """
 
 
-def test_compiled_constants_match_the_spec(tmp_path) -> None:  # noqa: ANN001
+def test_compiled_constants_match_the_spec(tmp_path) -> None:
     # The C compiler is the oracle for the string escaping and the struct layout.
     text = ('# caf\u00e9 \\ "quoted" ??= ??/ \t tab\n[library]\nname = "odd"\n[functions]\n'
             "required = ['double f(double x)', 'int g(const char *s)']\n")
@@ -210,7 +210,7 @@ def test_compiled_constants_match_the_spec(tmp_path) -> None:  # noqa: ANN001
         assert again.layout_digest == spec.layout_digest
 
 
-def test_cython_accepts_the_pxd(tmp_path) -> None:  # noqa: ANN001
+def test_cython_accepts_the_pxd(tmp_path) -> None:
     pytest.importorskip("Cython")
     for name in ALL:
         generate(load(name), tmp_path)
@@ -298,7 +298,7 @@ def _big_spec_text(count: int) -> str:
     return "\n".join(lines) + "\n]\n"
 
 
-def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:  # noqa: ANN001
+def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:
     spec = Spec.from_string(_big_spec_text(1500), path="big.toml")
     assert len(spec.text.encode()) > 65536  # beyond MSVC's string literal limit
     header = render_header(spec)
@@ -344,7 +344,7 @@ int use(z_stream *stream, const Bytef *data, uInt size)
 """
 
 
-def _zlib_with_tag(tmp_path) -> Spec:  # noqa: ANN001
+def _zlib_with_tag(tmp_path) -> Spec:
     text = load("zlib").text.replace('z_stream = "opaque"', 'z_stream = "opaque:z_stream_s"')
     # deflateInit is a function-like macro in zlib.h: the stubs must not expand it.
     text = text.replace("optional = [", 'optional = [\n  "int deflateEnd(z_stream *strm)",\n'
@@ -358,7 +358,7 @@ def _zlib_with_tag(tmp_path) -> Spec:  # noqa: ANN001
     ["-std=c11", "-pedantic", "-DLIBBROKER_ZLIB_EXTERNAL_TYPES"],
     ["-x", "c++", "-std=c++11"],
 ])
-def test_generated_header_with_the_real_zlib_h(tmp_path, flags: list[str]) -> None:  # noqa: ANN001
+def test_generated_header_with_the_real_zlib_h(tmp_path, flags: list[str]) -> None:
     if not os.path.exists("/usr/include/zlib.h"):
         pytest.skip("zlib.h is not installed")
     spec = _zlib_with_tag(tmp_path)
@@ -382,7 +382,7 @@ def test_generated_header_with_the_real_zlib_h(tmp_path, flags: list[str]) -> No
     assert result.returncode == 0, result.stderr
 
 
-def test_struct_tag_does_not_change_the_layout_digest(tmp_path) -> None:  # noqa: ANN001
+def test_struct_tag_does_not_change_the_layout_digest(tmp_path) -> None:
     plain = load("zlib")
     tagged = Spec.from_string(plain.text.replace('"opaque"', '"opaque:z_stream_s"'))
     assert tagged.layout_digest == plain.layout_digest
@@ -391,7 +391,7 @@ def test_struct_tag_does_not_change_the_layout_digest(tmp_path) -> None:  # noqa
     assert "    ctypedef struct z_stream\n" in render_pxd(tagged)
 
 
-def test_slots_are_called_through_parentheses_under_tgmath(tmp_path) -> None:  # noqa: ANN001
+def test_slots_are_called_through_parentheses_under_tgmath(tmp_path) -> None:
     spec = load("libm")
     generate(spec, tmp_path)
     header = render_header(spec)
@@ -408,7 +408,7 @@ def test_slots_are_called_through_parentheses_under_tgmath(tmp_path) -> None:  #
         assert result.returncode == 0, result.stderr
 
 
-def test_two_headers_sharing_a_typedef(tmp_path) -> None:  # noqa: ANN001
+def test_two_headers_sharing_a_typedef(tmp_path) -> None:
     generate(load("zlib"), tmp_path)
     same = ('[library]\nname = "other"\n[types]\nuLong = "unsigned long"\n'
             'Bytef = "unsigned char"\nz_stream = "opaque"\n'
@@ -461,7 +461,7 @@ optional = ["const char *const build_string"]
 
 
 @pytest.mark.parametrize("language", ["c", "c++"])
-def test_shapes_compile_without_warnings(tmp_path, language: str) -> None:  # noqa: ANN001
+def test_shapes_compile_without_warnings(tmp_path, language: str) -> None:
     spec = Spec.from_string(SHAPES, path=str(tmp_path / "shapes.toml"))
     generate(spec, tmp_path)
     source = tmp_path / "use.c"
@@ -501,7 +501,7 @@ def test_shapes_slots_signatures_and_layout() -> None:
     assert "libbroker__shapes_stub_library_version" not in header
 
 
-def test_shapes_pxd_compiles_with_cython(tmp_path) -> None:  # noqa: ANN001
+def test_shapes_pxd_compiles_with_cython(tmp_path) -> None:
     pytest.importorskip("Cython")
     generate(Spec.from_string(SHAPES), tmp_path)
     pyx = tmp_path / "consumer.pyx"
@@ -545,7 +545,7 @@ UNCOMPILABLE = {  # specs the review found accepted though their header did not 
 
 
 @pytest.mark.parametrize("label", list(UNCOMPILABLE))
-def test_accepted_specs_compile_or_are_refused(tmp_path, label: str) -> None:  # noqa: ANN001
+def test_accepted_specs_compile_or_are_refused(tmp_path, label: str) -> None:
     body, message = UNCOMPILABLE[label]
     text = '[library]\nname = "t"\nnames = ["z"]\n' + body + "\n"
     with pytest.raises(SpecError) as info:
@@ -564,7 +564,7 @@ def test_accepted_specs_compile_or_are_refused(tmp_path, label: str) -> None:  #
     assert result.returncode == 0, result.stderr
 
 
-def test_per_type_external_types_with_the_real_header(tmp_path) -> None:  # noqa: ANN001
+def test_per_type_external_types_with_the_real_header(tmp_path) -> None:
     # zlib.h declares uLong and Bytef but not the spec's helper type: the all-types
     # macro breaks, per-type macros work.
     if not os.path.exists("/usr/include/zlib.h"):
@@ -587,7 +587,7 @@ def test_per_type_external_types_with_the_real_header(tmp_path) -> None:  # noqa
             assert "my_length" in result.stderr
 
 
-def test_generate_leaves_unchanged_files_alone(tmp_path) -> None:  # noqa: ANN001
+def test_generate_leaves_unchanged_files_alone(tmp_path) -> None:
     spec = load("zlib")
     paths = generate(spec, tmp_path)
     old = {p: os.stat(p).st_mtime_ns for p in paths}
@@ -601,7 +601,7 @@ def test_generate_leaves_unchanged_files_alone(tmp_path) -> None:  # noqa: ANN00
 
 @pytest.mark.parametrize("filename", ["new\nline.toml", "star*/slash.toml", "caf\u00e9 \u2603.toml",
                                       "tab\there.toml"])
-def test_odd_spec_file_names_cannot_break_the_banner(tmp_path, filename: str) -> None:  # noqa: ANN001
+def test_odd_spec_file_names_cannot_break_the_banner(tmp_path, filename: str) -> None:
     spec = Spec.from_string(load("zlib").text, path=str(tmp_path / filename))
     generate(spec, tmp_path)
     header = (tmp_path / "libbroker_zlib.h").read_text()
@@ -627,7 +627,7 @@ int main(void) {
 """
 
 
-def test_variadic_call_before_the_import_stops_with_a_message(tmp_path) -> None:  # noqa: ANN001
+def test_variadic_call_before_the_import_stops_with_a_message(tmp_path) -> None:
     spec = Spec.from_string('[library]\nname = "zv"\nnames = ["z"]\n[types]\n'
                             'gzFile = "struct gzFile_s *"\n[functions]\n'
                             'required = ["int gzprintf(gzFile file, const char *format, ...)"]\n')

@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cookbook import render  # tests/ is on sys.path (rootdir conftest)
+from cookbook._oracles import dpkg_upstream_version
 
 import libbroker
 from libbroker import _cli
 from libbroker._headerspec import find_preprocessor
-
-from cookbook import render  # tests/ is on sys.path (rootdir conftest)
-from cookbook._oracles import dpkg_upstream_version
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF consumers")
 

@@ -117,9 +117,12 @@ def test_unreadable_file(monkeypatch, libz) -> None:
     # root reads anything: judge the file from a forked child that dropped to
     # 'nobody'. Everything the check needs is imported before the fork, since
     # nobody cannot read this interpreter's installation under /root.
-    import libbroker._binary, libbroker._ldcache, libbroker._resolve  # noqa: F401
     import packaging.specifiers  # noqa: F401
     import tomllib  # noqa: F401
+
+    import libbroker._binary
+    import libbroker._ldcache
+    import libbroker._resolve
 
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -98,8 +98,9 @@ def test_report_shape_in_process() -> None:
 
     result = report()
     assert {"libbroker_version", "python", "platform", "config", "loaded", "duplicates", "warnings"} <= set(result)
-    import libbroker
     import platform
+
+    import libbroker
 
     assert result["libbroker_version"] == libbroker.__version__
     assert result["python"]["version"] == platform.python_version()

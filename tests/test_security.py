@@ -132,7 +132,7 @@ def test_inspect_shows_runpath(box) -> None:
 
 @pytest.fixture
 def cached_foo(box):
-    tmp, marker, env = box
+    tmp, _marker, env = box
     lib = tmp / "lib"
     gcc(lib, "libfoo.so.1", GOOD_DEP)
     env["LD_LIBRARY_PATH"] = str(lib)
@@ -237,7 +237,7 @@ def test_wrong_typed_cache_entries_are_ignored_and_rewritten(box) -> None:
 
     for path in (tmp / "cache").glob("*.marshal"):
         data = marshal.loads(_cache._unwrap(path.read_bytes()))
-        for key, value in data.items():
+        for value in data.values():
             if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
                 value[1]["name"] = ["z"]
             elif isinstance(value, dict):
@@ -453,7 +453,7 @@ def test_provider_unpacked_in_the_current_directory(box) -> None:
 
 
 def test_identity_mismatch_is_refused(box) -> None:
-    tmp, marker, env = box
+    tmp, _marker, env = box
     good = gcc(tmp / "lib", "libfoo.so.1", GOOD_DEP)
     r = child(f"""
         import os, shutil
@@ -661,7 +661,7 @@ def test_sparse_file_with_huge_string_table_size(box) -> None:
         ph = f.read(56 * phnum)
         dyn = None
         for i in range(phnum):
-            p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from("<IIQQQQQQ", ph, 56 * i)
+            p_type, _, p_offset, _p_vaddr, _, p_filesz, _p_memsz, _ = struct.unpack_from("<IIQQQQQQ", ph, 56 * i)
             if p_type == 2:
                 dyn = (p_offset, p_filesz)
         assert dyn is not None

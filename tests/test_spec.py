@@ -113,7 +113,7 @@ def test_typedef_resolution_and_layout_digest() -> None:
     assert reordered.layout_digest != ordered.layout_digest
 
 
-def test_line_endings_do_not_change_the_digest(tmp_path) -> None:  # noqa: ANN001
+def test_line_endings_do_not_change_the_digest(tmp_path) -> None:
     with open(ZLIB, encoding="utf-8") as f:
         text = f.read()
     crlf = tmp_path / "zlib.toml"
@@ -198,7 +198,7 @@ FUNCS = '[functions]\nrequired = ["int f(void)"]\n'
         (HEAD + "[extra]\nx = 1\n" + FUNCS, "'extra'", 3),
     ],
 )
-def test_malformed_spec(  # noqa: ANN001
+def test_malformed_spec(
     text: str, message: str | None, line: int | None, tmp_path
 ) -> None:
     path = tmp_path / "bad.toml"
@@ -219,7 +219,7 @@ def test_malformed_spec(  # noqa: ANN001
     assert again.value.line == line and again.value.path is None
 
 
-def test_unreadable_and_non_utf8_files(tmp_path) -> None:  # noqa: ANN001
+def test_unreadable_and_non_utf8_files(tmp_path) -> None:
     with pytest.raises(SpecError) as info:
         Spec.from_file(tmp_path / "missing.toml")
     assert "cannot read" in str(info.value) and info.value.line is None

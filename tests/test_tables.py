@@ -9,7 +9,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from _concurrency import run_at_once
 
 import libbroker

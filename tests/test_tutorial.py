@@ -15,7 +15,7 @@ import pytest
 TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial.md"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux paths")
 
-_FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _FILE_MARK = re.compile(r"^(?:#|/\*)\s*([\w.]+\.\w+)\s*(?:\*/)?$")
 
 
