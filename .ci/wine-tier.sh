@@ -142,7 +142,7 @@ export WINEPATH="$(win "$FIX/pathdir")"
 JUNIT="$BUILD/junit.xml"
 say "running tests/windows under wine"
 set +e
-true | (cd "$FIX/cwd" && timeout 600 wine "$PYDIR/python.exe" -X faulthandler -m pytest -q -p no:cacheprovider -o faulthandler_timeout=60 \
+true | (cd "$FIX/cwd" && timeout 600 wine "$PYDIR/python.exe" -X faulthandler -m pytest -q -p no:cacheprovider -o addopts= -o faulthandler_timeout=60 \
     --rootdir "$(win "$ROOT/tests/windows")" --junitxml "$(win "$JUNIT")" \
     "$(win "$ROOT/tests/windows")" 2>&1) | cat
 status=${PIPESTATUS[1]}

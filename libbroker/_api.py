@@ -283,9 +283,28 @@ def load(name_or_path: str | os.PathLike[str] | bytes, version: str | None = Non
         return library
     name = name_or_path
     copy = _loaded_copy(name, version)
-    if copy is not None:
+    if copy is not None and not _overridden_elsewhere(name, version, copy):
         return copy
     return _load_by_name(name, version)
+
+
+def _overridden_elsewhere(name: str, version: str | None, copy: Library) -> bool:
+    """True when an override (LIBBROKER_PATH or a config pin) names another file than
+    the *copy* libbroker already loaded: design.md 5.1 loads the override as a second
+    copy, with a DuplicateLibraryWarning, rather than serving the first one.
+
+    Costs nothing unless an override source exists (the variable is set or a config
+    file is present); then it is the warm `find`, which is memoised.
+    """
+    if not os.environ.get("LIBBROKER_PATH"):
+        config = _cache.config_path()
+        if config is None or not os.path.exists(config):
+            return False
+    try:
+        info = _find(name, version, ())
+    except LibraryNotFoundError:
+        return False
+    return info.origin == "override" and os.path.realpath(info.path) != os.path.realpath(copy.path)
 
 
 def _prepare_path(path: str) -> "tuple[list[Dependency], tuple[int, ...] | None]":

@@ -255,3 +255,26 @@ def test_every_verdict_carries_the_judged_identity(tmp_path) -> None:
     for _ in range(2):  # cold, then from the disk cache
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
         assert r.stdout.split() == ["library", "True", "True"] * 2, r.stdout + r.stderr
+
+
+def test_an_override_naming_another_file_wins_over_a_loaded_copy(libdir_with) -> None:
+    """design.md 5.1: a copy libbroker already loaded is reused, unless an override
+    (here LIBBROKER_PATH) names another file: then that file is loaded as a second copy,
+    with a DuplicateLibraryWarning naming both."""
+    override = libdir_with("libz.so.1", subdir="override")
+    code = (
+        "import os, warnings, libbroker\n"
+        "first = libbroker.load('z')\n"
+        f"os.environ['LIBBROKER_PATH'] = {override!r}\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    second = libbroker.load('z')\n"
+        "print(first.path); print(second.path); print(second.origin)\n"
+        "print([str(w.message) for w in caught if issubclass(w.category, libbroker.DuplicateLibraryWarning)])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second, origin, warned = out.stdout.splitlines()
+    assert os.path.dirname(first) != override
+    assert os.path.dirname(second) == override and origin == "override"
+    assert override in warned and os.path.basename(first) in warned
