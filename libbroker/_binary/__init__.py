@@ -21,10 +21,7 @@ Malformed input raises `InvalidBinaryError` (bounded reads, bounded time).
 
 from __future__ import annotations
 
-import os
-import stat
-
-from ._common import InvalidBinaryError
+from ._common import InvalidBinaryError, open_binary
 from ._elf import (
     BinaryInfo,
     check_compatible,
@@ -49,17 +46,13 @@ def read_binary(path: str) -> BinaryInfo:
     magics); anything else goes to the ELF reader, whose errors name what the
     file looks like (text, linker script, empty).
     """
-    magic = b""  # not a regular file, or unreadable: the ELF reader reports the precise reason
     try:
-        # O_NONBLOCK: opening a FIFO named like a library must not hang.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                magic = os.read(fd, 4)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+        f, _ = open_binary(path)
+    except InvalidBinaryError:
+        magic = b""  # the ELF reader reports the precise reason
+    else:
+        with f:
+            magic = f.read(4)
     from importlib import import_module
 
     module = None

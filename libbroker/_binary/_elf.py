@@ -17,7 +17,7 @@ import os
 import struct
 import sys
 
-from ._common import InvalidBinaryError
+from ._common import InvalidBinaryError, open_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -344,38 +344,7 @@ class _Reader:
 
 
 def _open(path: str) -> tuple[BinaryIO, int]:
-    try:
-        # O_NONBLOCK: a FIFO named like a library must not hang us in open().
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError as exc:
-        if os.path.islink(path):
-            raise InvalidBinaryError(
-                path,
-                f"dangling symbolic link: it points to {os.readlink(path)!r}, which does not exist",
-                fix="reinstall the package that owns the link or remove the link",
-            ) from exc
-        raise InvalidBinaryError(path, "no such file") from exc
-    except IsADirectoryError as exc:
-        raise InvalidBinaryError(path, "expected a shared library file but found a directory") from exc
-    except PermissionError as exc:
-        raise InvalidBinaryError(
-            path,
-            f"the file cannot be read: {exc.strerror}",
-            fix="make the file readable (chmod a+r) for this user",
-        ) from exc
-    except OSError as exc:
-        raise InvalidBinaryError(path, f"the file cannot be opened: {exc.strerror or exc}") from exc
-    try:
-        st = os.fstat(fd)
-        if not _is_regular(st.st_mode):
-            raise InvalidBinaryError(path, "expected a regular file but found a device, pipe or socket")
-        return open(fd, "rb", buffering=0, closefd=True), st.st_size
-    except BaseException as exc:
-        os.close(fd)
-        if isinstance(exc, OSError):
-            raise InvalidBinaryError(path, f"the file cannot be examined: {exc.strerror}") from exc
-        raise
+    return open_binary(path, "shared library file")
 
 
 def _is_regular(mode: int) -> bool:

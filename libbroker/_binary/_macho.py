@@ -25,8 +25,7 @@ import itertools
 import os
 import struct
 
-from ._common import InvalidBinaryError
-from ._elf import _open
+from ._common import InvalidBinaryError, open_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -304,7 +303,7 @@ def read(path: str | os.PathLike[str]) -> MachOInfo:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InvalidBinaryError(path, "expected a shared library file but found a directory")
-    f, size = _open(path)
+    f, size = open_binary(path, "Mach-O file")
     with f:
         try:
             head = f.read(8)

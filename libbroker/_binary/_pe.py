@@ -24,11 +24,10 @@ Kept free of ``re``, ``typing`` and ``dataclasses``: discovery imports it.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from bisect import bisect_right
 
-from ._common import InvalidBinaryError
+from ._common import InvalidBinaryError, open_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -399,47 +398,7 @@ def read(path: str | os.PathLike[str]) -> PEInfo:
 
 
 def _open(path: str) -> tuple[BinaryIO, int]:
-    """The open file and its size; `InvalidBinaryError` naming why it cannot be read.
-
-    Works on Windows too (where this reader matters most): O_BINARY, no
-    O_NONBLOCK there; on POSIX, O_NONBLOCK so a FIFO named like a DLL cannot
-    hang the open.
-    """
-    if os.path.isdir(path):  # Windows says "permission denied" for a directory
-        raise InvalidBinaryError(path, "expected a DLL file but found a directory")
-    flags = os.O_RDONLY
-    for name in ("O_BINARY", "O_NONBLOCK", "O_CLOEXEC", "O_NOINHERIT"):
-        flags |= getattr(os, name, 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise InvalidBinaryError(
-                path,
-                f"dangling symbolic link: it points to {os.readlink(path)!r}, which does not exist",
-                fix="reinstall the package that owns the link or remove the link",
-            ) from None
-        raise InvalidBinaryError(path, "no such file") from None
-    except OSError as e:
-        raise InvalidBinaryError(
-            path,
-            f"the file cannot be opened: {e.strerror or e}",
-            fix="make the file readable for this user",
-        ) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidBinaryError(
-                path, "expected a regular file but found a device, pipe or socket"
-            )
-        return open(fd, "rb", buffering=0, closefd=True), st.st_size
-    except BaseException as e:
-        os.close(fd)
-        if isinstance(e, OSError):
-            raise InvalidBinaryError(
-                path, f"the file cannot be examined: {e.strerror or e}"
-            ) from None
-        raise
+    return open_binary(path, "DLL file")
 
 
 def _parse(image: _Image) -> PEInfo:
