@@ -249,11 +249,11 @@ def bench_table(s: Settings, fx: fixtures.Fixtures) -> tuple[dict, list[dict]]:
     import bench_dlsym
 
     import libbroker
-    from libbroker import _master, _runtime
+    from libbroker import _master, _registry, _runtime
 
     spec = libbroker.Spec.from_file(fx.openblas_spec)
     capsule = libbroker.table(spec)
-    library = _runtime.table_library[_master.table_address(capsule)]
+    library = _registry.table_library[_master.table_address(capsule)]
     handle = library.handle
     symbols = [f"scipy_{name}".encode() for name in fx.openblas_symbols]
     bench_dlsym.prepare(symbols)
@@ -274,9 +274,9 @@ def bench_table(s: Settings, fx: fixtures.Fixtures) -> tuple[dict, list[dict]]:
 
     def forget() -> None:
         # Drop the table from the in-process registries; the library stays loaded.
-        _runtime.by_spec.pop(spec.spec_digest, None)
-        for key in [k for k in _runtime.by_layout if k[2] == spec.name]:
-            del _runtime.by_layout[key]
+        _registry.by_spec.pop(spec.spec_digest, None)
+        for key in [k for k in _registry.by_layout if k[2] == spec.name]:
+            del _registry.by_layout[key]
 
     def api() -> float:
         forget()
