@@ -206,6 +206,11 @@ def cmd_find(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _article(word: str) -> str:
+    """"an" before a vowel sound as read aloud ("an ELF", "a PE", "a Mach-O")."""
+    return "an" if word[:1].upper() in "AEIO" else "a"
+
+
 def inspect_data(path: str) -> dict[str, object]:
     """What `inspect --json` prints: design.md 5.3 keys for any format, plus the closure.
 
@@ -233,7 +238,7 @@ def inspect_data(path: str) -> dict[str, object]:
     if str(data.get("format", "")).upper() != str(host.format).upper():
         reason = f"a {data.get('format')} file; this interpreter loads {str(host.format).upper()} libraries only"
     elif kind != "shared":
-        reason = f"is an ELF {kind}, not a shared library (an executable is never loadable)"
+        reason = f"is {_article(str(data.get('format')))} {data.get('format')} {kind}, not a shared library (an executable is never loadable)"
     else:
         reason = check_compatible(info, host)
     if reason is None:

@@ -343,7 +343,7 @@ def _precheck(
         facts = _read_facts(readable)
     reason = facts.get("error") or facts.get("incompatible")
     if not reason and facts.get("elf_type", "shared") != "shared":
-        reason = f"is an ELF {facts['elf_type']}, not a shared library"
+        reason = f"is {'an' if facts['elf_type'][:1] in 'aeiou' else 'a'} {facts['elf_type']} binary, not a shared library"
     if not reason:
         reason = soname_mismatch(os.path.basename(real), facts.get("soname"))
     if reason:

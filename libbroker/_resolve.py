@@ -210,7 +210,7 @@ def judge(
         cand.reason = facts["error"]
         return cand
     if facts.get("elf_type", "shared") != "shared":
-        cand.reason = f"is an ELF {facts['elf_type']}, not a shared library"
+        cand.reason = f"is {'an' if facts['elf_type'][:1] in 'aeiou' else 'a'} {facts['elf_type']} binary, not a shared library"
         return cand
     if facts.get("incompatible"):
         cand.reason = facts["incompatible"]
