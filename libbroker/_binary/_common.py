@@ -23,6 +23,31 @@ class InvalidBinaryError(IncompatibleLibraryError):
     unsupported class, corrupt headers)."""
 
 
+class NotELF:
+    """The ELF reader's names answered by the PE and Mach-O results, so callers
+    written for ELF (`check_compatible`, `_resolve`, `inspect`) get an answer for
+    any format instead of an AttributeError: the word size and kind under their
+    ELF names, and no glibc, C-library flavour or symbol versions."""
+
+    __slots__ = ()
+    bits: int
+    kind: str
+    glibc_required = None
+    libc = None
+    version_defs: frozenset[str] = frozenset()
+    version_needs: dict[str, list[str]] = {}  # noqa: RUF012  (never written: read-only answer)
+
+    @property
+    def elf_class(self) -> int:
+        """Same as ``bits``."""
+        return self.bits
+
+    @property
+    def elf_type(self) -> str:
+        """Same as ``kind``."""
+        return self.kind
+
+
 def open_binary(path: str, what: str = "shared library file") -> tuple[BinaryIO, int]:
     """The open file (unbuffered) and its size, for a reader; never blocks.
 

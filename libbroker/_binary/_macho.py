@@ -25,7 +25,7 @@ import itertools
 import os
 import struct
 
-from ._common import InvalidBinaryError, open_binary
+from ._common import InvalidBinaryError, NotELF, open_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ _MAX_SYMBOLS = 4_000_000
 _FIX_REINSTALL = "reinstall the library; the file was cut short or damaged"
 
 
-class MachOInfo:
+class MachOInfo(NotELF):
     """Facts read from one Mach-O image (or, for a fat file, its first slice
     with every slice in ``slices``).
 
@@ -193,39 +193,6 @@ class MachOInfo:
         self.slices: list[MachOInfo] = []
         self.offset = 0
         self.size = 0
-
-    # Callers written for the ELF reader (`_resolve._read_facts`, `check_compatible`,
-    # `inspect`) read these names from whatever `read_binary` returns; a Mach-O
-    # file on a Linux host must give them an answer, not an AttributeError.
-    @property
-    def elf_class(self) -> int:
-        """Same as ``bits``."""
-        return self.bits
-
-    @property
-    def elf_type(self) -> str:
-        """Same as ``kind``."""
-        return self.kind
-
-    @property
-    def glibc_required(self) -> None:
-        """Always None: Mach-O images do not use glibc symbol versions."""
-        return None
-
-    @property
-    def version_needs(self) -> dict[str, list[str]]:
-        """Always empty (ELF symbol-version requirements)."""
-        return {}
-
-    @property
-    def version_defs(self) -> frozenset[str]:
-        """Always empty (ELF symbol-version definitions)."""
-        return frozenset()
-
-    @property
-    def libc(self) -> None:
-        """Always None: the ELF readers' glibc/musl distinction does not apply (libSystem)."""
-        return None
 
     def inspect_dict(self) -> dict[str, object]:
         """The design 5.3 ``inspect --json`` keys (without loadable/reason), plus

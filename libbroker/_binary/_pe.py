@@ -27,7 +27,7 @@ import os
 import struct
 from bisect import bisect_right
 
-from ._common import InvalidBinaryError, open_binary
+from ._common import InvalidBinaryError, NotELF, open_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ _BLOCK = 0x10000
 _MAX_CACHED_BLOCKS = 256  # 16 MiB of file kept in memory at most
 
 
-class PEInfo:
+class PEInfo(NotELF):
     """Facts read from a PE image's headers; never loads the file.
 
     Common attributes (see `libbroker._binary`): `format` ("PE"), `machine`
@@ -148,11 +148,6 @@ class PEInfo:
     runpath: list[str] = []  # noqa: RUF012
     min_os = None
     slices: list[PEInfo] = []  # noqa: RUF012
-    # What ELF-only callers look at (check_compatible, version checks).
-    glibc_required = None
-    libc = None
-    version_defs: frozenset[str] = frozenset()
-    version_needs: dict[str, list[str]] = {}  # noqa: RUF012
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -179,16 +174,6 @@ class PEInfo:
         self.subsystem = "unknown"
         self.subsystem_version = (0, 0)
         self.image_base = 0
-
-    @property
-    def elf_class(self) -> int:
-        """The word size under the ELF reader's name, for format-blind callers."""
-        return self.bits
-
-    @property
-    def elf_type(self) -> str:
-        """`kind` under the ELF reader's name."""
-        return self.kind
 
     def inspect_dict(self) -> dict[str, object]:
         """The `inspect --json` keys of design.md 5.3 (plus "kind"), without loadable/reason."""
