@@ -79,6 +79,10 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
     if resolution is None:
         return
     entry = {
+        "format": _registry.ENTRY_FORMAT,
+        # The config file's location: a function of environment variables the env key
+        # pins; the compiled replay checks its stamp without recomputing the XDG rule.
+        "config": _cache.config_path(),
         "env": _cache.env_key(),
         # Each file with the identity it was judged (and loaded) with: the warm path maps
         # only those (design.md 5.1), never a file that replaced one since.
