@@ -27,10 +27,16 @@ def import_table(
     """
 
     def build() -> object:
-        from ._spec import Spec
+        from . import _request
         from ._tables import build_table
 
-        return build_table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
+        where = f"<spec of table {name!r}>"
+        if _request.is_request(spec_text):
+            # A header from this version: the spec arrives parsed (no TOML, no C parser).
+            return build_table(_request.parse(spec_text, where))
+        from ._spec import Spec  # a header generated before requests: its compacted spec
+
+        return build_table(Spec.from_string(spec_text, path=where))
 
     capsule = _registry.capsule_for(spec_digest, build)
     if module is None:
