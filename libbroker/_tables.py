@@ -10,13 +10,12 @@ from ._types import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._discovery import Entry
     from collections.abc import Sequence
 
+    from ._discovery import Entry
     from ._request import Request, Slot
-    from ._spec import Function
     from ._resolve import Resolution
-    from ._spec import Spec
+    from ._spec import Function, Spec
     from ._types import Candidate
 
 
