@@ -106,7 +106,7 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
 
     Raises OSError when the directory cannot be listed.
     """
-    entries = os.listdir(directory)
+    entries = listing(directory)
     if platform == "win32":
         from ._platforms import _windows
 
@@ -120,10 +120,34 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
         # Higher numbers first (libz.1.2.13.dylib before libz.1.dylib), unversioned last.
         names.sort(key=lambda n: _dylib_key(n, name), reverse=True)
         return names
-    names = sorted(n for n in entries if matches_link_name(n, name))
+    stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
+    names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
     # Higher versions first within one directory; the unversioned dev symlink last.
     names.sort(key=_version_key, reverse=True)
     return names
+
+
+_listings: dict[str, tuple[object, list[str]]] = {}
+
+
+def listing(directory: str) -> list[str]:
+    """`os.listdir(directory)`, once per process while the directory's `dir_stamp` holds,
+    shared by every name searched and by both names of one directory (merged /usr:
+    /lib/x86_64-linux-gnu is /usr/lib/x86_64-linux-gnu): memoised by real path.
+
+    Raises OSError when the directory cannot be listed.
+    """
+    real = os.path.realpath(directory)
+    stamp = dir_stamp(real)
+    hit = _listings.get(real)
+    if hit is not None and hit[0] == stamp and stamp != -1:
+        return hit[1]
+    entries = os.listdir(real)
+    if dir_stamp(real) == stamp:  # not changed while being listed
+        if len(_listings) > 1024:
+            _listings.clear()
+        _listings[real] = (stamp, entries)
+    return entries
 
 
 def _dylib_key(filename: str, name: str) -> tuple[int, ...]:

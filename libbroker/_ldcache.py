@@ -157,9 +157,9 @@ def supported_hwcaps() -> list[str]:
     global _hwcaps_memo
     if _hwcaps_memo is None:
         chosen: list[str] = []
-        import platform
-
-        if platform.machine() in ("x86_64", "AMD64"):
+        # os.uname, not platform.machine(): the platform module imports `re` (8 ms cold).
+        machine = os.uname().machine if hasattr(os, "uname") else ""
+        if machine in ("x86_64", "AMD64"):
             flags = _cpu_flags()
             have: set[str] = set()
             for name, needs in _X86_64_LEVELS:
@@ -179,7 +179,66 @@ def hwcaps_subdir(path: str) -> str | None:
     return None
 
 
+_host_memo: dict[str, tuple[object, list[tuple[str, str]], dict[str, list[str]]]] = {}
+_DISK_KIND = "ldcache1"
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    from ._cache import identity
+
+    return identity(path)
+
+
 def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
+    """`_entries_for_host`, parsed once per process and per identity of the cache file
+    (and kept on disk under that identity, with this host's ABI flags and hwcaps levels)."""
+    return list(_host_entries(path or LD_SO_CACHE)[0])
+
+
+def paths_by_soname(path: str | None = None) -> dict[str, list[str]]:
+    """soname -> its paths in `entries_for_host` order (the same memo; do not modify)."""
+    return _host_entries(path or LD_SO_CACHE)[1]
+
+
+def _host_entries(path: str) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    from . import _cache
+
+    ident = _identity(path)
+    hit = _host_memo.get(path)
+    if hit is not None and ident is not None and hit[0] == ident:
+        return hit[1], hit[2]
+    entries: list[tuple[str, str]] | None = None
+    key = None
+    if ident is not None:
+        key = (path, ident, _wanted_flags(), tuple(supported_hwcaps()))
+        stored = _cache.load(_DISK_KIND).get(key)
+        if isinstance(stored, list) and all(
+            isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], str)
+            for e in stored
+        ):
+            entries = stored
+    if entries is None:
+        entries = _entries_for_host(path)
+        if key is not None and _identity(path) == ident:  # not replaced while being read
+            _cache.store(_DISK_KIND, {key: entries})  # one entry: the cache file has one identity
+    by_soname: dict[str, list[str]] = {}
+    for soname, value in entries:
+        by_soname.setdefault(soname, []).append(value)
+    if ident is not None:
+        _host_memo[path] = (ident, entries, by_soname)
+    return entries, by_soname
+
+
+def _wanted_flags() -> int | None:
+    from ._errors import BrokerError
+
+    try:
+        return host_flags()
+    except BrokerError:  # an unreadable interpreter: keep every libc6 ELF entry
+        return None
+
+
+def _entries_for_host(path: str) -> list[tuple[str, str]]:
     """``(soname, path)`` pairs this interpreter's ld.so would consider, best first.
 
     Entries of another ABI (an i386 libz in a multilib cache) are dropped.
@@ -190,16 +249,11 @@ def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
     Legacy platform-directory entries (a hwcap mask without the extension bit,
     e.g. ``lib/x86_64/``) are kept in cache order, as ld.so uses them.
     """
-    from ._errors import BrokerError
-
-    try:
-        wanted = host_flags()
-    except BrokerError:  # an unreadable interpreter: keep every libc6 ELF entry
-        wanted = None
+    wanted = _wanted_flags()
     supported = supported_hwcaps()
     ranked: list[tuple[int, int, int, str, str]] = []
     first_seen: dict[str, int] = {}
-    for index, (key, value, flags, hwcap) in enumerate(_read(path or LD_SO_CACHE)):
+    for index, (key, value, flags, hwcap) in enumerate(_read(path)):
         if wanted is not None:
             if flags != wanted:
                 continue
@@ -220,4 +274,4 @@ def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
     return [(key, value) for _, _, _, key, value in ranked]
 
 
-__all__ = ["entries_for_host", "host_flags", "hwcaps_subdir", "read_ld_cache", "supported_hwcaps"]
+__all__ = ["entries_for_host", "host_flags", "paths_by_soname", "hwcaps_subdir", "read_ld_cache", "supported_hwcaps"]
