@@ -274,4 +274,4 @@ def _entries_for_host(path: str) -> list[tuple[str, str]]:
     return [(key, value) for _, _, _, key, value in ranked]
 
 
-__all__ = ["entries_for_host", "host_flags", "paths_by_soname", "hwcaps_subdir", "read_ld_cache", "supported_hwcaps"]
+__all__ = ["entries_for_host", "host_flags", "hwcaps_subdir", "paths_by_soname", "read_ld_cache", "supported_hwcaps"]
