@@ -289,9 +289,9 @@ class _Resolver:
             self.host = None
 
     def cache_paths(self, needed: str) -> list[str]:
-        from ._ldcache import paths_by_soname
+        from ._ldcache import paths_for_soname
 
-        return list(paths_by_soname().get(needed, ()))
+        return paths_for_soname(needed)
 
     def fits(self, path: str) -> str | None:
         """Why ld.so would skip *path* (None when it would take it)."""

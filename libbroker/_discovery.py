@@ -432,7 +432,8 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
 
         cache = _ldcache.LD_SO_CACHE
         result.stamps.append((cache, dir_stamp(cache)))
-        hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
+        # Only this name's entries are decoded (`_ldcache.entries_for_link`): same order.
+        hits = [path for _, path in _ldcache.entries_for_link(name, lambda k: matches_link_name(k, name))]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
         for path in hits:
             result.entries.append(Entry(path, "system", place_refusal(os.path.dirname(path), cwd)))
