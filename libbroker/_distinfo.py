@@ -11,15 +11,15 @@ docs/decisions/perf-search.md says what is mirrored; tests/test_distinfo.py
 checks every reader against importlib.metadata on the installed distributions.
 
 Scans are cached per ``sys.path`` directory, in the process and on disk
-(`_cache` kind ``dists1``), keyed by the directory's `_cache.dir_stamp`; each
-distribution's record by its metadata directory's stamp and its
-``entry_points.txt`` identity. A ``pip install`` into one directory re-reads
+(`_cache` kind ``dists2``), keyed by the directory's `_cache.dir_stamp`; each
+distribution's record by its ``entry_points.txt`` identity. A ``pip install`` into one directory re-reads
 that directory alone. Only ``os`` and `_cache` are imported.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from . import _cache
 
@@ -28,15 +28,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 GROUP = "libbroker.providers"
-_KIND = "dists1"
+_KIND = "dists2"
 _MAX_TEXT = 4 << 20  # an entry_points.txt, METADATA head or RECORD bigger than this is not read
 _INFO_SUFFIXES = (".dist-info", ".egg-info")
 
 # directory -> (dir_stamp, records); a record is (normalized name, metadata directory,
-# (its dir_stamp, entry_points.txt identity), [(entry point name, value) of GROUP])
+# entry_points.txt identity or None, [(entry point name, value) of GROUP]). A distribution
+# installed, removed or replaced changes the directory; an entry_points.txt created,
+# replaced or edited in place changes its identity.
 _memo: dict[str, tuple[object, list[Any]]] = {}
 _disk: dict[Any, Any] | None = None
 _dirty = False
+_checked: dict[str, float] = {}  # directory -> when its records' identities were last checked
+_RECHECK_SECONDS = 1.0  # as `_api`: within a second, one search per process serves every table
 _heads: dict[tuple[str, object], tuple[str | None, str | None]] = {}
 
 
@@ -93,16 +97,35 @@ def parse_entry_points(text: str, group: str = GROUP) -> list[tuple[str, str]]:
     return found
 
 
+def _ep_identity(info_dir: str) -> object:
+    return _cache.identity(os.path.join(info_dir, "entry_points.txt"))
+
+
 def _record_of(info_dir: str) -> Any:
-    """One distribution's record: its stamps and provider lines (read now)."""
-    eps_path = os.path.join(info_dir, "entry_points.txt")
-    stamp = (_cache.dir_stamp(info_dir), _cache.identity(eps_path))
+    """One distribution's record: its entry_points.txt identity (None: absent) and provider
+    lines, read now with one open (identity from the open file, so they agree)."""
+    path = os.path.join(info_dir, "entry_points.txt")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None, []
     lines: list[tuple[str, str]] = []
-    if stamp[1] is not None:
-        text = _read_text(eps_path)
-        if text is not None and GROUP in text:
-            lines = parse_entry_points(text)
-    return stamp, lines
+    try:
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+        data = os.read(fd, _MAX_TEXT + 1) if st.st_size <= _MAX_TEXT else b""
+        while len(data) < min(st.st_size, _MAX_TEXT):  # a short read of a regular file
+            more = os.read(fd, _MAX_TEXT + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError:
+        return None, []
+    finally:
+        os.close(fd)
+    if GROUP.encode() in data:
+        lines = parse_entry_points(data.decode("utf-8", "replace"))
+    return ident, lines
 
 
 def _scan(directory: str) -> list[Any]:
@@ -115,7 +138,7 @@ def _valid_shape(value: object) -> bool:
         return False
     for record in value[1]:
         if not (isinstance(record, tuple) and len(record) == 4 and isinstance(record[0], str)
-                and isinstance(record[1], str) and isinstance(record[2], tuple)
+                and isinstance(record[1], str) and isinstance(record[2], (tuple, type(None)))
                 and isinstance(record[3], list)
                 and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
                         and isinstance(p[1], str) for p in record[3])):
@@ -138,14 +161,17 @@ def distributions(directory: str) -> list[Any]:
             _disk = _cache.load(_KIND)
         stored = _disk.get(directory)
         hit = stored if _valid_shape(stored) else None
+    now = time.monotonic()
+    if hit is not None and hit[0] == stamp and now - _checked.get(directory, -1e9) < _RECHECK_SECONDS:
+        return hit[1]
+    _checked[directory] = now
     if hit is not None and hit[0] == stamp:
         records = hit[1]
         fresh = []
         changed = False
         for record in records:
             key, info_dir, rstamp, _ = record
-            now = (_cache.dir_stamp(info_dir), _cache.identity(os.path.join(info_dir, "entry_points.txt")))
-            if now != rstamp:
+            if _ep_identity(info_dir) != rstamp:
                 changed = True
                 new_stamp, lines = _record_of(info_dir)
                 record = (key, info_dir, new_stamp, lines)
@@ -161,8 +187,7 @@ def distributions(directory: str) -> list[Any]:
         for record in _scan_names(directory):
             key, info_dir = record
             old = known.get(info_dir)
-            now = (_cache.dir_stamp(info_dir), _cache.identity(os.path.join(info_dir, "entry_points.txt")))
-            if old is not None and old[2] == now:
+            if old is not None and old[2] == _ep_identity(info_dir):
                 records.append(old)
             else:
                 new_stamp, lines = _record_of(info_dir)

@@ -102,5 +102,6 @@ def test_a_new_distribution_rescans_only_its_directory(tmp_path, monkeypatch) ->
     ep = site / "d0-1.0.dist-info" / "entry_points.txt"
     ep.write_text("[libbroker.providers]\nother = pkg0\n")
     os.utime(ep, ns=(1, 1))
+    _distinfo._checked.clear()  # identities are rechecked once a second (`_RECHECK_SECONDS`)
     assert [r[3] for r in _distinfo.distributions(str(site)) if r[0] == "d0"] == [[("other", "pkg0")]]
     assert _cache.dir_stamp(str(site)) != -1 and sys.path  # the stamps used exist
