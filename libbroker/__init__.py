@@ -70,9 +70,18 @@ _LAZY = {
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
     from importlib import import_module
+
+    if module is None:
+        # `libbroker._api` and friends, as an eager __init__ made them available: the
+        # submodule is imported on first use (importing it sets the attribute).
+        if name.startswith("_") and not name.startswith("__"):
+            try:
+                return import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
 
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value  # later lookups are plain attribute reads

@@ -63,3 +63,11 @@ def test_unknown_name_is_an_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_submodules_are_attributes_on_first_use() -> None:
+    code = (
+        "import json, libbroker; m = libbroker._api; "
+        "print(json.dumps([m.__name__, hasattr(libbroker, '_no_such_module')]))"
+    )
+    assert _child(code) == ["libbroker._api", False]
