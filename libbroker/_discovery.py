@@ -203,23 +203,52 @@ def split_path_list(value: str | None) -> list[str]:
     return value.split(os.pathsep)
 
 
+_place_memo: dict[str, tuple[object, list[tuple[str, object]], str | None]] = {}
+
+
+def _is_cwd(directory: str, cwd: str) -> bool:
+    """realpath(directory) == cwd; a directory of another (device, inode) is not it, so
+    only a match pays for the realpath."""
+    try:
+        st, here = os.stat(directory), os.stat(cwd)
+    except OSError:
+        return os.path.realpath(directory) == cwd
+    if (st.st_dev, st.st_ino) != (here.st_dev, here.st_ino):
+        return False
+    return os.path.realpath(directory) == cwd
+
+
 def place_refusal(directory: str, cwd: str | None) -> str | None:
-    """Why a search directory may not supply libraries, or None when it may."""
+    """Why a search directory may not supply libraries, or None when it may.
+
+    The place rules' verdict (`_places.unsafe_dir_reason`) is remembered with every
+    entry it inspected and the config file's stamp (trusted owners): it is replayed
+    while each of those entries has the same device, inode, mode and owner.
+    """
     if not directory:
         return "an empty search path entry means the current directory, which is never searched"
     if not os.path.isabs(directory):
         return f"the search path entry {directory!r} is relative; libbroker never searches relative paths"
-    real = os.path.realpath(directory)
-    if cwd is not None and real == cwd:
+    if cwd is not None and _is_cwd(directory, cwd):
         return (
             f"{directory!r} is the current directory, which is never searched "
             "(a library dropped there must not be picked up)"
         )
-    if os.name == "nt" or not os.path.isdir(real):
+    if os.name == "nt" or not os.path.isdir(directory):
         return None
+    from ._cache import _place_stamp, config_stamp
     from ._places import unsafe_dir_reason
 
-    reason = unsafe_dir_reason(directory)  # every directory from "/", owners, symlink targets
+    config = config_stamp()
+    hit = _place_memo.get(directory)
+    if hit is not None and hit[0] == config and all(_place_stamp(p) == st for p, st in hit[1]):
+        reason = hit[2]
+    else:
+        trace: list[tuple[str, object]] = []
+        reason = unsafe_dir_reason(directory, trace=trace)  # every directory from "/", owners, symlink targets
+        if len(_place_memo) > 1024:
+            _place_memo.clear()
+        _place_memo[directory] = (config, trace, reason)
     return f"unsafe place: {reason}" if reason else None
 
 
