@@ -16,7 +16,15 @@ extensions = [
         # warm import pays this module's import; docs/benchmarks.md).
         define_macros=[("_GNU_SOURCE", "1"), ("CYTHON_USE_MODULE_STATE", "1"),
                        ("CYTHON_COMPRESS_STRINGS", "0")],
-    )
+    ),
+    # The registry, the table builder and a consumer's warm import: plain C, because a
+    # Cython module's own import costs more than the whole replay (docs/decisions.md).
+    Extension(
+        "libbroker._warm",
+        ["csrc/_warm.c"],
+        include_dirs=["include"],
+        define_macros=[("_GNU_SOURCE", "1")],
+    ),
 ]
 
 setup(

@@ -16,7 +16,7 @@ inode (from /proc/self/maps, else a second stat) must match the open file.
 import os
 import stat
 
-from . import _master
+from . import _master, _warm
 from ._errors import IncompatibleLibraryError
 from ._locks import new_rlock
 from ._types import Library
@@ -32,13 +32,13 @@ _PROC_FD = "/proc/self/fd/" if os.name != "nt" else "\0"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
-_adopted = [0]  # how many of _master.warm_pending are Library objects here
+_adopted = [0]  # how many of _warm.warm_pending are Library objects here
 
 
 def _adopt_warm() -> None:
-    """Make a Library of every file the compiled warm path (cython/_warm.pxi) mapped since
+    """Make a Library of every file the compiled warm path (csrc/_warm.c) mapped since
     the last call: it maps without importing this module, and leaves a record."""
-    pending = _master.warm_pending
+    pending = _warm.warm_pending
     if _adopted[0] >= len(pending):
         return
     with _lock:
@@ -320,9 +320,9 @@ def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
 
 
 def _unique_fd_path(fd: int) -> str:
-    """/proc/self/fd/N under a name the loader has never seen (`_master.unique_fd_path`:
+    """/proc/self/fd/N under a name the loader has never seen (`_warm.unique_fd_path`:
     one serial per process, shared with the compiled warm path)."""
-    return _master.unique_fd_path(fd)
+    return _warm.unique_fd_path(fd)
 
 
 def _mapped_is(handle: int, fst: os.stat_result) -> bool:

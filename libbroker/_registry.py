@@ -3,7 +3,7 @@
 One capsule per spec digest and one table per (library file, layout digest) per
 process, the table index on disk (what a consumer's warm import reads), and which
 extension modules imported each table (doctor's "tables"). The dictionaries
-themselves live in the compiled master (`_master.tables_by_spec`, ...), whose
+themselves live in the compiled master (`_warm.tables_by_spec`, ...), whose
 `import_table` is what generated headers call: a warm import replays an entry
 of the index there without importing any of libbroker's Python modules
 (cython/_warm.pxi). This module names the same objects for the Python side,
@@ -13,7 +13,7 @@ on a miss) and `_tables` (the builder) both call down into this module and
 never into each other.
 """
 
-from . import _cache, _master
+from . import _cache, _master, _warm
 from ._locks import new_rlock
 
 TYPE_CHECKING = False
@@ -23,23 +23,23 @@ if TYPE_CHECKING:
 
     from ._types import Library
 
-TABLES_KIND = _master.TABLES_KIND
+TABLES_KIND = _warm.TABLES_KIND
 #: The shape of a table index entry (`_tables._remember` writes it; _warm.pxi reads it).
-ENTRY_FORMAT = _master.TABLE_ENTRY_FORMAT
+ENTRY_FORMAT = _warm.TABLE_ENTRY_FORMAT
 lock = new_rlock()  # re-created in a forked child (_locks)
-by_spec: "dict[str, object]" = _master.tables_by_spec
-by_layout: "dict[tuple[Any, ...], object]" = _master.tables_by_layout
+by_spec: "dict[str, object]" = _warm.tables_by_spec
+by_layout: "dict[tuple[Any, ...], object]" = _warm.tables_by_layout
 table_library: "dict[int, Library]" = {}
 #: table address -> its name, and the extension modules that imported it (doctor's "tables").
-table_names: "dict[int, str]" = _master.table_names
-table_consumers: "dict[int, list[str]]" = _master.table_consumers
-_adopted = [0]  # how many of _master.warm_pending this module has taken in
+table_names: "dict[int, str]" = _warm.table_names
+table_consumers: "dict[int, list[str]]" = _warm.table_consumers
+_adopted = [0]  # how many of _warm.warm_pending this module has taken in
 
 
 def sync() -> None:
     """Take in the tables the compiled warm path made since the last call: each one's
     Library (adopted by `_loader`) becomes known to `table_library`."""
-    pending = _master.warm_pending
+    pending = _warm.warm_pending
     if _adopted[0] >= len(pending):
         return
     from . import _loader
@@ -53,7 +53,7 @@ def sync() -> None:
 
 
 def note_consumer(capsule: "Any", module: str) -> None:
-    _master.note_consumer(capsule, module)
+    _warm.note_consumer(capsule, module)
 
 
 def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:

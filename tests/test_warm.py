@@ -1,4 +1,4 @@
-"""The compiled warm path (cython/_warm.pxi) against the Python rules it replays.
+"""The compiled warm path (csrc/_warm.c) against the Python rules it replays.
 
 Each piece the master computes itself (the environment key, the cache location,
 the cache file checks, the stamps) is compared with `_cache`, the Python code
@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from libbroker import _cache, _master
+from libbroker import _cache, _warm
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the compiled replay is Linux-only")
 
 
 def test_constants_agree_with_the_writer() -> None:
-    assert _master.CACHE_FORMAT == _cache._FORMAT
-    assert _master.CACHE_MAGIC == _cache._MAGIC
-    assert _master.CACHE_MAX_BYTES == _cache._MAX_BYTES
+    assert _warm.CACHE_FORMAT == _cache._FORMAT
+    assert _warm.CACHE_MAGIC == _cache._MAGIC
+    assert _warm.CACHE_MAX_BYTES == _cache._MAX_BYTES
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_env_key_equals_the_python_one(monkeypatch: pytest.MonkeyPatch, env: dic
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(sys, "path", [*sys.path, "/lb-test-entry"])
-    assert _master.env_key() == _cache.env_key()
+    assert _warm.env_key() == _cache.env_key()
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_cache_dir_equals_the_python_one(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(_cache, "_dir", None)
-    assert _master.cache_dir() == expected
+    assert _warm.cache_dir() == expected
     if expected is not None:
         assert _cache.cache_dir() == expected
 
@@ -73,7 +73,7 @@ def test_no_home_defers_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
     # Python then asks the password database; the compiled path does not guess.
     for key in ("LIBBROKER_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
         monkeypatch.delenv(key, raising=False)
-    assert _master.cache_dir() is None
+    assert _warm.cache_dir() is None
 
 
 def _fresh_dir(root: Path, name: str, mode: int) -> str:
@@ -107,7 +107,7 @@ def test_cache_dir_rule_is_never_more_trusting(tmp_path: Path) -> None:
             os.chown(theirs, other, -1)
             cases[theirs] = False
     for directory, expected in cases.items():
-        assert _master.cache_dir_is_safe(directory) is expected, directory
+        assert _warm.cache_dir_is_safe(directory) is expected, directory
         if expected:
             # Whatever the compiled rule trusts, the Python rule trusts too.
             from libbroker._places import base_uids, unsafe_dir_reason
@@ -122,7 +122,7 @@ def test_read_entry_checks_like_cache_load(tmp_path: Path, monkeypatch: pytest.M
     data = {"k": [1, 2, b"x" * 1000], "s": "é"}
     _cache.store("probe", data)
     path = cache / f"probe-v{_cache._FORMAT}.marshal"
-    assert _master.read_entry(str(path)) == data == _cache.load("probe")
+    assert _warm.read_entry(str(path)) == data == _cache.load("probe")
     raw = path.read_bytes()
     # The checksum is binascii's (the writer's), computed in C here.
     assert int.from_bytes(raw[8:12], "little") == binascii.crc32(raw[12:])
@@ -134,21 +134,21 @@ def test_read_entry_checks_like_cache_load(tmp_path: Path, monkeypatch: pytest.M
         path.write_bytes(bytes(mutated))
         os.chmod(path, 0o600)
         # A flipped bit is caught by the checksum (or, in the header, by the length/magic).
-        assert _master.read_entry(str(path)) in (None, data)
-        assert (_master.read_entry(str(path)) is None) == (_cache.load("probe") == {})
+        assert _warm.read_entry(str(path)) in (None, data)
+        assert (_warm.read_entry(str(path)) is None) == (_cache.load("probe") == {})
     path.write_bytes(raw)
     os.chmod(path, 0o620)
-    assert _master.read_entry(str(path)) is None  # group-writable: anyone in the group could feed it
+    assert _warm.read_entry(str(path)) is None  # group-writable: anyone in the group could feed it
     os.chmod(path, 0o600)
     path.write_bytes(raw + b"x")
-    assert _master.read_entry(str(path)) is None  # length mismatch
+    assert _warm.read_entry(str(path)) is None  # length mismatch
     os.unlink(path)
     os.symlink(tmp_path / "elsewhere", path)
     (tmp_path / "elsewhere").write_bytes(raw)
-    assert _master.read_entry(str(path)) is None  # the final component must not be a symlink
+    assert _warm.read_entry(str(path)) is None  # the final component must not be a symlink
     os.unlink(path)
     os.mkfifo(path)
-    assert _master.read_entry(str(path)) is None  # a FIFO neither blocks nor is read
+    assert _warm.read_entry(str(path)) is None  # a FIFO neither blocks nor is read
 
 
 def test_stamps_agree_with_stamps_valid(tmp_path: Path) -> None:
@@ -160,14 +160,14 @@ def test_stamps_agree_with_stamps_valid(tmp_path: Path) -> None:
                                      ("/lb-no-such-dir", _cache.dir_stamp("/lb-no-such-dir"))],
                                     [str(target)])
     config = _cache.config_path()
-    assert _master.stamps_hold(stamps, config) is True is _cache.stamps_valid(stamps)
+    assert _warm.stamps_hold(stamps, config) is True is _cache.stamps_valid(stamps)
     os.chmod(target, 0o700)  # ctime and mode: the file judged is not this one any more
-    assert _master.stamps_hold(stamps, config) is False is _cache.stamps_valid(stamps)
+    assert _warm.stamps_hold(stamps, config) is False is _cache.stamps_valid(stamps)
     stamps = _cache.decision_stamps([(str(lib), _cache.dir_stamp(str(lib)))], [str(target)])
     (lib / "new").write_bytes(b"")  # the searched directory changed
-    assert _master.stamps_hold(stamps, config) is False is _cache.stamps_valid(stamps)
-    assert _master.stamps_hold([("@file", None)], config) is False  # malformed: never valid
-    assert _master.stamps_hold("nonsense", config) is False
+    assert _warm.stamps_hold(stamps, config) is False is _cache.stamps_valid(stamps)
+    assert _warm.stamps_hold([("@file", None)], config) is False  # malformed: never valid
+    assert _warm.stamps_hold("nonsense", config) is False
 
 
 def test_cwd_among_searched_dirs_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,15 +178,15 @@ def test_cwd_among_searched_dirs_matches(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(here)
     among = _cache._cwd_among(dirs)
     assert among == str(here.resolve())
-    assert _master.stamps_hold([("@cwd", (dirs, among))], None) is True
-    assert _master.stamps_hold([("@cwd", (dirs, None))], None) is False
+    assert _warm.stamps_hold([("@cwd", (dirs, among))], None) is True
+    assert _warm.stamps_hold([("@cwd", (dirs, None))], None) is False
     monkeypatch.chdir("/")
-    assert _master.stamps_hold([("@cwd", (dirs, None))], None) is (_cache._cwd_among(dirs) is None)
+    assert _warm.stamps_hold([("@cwd", (dirs, None))], None) is (_cache._cwd_among(dirs) is None)
 
 
 def test_unique_fd_paths_never_repeat() -> None:
     from libbroker import _loader
 
-    names = {_master.unique_fd_path(5) for _ in range(100)} | {_loader._unique_fd_path(5) for _ in range(100)}
+    names = {_warm.unique_fd_path(5) for _ in range(100)} | {_loader._unique_fd_path(5) for _ in range(100)}
     assert len(names) == 200
     assert all(os.path.normpath(n) == "/proc/self/fd/5" for n in names)
