@@ -17,11 +17,12 @@ extensions = [
         define_macros=[("_GNU_SOURCE", "1"), ("CYTHON_USE_MODULE_STATE", "1"),
                        ("CYTHON_COMPRESS_STRINGS", "0")],
     ),
-    # The registry, the table builder and a consumer's warm import: plain C, because a
-    # Cython module's own import costs more than the whole replay (docs/decisions.md).
+    # The registry, the table builder and a consumer's warm import: plain C and
+    # top-level, because a Cython module's import, or the package's __init__, costs
+    # more than the whole replay (docs/decisions.md).
     Extension(
-        "libbroker._warm",
-        ["csrc/_warm.c"],
+        "_libbroker_warm",
+        ["csrc/_libbroker_warm.c"],
         include_dirs=["include"],
         define_macros=[("_GNU_SOURCE", "1")],
     ),

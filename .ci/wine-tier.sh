@@ -97,6 +97,9 @@ say "cythonizing and cross-building libbroker._master"
     "$ROOT/cython/_master.pyx" -o "$BUILD/_master.c"
 "$CC" -shared "${WFLAGS[@]}" -I"$ROOT/include" "$BUILD/_master.c" "${PYFLAGS[@]}" \
     -o "$STAGE/libbroker/_master.cp311-win_amd64.pyd"
+say "cross-building _libbroker_warm (the registry and the table builder; its replay is Linux-only)"
+"$CC" -shared "${WFLAGS[@]}" -I"$ROOT/include" "$ROOT/csrc/_libbroker_warm.c" "${PYFLAGS[@]}" \
+    -o "$STAGE/_libbroker_warm.cp311-win_amd64.pyd"
 
 say "building the test DLLs"
 T="$ROOT/tests/windows/fixtures"

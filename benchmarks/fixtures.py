@@ -290,6 +290,9 @@ def build(root: str, *, quick: bool = False) -> Fixtures:
     # symlinks=False: the include/ link of the source tree becomes a directory, as in a wheel.
     shutil.copytree(os.path.dirname(libbroker.__file__), os.path.join(fx.installed, "libbroker"),
                     ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    import _libbroker_warm  # the top-level C module beside the package, as in the wheel
+
+    shutil.copy2(_libbroker_warm.__file__, fx.installed)
     # The touched sys.path directory looks like a small site-packages.
     builders.distributions(root, 17, site=fx.site)
     _write(os.path.join(fx.src, "benchadd.c"), BENCHADD_C)

@@ -550,7 +550,7 @@ def make_table(str name, layout_digest, library_path, library_version, signature
     """Build a table that lives as long as the process; return it in a capsule.
 
     Validates every argument (ValueError/TypeError naming the table and the slot),
-    then allocates through `libbroker._warm.build_table`.
+    then allocates through `_libbroker_warm.build_table`.
     """
     cdef list sigs = list(signatures)
     cdef list addrs = list(addresses)
@@ -588,8 +588,8 @@ def make_table(str name, layout_digest, library_path, library_version, signature
                              f"({sigs[i]!r}) is not a pointer-sized unsigned "
                              "integer") from exc
     # The allocation lives in one place, the plain-C module the warm path also builds
-    # tables with (csrc/_warm.c): the same layout whichever path made a table.
-    from libbroker import _warm
+    # tables with (csrc/_libbroker_warm.c): the same layout whichever path made a table.
+    import _libbroker_warm as _warm
 
     return _warm.build_table(name.encode("ascii"), digest, path_bytes, version_bytes, sig_bytes,
                              [int(a) for a in addrs])

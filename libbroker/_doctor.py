@@ -255,8 +255,8 @@ def tables() -> list[dict[str, object]]:
     """Every table made in this process: ``{"name", "library" (path), "consumers"}``,
     consumers being the extension modules that imported it (recorded by
     ``_runtime.import_table`` into ``_registry``), in import order."""
-    if f"{__package__}._warm" not in sys.modules:
-        return []  # no table can exist: every table is built by _warm
+    if "_libbroker_warm" not in sys.modules:
+        return []  # no table can exist: every table is built by _libbroker_warm
     # The master's warm path makes tables without importing _registry; sync adopts them.
     from . import _registry as runtime
 

@@ -16,7 +16,9 @@ inode (from /proc/self/maps, else a second stat) must match the open file.
 import os
 import stat
 
-from . import _master, _warm
+import _libbroker_warm as _warm
+
+from . import _master
 from ._errors import IncompatibleLibraryError
 from ._locks import new_rlock
 from ._types import Library
@@ -36,7 +38,7 @@ _adopted = [0]  # how many of _warm.warm_pending are Library objects here
 
 
 def _adopt_warm() -> None:
-    """Make a Library of every file the compiled warm path (csrc/_warm.c) mapped since
+    """Make a Library of every file the compiled warm path (csrc/_libbroker_warm.c) mapped since
     the last call: it maps without importing this module, and leaves a record."""
     pending = _warm.warm_pending
     if _adopted[0] >= len(pending):

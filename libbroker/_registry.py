@@ -3,17 +3,19 @@
 One capsule per spec digest and one table per (library file, layout digest) per
 process, the table index on disk (what a consumer's warm import reads), and which
 extension modules imported each table (doctor's "tables"). The dictionaries
-themselves live in the compiled master (`_warm.tables_by_spec`, ...), whose
-`import_table` is what generated headers call: a warm import replays an entry
-of the index there without importing any of libbroker's Python modules
-(cython/_warm.pxi). This module names the same objects for the Python side,
+themselves live in the plain-C, top-level module `_libbroker_warm`
+(`tables_by_spec`, ...), whose `import_table` is what generated headers call: a
+warm import replays an entry of the index there without importing any of
+libbroker's Python modules (csrc/_libbroker_warm.c). This module names the same objects for the Python side,
 replays entries where the compiled path defers (`_from_disk`), and adopts
 the tables the compiled path made (`sync`). `_runtime` (the Python entry point
 on a miss) and `_tables` (the builder) both call down into this module and
 never into each other.
 """
 
-from . import _cache, _master, _warm
+import _libbroker_warm as _warm
+
+from . import _cache, _master
 from ._locks import new_rlock
 
 TYPE_CHECKING = False
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from ._types import Library
 
 TABLES_KIND = _warm.TABLES_KIND
-#: The shape of a table index entry (`_tables._remember` writes it; _warm.pxi reads it).
+#: The shape of a table index entry (`_tables._remember` writes it; _libbroker_warm reads it).
 ENTRY_FORMAT = _warm.TABLE_ENTRY_FORMAT
 lock = new_rlock()  # re-created in a forked child (_locks)
 by_spec: "dict[str, object]" = _warm.tables_by_spec

@@ -1,6 +1,6 @@
 """A consumer's import when the compiled warm path could not replay a verdict.
 
-Generated headers call `_master.import_table` (cython/_warm.pxi): the in-process
+Generated headers call `_libbroker_warm.import_table` (csrc/_libbroker_warm.c): the in-process
 registry, then the table index on disk replayed in C. When that defers (no
 entry, a stamp changed, a case only the Python rules judge), it calls
 `import_table` here: the Python replay of the index (`_registry._from_disk`),

@@ -1,4 +1,4 @@
-"""The compiled warm path (csrc/_warm.c) against the Python rules it replays.
+"""The compiled warm path (csrc/_libbroker_warm.c) against the Python rules it replays.
 
 Each piece the master computes itself (the environment key, the cache location,
 the cache file checks, the stamps) is compared with `_cache`, the Python code
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from libbroker import _cache, _warm
+import _libbroker_warm as _warm
+from libbroker import _cache
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the compiled replay is Linux-only")
 

@@ -1,4 +1,4 @@
-"""Typed stubs of the plain-C warm-path module (csrc/_warm.c)."""
+"""Typed stubs of the plain-C, top-level warm-path module (csrc/_libbroker_warm.c)."""
 
 from typing import Any
 

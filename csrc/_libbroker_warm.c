@@ -1,14 +1,15 @@
 /*
- * libbroker._warm: the process registry of tables, the table builder, and the
+ * _libbroker_warm: the process registry of tables, the table builder, and the
  * warm path of a consumer's import, in plain C.
  *
  * A generated header's libbroker_import_NAME() calls `import_table` here. When
  * the table index on disk holds a verdict whose every input is unchanged, this
  * replays it: one read of a small marshal file, one stat per recorded input, the
  * closure mapped by identity, one dlsym loop. No other libbroker module is
- * imported on that path: each Python module costs 0.1-0.3 ms to import and a
- * Cython module about as much again, against a linked consumer's whole import
- * of about 0.6 ms (docs/decisions.md "The warm path is plain C").
+ * imported on that path, not even the package's __init__ (this module is
+ * top-level for that reason): each Python module costs 0.1-0.3 ms to import and
+ * a Cython module about as much again, against a linked consumer's whole import
+ * of about 0.6 ms (docs/decisions.md "The warm path is plain C, top-level").
  *
  * It decides nothing. The verdict and the list of what it depends on (the
  * stamps) are written by Python (`_tables._remember`, `_cache.decision_stamps`);
@@ -56,6 +57,8 @@ static unsigned long long fd_serial;
 
 /* ---- CRC-32 (zlib's and binascii's polynomial): binascii's import is a dlopen ---- */
 
+#if LBW_SUPPORTED
+
 static uint32_t crc_table[256];
 static int crc_ready;
 
@@ -76,6 +79,7 @@ static uint32_t lbw_crc32(const unsigned char *p, size_t n)
     for (i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
+#endif
 
 /* ---- the table builder (the one implementation; _master.make_table validates, then calls it) ---- */
 
@@ -250,9 +254,9 @@ static PyObject *py_unique_fd_path(PyObject *self, PyObject *arg)
 
 /* ---- what the Python side computes, computed here (tests/test_warm.py compares) ---- */
 
-static PyObject *environ_get(PyObject *environ, const char *key)
+static PyObject *environ_get(PyObject *env, const char *key)
 {
-    PyObject *value = PyMapping_GetItemString(environ, key);
+    PyObject *value = PyMapping_GetItemString(env, key);
     if (value == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
         PyErr_Clear();
@@ -263,11 +267,11 @@ static PyObject *environ_get(PyObject *environ, const char *key)
 
 static PyObject *os_environ(void)
 {
-    PyObject *os = PyImport_ImportModule("os"), *environ;
+    PyObject *os = PyImport_ImportModule("os"), *env;
     if (os == NULL) return NULL;
-    environ = PyObject_GetAttrString(os, "environ");
+    env = PyObject_GetAttrString(os, "environ");
     Py_DECREF(os);
-    return environ;
+    return env;
 }
 
 /* `_cache.env_key()`. */
@@ -275,15 +279,15 @@ static PyObject *py_env_key(PyObject *self, PyObject *unused)
 {
     static const char *keys[] = {"LIBBROKER_PATH", "LD_LIBRARY_PATH", "CONDA_PREFIX", "LIBBROKER_CONFIG",
                                  "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"};
-    PyObject *environ = os_environ(), *key, *prefix, *path;
+    PyObject *env = os_environ(), *key, *prefix, *path;
     int i;
     (void)self;
     (void)unused;
-    if (environ == NULL) return NULL;
+    if (env == NULL) return NULL;
     key = PyTuple_New(9);
     if (key == NULL) goto fail;
     for (i = 0; i < 7; i++) {
-        PyObject *value = environ_get(environ, keys[i]);
+        PyObject *value = environ_get(env, keys[i]);
         if (value == NULL) goto fail;
         PyTuple_SET_ITEM(key, i, value);
     }
@@ -298,11 +302,11 @@ static PyObject *py_env_key(PyObject *self, PyObject *unused)
     path = PySequence_Tuple(path);
     if (path == NULL) goto fail;
     PyTuple_SET_ITEM(key, 8, path);
-    Py_DECREF(environ);
+    Py_DECREF(env);
     return key;
 fail:
     Py_XDECREF(key);
-    Py_DECREF(environ);
+    Py_DECREF(env);
     return NULL;
 }
 
@@ -315,11 +319,11 @@ static int absolute(PyObject *text)
  * the password database; a relative override: Python warns). New reference. */
 static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
 {
-    PyObject *environ = os_environ(), *value, *base = NULL, *result = NULL;
+    PyObject *env = os_environ(), *value, *base = NULL, *result = NULL;
     (void)self;
     (void)unused;
-    if (environ == NULL) return NULL;
-    value = environ_get(environ, "LIBBROKER_CACHE_DIR");
+    if (env == NULL) return NULL;
+    value = environ_get(env, "LIBBROKER_CACHE_DIR");
     if (value == NULL) goto done;
     if (value != Py_None && PyObject_IsTrue(value)) {
         result = absolute(value) ? value : Py_NewRef(Py_None);
@@ -327,7 +331,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
         goto done;
     }
     Py_DECREF(value);
-    value = environ_get(environ, "XDG_CACHE_HOME");
+    value = environ_get(env, "XDG_CACHE_HOME");
     if (value == NULL) goto done;
     if (value != Py_None) {
         base = PyObject_CallMethod(value, "strip", NULL);
@@ -338,7 +342,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
         Py_DECREF(value);
     }
     if (base == NULL) {
-        PyObject *home = environ_get(environ, "HOME");
+        PyObject *home = environ_get(env, "HOME");
         if (home == NULL) goto done;
         if (home == Py_None || !absolute(home)) {
             Py_DECREF(home);
@@ -356,7 +360,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
                                       ? "libbroker" : "/libbroker");
     Py_DECREF(base);
 done:
-    Py_DECREF(environ);
+    Py_DECREF(env);
     return result;
 }
 
@@ -724,11 +728,12 @@ static PyObject *py_read_entry(PyObject *self, PyObject *path)
 
 /* ---- the replay ---- */
 
+#if LBW_SUPPORTED
 /* Every field of a table index entry has the type `_tables._remember` writes (the checks of
  * `_registry._entry_shape_ok`, plus the format and the config path only this path reads). */
 static int entry_ok(PyObject *entry)
 {
-    static const struct { const char *key; PyTypeObject *type; } fields[] = {
+    const struct { const char *key; PyTypeObject *type; } fields[] = {  /* not static: on Windows the types are imported */
         {"env", &PyTuple_Type}, {"stamps", &PyList_Type}, {"path", &PyUnicode_Type},
         {"link", &PyUnicode_Type}, {"origin", &PyUnicode_Type}, {"symbols", &PyList_Type},
         {"required", &PyList_Type}, {"signatures", &PyList_Type}, {"layout", &PyLong_Type},
@@ -766,6 +771,7 @@ static int entry_ok(PyObject *entry)
     return 1;
 }
 
+#endif
 #if LBW_SUPPORTED
 /* dlopen the file at *real* if it still has the judged identity *ident*: opened once
  * (O_NOFOLLOW), fstat-ed, owned by root or us and writable by no one else, then that open
@@ -1190,13 +1196,13 @@ static int exec_module(PyObject *module)
 static PyModuleDef_Slot slots[] = {{Py_mod_exec, (void *)exec_module}, {0, NULL}};
 
 static struct PyModuleDef definition = {
-    PyModuleDef_HEAD_INIT, "libbroker._warm",
+    PyModuleDef_HEAD_INIT, "_libbroker_warm",
     "The process registry of tables, the table builder, and a consumer's warm import "
     "(csrc/_warm.c).",
     0, methods, slots, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__warm(void)
+PyMODINIT_FUNC PyInit__libbroker_warm(void)
 {
     return PyModuleDef_Init(&definition);
 }
