@@ -285,11 +285,16 @@ def update(kind: str, key: object, value: object, *, limit: int = 512) -> None:
     The first update of a file is written at once; later ones within `_WRITE_EVERY`
     are written together by the next update after it, or at interpreter exit.
     """
+    update_many(kind, [(key, value)], limit=limit)
+
+
+def update_many(kind: str, items: "list[tuple[object, object]]", *, limit: int = 512) -> None:
+    """`update` of several entries at once (written together)."""
     global _exit_hook
     path = _file(kind)
-    if path is None:
+    if path is None or not items:
         return
-    _pending.setdefault(path, []).append((key, value, limit))
+    _pending.setdefault(path, []).extend((key, value, limit) for key, value in items)
     now = time.monotonic()
     if now - _last_write.get(path, -1e9) >= _WRITE_EVERY:
         _flush_file(path, kind)
