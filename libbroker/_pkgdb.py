@@ -109,13 +109,28 @@ def _read_text(path: str, limit: int) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
+_LIBRARY_MARKS = (b".so", b".dll", b".dylib", b".pyd")
+
+
 def _library_lines(data: bytes | None) -> list[str]:
-    """The lines of a file list that may name a library; the rest is never decoded."""
+    """The lines of a file list that may name a library; the rest is never decoded.
+
+    Found from each occurrence of a mark in the bytes (an ASCII mark never occurs
+    inside a multi-byte UTF-8 sequence, so this is the decoded text's test), in file order.
+    """
     if not data or (b".so" not in data and b".dll" not in data and b".dylib" not in data):
         return []  # most packages ship no library
-    lines = data.decode("utf-8", "surrogateescape").split("\n")
-    return [line for line in lines if ".so" in line or ".dll" in line or ".dylib" in line
-            or ".pyd" in line]
+    spans: set[tuple[int, int]] = set()
+    for mark in _LIBRARY_MARKS:
+        at = data.find(mark)
+        while at >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end < 0:
+                end = len(data)
+            spans.add((start, end))
+            at = data.find(mark, end)
+    return [data[a:b].decode("utf-8", "surrogateescape") for a, b in sorted(spans)]
 
 
 def _dpkg_stamp(admin: str) -> object:
