@@ -119,14 +119,22 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
             stamps, fields = disk
             fields = dict(fields)  # the entry may be this process's own pending update (`_cache`)
             ident = fields.pop(_IDENTITY_FIELD, None)
-            if (
-                _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES)
-                and _cache.stamps_valid(stamps)
-            ):
-                info = LibraryInfo(**fields)
-                info._identity = ident
-                _memo[key] = (now, info, stamps)
-                return info
+            if _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES):
+                valid = _cache.stamps_valid(stamps)
+                if not valid and not packages:
+                    # Only a sys.path directory changed (a pip install) and the same
+                    # providers are there: the verdict stands (`_cache.refreshed`).
+                    from ._discovery import provider_snapshot
+
+                    fresh = _cache.refreshed(stamps, provider_snapshot)
+                    if fresh is not None:
+                        stamps, valid = fresh, True
+                        _cache.update(_FIND_KIND, key, (stamps, {**fields, _IDENTITY_FIELD: ident}))
+                if valid:
+                    info = LibraryInfo(**fields)
+                    info._identity = ident
+                    _memo[key] = (now, info, stamps)
+                    return info
         except (TypeError, ValueError, AttributeError, KeyError):
             pass  # an entry of another shape (corrupt or foreign cache): resolve afresh
     from ._resolve import resolve

@@ -21,6 +21,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _FORMAT = 2  # 2: stamps carry ctime, mode and owner; older files are simply not read
@@ -393,7 +394,12 @@ def _current_dir() -> "str | None":
 
 
 def searched_dirs(search_stamps: "list[Any]") -> "list[str]":
-    return [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
+    """The directories a search read: the places listed and the sys.path directories
+    whose distributions were scanned ("@site")."""
+    dirs = [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
+    dirs += [stamp[0] for path, stamp in search_stamps
+             if path == "@site" and isinstance(stamp, tuple) and len(stamp) == 2]
+    return dirs
 
 
 def _cwd_among(dirs: object) -> "str | None":
@@ -505,6 +511,12 @@ def stamps_valid(stamps: object) -> bool:
                 entry, ident = stamp
                 if _place_stamp(entry) != ident:
                     return False
+            elif path == "@site":
+                entry, ident = stamp
+                if dir_stamp(entry) != ident:
+                    return False
+            elif path == "@providers":
+                pass  # what the provider scan saw: compared by `refreshed`, never here
             elif path == "@cwd":
                 dirs, among = stamp
                 if _cwd_among(dirs) != among:
@@ -514,6 +526,40 @@ def stamps_valid(stamps: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def refreshed(stamps: object, snapshot: "Callable[[], object]") -> "list[Any] | None":
+    """*stamps* with fresh "@site" stamps when they alone fail and the provider entry
+    points seen now (*snapshot*, `_discovery.provider_snapshot`) are those recorded
+    ("@providers"); else None. A `pip install` changes its site directory, but a verdict
+    depends on that directory only through the providers found there: a distribution
+    that provides nothing leaves the verdict as true as it was (issue 11). Manifests
+    and RECORDs stay "@input" stamps, checked as always.
+    """
+    if not isinstance(stamps, list):
+        return None
+    fresh: list[Any] = []
+    recorded: object = None
+    stale = False
+    try:
+        for item in stamps:
+            path, stamp = item
+            if path == "@site":
+                entry, ident = stamp
+                now = dir_stamp(entry)
+                if now != ident:
+                    stale = True
+                    item = ("@site", (entry, now))
+            elif path == "@providers":
+                recorded = stamp
+            elif not stamps_valid([item]):
+                return None
+            fresh.append(item)
+    except (TypeError, ValueError):
+        return None
+    if not stale or recorded is None or snapshot() != recorded:
+        return None
+    return fresh
 
 
 def dir_stamp(path: str) -> object:

@@ -435,10 +435,20 @@ def _scan_places(name: str, result: Search, cwd: str | None, platform: str,
 
 
 def _site_stamps(result: Search) -> None:
-    # Installing or removing a distribution changes its site directory's mtime.
+    # Installing or removing a distribution changes its site directory's mtime ("@site":
+    # such a change alone is re-judged by `_cache.refreshed` from the providers seen).
     for entry in sys.path:
         if entry and os.path.isabs(entry) and os.path.isdir(entry):
-            result.stamps.append((entry, dir_stamp(entry)))
+            result.stamps.append(("@site", (entry, dir_stamp(entry))))
+
+
+def provider_snapshot() -> tuple[tuple[str, str, str], ...]:
+    """Every provider entry point on the search path: (metadata directory, name, value),
+    in order. What the provider part of any search (and of any closure) saw."""
+    from ._distinfo import provider_entry_points
+    from ._providers import search_path
+
+    return tuple(provider_entry_points(search_path()))
 
 
 def _providers(name: str, result: Search, enabled: bool) -> None:
@@ -449,6 +459,7 @@ def _providers(name: str, result: Search, enabled: bool) -> None:
         from ._providers import provider_files
     except ImportError:  # pragma: no cover - module always ships
         return
+    result.stamps.append(("@providers", provider_snapshot()))
     inputs: list[str] = []
     files, searched = provider_files(name, inputs)
     result.searched.extend(searched)
