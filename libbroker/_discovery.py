@@ -121,17 +121,26 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
         # Higher numbers first (libz.1.2.13.dylib before libz.1.dylib), unversioned last.
         names.sort(key=lambda n: _dylib_key(n, name), reverse=True)
         return names
-    present, index = _link_names(directory)  # matches_link_name, through an index per listing
-    names = sorted({*index.get(name, ()), *((name,) if name in present else ())})
+    key, stamp, entries = _listed(directory)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == stamp and hit[3]:
+        # Asked before: an index per listing (fifty libraries, one listing of /usr/lib).
+        present, index = _link_names(directory)
+        names = sorted({*index.get(name, ()), *((name,) if name in present else ())})
+    else:
+        if hit is not None and hit[0] == stamp:
+            _listings[key] = (stamp, entries, hit[2], True)
+        stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
+        names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
     # Higher versions first within one directory; the unversioned dev symlink last.
     names.sort(key=_version_key, reverse=True)
     return names
 
 
-# (device, inode) of a directory -> (its other stamps, entries, (entries as a set,
-# link name -> entries) once a search asked)
+# (device, inode) of a directory -> (its other stamps, its entries, (the entries as a set,
+# link name -> entries) built on a second search of the listing, whether one searched it)
 _Index = tuple[frozenset[str], dict[str, list[str]]]
-_listings: dict[tuple[int, int], tuple[object, list[str], _Index | None]] = {}
+_listings: dict[tuple[int, int], tuple[object, list[str], _Index | None, bool]] = {}
 
 
 def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
@@ -150,7 +159,7 @@ def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
         after.st_mtime_ns, after.st_ctime_ns, after.st_mode, after.st_uid) == stamp:
         if len(_listings) > 1024:  # not changed while being listed
             _listings.clear()
-        _listings[key] = (stamp, entries, None)
+        _listings[key] = (stamp, entries, None, False)
     return key, stamp, entries
 
 
@@ -178,7 +187,7 @@ def _link_names(directory: str) -> _Index:
             index.setdefault(link, []).append(entry)
     built = (frozenset(entries), index)
     if hit is not None and hit[0] == stamp:
-        _listings[key] = (stamp, entries, built)
+        _listings[key] = (stamp, entries, built, True)
     return built
 
 
