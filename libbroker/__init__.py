@@ -9,31 +9,9 @@ PyCapsules. This module stays light: importing it must not pull `packaging`,
 __version__ = "0.1.0"
 
 
-def _main_interpreter_only() -> None:
-    # libbroker's loaded libraries and tables are process-wide state behind one
-    # compiled module, which Cython lets only one interpreter import: whichever
-    # imports first would win and the other would get a generic ImportError.
-    # So a subinterpreter is refused here, before it can touch the module
-    # (design.md 5.1), and the main interpreter keeps working.
-    from importlib import import_module
-
-    for module in ("_xxsubinterpreters", "_interpreters"):  # Python 3.8-3.12, then 3.13+
-        try:
-            interpreters = import_module(module)
-            break
-        except ImportError:
-            continue
-    else:
-        return
-    if interpreters.get_current() != interpreters.get_main():
-        raise ImportError(
-            "libbroker serves the main interpreter only: it holds process-wide state (the "
-            "libraries it loaded and their function tables) that a subinterpreter cannot share; "
-            "import libbroker and the extensions that use it from the main interpreter"
-        )
-
-
-_main_interpreter_only()
+# A subinterpreter is refused by the compiled master when it is first touched
+# (cython/_master.pyx): probing here would import _xxsubinterpreters (0.6 ms) in
+# every process, on the warm path of every consumer.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ def test_import_runs_no_submodule() -> None:
     assert set(added) <= {"libbroker", "_xxsubinterpreters", "_interpreters"}, added
     # The consumer's entry point: the registry and the disk cache it reads, nothing heavy.
     ours = {m for m in runtime if m.startswith("libbroker.")}
-    assert ours <= {"libbroker._runtime", "libbroker._registry", "libbroker._cache", "libbroker._locks"}, ours
+    assert ours <= {"libbroker._runtime", "libbroker._registry", "libbroker._cache", "libbroker._locks",
+                    "libbroker._master"}, ours
     heavy = ("packaging", "re", "typing", "tomllib", "importlib.metadata", "dataclasses", "json",
              "pathlib", "email", "pycparser", "platformdirs")
     assert [m for m in runtime if m in heavy] == [], runtime
