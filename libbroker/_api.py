@@ -192,7 +192,8 @@ def _closure_stamps(
     with the identity it had when judged (a file replaced since voids the entry)."""
     judged = {chosen.path: chosen._identity, **{d.path: d._identity for d in dependencies}}
     return _cache.decision_stamps(
-        list(search_stamps), [chosen.path, *(d.path for d in dependencies)], judged
+        list(search_stamps), [chosen.path, *(d.path for d in dependencies)], judged,
+        refreshable=True,
     )
 
 

@@ -455,6 +455,8 @@ def decision_stamps(
     search_stamps: "list[Any]",
     closure_paths: "list[str] | str",
     judged: "dict[str, Any] | None" = None,
+    *,
+    refreshable: bool = False,
 ) -> "list[Any]":
     """Everything a verdict depends on (design.md 5.1), to be checked by `stamps_valid`.
 
@@ -467,10 +469,19 @@ def decision_stamps(
     *judged*: path -> the identity each file had when it was checked; recorded
     instead of a fresh stat, so a file replaced between its checks and this call
     voids the verdict rather than being stamped as the judged file.
+    *refreshable*: keep the search's "@site" and "@providers" stamps, so that `refreshed`
+    can re-stamp the verdict after a sys.path directory changed (`find` uses it); without
+    it a sys.path directory is a plain directory stamp, as before.
     """
     if isinstance(closure_paths, str):
         closure_paths = [closure_paths]
-    stamps = list(search_stamps)
+    if refreshable:
+        stamps = list(search_stamps)
+    else:
+        # The shape every reader knows (the master's warm path among them): a sys.path
+        # directory is a plain directory stamp and the providers seen are not recorded.
+        stamps = [(s[1][0], s[1][1]) if s[0] == "@site" else s
+                  for s in search_stamps if s[0] != "@providers"]
     stamps.append(("@config", config_stamp()[1]))
     dirs = tuple(searched_dirs(search_stamps))
     stamps.append(("@cwd", (dirs, _cwd_among(dirs))))
