@@ -31,6 +31,7 @@ _FIELD_TYPES: dict[str, object] = {
 }
 _IDENTITY_FIELD = "identity"  # kept out of LibraryInfo's keyword arguments
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
+_LOADER = f"{__package__}._loader"
 
 
 def get_include() -> str:
@@ -40,7 +41,7 @@ def get_include() -> str:
 
 def _loader_in_use() -> "ModuleType | None":
     """libbroker._loader if anything was loaded yet (else no copy can exist)."""
-    return sys.modules.get(f"{__package__}._loader")
+    return sys.modules.get(_LOADER)
 
 
 def _loaded_copy(name: str, version: str | None) -> Library | None:

@@ -370,8 +370,33 @@ def _place_stamp(path: str) -> "tuple[int, int, int, int] | None":
     return (st.st_dev, st.st_ino, st.st_mode, st.st_uid)
 
 
+_ENV_NAMES = ("LIBBROKER_PATH", "LD_LIBRARY_PATH", "CONDA_PREFIX", "LIBBROKER_CONFIG", "HOME",
+              "XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+_ENV_RAW = tuple(n.encode() for n in _ENV_NAMES)
+_env_memo: "list[Any]" = [None, None, None, None]  # raw values, sys.path copy, sys.prefix, key
+
+
 def env_key() -> "tuple[Any, ...]":
-    """The interpreter and environment a cached decision depends on (design.md 5.1)."""
+    """The interpreter and environment a cached decision depends on (design.md 5.1).
+
+    On POSIX CPython the variables are read from `os.environ`'s own bytes dict and the
+    key is rebuilt only when one of them, `sys.path` or `sys.prefix` changed (the warm
+    `find` calls this on every call; `os.environ.get` costs half a microsecond a name).
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name == "nt" or type(data) is not dict:
+        return _env_key()
+    a, b, c, d, e, f, g = _ENV_RAW
+    raw = (data.get(a), data.get(b), data.get(c), data.get(d), data.get(e), data.get(f), data.get(g))
+    memo = _env_memo
+    if memo[0] == raw and memo[1] == sys.path and memo[2] == sys.prefix:
+        return memo[3]  # type: ignore[no-any-return]
+    key = _env_key()
+    _env_memo[:] = [raw, list(sys.path), sys.prefix, key]
+    return key
+
+
+def _env_key() -> "tuple[Any, ...]":
     env = os.environ
     return (
         env.get("LIBBROKER_PATH"),
