@@ -254,7 +254,7 @@ def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], d
 
 
 _dpkg_scans: dict[str, tuple[object, int]] = {}  # admin dir -> (stamp, lookups answered by scanning)
-_SCANS_BEFORE_INDEX = 2  # a process asking more builds (and stores) the whole index
+_SCANS_BEFORE_INDEX = 1  # a process asking again builds (and stores) the whole index
 
 
 def _dpkg_version(real_path: str) -> tuple[str, str] | None:
