@@ -31,6 +31,7 @@ _FIELD_TYPES: dict[str, object] = {
 }
 _IDENTITY_FIELD = "identity"  # kept out of LibraryInfo's keyword arguments
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
+_LOADER = f"{__package__}._loader"
 
 
 def get_include() -> str:
@@ -40,7 +41,7 @@ def get_include() -> str:
 
 def _loader_in_use() -> "ModuleType | None":
     """libbroker._loader if anything was loaded yet (else no copy can exist)."""
-    return sys.modules.get(f"{__package__}._loader")
+    return sys.modules.get(_LOADER)
 
 
 def _loaded_copy(name: str, version: str | None) -> Library | None:
@@ -119,14 +120,22 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
             stamps, fields = disk
             fields = dict(fields)  # the entry may be this process's own pending update (`_cache`)
             ident = fields.pop(_IDENTITY_FIELD, None)
-            if (
-                _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES)
-                and _cache.stamps_valid(stamps)
-            ):
-                info = LibraryInfo(**fields)
-                info._identity = ident
-                _memo[key] = (now, info, stamps)
-                return info
+            if _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES):
+                valid = _cache.stamps_valid(stamps)
+                if not valid and not packages:
+                    # Only a sys.path directory changed (a pip install) and the same
+                    # providers are there: the verdict stands (`_cache.refreshed`).
+                    from ._discovery import provider_snapshot
+
+                    fresh = _cache.refreshed(stamps, provider_snapshot)
+                    if fresh is not None:
+                        stamps, valid = fresh, True
+                        _cache.update(_FIND_KIND, key, (stamps, {**fields, _IDENTITY_FIELD: ident}))
+                if valid:
+                    info = LibraryInfo(**fields)
+                    info._identity = ident
+                    _memo[key] = (now, info, stamps)
+                    return info
         except (TypeError, ValueError, AttributeError, KeyError):
             pass  # an entry of another shape (corrupt or foreign cache): resolve afresh
     from ._resolve import resolve
@@ -184,7 +193,8 @@ def _closure_stamps(
     with the identity it had when judged (a file replaced since voids the entry)."""
     judged = {chosen.path: chosen._identity, **{d.path: d._identity for d in dependencies}}
     return _cache.decision_stamps(
-        list(search_stamps), [chosen.path, *(d.path for d in dependencies)], judged
+        list(search_stamps), [chosen.path, *(d.path for d in dependencies)], judged,
+        refreshable=True,
     )
 
 

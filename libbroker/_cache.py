@@ -21,6 +21,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _FORMAT = 2  # 2: stamps carry ctime, mode and owner; older files are simply not read
@@ -285,11 +286,16 @@ def update(kind: str, key: object, value: object, *, limit: int = 512) -> None:
     The first update of a file is written at once; later ones within `_WRITE_EVERY`
     are written together by the next update after it, or at interpreter exit.
     """
+    update_many(kind, [(key, value)], limit=limit)
+
+
+def update_many(kind: str, items: "list[tuple[object, object]]", *, limit: int = 512) -> None:
+    """`update` of several entries at once (written together)."""
     global _exit_hook
     path = _file(kind)
-    if path is None:
+    if path is None or not items:
         return
-    _pending.setdefault(path, []).append((key, value, limit))
+    _pending.setdefault(path, []).extend((key, value, limit) for key, value in items)
     now = time.monotonic()
     if now - _last_write.get(path, -1e9) >= _WRITE_EVERY:
         _flush_file(path, kind)
@@ -364,8 +370,33 @@ def _place_stamp(path: str) -> "tuple[int, int, int, int] | None":
     return (st.st_dev, st.st_ino, st.st_mode, st.st_uid)
 
 
+_ENV_NAMES = ("LIBBROKER_PATH", "LD_LIBRARY_PATH", "CONDA_PREFIX", "LIBBROKER_CONFIG", "HOME",
+              "XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+_ENV_RAW = tuple(n.encode() for n in _ENV_NAMES)
+_env_memo: "list[Any]" = [None, None, None, None]  # raw values, sys.path copy, sys.prefix, key
+
+
 def env_key() -> "tuple[Any, ...]":
-    """The interpreter and environment a cached decision depends on (design.md 5.1)."""
+    """The interpreter and environment a cached decision depends on (design.md 5.1).
+
+    On POSIX CPython the variables are read from `os.environ`'s own bytes dict and the
+    key is rebuilt only when one of them, `sys.path` or `sys.prefix` changed (the warm
+    `find` calls this on every call; `os.environ.get` costs half a microsecond a name).
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name == "nt" or type(data) is not dict:
+        return _env_key()
+    a, b, c, d, e, f, g = _ENV_RAW
+    raw = (data.get(a), data.get(b), data.get(c), data.get(d), data.get(e), data.get(f), data.get(g))
+    memo = _env_memo
+    if memo[0] == raw and memo[1] == sys.path and memo[2] == sys.prefix:
+        return memo[3]  # type: ignore[no-any-return]
+    key = _env_key()
+    _env_memo[:] = [raw, list(sys.path), sys.prefix, key]
+    return key
+
+
+def _env_key() -> "tuple[Any, ...]":
     env = os.environ
     return (
         env.get("LIBBROKER_PATH"),
@@ -388,7 +419,12 @@ def _current_dir() -> "str | None":
 
 
 def searched_dirs(search_stamps: "list[Any]") -> "list[str]":
-    return [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
+    """The directories a search read: the places listed and the sys.path directories
+    whose distributions were scanned ("@site")."""
+    dirs = [path for path, _ in search_stamps if isinstance(path, str) and not path.startswith("@")]
+    dirs += [stamp[0] for path, stamp in search_stamps
+             if path == "@site" and isinstance(stamp, tuple) and len(stamp) == 2]
+    return dirs
 
 
 def _cwd_among(dirs: object) -> "str | None":
@@ -444,6 +480,8 @@ def decision_stamps(
     search_stamps: "list[Any]",
     closure_paths: "list[str] | str",
     judged: "dict[str, Any] | None" = None,
+    *,
+    refreshable: bool = False,
 ) -> "list[Any]":
     """Everything a verdict depends on (design.md 5.1), to be checked by `stamps_valid`.
 
@@ -456,10 +494,19 @@ def decision_stamps(
     *judged*: path -> the identity each file had when it was checked; recorded
     instead of a fresh stat, so a file replaced between its checks and this call
     voids the verdict rather than being stamped as the judged file.
+    *refreshable*: keep the search's "@site" and "@providers" stamps, so that `refreshed`
+    can re-stamp the verdict after a sys.path directory changed (`find` uses it); without
+    it a sys.path directory is a plain directory stamp, as before.
     """
     if isinstance(closure_paths, str):
         closure_paths = [closure_paths]
-    stamps = list(search_stamps)
+    if refreshable:
+        stamps = list(search_stamps)
+    else:
+        # The shape every reader knows (the master's warm path among them): a sys.path
+        # directory is a plain directory stamp and the providers seen are not recorded.
+        stamps = [(s[1][0], s[1][1]) if s[0] == "@site" else s
+                  for s in search_stamps if s[0] != "@providers"]
     stamps.append(("@config", config_stamp()[1]))
     dirs = tuple(searched_dirs(search_stamps))
     stamps.append(("@cwd", (dirs, _cwd_among(dirs))))
@@ -500,6 +547,12 @@ def stamps_valid(stamps: object) -> bool:
                 entry, ident = stamp
                 if _place_stamp(entry) != ident:
                     return False
+            elif path == "@site":
+                entry, ident = stamp
+                if dir_stamp(entry) != ident:
+                    return False
+            elif path == "@providers":
+                pass  # what the provider scan saw: compared by `refreshed`, never here
             elif path == "@cwd":
                 dirs, among = stamp
                 if _cwd_among(dirs) != among:
@@ -509,6 +562,40 @@ def stamps_valid(stamps: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def refreshed(stamps: object, snapshot: "Callable[[], object]") -> "list[Any] | None":
+    """*stamps* with fresh "@site" stamps when they alone fail and the provider entry
+    points seen now (*snapshot*, `_discovery.provider_snapshot`) are those recorded
+    ("@providers"); else None. A `pip install` changes its site directory, but a verdict
+    depends on that directory only through the providers found there: a distribution
+    that provides nothing leaves the verdict as true as it was (issue 11). Manifests
+    and RECORDs stay "@input" stamps, checked as always.
+    """
+    if not isinstance(stamps, list):
+        return None
+    fresh: list[Any] = []
+    recorded: object = None
+    stale = False
+    try:
+        for item in stamps:
+            path, stamp = item
+            if path == "@site":
+                entry, ident = stamp
+                now = dir_stamp(entry)
+                if now != ident:
+                    stale = True
+                    item = ("@site", (entry, now))
+            elif path == "@providers":
+                recorded = stamp
+            elif not stamps_valid([item]):
+                return None
+            fresh.append(item)
+    except (TypeError, ValueError):
+        return None
+    if not stale or recorded is None or snapshot() != recorded:
+        return None
+    return fresh
 
 
 def dir_stamp(path: str) -> object:

@@ -276,9 +276,7 @@ class _Resolver:
         self.done: set[str] = set()  # real paths already walked
         self.flavour = host_libc()
         self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
-        from ._ldcache import supported_hwcaps
-
-        self.hwcaps = supported_hwcaps()
+        self._hwcaps: list[str] | None = None  # read when a search directory needs them
         self._executable_rpath: list[str] | None = None
         from ._binary import host_binary
         from ._errors import BrokerError
@@ -287,6 +285,13 @@ class _Resolver:
             self.host: BinaryInfo | None = host_binary()
         except BrokerError:  # an unreadable interpreter: no class/machine filter
             self.host = None
+
+    def hwcaps(self) -> list[str]:
+        if self._hwcaps is None:
+            from ._ldcache import supported_hwcaps
+
+            self._hwcaps = supported_hwcaps()
+        return self._hwcaps
 
     def cache_paths(self, needed: str) -> list[str]:
         from ._ldcache import paths_for_soname
@@ -368,7 +373,7 @@ class _Resolver:
                     continue
                 # glibc >= 2.33 looks in each directory's glibc-hwcaps/<level>/ first.
                 candidates += [
-                    (os.path.join(directory, "glibc-hwcaps", level, needed), label) for level in self.hwcaps
+                    (os.path.join(directory, "glibc-hwcaps", level, needed), label) for level in self.hwcaps()
                 ]
                 candidates.append((os.path.join(directory, needed), label))
             candidates += [(p, "ld.so.cache") for p in self.cache_paths(needed)]

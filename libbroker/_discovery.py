@@ -106,7 +106,8 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
 
     Raises OSError when the directory cannot be listed.
     """
-    entries = listing(directory)
+    if platform == "win32" or platform == "darwin":
+        entries = listing(directory)
     if platform == "win32":
         from ._platforms import _windows
 
@@ -120,34 +121,74 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
         # Higher numbers first (libz.1.2.13.dylib before libz.1.dylib), unversioned last.
         names.sort(key=lambda n: _dylib_key(n, name), reverse=True)
         return names
-    stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
-    names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
+    key, stamp, entries = _listed(directory)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == stamp and hit[3]:
+        # Asked before: an index per listing (fifty libraries, one listing of /usr/lib).
+        present, index = _link_names(directory)
+        names = sorted({*index.get(name, ()), *((name,) if name in present else ())})
+    else:
+        if hit is not None and hit[0] == stamp:
+            _listings[key] = (stamp, entries, hit[2], True)
+        stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
+        names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
     # Higher versions first within one directory; the unversioned dev symlink last.
     names.sort(key=_version_key, reverse=True)
     return names
 
 
-_listings: dict[str, tuple[object, list[str]]] = {}
+# (device, inode) of a directory -> (its other stamps, its entries, (the entries as a set,
+# link name -> entries) built on a second search of the listing, whether one searched it)
+_Index = tuple[frozenset[str], dict[str, list[str]]]
+_listings: dict[tuple[int, int], tuple[object, list[str], _Index | None, bool]] = {}
+
+
+def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
+    st = os.stat(directory)
+    key = (st.st_dev, st.st_ino)
+    stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == stamp:
+        return key, stamp, hit[1]
+    entries = os.listdir(directory)
+    try:
+        after = os.stat(directory)
+    except OSError:
+        return key, stamp, entries
+    if (after.st_dev, after.st_ino) == key and (
+        after.st_mtime_ns, after.st_ctime_ns, after.st_mode, after.st_uid) == stamp:
+        if len(_listings) > 1024:  # not changed while being listed
+            _listings.clear()
+        _listings[key] = (stamp, entries, None, False)
+    return key, stamp, entries
 
 
 def listing(directory: str) -> list[str]:
-    """`os.listdir(directory)`, once per process while the directory's `dir_stamp` holds,
-    shared by every name searched and by both names of one directory (merged /usr:
-    /lib/x86_64-linux-gnu is /usr/lib/x86_64-linux-gnu): memoised by real path.
+    """`os.listdir(directory)`, once per process while the directory is unchanged (same
+    device, inode, mtime, ctime, mode and owner), shared by every name searched and by
+    both names of one directory (merged /usr: /lib/x86_64-linux-gnu is
+    /usr/lib/x86_64-linux-gnu, the same inode). Do not modify the list.
 
     Raises OSError when the directory cannot be listed.
     """
-    real = os.path.realpath(directory)
-    stamp = dir_stamp(real)
-    hit = _listings.get(real)
-    if hit is not None and hit[0] == stamp and stamp != -1:
-        return hit[1]
-    entries = os.listdir(real)
-    if dir_stamp(real) == stamp:  # not changed while being listed
-        if len(_listings) > 1024:
-            _listings.clear()
-        _listings[real] = (stamp, entries)
-    return entries
+    return _listed(directory)[2]
+
+
+def _link_names(directory: str) -> _Index:
+    """(every entry, link name -> entries named for it) of *directory*, built once per listing."""
+    key, stamp, entries = _listed(directory)
+    hit = _listings.get(key)
+    if hit is not None and hit[0] == stamp and hit[2] is not None:
+        return hit[2]
+    index: dict[str, list[str]] = {}
+    for entry in entries:
+        link = link_name_of(entry)
+        if link is not None:
+            index.setdefault(link, []).append(entry)
+    built = (frozenset(entries), index)
+    if hit is not None and hit[0] == stamp:
+        _listings[key] = (stamp, entries, built, True)
+    return built
 
 
 def _dylib_key(filename: str, name: str) -> tuple[int, ...]:
@@ -403,10 +444,20 @@ def _scan_places(name: str, result: Search, cwd: str | None, platform: str,
 
 
 def _site_stamps(result: Search) -> None:
-    # Installing or removing a distribution changes its site directory's mtime.
+    # Installing or removing a distribution changes its site directory's mtime ("@site":
+    # such a change alone is re-judged by `_cache.refreshed` from the providers seen).
     for entry in sys.path:
         if entry and os.path.isabs(entry) and os.path.isdir(entry):
-            result.stamps.append((entry, dir_stamp(entry)))
+            result.stamps.append(("@site", (entry, dir_stamp(entry))))
+
+
+def provider_snapshot() -> tuple[tuple[str, str, str], ...]:
+    """Every provider entry point on the search path: (metadata directory, name, value),
+    in order. What the provider part of any search (and of any closure) saw."""
+    from ._distinfo import provider_entry_points
+    from ._providers import search_path
+
+    return tuple(provider_entry_points(search_path()))
 
 
 def _providers(name: str, result: Search, enabled: bool) -> None:
@@ -417,6 +468,7 @@ def _providers(name: str, result: Search, enabled: bool) -> None:
         from ._providers import provider_files
     except ImportError:  # pragma: no cover - module always ships
         return
+    result.stamps.append(("@providers", provider_snapshot()))
     inputs: list[str] = []
     files, searched = provider_files(name, inputs)
     result.searched.extend(searched)

@@ -44,20 +44,16 @@ _RECHECK_SECONDS = 1.0  # as `_api`: within a second, one search per process ser
 _heads: dict[tuple[str, object], tuple[str | None, str | None]] = {}
 
 
+_SEPARATORS = str.maketrans("-.", "__")
+
+
 def normalize(name: str) -> str:
     """importlib.metadata's ``Prepared.normalize``: runs of ``-_.`` become one ``_``, lower case
     (``re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")`` without ``re``)."""
-    out: list[str] = []
-    run = False
-    for char in name.lower():
-        if char in "-_.":
-            if not run:
-                out.append("_")
-            run = True
-        else:
-            out.append(char)
-            run = False
-    return "".join(out)
+    out = name.lower().translate(_SEPARATORS)
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out
 
 
 def _read_text(path: str) -> str | None:

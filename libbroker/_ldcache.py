@@ -325,7 +325,7 @@ def _rank(rows: Iterable[tuple[str, str, int, int, int]]) -> list[tuple[str, str
     """`_entries_for_host`'s filter and order over (soname, path, flags, hwcap, cache index)
     rows; a subset of one soname's rows keeps the order it has among all of them."""
     wanted = _wanted_flags()
-    supported = supported_hwcaps()
+    supported: list[str] | None = None  # /proc/cpuinfo is slow to read: only when an entry needs it
     ranked: list[tuple[int, int, int, str, str]] = []
     first_seen: dict[str, int] = {}
     for key, value, flags, hwcap, index in rows:
@@ -338,11 +338,15 @@ def _rank(rows: Iterable[tuple[str, str, int, int, int]]) -> list[tuple[str, str
             continue
         subdir = hwcaps_subdir(value)
         if hwcap & _HWCAP_EXTENSION or subdir is not None:
+            if supported is None:
+                supported = supported_hwcaps()
             if subdir not in supported:
                 continue
             priority = supported.index(subdir)
         else:
-            priority = len(supported)  # legacy and plain entries: after every hwcaps build
+            # Legacy and plain entries: after every hwcaps build (whose priorities are
+            # below len(supported) <= len(_X86_64_LEVELS)); only the order is used.
+            priority = len(_X86_64_LEVELS)
         group = first_seen.setdefault(key, index)
         ranked.append((group, priority, index, key, value))
     ranked.sort()

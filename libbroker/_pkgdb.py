@@ -109,13 +109,28 @@ def _read_text(path: str, limit: int) -> str | None:
     return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
+_LIBRARY_MARKS = (b".so", b".dll", b".dylib", b".pyd")
+
+
 def _library_lines(data: bytes | None) -> list[str]:
-    """The lines of a file list that may name a library; the rest is never decoded."""
+    """The lines of a file list that may name a library; the rest is never decoded.
+
+    Found from each occurrence of a mark in the bytes (an ASCII mark never occurs
+    inside a multi-byte UTF-8 sequence, so this is the decoded text's test), in file order.
+    """
     if not data or (b".so" not in data and b".dll" not in data and b".dylib" not in data):
         return []  # most packages ship no library
-    lines = data.decode("utf-8", "surrogateescape").split("\n")
-    return [line for line in lines if ".so" in line or ".dll" in line or ".dylib" in line
-            or ".pyd" in line]
+    spans: set[tuple[int, int]] = set()
+    for mark in _LIBRARY_MARKS:
+        at = data.find(mark)
+        while at >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end < 0:
+                end = len(data)
+            spans.add((start, end))
+            at = data.find(mark, end)
+    return [data[a:b].decode("utf-8", "surrogateescape") for a, b in sorted(spans)]
 
 
 def _dpkg_stamp(admin: str) -> object:
@@ -238,13 +253,87 @@ def _index(key: str, stamp: object, build: "Callable[[], tuple[dict[str, str], d
     return index
 
 
+_dpkg_scans: dict[str, tuple[object, int]] = {}  # admin dir -> (stamp, lookups answered by scanning)
+_SCANS_BEFORE_INDEX = 1  # a process asking again builds (and stores) the whole index
+
+
 def _dpkg_version(real_path: str) -> tuple[str, str] | None:
     admin = DPKG_ADMIN_DIR
     stamp = _dpkg_stamp(admin)
     if stamp is None:
         return None
-    found = _owner(_index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG), real_path)
+    found: tuple[str, str] | None
+    if not _index_ready(admin, stamp, _CACHE_KIND_DPKG) and _take_scan(admin, stamp):
+        found = _dpkg_scan(admin, real_path)
+    else:
+        found = _owner(_index(admin, stamp, lambda: _build_dpkg(admin), _CACHE_KIND_DPKG), real_path)
     return (found[0], f"package:dpkg:{found[1]}") if found else None
+
+
+def _index_ready(key: str, stamp: object, kind: str) -> bool:
+    """True when the index is in memory or on disk for *stamp* (then it is the cheap answer)."""
+    memo = _memo.get(key)
+    if memo is not None and memo[0] == stamp:
+        return True
+    from . import _cache
+
+    entry = _cache.load(kind).get(key)
+    return isinstance(entry, tuple) and len(entry) == 3 and entry[0] == stamp
+
+
+def _take_scan(admin: str, stamp: object) -> bool:
+    """Whether this lookup scans the lists for one path (the first few of a process)."""
+    done = _dpkg_scans.get(admin)
+    count = done[1] if done is not None and done[0] == stamp else 0
+    if count >= _SCANS_BEFORE_INDEX:
+        return False
+    _dpkg_scans[admin] = (stamp, count + 1)
+    return True
+
+
+def _dpkg_scan(admin: str, real_path: str) -> tuple[str, str] | None:
+    """`_owner` of the whole index for one path, without building it: every list is searched
+    for a line ending in "/<file name>" (bytes, no decoding), and only such lines are
+    judged as `_build_dpkg` judges them (a library line of an installed package whose
+    directory resolves to *real_path*'s). The first list in name order wins, as there.
+    """
+    name = real_path.rpartition("/")[2]
+    if not _is_library_name(name):
+        return None
+    needle = ("/" + name).encode("utf-8", "surrogateescape")
+    info = os.path.join(admin, "info")
+    try:
+        names = sorted(os.listdir(info))
+    except OSError:
+        return None
+    dirs: dict[str, str] = {}
+    candidates: list[str] = []
+    for entry in names:
+        if not entry.endswith(".list"):
+            continue
+        data = _read_bytes(os.path.join(info, entry), _MAX_LIST_BYTES)
+        if not data or needle not in data:
+            continue
+        if b".so" not in data and b".dll" not in data and b".dylib" not in data:
+            continue  # `_library_lines` skips such a list whole
+        at = data.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            if end == len(data) or data[end:end + 1] == b"\n":
+                start = data.rfind(b"\n", 0, at) + 1
+                line = data[start:end].decode("utf-8", "surrogateescape")
+                if line.startswith("/") and _canonical(line, dirs) == real_path:
+                    candidates.append(entry[: -len(".list")])
+                    break
+            at = data.find(needle, at + 1)
+    if not candidates:
+        return None
+    status = _read_text(os.path.join(admin, "status"), _MAX_STATUS_BYTES) or ""
+    versions = _dpkg_versions(status)
+    for package in candidates:
+        if package in versions:
+            return versions[package], package
+    return None
 
 
 def _conda_prefix(real_path: str) -> str | None:

@@ -278,3 +278,32 @@ def test_an_override_naming_another_file_wins_over_a_loaded_copy(libdir_with) ->
     assert os.path.dirname(first) != override
     assert os.path.dirname(second) == override and origin == "override"
     assert override in warned and os.path.basename(first) in warned
+
+
+def test_pip_install_without_providers_keeps_the_verdict(tmp_path) -> None:
+    # issue 11: a sys.path directory gaining a distribution voids a cached find only when
+    # the provider entry points seen change; else the verdict is re-stamped, not re-judged.
+    site = tmp_path / "site"
+    site.mkdir()
+    env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "c"), PYTHONPATH=str(site))
+    code = (
+        "import sys, libbroker, libbroker._resolve as r\n"
+        "if sys.argv[1] == 'forbid':\n"
+        "    def no(*a, **k): raise SystemExit('RESOLVED')\n"
+        "    r.resolve = no\n"
+        "print(libbroker.find('z').path)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code, "allow"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    plain = site / "plain-1.0.dist-info"
+    plain.mkdir()
+    (plain / "METADATA").write_text("Metadata-Version: 2.1\nName: plain\nVersion: 1.0\n\n")
+    (plain / "entry_points.txt").write_text("[console_scripts]\nplain = plain:main\n")
+    again = subprocess.run([sys.executable, "-c", code, "forbid"], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+    provider = site / "zprov-1.0.dist-info"
+    provider.mkdir()
+    (provider / "METADATA").write_text("Metadata-Version: 2.1\nName: zprov\nVersion: 1.0\n\n")
+    (provider / "entry_points.txt").write_text("[libbroker.providers]\nz = zprov\n")
+    changed = subprocess.run([sys.executable, "-c", code, "forbid"], env=env, capture_output=True, text=True)
+    assert "RESOLVED" in changed.stderr  # a new provider: judged afresh

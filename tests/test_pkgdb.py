@@ -266,3 +266,18 @@ def test_index_cache_of_an_older_shape_is_rebuilt(kind) -> None:
     # ...and the entry was rewritten in the shape the reader expects.
     entry = _cache.load(_pkgdb._CACHE_KIND_DPKG)[admin]
     assert _pkgdb._index_shape_ok(entry)
+
+
+def test_dpkg_scan_for_one_path_agrees_with_the_index() -> None:
+    # The first lookups of a process scan the lists for one path instead of building the
+    # index (issue 11: a cold find of a library no package owns); same owner, same version.
+    admin = _pkgdb.DPKG_ADMIN_DIR
+    if _pkgdb._dpkg_stamp(admin) is None:
+        pytest.skip("no dpkg database")
+    files, versions = _pkgdb._build_dpkg(admin)
+    sample = sorted(files)[:: max(1, len(files) // 150)]
+    assert sample
+    for path in [*sample, "/nonexistent/dir/libnothing.so.1"]:
+        owner = files.get(path)
+        expected = (versions[owner], owner) if owner in versions else None
+        assert _pkgdb._dpkg_scan(admin, path) == expected, path
