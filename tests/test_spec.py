@@ -355,3 +355,51 @@ def test_link_names_that_match_no_file(name: str) -> None:
 def test_deep_nesting_is_a_spec_error_not_a_recursion_error(text: str) -> None:
     with pytest.raises(SpecError):
         Spec.from_string(text)
+
+
+def _scanned_key_line(text: str, section: str, key: str) -> int | None:
+    """The line of ``key`` in ``section`` by scanning every line for it: the per-question
+    scan the one-pass index replaced (quadratic at 5,000 functions), kept as the reference."""
+    current = ""
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            header = stripped[1:].split("]", 1)[0].strip().strip('"')
+            if section == "" and header == key:
+                return number
+            current = header
+            continue
+        if current != section:
+            continue
+        stripped = line.lstrip()
+        for spelling in (key, f'"{key}"', f"'{key}'"):
+            if stripped.startswith(spelling) and stripped[len(spelling):].lstrip().startswith("="):
+                return number
+    return None
+
+
+def _keys(data: dict, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for key, value in data.items():
+        found.append((prefix, key))
+        if isinstance(value, dict) and not prefix:
+            found.extend(_keys(value, key))
+    return found
+
+
+@pytest.mark.parametrize("name", ["zlib", "sqlite3", "libm", "openblas", "odd"])
+def test_key_lines_match_a_scan_of_every_line(name: str) -> None:
+    from libbroker._spec import _Lines, _load_toml
+
+    if name == "odd":  # quoted keys, '=' inside them, dotted keys, keys like sections
+        text = ('top = "x"\n[library]\nname = "t"\n"names" = ["t"]\n'
+                "'version' = \">=1\"\n[types]\n\"a=b\" = 'int'\nc.d = 'int'\n  e   =  'int'\n"
+                "[functions]\nrequired=['int f(void)']\n[\"variables\"]\noptional = []\n")
+    else:
+        with open(os.path.join(SPECS, f"{name}.toml"), encoding="utf-8") as f:
+            text = f.read()
+    lines = _Lines(text)
+    asked = _keys(_load_toml(text, name)) + [("types", "absent"), ("", "absent"),
+                                             ("library", "e"), ("types", "c")]
+    for section, key in asked:
+        assert lines.key(section, key) == _scanned_key_line(text, section, key), (section, key)
