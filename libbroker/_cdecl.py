@@ -719,13 +719,15 @@ def render(
     C names such as "struct foo" or "bool" to their Cython names).
     """
     while True:
-        if isinstance(ctype, Base):
+        if isinstance(ctype, Base):  # most calls end here at once: kept short
             quals = ctype.quals
             name = ctype.name
-            if style == "pxd":
-                quals = tuple(q for q in quals if q == "const")
-                name = (names or {}).get(name, name)
-            text = " ".join(quals + (name,))
+            if style == "pxd":  # Cython knows const only
+                if names:
+                    name = names.get(name, name)
+                text = f"const {name}" if "const" in quals else name
+            else:
+                text = f"{' '.join(quals)} {name}" if quals else name
             return f"{text} {declarator}" if declarator else text
         if isinstance(ctype, Record):  # C only: the .pxd declares records as blocks
             body = " ".join(render(ftype, fname, style=style, names=names) + ";"
@@ -765,8 +767,9 @@ def render_params(
         return "" if style == "pxd" else "void"
     parts = []
     for name, ctype in params:
-        if style == "digest":
-            parts.append(render(strip_top_quals(ctype), style=style))
+        if style == "digest":  # a named type's top qualifiers dropped without a copy
+            parts.append(ctype.name if isinstance(ctype, Base)
+                         else render(strip_top_quals(ctype), style=style))
         elif style == "pxd":
             declarator = name if name and cython_safe(name) else ""
             parts.append(render(ctype, declarator, style=style, names=names))
