@@ -403,3 +403,31 @@ def test_key_lines_match_a_scan_of_every_line(name: str) -> None:
                                              ("library", "e"), ("types", "c")]
     for section, key in asked:
         assert lines.key(section, key) == _scanned_key_line(text, section, key), (section, key)
+
+
+def _large_spec_text(count: int) -> str:
+    shapes = ["int {}(int n, const double *x, int incx)",
+              "void {}(void (*cb)(void *ctx, int code), void *ctx)",
+              "const char *{}(handle *h, size_t len, ...)"]
+    protos = "".join(f'  "{shapes[i % 3].format(f"f{i}")}",  # {i}\n' for i in range(count))
+    return ('# large\n[library]\nname = "large"\n[types]\nhandle = "opaque"\n\n'
+            f"[functions]\nrequired = [\n{protos}]\noptional = ['int late(int late_n)']\n")
+
+
+@pytest.mark.parametrize("name", ["zlib", "sqlite3", "libm", "openblas", "large"])
+def test_the_compacted_text_parses_to_the_same_slots(name: str) -> None:
+    if name == "large":
+        spec = Spec.from_string(_large_spec_text(1500), path="large.toml")
+    else:
+        spec = Spec.from_file(os.path.join(SPECS, f"{name}.toml"))
+    embedded = embedded_text(spec)
+    again = Spec.from_string(embedded)
+    assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
+    slots = [(fn.name, fn.kind, fn.required, fn.prototype, fn.signature, fn.return_type,
+              fn.params, fn.variadic) for fn in spec.functions]
+    assert [(fn.name, fn.kind, fn.required, fn.prototype, fn.signature, fn.return_type,
+             fn.params, fn.variadic) for fn in again.functions] == slots
+    for source in (spec, again):  # each text's own lines
+        lines = source.text.split("\n")
+        for fn in source.functions:
+            assert fn.line is not None and fn.prototype in lines[fn.line - 1], fn
