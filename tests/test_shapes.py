@@ -130,8 +130,9 @@ def test_repeated_shapes_parse_once_with_their_own_names() -> None:
     prototypes = [f"int fn{i}(const double *x{i}, int (*cb)(void *c{i}), size_t n)"
                   for i in range(200)]
     assert compare(prototypes)
-    kept = _shapes.keywords() | set(_cdecl.STANDARD_TYPES)
-    assert len({_shapes.shape_of(p, kept)[0] for p in prototypes}) == 1
+    kept = _shapes.keywords()
+    assert len({_shapes.shape_of(p, kept, set(_cdecl.STANDARD_TYPES))[0]
+                for p in prototypes}) == 1
     shaped = _shapes.parse_by_shape({}, entries_of(prototypes, {}), path=None)
     assert shaped is not None
     name, model = shaped[7]
@@ -143,15 +144,41 @@ def test_repeated_shapes_parse_once_with_their_own_names() -> None:
 
 
 def test_shape_of_renames_only_identifiers() -> None:
-    kept = _shapes.keywords() | set(_cdecl.STANDARD_TYPES) | {"uLong"}
-    line, names = _shapes.shape_of("uLong  f(struct st *a,\n char b[0x1f], _Bool c, int a)",
-                                   kept)
-    assert line == ("uLong libbroker__n0(struct st *libbroker__n1, char libbroker__n2[0x1f], "
-                    "_Bool libbroker__n3, int libbroker__n1)")
-    assert names == ["f", "a", "b", "c"]
+    kept = _shapes.keywords()
+    typenames = set(_cdecl.STANDARD_TYPES) | {"uLong"}
+    line, names, types = _shapes.shape_of(
+        "uLong  f(struct st *a,\n char b[0x1f], _Bool c, int a, size_t n, uLong u)", kept,
+        typenames)
+    assert line == ("libbroker__t0 libbroker__n0(struct st *libbroker__n1, char "
+                    "libbroker__n2[0x1f], _Bool libbroker__n3, int libbroker__n1, libbroker__t1 "
+                    "libbroker__n4, libbroker__t0 libbroker__n5)")
+    assert names == ["f", "a", "b", "c", "n", "u"] and types == ["uLong", "size_t"]
     # Anything outside the plain characters is its own shape, unrenamed.
-    assert _shapes.shape_of("int f(int x) __attribute__((a(\"s\")))", kept)[1] == []
-    assert _shapes.shape_of("int f([[nodiscard]] int x)", kept)[1] == []
+    assert _shapes.shape_of("int f(int x) __attribute__((a(\"s\")))", kept, typenames)[1:] == (
+        [], [])
+    assert _shapes.shape_of("int f([[nodiscard]] int x)", kept, typenames)[1:] == ([], [])
+
+
+def test_a_spelled_type_placeholder_goes_verbatim() -> None:
+    # Declared as a typedef in the shape translation unit, it would parse there only.
+    entries = entries_of(["int f(libbroker__t0 x)"])
+    assert _shapes.parse_by_shape(TYPES, entries, path=None) is None
+    with pytest.raises(SpecError, match="unknown type 'libbroker__t0'"):
+        _cdecl.parse_entries(TYPES, entries, path=None)
+
+
+def test_type_names_share_a_shape_and_keep_their_kind() -> None:
+    prototypes = ["uLong f(size_t n, const uLong *p)", "size_t g(uLong n, const size_t *p)"]
+    assert compare(prototypes)
+    kept = _shapes.keywords()
+    typenames = set(_cdecl.STANDARD_TYPES) | set(TYPES)
+    assert len({_shapes.shape_of(p, kept, typenames)[0] for p in prototypes}) == 1
+    shaped = _shapes.parse_by_shape(TYPES, entries_of(prototypes), path=None)
+    assert shaped is not None
+    model = shaped[-1][1]
+    assert isinstance(model, FuncType)
+    assert dump(model.result) == ("Base", "size_t", (), "standard")
+    assert dump(model.params[0][1]) == ("Base", "uLong", (), "typedef")
 
 
 def test_every_pycparser_keyword_is_kept() -> None:
@@ -185,10 +212,13 @@ def test_an_error_deep_in_a_large_spec_is_the_verbatim_one() -> None:
 
 
 NAMES = ["x", "n", "cb", "a1", "uLong", "size_t", "handle", "libbroker__n0", "libbroker__n2",
-         "libbroker_y", "_x", "offsetof", "restrict", "int", "class", "L", "tag_s", "s"]
+         "libbroker_y", "_x", "offsetof", "restrict", "int", "class", "L", "tag_s", "s",
+         "libbroker__t1", "int64_t", "bool"]
 PARAM_TYPES = ["int", "unsigned long", "const char *", "double *", "size_t", "uLong",
                "struct tag_s *", "handle *", "void *", "cbt", "pair", "_Bool", "char {}[0x10]",
-               "int (*{})(int {}, void *)", "const int *const", "long double", "s *"]
+               "int (*{})(int {}, void *)", "const int *const", "long double", "s *",
+               "int64_t", "const uint8_t *", "FILE *", "bool", "uLong (*{})(size_t {}, uLong)",
+               "handle *const *"]
 
 
 @st.composite
@@ -205,7 +235,8 @@ def prototypes(draw: st.DrawFn) -> str:
             params.append(f"{ptype} {name()}" if draw(st.booleans()) else ptype)
     if params and draw(st.booleans()):
         params.append("...")
-    result = draw(st.sampled_from(["int", "void", "const char *", "uLong", "handle *"]))
+    result = draw(st.sampled_from(["int", "void", "const char *", "uLong", "handle *",
+                                   "size_t", "const int64_t *"]))
     space = draw(st.sampled_from([" ", "\n  ", "\t"]))
     return f"{result}{space}{name()}({', '.join(params) or 'void'})"
 
