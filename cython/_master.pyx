@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
 """libbroker._master: raw handles, symbol addresses and table capsules.
 
 The only compiled module of libbroker (docs/architecture.md, layer 2). Every
@@ -1012,3 +1012,6 @@ def in_shared_cache(path):
     with nogil:
         answer = lb_in_shared_cache(cpath)
     return None if answer < 0 else bool(answer)
+
+
+include "_warm.pxi"

@@ -35,39 +35,56 @@ def _main_interpreter_only() -> None:
 
 _main_interpreter_only()
 
-from ._api import candidates, find, get_include, load, loaded
-from ._errors import (
-    BrokerError,
-    BrokerWarning,
-    DuplicateLibraryWarning,
-    IncompatibleLibraryError,
-    LibraryNotFoundError,
-    MissingSymbolError,
-    NoAcceptableLibraryError,
-    SpecError,
-)
-from ._types import Candidate, Dependency, Library, LibraryInfo
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._api import candidates, find, get_include, load, loaded
     from ._codegen import generate
     from ._doctor import report
+    from ._errors import (
+        BrokerError,
+        BrokerWarning,
+        DuplicateLibraryWarning,
+        IncompatibleLibraryError,
+        LibraryNotFoundError,
+        MissingSymbolError,
+        NoAcceptableLibraryError,
+        SpecError,
+    )
     from ._spec import Spec
     from ._tables import table
+    from ._types import Candidate, Dependency, Library, LibraryInfo
 
-_LAZY = {"Spec": "._spec", "table": "._tables", "report": "._doctor", "generate": "._codegen"}
+# PEP 562: every public name is imported on first use, so `import libbroker` (and a
+# consumer's `import libbroker._runtime`) runs no submodule: a warm consumer import
+# reaches dlopen without `_api`, and Spec/table/report (tomllib, pycparser, packaging)
+# load only when asked for.
+_LAZY = {
+    "candidates": "._api", "find": "._api", "get_include": "._api", "load": "._api", "loaded": "._api",
+    "BrokerError": "._errors", "BrokerWarning": "._errors", "DuplicateLibraryWarning": "._errors",
+    "IncompatibleLibraryError": "._errors", "LibraryNotFoundError": "._errors",
+    "MissingSymbolError": "._errors", "NoAcceptableLibraryError": "._errors", "SpecError": "._errors",
+    "Candidate": "._types", "Dependency": "._types", "Library": "._types", "LibraryInfo": "._types",
+    "Spec": "._spec", "table": "._tables", "report": "._doctor", "generate": "._codegen",
+}
 
 
 def __getattr__(name: str) -> object:
-    # PEP 562: Spec/table/report need tomllib, pycparser and packaging, which a
-    # consumer's warm import never touches.
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
     from importlib import import_module
 
+    if module is None:
+        # `libbroker._api` and friends, as an eager __init__ made them available: the
+        # submodule is imported on first use (importing it sets the attribute).
+        if name.startswith("_") and not name.startswith("__"):
+            try:
+                return import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
+
     value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
+    globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 
