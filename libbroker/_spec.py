@@ -116,6 +116,24 @@ class Function:
             self.variadic = False
             self.signature = f"{name}: {render(Pointer(resolved), style='digest')}"
 
+    @classmethod
+    def _like(cls, name: str, required: bool, prototype: str, ctype: FuncType,
+              line: int | None, texts: tuple[str, list[str], str]) -> Function:
+        """A function whose written types are those of one made before (``texts``: its
+        return type, parameter and signature texts after the name): nothing to resolve."""
+        fn = cls.__new__(cls)
+        fn.name = name
+        fn.required = required
+        fn.prototype = prototype
+        fn.line = line
+        fn.kind = "function"
+        fn._type = ctype
+        fn.return_type, digests, tail = texts
+        fn.params = [(pname, text) for (pname, _), text in zip(ctype.params, digests)]
+        fn.variadic = ctype.variadic
+        fn.signature = f"{name}: {tail}"
+        return fn
+
     def symbol(self, spec: Spec) -> str:
         """The symbol looked up in the library: prefix + name + suffix."""
         return f"{spec.symbol_prefix}{self.name}{spec.symbol_suffix}"
@@ -138,13 +156,32 @@ class _Memo:
     the objects themselves (identity: the type classes define no ``__eq__``).
     """
 
-    __slots__ = ("_digests", "_params", "_resolved", "types")
+    __slots__ = ("_digests", "_params", "_resolved", "_texts", "types")
 
     def __init__(self, types: dict[str, CType | None]) -> None:
         self.types = types
         self._resolved: dict[CType, CType] = {}
         self._params: dict[CType, CType] = {}
         self._digests: dict[CType, str] = {}
+        self._texts: dict[tuple[object, ...], tuple[str, list[str], str]] = {}
+
+    def known(self, name: str, required: bool, prototype: str, ftype: FuncType,
+              line: int | None) -> Function | None:
+        """The `Function` of a prototype whose written types (the same objects) an
+        earlier one had, without resolving or checking again; None for new types."""
+        texts = self._texts.get(self._key(ftype))
+        if texts is None:
+            return None
+        return Function._like(name, required, prototype, ftype, line, texts)
+
+    def remember(self, ftype: FuncType, fn: Function) -> None:
+        """Keep the texts of ``fn``, made (and checked) from ``ftype``."""
+        self._texts[self._key(ftype)] = (fn.return_type, [text for _, text in fn.params],
+                                         fn.signature[len(fn.name) + 2:])
+
+    @staticmethod
+    def _key(ftype: FuncType) -> tuple[object, ...]:
+        return (ftype.variadic, ftype.result, *[ptype for _, ptype in ftype.params])
 
     def resolve(self, ctype: CType) -> CType:
         """``_cdecl.resolve(ctype, types)``."""
@@ -345,13 +382,22 @@ class Spec:
                                 f"{other.line}) and optional; fix: keep one", entry.line)
                 raise error(f"{entry.kind} {fname!r} is declared twice (also at line "
                             f"{other.line}, as a {other.kind}); fix: remove one", entry.line)
-            resolved = memo.resolve(ftype)
-            if entry.kind == "function":
-                assert isinstance(resolved, FuncType)
-                _check_by_value(fname, entry.text, resolved, self.opaque_tags, error,
-                                entry.line)
-            fn = Function(fname, required, entry.text, ftype, resolved, entry.line, entry.kind,
-                          memo=memo)
+            # A prototype with the types of an earlier one has its texts, and passed
+            # its checks (the same type objects: prototypes of one shape share them).
+            known = memo.known(fname, required, entry.text, ftype, entry.line) if isinstance(
+                ftype, FuncType) else None
+            if known is not None:
+                fn = known
+            else:
+                resolved = memo.resolve(ftype)
+                if entry.kind == "function":
+                    assert isinstance(resolved, FuncType)
+                    _check_by_value(fname, entry.text, resolved, self.opaque_tags, error,
+                                    entry.line)
+                fn = Function(fname, required, entry.text, ftype, resolved, entry.line,
+                              entry.kind, memo=memo)
+                if isinstance(ftype, FuncType):
+                    memo.remember(ftype, fn)
             seen[fname] = fn
             self.functions.append(fn)
         if self.version_function in seen:

@@ -431,3 +431,37 @@ def test_the_compacted_text_parses_to_the_same_slots(name: str) -> None:
         lines = source.text.split("\n")
         for fn in source.functions:
             assert fn.line is not None and fn.prototype in lines[fn.line - 1], fn
+
+
+@pytest.mark.parametrize(
+    ("prototypes", "culprit"),
+    [
+        # The first prototype with the refused types is named, not a later one with the
+        # same types (texts and checks are shared between prototypes of the same types).
+        (["int f(int x)", "op h(int z)", "op k(int y)"], "h"),
+        (["op *f(op *x)", "int g(int y)", "op k(int z)", "op m(int z)"], "k"),
+        (["int f(int x)", "int g(pair p)", "pair q(op o)", "pair r(op o)"], "q"),
+    ],
+)
+def test_a_refused_type_names_its_first_prototype(prototypes: list[str], culprit: str) -> None:
+    listed = "".join(f"  '{p}',\n" for p in prototypes)
+    text = ('[library]\nname = "t"\n[types]\nop = "opaque"\npair = "struct { int a; }"\n'
+            f"[functions]\nrequired = [\n{listed}]\n")
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text, path="t.toml")
+    assert f"function {culprit!r}" in info.value.message and "by value" in info.value.message
+    assert info.value.line == 8 + [p.split("(")[0].split()[-1].lstrip("*")
+                                   for p in prototypes].index(culprit)
+
+
+def test_prototypes_of_the_same_types_keep_their_own_names() -> None:
+    spec = Spec.from_string(LIB + "[variables]\nrequired = ['int v']\n[functions]\n"
+                            "required = ['int f(int x, ...)', 'int g(int y, ...)', "
+                            "'int h(int y)', 'int k(int)']\n")
+    assert [(fn.name, fn.params, fn.variadic, fn.signature) for fn in spec.functions] == [
+        ("f", [("x", "int")], True, "f: int (int, ...)"),
+        ("g", [("y", "int")], True, "g: int (int, ...)"),
+        ("h", [("y", "int")], False, "h: int (int)"),
+        ("k", [(None, "int")], False, "k: int (int)"),
+        ("v", [], False, "v: int *"),
+    ]
