@@ -172,14 +172,32 @@ def parse_entries(
 ) -> list[tuple[str | None, CType]]:
     """Parse [types] entries (not "opaque") and prototypes in one pycparser call.
 
+    Prototypes that differ only in their names are parsed once (`_shapes`); when
+    anything fails, every entry is parsed as written and the first failure raised.
+
     ``types`` holds every [types] name (so that they lex as type names).
     Returns one ``(name, model)`` per entry: the declared name and FuncType
     for a prototype, ``(None, type)`` for a [types] entry.
     """
-    from pycparser import c_ast, c_parser  # type: ignore[import-untyped,unused-ignore]
-
     for entry in entries:
         _precheck(entry, path)
+    from ._shapes import parse_by_shape  # imports _cdecl: imported here, not at the top
+
+    shaped = parse_by_shape(types, entries, path=path)
+    if shaped is not None:
+        return shaped
+    # Something fails: parse every entry as written, so that the error names the
+    # first failing entry, its text and its line exactly.
+    return parse_verbatim(types, entries, path=path)
+
+
+def parse_verbatim(
+    types: Mapping[str, str], entries: Sequence[Entry], *, path: str | None
+) -> list[tuple[str | None, CType]]:
+    """`parse_entries` with every entry parsed as written (one line each): the
+    reference the shape path must equal, and the diagnosis of every failure."""
+    from pycparser import c_ast, c_parser  # type: ignore[import-untyped,unused-ignore]
+
     header = _placeholders(types)
     lines = list(header)
     first = len(lines) + 1
@@ -210,6 +228,11 @@ def _placeholders(types: Mapping[str, str]) -> list[str]:
 
 
 def _precheck(entry: Entry, path: str | None) -> None:
+    text = entry.text
+    if "#" not in text and "/" not in text and text.strip() and len(text) <= MAX_ENTRY_CHARS \
+            and text.count("(") + text.count("[") + text.count("{") <= MAX_NESTING \
+            and text.count("*") <= MAX_NESTING:
+        return  # nothing below can fail: no nesting deeper than the brackets opened
     what = _what(entry)
     if "#" in entry.text or "/*" in entry.text or "//" in entry.text:
         raise SpecError(
@@ -362,8 +385,14 @@ def _unknown_type(words: list[str], entry: Entry, path: str | None) -> SpecError
 
 
 def _convert_entry(
-    entry: Entry, nodes: list[Node], types: Mapping[str, str], path: str | None, c_ast: Any
+    entry: Entry, nodes: list[Node], types: Mapping[str, str], path: str | None, c_ast: Any,
+    *, check_names: bool = True,
 ) -> tuple[str | None, CType]:
+    """The declared name and model of ``entry`` from its pycparser ``nodes``.
+
+    ``check_names``: False for a shape (`_shapes`), whose parameter names are
+    placeholders; its caller checks each prototype's real names.
+    """
     what = _what(entry)
 
     def fail(reason: str) -> SpecError:
@@ -406,7 +435,14 @@ def _convert_entry(
         )
     result = conv.convert(node.type)
     assert isinstance(result, FuncType)
-    names = [name for name, _ in result.params if name is not None]
+    if check_names:
+        check_param_names(result, types, fail)
+    return node.name, result
+
+
+def check_param_names(ftype: FuncType, types: Mapping[str, str], fail: Fail) -> None:
+    """Refuse a prototype's parameter names that repeat, read as types or are reserved."""
+    names = [name for name, _ in ftype.params if name is not None]
     for name in names:
         if names.count(name) > 1:
             raise fail(f"declares the parameter {name!r} twice; fix: rename one")
@@ -417,7 +453,6 @@ def _convert_entry(
                 f"names a parameter {name!r}, but names starting with 'libbroker_' are "
                 "reserved for generated code; fix: rename the parameter"
             )
-    return node.name, result
 
 
 def _is_void(node: Node, c_ast: Any) -> bool:
@@ -684,13 +719,15 @@ def render(
     C names such as "struct foo" or "bool" to their Cython names).
     """
     while True:
-        if isinstance(ctype, Base):
+        if isinstance(ctype, Base):  # most calls end here at once: kept short
             quals = ctype.quals
             name = ctype.name
-            if style == "pxd":
-                quals = tuple(q for q in quals if q == "const")
-                name = (names or {}).get(name, name)
-            text = " ".join(quals + (name,))
+            if style == "pxd":  # Cython knows const only
+                if names:
+                    name = names.get(name, name)
+                text = f"const {name}" if "const" in quals else name
+            else:
+                text = f"{' '.join(quals)} {name}" if quals else name
             return f"{text} {declarator}" if declarator else text
         if isinstance(ctype, Record):  # C only: the .pxd declares records as blocks
             body = " ".join(render(ftype, fname, style=style, names=names) + ";"
@@ -730,8 +767,9 @@ def render_params(
         return "" if style == "pxd" else "void"
     parts = []
     for name, ctype in params:
-        if style == "digest":
-            parts.append(render(strip_top_quals(ctype), style=style))
+        if style == "digest":  # a named type's top qualifiers dropped without a copy
+            parts.append(ctype.name if isinstance(ctype, Base)
+                         else render(strip_top_quals(ctype), style=style))
         elif style == "pxd":
             declarator = name if name and cython_safe(name) else ""
             parts.append(render(ctype, declarator, style=style, names=names))

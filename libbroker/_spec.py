@@ -19,6 +19,7 @@ from ._cdecl import (
     FuncType,
     Pointer,
     Record,
+    adjust_param,
     cython_safe,
     is_c_identifier,
     opaque_tag,
@@ -87,7 +88,8 @@ class Function:
     )
 
     def __init__(self, name: str, required: bool, prototype: str, ctype: CType,
-                 resolved: CType, line: int | None, kind: str = "function") -> None:
+                 resolved: CType, line: int | None, kind: str = "function", *,
+                 memo: _Memo | None = None) -> None:
         self.name = name
         self.required = required
         self.prototype = prototype
@@ -95,20 +97,42 @@ class Function:
         self.kind = kind
         self._type = ctype  # as written: the generated headers use the spec's type names
         if isinstance(resolved, FuncType):
+            digest = _digest if memo is None else memo.digest
             result = strip_top_quals(resolved.result)
-            self.return_type = render(result, style="digest")
+            self.return_type = digest(resolved.result)
             self.params: list[tuple[str | None, str]] = [
-                (pname, render(strip_top_quals(ptype), style="digest"))
-                for pname, ptype in resolved.params
+                (pname, digest(ptype)) for pname, ptype in resolved.params
             ]
             self.variadic = resolved.variadic
-            whole = FuncType(result, resolved.params, resolved.variadic)
-            self.signature = f"{name}: {render(whole, style='digest')}"
+            # What render(FuncType(result, params), style="digest") writes, from the
+            # parameters' texts already made.
+            listed = ", ".join(text for _, text in self.params) or "void"
+            if self.variadic:
+                listed += ", ..."
+            self.signature = f"{name}: {render(result, f'({listed})', style='digest')}"
         else:  # the slot holds the object's address: its type is a pointer to it
             self.return_type = render(resolved, style="digest")
             self.params = []
             self.variadic = False
             self.signature = f"{name}: {render(Pointer(resolved), style='digest')}"
+
+    @classmethod
+    def _like(cls, name: str, required: bool, prototype: str, ctype: FuncType,
+              line: int | None, texts: tuple[str, list[str], str]) -> Function:
+        """A function whose written types are those of one made before (``texts``: its
+        return type, parameter and signature texts after the name): nothing to resolve."""
+        fn = cls.__new__(cls)
+        fn.name = name
+        fn.required = required
+        fn.prototype = prototype
+        fn.line = line
+        fn.kind = "function"
+        fn._type = ctype
+        fn.return_type, digests, tail = texts
+        fn.params = [(pname, text) for (pname, _), text in zip(ctype.params, digests)]
+        fn.variadic = ctype.variadic
+        fn.signature = f"{name}: {tail}"
+        return fn
 
     def symbol(self, spec: Spec) -> str:
         """The symbol looked up in the library: prefix + name + suffix."""
@@ -119,6 +143,70 @@ class Function:
         return f"<Function {self.signature!r} ({kind})>"
 
 
+def _digest(ctype: CType) -> str:
+    """The digest text of a resolved parameter or result type (top qualifiers dropped)."""
+    return render(strip_top_quals(ctype), style="digest")
+
+
+class _Memo:
+    """``resolve`` and digest texts of one spec's types, each done once per type object.
+
+    Prototypes of one shape share their parameter type objects (`_shapes`), so a
+    5,000-function spec resolves and renders a few dozen types, not 25,000. Keys are
+    the objects themselves (identity: the type classes define no ``__eq__``).
+    """
+
+    __slots__ = ("_digests", "_params", "_resolved", "_texts", "types")
+
+    def __init__(self, types: dict[str, CType | None]) -> None:
+        self.types = types
+        self._resolved: dict[CType, CType] = {}
+        self._params: dict[CType, CType] = {}
+        self._digests: dict[CType, str] = {}
+        self._texts: dict[tuple[object, ...], tuple[str, list[str], str]] = {}
+
+    def known(self, name: str, required: bool, prototype: str, ftype: FuncType,
+              line: int | None) -> Function | None:
+        """The `Function` of a prototype whose written types (the same objects) an
+        earlier one had, without resolving or checking again; None for new types."""
+        texts = self._texts.get(self._key(ftype))
+        if texts is None:
+            return None
+        return Function._like(name, required, prototype, ftype, line, texts)
+
+    def remember(self, ftype: FuncType, fn: Function) -> None:
+        """Keep the texts of ``fn``, made (and checked) from ``ftype``."""
+        self._texts[self._key(ftype)] = (fn.return_type, [text for _, text in fn.params],
+                                         fn.signature[len(fn.name) + 2:])
+
+    @staticmethod
+    def _key(ftype: FuncType) -> tuple[object, ...]:
+        return (ftype.variadic, ftype.result, *[ptype for _, ptype in ftype.params])
+
+    def resolve(self, ctype: CType) -> CType:
+        """``_cdecl.resolve(ctype, types)``."""
+        if isinstance(ctype, FuncType):  # not shared: its parameter names are its own
+            return FuncType(self.resolve(ctype.result),
+                            [(n, self.param(t)) for n, t in ctype.params], ctype.variadic)
+        hit = self._resolved.get(ctype)
+        if hit is None:
+            hit = self._resolved[ctype] = resolve(ctype, self.types)
+        return hit
+
+    def param(self, ctype: CType) -> CType:
+        hit = self._params.get(ctype)
+        if hit is None:
+            hit = self._params[ctype] = adjust_param(self.resolve(ctype))
+        return hit
+
+    def digest(self, ctype: CType) -> str:
+        """``_digest(ctype)``."""
+        hit = self._digests.get(ctype)
+        if hit is None:
+            hit = self._digests[ctype] = _digest(ctype)
+        return hit
+
+
 class Spec:
     """A parsed and validated spec. Build with ``from_file`` or ``from_string``."""
 
@@ -126,7 +214,7 @@ class Spec:
         self.text = text
         self.path = path
         data = _load_toml(text, path)
-        lines = text.split("\n")
+        lines = _Lines(text)
 
         def error(message: str, line: int | None = None) -> SpecError:
             return SpecError(message, path=path, line=line)
@@ -137,7 +225,7 @@ class Spec:
                     raise error(
                         f"unknown key {key!r} in {where}; allowed keys: "
                         + ", ".join(repr(k) for k in allowed),
-                        _key_line(lines, section, key),
+                        lines.key(section, key),
                     )
 
         check_keys(data, _TOP_KEYS, "the spec (top level)", "")
@@ -149,41 +237,41 @@ class Spec:
             if value is not None and not isinstance(value, kind):
                 raise error(
                     f"[library] {key} must be a {kind.__name__}, found {value!r}",
-                    _key_line(lines, "library", key),
+                    lines.key("library", key),
                 )
             return value
 
         name = get("name", str)
         if name is None:
             raise error('[library] has no name; fix: add name = "<table name>", a C identifier',
-                        _section_line(lines, "library"))
-        _check_c_name(name, "[library] name", error, _key_line(lines, "library", "name"))
+                        lines.section("library"))
+        _check_c_name(name, "[library] name", error, lines.key("library", "name"))
         if len(name) > MAX_NAME_LENGTH:
             raise error(f"[library] name is {len(name)} characters long; expected at most "
                         f"{MAX_NAME_LENGTH} (capsule and file names derive from it); fix: "
-                        "shorten it", _key_line(lines, "library", "name"))
+                        "shorten it", lines.key("library", "name"))
         self.name: str = name
         self.names: list[str] = _string_list(get("names", list, [name]), "names", error,
-                                             _key_line(lines, "library", "names"), link_name=True)
+                                             lines.key("library", "names"), link_name=True)
         if not self.names:
             raise error("[library] names is empty; fix: list the link names, e.g. [\"z\"]",
-                        _key_line(lines, "library", "names"))
+                        lines.key("library", "names"))
         self.version: str | None = get("version", str) or None
         if self.version is not None:
-            self._specifier_set(error, _key_line(lines, "library", "version"))
+            self._specifier_set(error, lines.key("library", "version"))
         self.version_function: str | None = get("version-function", str)
         if self.version_function is not None:
             _check_c_name(self.version_function, "[library] version-function", error,
-                          _key_line(lines, "library", "version-function"))
+                          lines.key("library", "version-function"))
         self.symbol_prefix: str = get("symbol-prefix", str, "")
         self.symbol_suffix: str = get("symbol-suffix", str, "")
         for key, affix in (("symbol-prefix", self.symbol_prefix),
                            ("symbol-suffix", self.symbol_suffix)):
             if not (affix.isascii() and f"a{affix}a".isidentifier()):
                 raise error(f"[library] {key} {affix!r} cannot be part of a C symbol name; "
-                            "expected letters, digits and '_'", _key_line(lines, "library", key))
+                            "expected letters, digits and '_'", lines.key("library", key))
         self.packages: list[str] = _string_list(get("packages", list, []), "packages", error,
-                                                _key_line(lines, "library", "packages"))
+                                                lines.key("library", "packages"))
         if self.packages:
             from ._providers import distribution_name_problem
 
@@ -191,7 +279,7 @@ class Spec:
                 problem = distribution_name_problem(package)
                 if problem is not None:
                     raise error(f"[library] packages has an invalid entry {package!r}: {problem}",
-                                _key_line(lines, "library", "packages"))
+                                lines.key("library", "packages"))
 
         types = _table(data, "types", error, lines)
         self.types: dict[str, str] = {}
@@ -199,7 +287,7 @@ class Spec:
         self.opaque_tags: dict[str, str] = {}
         pxd_names = pxd_reserved_names(name)
         for tname, ttext in types.items():
-            where = _key_line(lines, "types", tname)
+            where = lines.key("types", tname)
             _check_c_name(tname, "[types] name", error, where)
             if tname in _cdecl.STANDARD_TYPES:
                 raise error(f"[types] redefines the standard type {tname!r}; fix: remove it, "
@@ -230,18 +318,18 @@ class Spec:
                 raise error(f"[types] {tname} = {self.types[tname]!r} names the struct tag "
                             f"{tag!r}, which is also a [types] name (C++ rejects a tag and a "
                             "typedef of different types sharing a name); fix: rename one",
-                            _key_line(lines, "types", tname))
+                            lines.key("types", tname))
 
         functions = _table(data, "functions", error, lines)
         check_keys(functions, _FUNCTION_KEYS, "[functions]", "functions")
-        entries = [Entry("type", n, t, _key_line(lines, "types", n))
+        entries = [Entry("type", n, t, lines.key("types", n))
                    for n, t in self.types.items() if n not in self.opaque_tags]
         n_types = len(entries)
         kinds: list[bool] = []
         for key in _FUNCTION_KEYS:
             protos = _string_list(functions.get(key, []), key, error,
-                                  _key_line(lines, "functions", key), section="functions")
-            found = _proto_lines(text, lines, key, protos)
+                                  lines.key("functions", key), section="functions")
+            found = _proto_lines(lines, key, protos)
             entries.extend(Entry("function", key, p, line) for p, line in zip(protos, found))
             kinds.extend([key == "required"] * len(protos))
         n_functions = len(entries)
@@ -249,13 +337,13 @@ class Spec:
         check_keys(variables, _FUNCTION_KEYS, "[variables]", "variables")
         for key in _FUNCTION_KEYS:
             decls = _string_list(variables.get(key, []), key, error,
-                                 _key_line(lines, "variables", key), section="variables")
-            found = _proto_lines(text, lines, key, decls, "variables")
+                                 lines.key("variables", key), section="variables")
+            found = _proto_lines(lines, key, decls, "variables")
             entries.extend(Entry("variable", key, d, line) for d, line in zip(decls, found))
             kinds.extend([key == "required"] * len(decls))
         if len(entries) == n_types:
             raise error("the spec declares no functions; fix: add [functions] required = "
-                        "[\"<C prototype>\", ...]", _section_line(lines, "functions"))
+                        "[\"<C prototype>\", ...]", lines.section("functions"))
 
         parsed = _cdecl.parse_entries(self.types, entries, path=path)
         written: dict[str, CType | None] = {n: None for n in self.opaque_tags}
@@ -267,11 +355,12 @@ class Spec:
             record = self._written_types[tname]
             if isinstance(record, Record):
                 _check_fields(tname, record, self._written_types, self.opaque_tags, error,
-                              _key_line(lines, "types", tname))
+                              lines.key("types", tname))
         del n_functions
 
         self.functions: list[Function] = []
         seen: dict[str, Function] = {}
+        memo = _Memo(self._written_types)
         for entry, required, (fname, ftype) in zip(entries[n_types:], kinds, parsed[n_types:]):
             assert fname is not None
             assert isinstance(ftype, FuncType) == (entry.kind == "function")
@@ -293,18 +382,28 @@ class Spec:
                                 f"{other.line}) and optional; fix: keep one", entry.line)
                 raise error(f"{entry.kind} {fname!r} is declared twice (also at line "
                             f"{other.line}, as a {other.kind}); fix: remove one", entry.line)
-            resolved = resolve(ftype, self._written_types)
-            if entry.kind == "function":
-                assert isinstance(resolved, FuncType)
-                _check_by_value(fname, entry.text, resolved, self.opaque_tags, error,
-                                entry.line)
-            fn = Function(fname, required, entry.text, ftype, resolved, entry.line, entry.kind)
+            # A prototype with the types of an earlier one has its texts, and passed
+            # its checks (the same type objects: prototypes of one shape share them).
+            known = memo.known(fname, required, entry.text, ftype, entry.line) if isinstance(
+                ftype, FuncType) else None
+            if known is not None:
+                fn = known
+            else:
+                resolved = memo.resolve(ftype)
+                if entry.kind == "function":
+                    assert isinstance(resolved, FuncType)
+                    _check_by_value(fname, entry.text, resolved, self.opaque_tags, error,
+                                    entry.line)
+                fn = Function(fname, required, entry.text, ftype, resolved, entry.line,
+                              entry.kind, memo=memo)
+                if isinstance(ftype, FuncType):
+                    memo.remember(ftype, fn)
             seen[fname] = fn
             self.functions.append(fn)
         if self.version_function in seen:
             fn = seen[self.version_function]
             if fn.kind != "function" or fn.params or fn.variadic or fn.return_type not in ("const char *", "char *"):
-                vline = _key_line(lines, "library", "version-function")
+                vline = lines.key("library", "version-function")
                 raise error(f"[library] version-function {fn.name!r} (line {vline}) is declared "
                             f"at line {fn.line} as {fn.prototype!r}; version-function must "
                             "return const char * and take no arguments; fix: name another "
@@ -425,7 +524,7 @@ def _load_toml(text: str, path: str | None) -> dict[str, Any]:
         raise SpecError(f"invalid TOML: {message}", path=path, line=line) from exc
 
 
-def _table(data: dict[str, Any], key: str, error: ErrorFn, lines: list[str],
+def _table(data: dict[str, Any], key: str, error: ErrorFn, lines: _Lines,
            required: bool = False) -> dict[str, Any]:
     value = data.get(key)
     if value is None:
@@ -435,7 +534,7 @@ def _table(data: dict[str, Any], key: str, error: ErrorFn, lines: list[str],
         return {}
     if not isinstance(value, dict):
         raise error(f"{key} must be a table ([{key}]), found {value!r}",
-                    _key_line(lines, "", key))
+                    lines.key("", key))
     return value
 
 
@@ -580,7 +679,7 @@ def _check_c_name(name: str, what: str, error: ErrorFn, line: int | None) -> Non
 
 
 def _type_order(model: dict[str, CType | None], texts: dict[str, str], error: ErrorFn,
-                lines: list[str]) -> list[str]:
+                lines: _Lines) -> list[str]:
     """[types] names so that each comes after those it uses (C needs that order)."""
     order: list[str] = []
     state: dict[str, int] = {}
@@ -591,11 +690,11 @@ def _type_order(model: dict[str, CType | None], texts: dict[str, str], error: Er
         if state.get(name) == 1:
             cycle = " -> ".join(chain[chain.index(name):] + [name])
             raise error(f"[types] entries refer to each other in a cycle ({cycle}); fix: make "
-                        "one of them \"opaque\"", _key_line(lines, "types", name))
+                        "one of them \"opaque\"", lines.key("types", name))
         if len(chain) > MAX_TYPE_DEPTH:
             raise error(f"[types] {name!r} is defined through a chain of more than "
                         f"{MAX_TYPE_DEPTH} other [types] names; fix: define it directly",
-                        _key_line(lines, "types", name))
+                        lines.key("types", name))
         state[name] = 1
         ctype = model[name]
         if ctype is not None:
@@ -619,45 +718,74 @@ def _section_of(line: str) -> str | None:
     return None
 
 
-def _section_line(lines: list[str], section: str) -> int | None:
-    for number, line in enumerate(lines, 1):
-        if _section_of(line) == section:
-            return number
-    return None
+class _Lines:
+    """Where each section and key of a spec text is, found in one pass over its lines.
+
+    Messages name lines; a spec of 5,000 functions asks thousands of times, so the
+    lines are indexed once instead of scanned per question. Only for text tomllib
+    accepted: a key is what precedes the first '=' of a line, or a quoted key.
+    """
+
+    __slots__ = ("_keys", "_sections", "starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts: list[int] = []  # offset of each line's first character
+        self._sections: dict[str, int] = {}
+        self._keys: dict[tuple[str, str], int] = {}
+        current = ""
+        offset = 0
+        for number, line in enumerate(text.split("\n"), 1):
+            self.starts.append(offset)
+            offset += len(line) + 1
+            header = _section_of(line)
+            if header is not None:
+                self._sections.setdefault(header, number)
+                self._keys.setdefault(("", header), number)  # the table [key] itself
+                current = header
+                continue
+            if "=" not in line:
+                continue
+            stripped = line.lstrip()
+            spellings = [stripped.split("=", 1)[0].rstrip()]
+            quote = stripped[:1]
+            if quote in ("'", '"'):  # a quoted key may contain '='
+                close = stripped.find(quote, 1)
+                if close > 0 and stripped[close + 1:].lstrip().startswith("="):
+                    spellings.append(stripped[:close + 1])
+            for spelling in spellings:
+                self._keys.setdefault((current, spelling), number)
+                if len(spelling) >= 2 and spelling[0] in "'\"" and spelling[-1] == spelling[0]:
+                    self._keys.setdefault((current, spelling[1:-1]), number)
+
+    def key(self, section: str, key: str) -> int | None:
+        """Line of ``key = ...`` in ``[section]`` ("" for the top level), or None."""
+        return self._keys.get((section, key))
+
+    def section(self, section: str) -> int | None:
+        """Line of the first ``[section]`` header, or None."""
+        return self._sections.get(section)
 
 
-def _key_line(lines: list[str], section: str, key: str) -> int | None:
-    """Line of ``key = ...`` in ``[section]`` ("" for the top level), or None."""
-    current = ""
-    for number, line in enumerate(lines, 1):
-        header = _section_of(line)
-        if header is not None:
-            if section == "" and header == key:
-                return number
-            current = header
-            continue
-        if current != section:
-            continue
-        stripped = line.lstrip()
-        for spelling in (key, f'"{key}"', f"'{key}'"):
-            if stripped.startswith(spelling) and stripped[len(spelling):].lstrip().startswith("="):
-                return number
-    return None
-
-
-def _proto_lines(text: str, lines: list[str], key: str, protos: list[str],
+def _proto_lines(lines: _Lines, key: str, protos: list[str],
                  section: str = "functions") -> list[int | None]:
-    start_line = _key_line(lines, section, key)
+    """The line of each string of the array ``key`` in ``[section]``: each is looked
+    for after the previous one, and lines are counted from there (linear)."""
+    start_line = lines.key(section, key)
     if start_line is None:
         return [None] * len(protos)
-    pos = sum(len(line) + 1 for line in lines[: start_line - 1])
+    text = lines.text
+    pos = counted = lines.starts[start_line - 1]
+    number = start_line
     found: list[int | None] = []
     for proto in protos:
         at = text.find(proto, pos) if proto else max(text.find('""', pos), text.find("''", pos))
         if at < 0:  # escapes or line continuations in the TOML string
             found.append(start_line)
             continue
-        found.append(text.count("\n", 0, at) + 1)
+        number += text.count("\n", counted, at)
+        counted = at
+        found.append(number)
         pos = at + len(proto)
     return found
 

@@ -278,7 +278,9 @@ def test_large_spec_is_one_parse_and_linear_output(tmp_path, monkeypatch) -> Non
         spec = Spec.from_string(_uniform_spec_text(count), path="big.toml")
         written = generate(spec, tmp_path / str(count))
         assert len(spec.functions) == count
-        assert len(parses) == 1 and parses[0] >= count  # the whole spec in one call
+        # The whole spec in one call; prototypes differing only in names are one line
+        # of it (libbroker._shapes), so the call does not grow with the count.
+        assert len(parses) == 1 and parses[0] < 100
         output[count] = sum(os.path.getsize(p) for p in written)
     # size(n) = a + b*n: the step from 750 to 1500 is twice the step from 375 to 750
     # (1% for the few counts printed in decimal), so nothing grows faster than n.

@@ -355,3 +355,113 @@ def test_link_names_that_match_no_file(name: str) -> None:
 def test_deep_nesting_is_a_spec_error_not_a_recursion_error(text: str) -> None:
     with pytest.raises(SpecError):
         Spec.from_string(text)
+
+
+def _scanned_key_line(text: str, section: str, key: str) -> int | None:
+    """The line of ``key`` in ``section`` by scanning every line for it: the per-question
+    scan the one-pass index replaced (quadratic at 5,000 functions), kept as the reference."""
+    current = ""
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            header = stripped[1:].split("]", 1)[0].strip().strip('"')
+            if section == "" and header == key:
+                return number
+            current = header
+            continue
+        if current != section:
+            continue
+        stripped = line.lstrip()
+        for spelling in (key, f'"{key}"', f"'{key}'"):
+            if stripped.startswith(spelling) and stripped[len(spelling):].lstrip().startswith("="):
+                return number
+    return None
+
+
+def _keys(data: dict, prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for key, value in data.items():
+        found.append((prefix, key))
+        if isinstance(value, dict) and not prefix:
+            found.extend(_keys(value, key))
+    return found
+
+
+@pytest.mark.parametrize("name", ["zlib", "sqlite3", "libm", "openblas", "odd"])
+def test_key_lines_match_a_scan_of_every_line(name: str) -> None:
+    from libbroker._spec import _Lines, _load_toml
+
+    if name == "odd":  # quoted keys, '=' inside them, dotted keys, keys like sections
+        text = ('top = "x"\n[library]\nname = "t"\n"names" = ["t"]\n'
+                "'version' = \">=1\"\n[types]\n\"a=b\" = 'int'\nc.d = 'int'\n  e   =  'int'\n"
+                "[functions]\nrequired=['int f(void)']\n[\"variables\"]\noptional = []\n")
+    else:
+        with open(os.path.join(SPECS, f"{name}.toml"), encoding="utf-8") as f:
+            text = f.read()
+    lines = _Lines(text)
+    asked = _keys(_load_toml(text, name)) + [("types", "absent"), ("", "absent"),
+                                             ("library", "e"), ("types", "c")]
+    for section, key in asked:
+        assert lines.key(section, key) == _scanned_key_line(text, section, key), (section, key)
+
+
+def _large_spec_text(count: int) -> str:
+    shapes = ["int {}(int n, const double *x, int incx)",
+              "void {}(void (*cb)(void *ctx, int code), void *ctx)",
+              "const char *{}(handle *h, size_t len, ...)"]
+    protos = "".join(f'  "{shapes[i % 3].format(f"f{i}")}",  # {i}\n' for i in range(count))
+    return ('# large\n[library]\nname = "large"\n[types]\nhandle = "opaque"\n\n'
+            f"[functions]\nrequired = [\n{protos}]\noptional = ['int late(int late_n)']\n")
+
+
+@pytest.mark.parametrize("name", ["zlib", "sqlite3", "libm", "openblas", "large"])
+def test_the_compacted_text_parses_to_the_same_slots(name: str) -> None:
+    if name == "large":
+        spec = Spec.from_string(_large_spec_text(1500), path="large.toml")
+    else:
+        spec = Spec.from_file(os.path.join(SPECS, f"{name}.toml"))
+    embedded = embedded_text(spec)
+    again = Spec.from_string(embedded)
+    assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
+    slots = [(fn.name, fn.kind, fn.required, fn.prototype, fn.signature, fn.return_type,
+              fn.params, fn.variadic) for fn in spec.functions]
+    assert [(fn.name, fn.kind, fn.required, fn.prototype, fn.signature, fn.return_type,
+             fn.params, fn.variadic) for fn in again.functions] == slots
+    for source in (spec, again):  # each text's own lines
+        lines = source.text.split("\n")
+        for fn in source.functions:
+            assert fn.line is not None and fn.prototype in lines[fn.line - 1], fn
+
+
+@pytest.mark.parametrize(
+    ("prototypes", "culprit"),
+    [
+        # The first prototype with the refused types is named, not a later one with the
+        # same types (texts and checks are shared between prototypes of the same types).
+        (["int f(int x)", "op h(int z)", "op k(int y)"], "h"),
+        (["op *f(op *x)", "int g(int y)", "op k(int z)", "op m(int z)"], "k"),
+        (["int f(int x)", "int g(pair p)", "pair q(op o)", "pair r(op o)"], "q"),
+    ],
+)
+def test_a_refused_type_names_its_first_prototype(prototypes: list[str], culprit: str) -> None:
+    listed = "".join(f"  '{p}',\n" for p in prototypes)
+    text = ('[library]\nname = "t"\n[types]\nop = "opaque"\npair = "struct { int a; }"\n'
+            f"[functions]\nrequired = [\n{listed}]\n")
+    with pytest.raises(SpecError) as info:
+        Spec.from_string(text, path="t.toml")
+    assert f"function {culprit!r}" in info.value.message and "by value" in info.value.message
+    assert info.value.line == 8 + [p.split("(")[0].split()[-1].lstrip("*")
+                                   for p in prototypes].index(culprit)
+
+
+def test_prototypes_of_the_same_types_keep_their_own_names() -> None:
+    spec = Spec.from_string(LIB + "[variables]\nrequired = ['int v']\n[functions]\n"
+                            "required = ['int f(int x, ...)', 'int g(int y, ...)', "
+                            "'int h(int y)', 'int k(int)']\n")
+    assert [(fn.name, fn.params, fn.variadic, fn.signature) for fn in spec.functions] == [
+        ("f", [("x", "int")], True, "f: int (int, ...)"),
+        ("g", [("y", "int")], True, "g: int (int, ...)"),
+        ("h", [("y", "int")], False, "h: int (int)"),
+        ("k", [(None, "int")], False, "k: int (int)"),
+        ("v", [], False, "v: int *"),
+    ]
