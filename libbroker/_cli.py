@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 not found or incompatible, 2 usage or spec error.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -13,8 +12,12 @@ from ._errors import BrokerError, BrokerWarning, SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from argparse import Namespace as _Args
     from collections.abc import Callable, Sequence
     from typing import Any
+else:  # what `_plain_args` builds: argparse's Namespace without importing argparse
+    from types import SimpleNamespace as _Args
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -34,25 +37,38 @@ def _terminal_columns() -> int:
     return columns if columns > 0 else 80
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter with the width computed by `_terminal_columns`: argparse
-    makes one for every `add_argument` (to check the metavar), and each imported shutil."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _terminal_columns() - 2 if width is None else width)
+_parser_class: Any = None
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
+def _parser_type() -> type[argparse.ArgumentParser]:
+    """libbroker's ArgumentParser subclass, made on first use: argparse (with gettext,
+    locale and its regular expressions) is imported only when a command line needs it."""
+    global _parser_class
+    if _parser_class is not None:
+        return _parser_class  # type: ignore[no-any-return]
+    import argparse
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's help formatter with the width computed by `_terminal_columns`: argparse
+        makes one for every `add_argument` (to check the metavar), and each imported shutil."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _terminal_columns() - 2 if width is None else width)
+
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE)
+
+    _parser_class = _Parser
+    return _Parser
 
 
 def _find_arguments(p: argparse.ArgumentParser) -> None:
@@ -172,14 +188,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     Without a command (`libbroker --help`) or with an unknown one (the "invalid choice"
     error lists them), every subcommand is built.
     """
-    parser = _Parser(
+    parser_type = _parser_type()
+    parser = parser_type(
         prog="libbroker",
         description="Find, inspect and broker shared libraries for Python extensions.",
     )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"libbroker {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_type)
     sub.required = True
     if command not in _COMMANDS:
         command = None
@@ -206,10 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    # The subcommand is the first word that is not an option (the top level takes only
-    # --version and --help, neither with a value).
-    command = next((word for word in argv if not word.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    args = _plain_args(argv)
+    if args is None:
+        # The subcommand is the first word that is not an option (the top level takes only
+        # --version and --help, neither with a value).
+        command = next((word for word in argv if not word.startswith("-")), None)
+        args = build_parser(command).parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
     global _default_showwarning
     if warnings.showwarning is not _show_warning:
@@ -225,6 +244,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_FOUND
     except BrokenPipeError:  # `libbroker list | head`
         return EXIT_OK
+
+
+def _plain_args(argv: list[str]) -> argparse.Namespace | None:
+    """The namespace argparse makes for the plainest `list` and `doctor` command lines
+    (`list [--json]`, `doctor [--json] [--import MODULE ...]`), else None (argparse then
+    parses it: help, errors, abbreviations, --package, anything unusual).
+
+    These two are what people run to look at a process or a machine, and argparse's import,
+    gettext look-ups and pattern compiling were a quarter of a warm `list`. Every word must
+    be exactly one of those flags or a module name not starting with "-" after --import;
+    tests/test_cli.py checks the result equals argparse's for each form.
+    """
+    if not argv or argv[0] not in ("list", "doctor"):
+        return None
+    command, rest = argv[0], argv[1:]
+    use_json = False
+    imports: list[str] = []
+    at = 0
+    while at < len(rest):
+        word = rest[at]
+        if word == "--json":
+            use_json = True
+            at += 1
+        elif word == "--import" and command == "doctor":
+            end = at + 1
+            while end < len(rest) and not rest[end].startswith("-"):
+                end += 1
+            if end == at + 1:
+                return None  # argparse says what is missing
+            imports.extend(rest[at + 1:end])
+            at = end
+        else:
+            return None
+    if command == "list":
+        return _Args(command=command, packages=[], json=use_json)
+    return _Args(command=command, imports=imports, json=use_json)
 
 
 def _error(args: argparse.Namespace, exc: BrokerError) -> None:
@@ -435,21 +490,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ._listing import visible_libraries
-    from ._resolve import product_version
+    from ._listing import listing
 
-    groups: dict[str, list[dict[str, str | None]]] = dict(visible_libraries())
-    for origin, item in _package_libraries(args.packages):
-        groups.setdefault(origin, []).append(item)
-    lines = []
-    for origin, items in groups.items():
-        for item in items:
+    groups = listing()
+    extra = _package_libraries(args.packages)
+    if extra:
+        from ._resolve import product_version
+
+        for origin, item in extra:
             if item.get("version"):  # a provider manifest states it
                 item.setdefault("version_source", "provider")
-                continue
-            # design.md 5.2: the library if mapped, its package, or a product-numbered file name
-            found = product_version(os.path.realpath(str(item["path"])), str(item["name"]))
-            item["version"], item["version_source"] = found if found else (None, None)
+            else:  # design.md 5.2: the library if mapped, its package, or a product-numbered name
+                found = product_version(os.path.realpath(str(item["path"])), str(item["name"]))
+                item["version"], item["version_source"] = found if found else (None, None)
+            groups.setdefault(origin, []).append(item)
+    lines = []
+    for origin, items in groups.items():
         items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
         lines.extend(_list_line(item) for item in items)
