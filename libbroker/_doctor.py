@@ -134,9 +134,15 @@ def _record_owners(site_dirs: Iterable[str], wanted: set[str]) -> dict[str, str]
             and all(isinstance(k, str) and isinstance(v, str) for k, v in entry[1].items())
             and _cache.stamps_valid(entry[0])):
         return entry[1]
+    import time
+
+    recent = time.time_ns() - _RACY_NS
     inputs: list[str] = []
     owners = _read_record_owners(site_dirs, wanted, inputs)
     stamps = [(path, _cache.dir_stamp(path)) for path in inputs]
+    # `dir_stamp`: (inode, mtime, ctime, mode, owner), or -1 for a missing file.
+    if any(isinstance(s, tuple) and s[2] >= recent for _, s in stamps):
+        return owners  # changed within a clock tick: a second change could go unseen
     if len(cached) >= _OWNERS_LIMIT:
         cached = {}
     cached[key] = (stamps, owners)
@@ -240,6 +246,9 @@ def _exports_init(real: str, functions: frozenset[str]) -> bool:
 # Entry: real path -> (identity, soname, unreadable reason, family by identifying symbol,
 # exports PyInit_<stem>).
 _FACTS_KIND = "doctor-facts"
+# A file changed twice within one tick of the kernel's coarse clock keeps its identity (the
+# "racy git" problem): what was read from a file changed this recently is not cached.
+_RACY_NS = 50_000_000
 _FACTS_LIMIT = 4096  # entries; a larger file is started afresh (bounded, like every cache kind)
 Facts = tuple["str | None", "str | None", "str | None", bool]
 
@@ -274,8 +283,11 @@ def object_facts(reals: Iterable[str]) -> dict[str, Facts]:
     file's identity is the one recorded with the facts. A file whose identity changed while
     it was read is reported but not cached. Never raises for an unreadable file.
     """
+    import time
+
     from . import _cache
 
+    recent = time.time_ns() - _RACY_NS
     cached = _cache.load(_FACTS_KIND)
     result: dict[str, Facts] = {}
     fresh: dict[str, object] = {}
@@ -286,7 +298,9 @@ def object_facts(reals: Iterable[str]) -> dict[str, Facts]:
             result[real] = known
             continue
         facts = result[real] = _read_facts(real)
-        if ident is not None and _cache.identity(real) == ident:
+        # Not kept when changed while read, or so recently (ctime) that a second change in
+        # the same clock tick would leave the identity as it is.
+        if ident is not None and _cache.identity(real) == ident and ident[4] < recent:
             fresh[real] = (ident, *facts)
     if fresh:
         if len(cached) + len(fresh) > _FACTS_LIMIT:

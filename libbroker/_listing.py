@@ -113,6 +113,30 @@ def _place_stamp(st: os.stat_result | None) -> tuple[int, ...] | None:
     return (st.st_ino, st.st_ctime_ns)
 
 
+# A file changed twice within one tick of the kernel's coarse clock keeps its ctime (the
+# "racy git" problem): a part that read anything changed this recently is not cached.
+_RACY_NS = 50_000_000
+
+
+def _racy(places: dict[str, tuple[int, ...] | None], stamps: list[tuple[str, object]],
+          started_ns: int) -> bool:
+    """True when a recorded file or directory changed less than `_RACY_NS` before the part
+    was read: a second change in the same clock tick would leave its stamp as recorded."""
+    since = started_ns - _RACY_NS
+    for want in places.values():
+        if want is not None and len(want) == 2 and want[1] >= since:
+            return True
+    for _, stamp in stamps:
+        # `_cache.dir_stamp` (inode, mtime, ctime, mode, owner); the config file's
+        # `_cache.identity` (device, inode, size, mtime, ctime, mode, owner).
+        if not isinstance(stamp, tuple):
+            continue
+        ctime = {5: 2, 7: 4}.get(len(stamp))
+        if ctime is not None and isinstance(stamp[ctime], int) and stamp[ctime] >= since:
+            return True
+    return False
+
+
 def _grouped_places(places: dict[str, tuple[int, ...] | None]) -> dict[str, dict[str, tuple[int, ...] | None]]:
     """{directory: {name: stamp}}: each directory written once in the cache file."""
     grouped: dict[str, dict[str, tuple[int, ...] | None]] = {}
@@ -197,9 +221,12 @@ class _Inputs:
         symlink loop stops the walk), with resolved prefixes remembered across calls:
         a thousand files in one directory resolve the directory once.
         """
+        if not path.startswith("/"):  # resolved against the cwd: never cached
+            self.stable = False
+            return os.path.realpath(path)
         self.lstat("/")  # the place rules judge the root too
-        resolved, _ = self._join("/" if path.startswith("/") else os.getcwd(), path, {})
-        return resolved
+        resolved, _ = self._join("/", path, {})
+        return os.path.abspath(resolved)  # as posixpath.realpath ends (a loop leaves "x/")
 
     def _join(self, path: str, rest: str, seen: dict[str, str | None]) -> tuple[str, bool]:
         if rest.startswith("/"):
@@ -528,6 +555,9 @@ def _file_facts(item: Item, inputs: _Inputs, probes: dict[str, Probe]) -> None:
 def _part(compute: Callable[[_Inputs], Groups]) -> tuple[Groups, dict[str, Probe], dict[str, Any] | None]:
     """(groups with stored versions and refusals, `_live_versions`' probes, the cache entry
     or None when a file changed while it was read)."""
+    import time
+
+    started = time.time_ns()
     inputs = _Inputs()
     groups = compute(inputs)
     probes: dict[str, Probe] = {}
@@ -544,7 +574,8 @@ def _part(compute: Callable[[_Inputs], Groups]) -> tuple[Groups, dict[str, Probe
     from ._cache import stamps_valid
 
     # Kept only if nothing changed while it was read: checked again now, after the last read.
-    if not (inputs.stable and places_valid(places) and stamps_valid(inputs.stamps)):
+    if not (inputs.stable and places_valid(places) and stamps_valid(inputs.stamps)) or _racy(
+            inputs.places, inputs.stamps, started):
         return groups, probes, None
     return groups, probes, {"groups": stored, "places": places, "stamps": inputs.stamps}
 
