@@ -14,6 +14,8 @@ import time
 import pytest
 from _host import SYSLIB, dpkg, host, zlib_version
 
+from libbroker import _listing
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX places, ELF files")
 
 
@@ -78,8 +80,6 @@ def test_list_versions_come_with_their_source() -> None:
 # specific effect the change must have, so a cache that is wrong and a listing that is wrong
 # in the same way both fail.
 
-from libbroker import _listing  # noqa: E402
-
 
 def _rows(groups: dict) -> dict:
     return {(origin, item["path"]): item for origin, items in groups.items() for item in items}
@@ -96,7 +96,7 @@ def _fresh(tmp_path, monkeypatch, tag: str) -> dict:
 
 def _no_recompute(monkeypatch, *parts: str) -> None:
     """Make reading *parts* afresh fail: what follows must come from the cache."""
-    def refuse(_inputs):  # noqa: ANN001, ANN202
+    def refuse(_inputs: object) -> None:
         raise AssertionError("recomputed although the cache was valid")
 
     for part in parts:
