@@ -240,7 +240,7 @@ class _Inputs:
                 if tail == "..":
                     path = os.path.join(path, "..", "..")
                 continue
-            newpath = os.path.join(path, name)
+            newpath = path + name if path.endswith("/") else path + "/" + name  # os.path.join
             done = self.known.get(newpath)
             if done is not None:
                 path = done
@@ -299,10 +299,11 @@ def _mark_refused(items: list[Item]) -> list[Item]:
     """Add "refused" (the place rule's reason) to each item `find` would refuse for its place."""
     if os.name == "nt":
         return items
-    from ._places import unsafe_reason
+    from ._places import trusted_uids, unsafe_reason
 
+    trusted = trusted_uids()  # once: it reads the config file
     for item in items:
-        reason = unsafe_reason(str(item["path"]))
+        reason = unsafe_reason(str(item["path"]), trusted_uids=trusted)
         if reason:
             item["refused"] = f"unsafe place: {reason}"
     return items
@@ -323,11 +324,12 @@ def _scan(directory: str, seen: set[str], platform: str = "linux",
         names = sorted(os.listdir(directory))
     except OSError:
         return found
+    prefix = directory if directory.endswith("/") else directory + "/"
     for filename in names:
         name = namer(filename)
         if name is None:
             continue
-        path = os.path.join(directory, filename)
+        path = prefix + filename  # os.path.join
         if path in seen:
             continue
         real = inputs.realpath(path)
@@ -487,12 +489,19 @@ def _database_stamps(real: str, inputs: _Inputs) -> None:
                  PACMAN_LOCAL_DIR, APK_INSTALLED):
         inputs.stamp_once(path)
     head = os.path.dirname(real)
+    if f"@conda-above:{head}" in inputs.stamped:
+        return _cellar_stamp(real, inputs)
+    inputs.stamped.add(f"@conda-above:{head}")
     for _ in range(6):
         inputs.stamp_once(os.path.join(head, "conda-meta"))
         parent = os.path.dirname(head)
         if parent == head:
             break
         head = parent
+    _cellar_stamp(real, inputs)
+
+
+def _cellar_stamp(real: str, inputs: _Inputs) -> None:
     parts = real.split("/")
     if "Cellar" in parts:
         at = len(parts) - 1 - parts[::-1].index("Cellar")
