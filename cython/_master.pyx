@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
+# cython: subinterpreters_compatible=shared_gil
 """libbroker._master: raw handles, symbol addresses and table capsules.
 
 The only compiled module of libbroker (docs/architecture.md, layer 2). Every
@@ -12,6 +13,23 @@ thread's dlopen runs them), and each loader call reads its own error text in
 the same C function, on the same thread, before returning, because dlerror()
 state is per thread and is overwritten by the next loader call.
 """
+
+cdef extern from "Python.h":
+    ctypedef struct PyInterpreterState
+    PyInterpreterState *PyInterpreterState_Get()
+    PyInterpreterState *PyInterpreterState_Main()
+
+# libbroker's loaded libraries and tables are process-wide state that a subinterpreter
+# cannot share (design.md 5.1). Cython creates this module once per interpreter (module
+# state, subinterpreters_compatible), so the refusal is here, on every import of it,
+# and the main interpreter keeps working whichever imported first. It costs nothing
+# on the warm path (importing _xxsubinterpreters to ask costs 0.6 ms).
+if PyInterpreterState_Get() != PyInterpreterState_Main():
+    raise ImportError(
+        "libbroker serves the main interpreter only: it holds process-wide state (the "
+        "libraries it loaded and their function tables) that a subinterpreter cannot share; "
+        "import libbroker and the extensions that use it from the main interpreter"
+    )
 
 import os
 
@@ -1012,3 +1030,6 @@ def in_shared_cache(path):
     with nogil:
         answer = lb_in_shared_cache(cpath)
     return None if answer < 0 else bool(answer)
+
+
+include "_warm.pxi"

@@ -67,7 +67,7 @@ libbroker_import_table(const char *name, const char *spec_digest, const char *sp
     char capsule_name[128];
     uint32_t i, common;
 
-    module = PyImport_ImportModule("libbroker._runtime");
+    module = PyImport_ImportModule("libbroker._master");
     if (module == NULL) {
         goto wrap_error;
     }

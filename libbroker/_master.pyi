@@ -3,7 +3,7 @@
 
 import os
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from typing_extensions import CapsuleType
 
@@ -88,3 +88,44 @@ def call_context_triple(
 
 def in_shared_cache(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bool | None:
     """macOS 11+: whether dyld's shared cache holds *path*; None elsewhere (no cache to ask)."""
+
+# The warm path and the process registry of tables (cython/_warm.pxi).
+CACHE_FORMAT: int
+CACHE_MAGIC: bytes
+CACHE_MAX_BYTES: int
+TABLES_KIND: str
+TABLE_ENTRY_FORMAT: int
+tables_by_spec: dict[str, object]
+tables_by_layout: dict[tuple[Any, ...], object]
+table_names: dict[int, str]
+table_consumers: dict[int, list[str]]
+warm_pending: list[dict[str, Any]]
+
+def unique_fd_path(fd: int) -> str:
+    """/proc/self/fd/N under a name never used before in this process."""
+
+def env_key() -> tuple[object, ...]:
+    """The environment a cached verdict depends on (equal to `_cache.env_key()`)."""
+
+def cache_dir() -> str | None:
+    """The cache directory as the warm path computes it; None where it defers to Python."""
+
+def cache_dir_is_safe(directory: str) -> bool:
+    """The warm path's strict rule for its cache directory (memoised per process)."""
+
+def read_entry(path: str) -> object:
+    """A cache file's object when it is ours, bounded and intact, else None."""
+
+def stamps_hold(stamps: object, config: str | None) -> bool:
+    """`_cache.stamps_valid` as the warm path computes it."""
+
+def replay(spec_digest: str) -> CapsuleType | None:
+    """The table rebuilt from the on-disk index, or None (the Python path then runs)."""
+
+def note_consumer(capsule: CapsuleType, module: str) -> None:
+    """Record that extension *module* imported the table in *capsule*."""
+
+def import_table(
+    name: str, spec_digest: str, spec_text: str, module: str | None = None
+) -> CapsuleType:
+    """A generated header's table: registry, else warm replay, else the Python layer."""
