@@ -5,8 +5,6 @@ Exit codes: 0 success, 1 not found or incompatible, 2 usage or spec error.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -14,31 +12,66 @@ from ._errors import BrokerError, BrokerWarning, SpecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import argparse
+    from argparse import Namespace as _Args
+    from collections.abc import Callable, Sequence
     from typing import Any
+else:  # what `_plain_args` builds: argparse's Namespace without importing argparse
+    from types import SimpleNamespace as _Args
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+def _terminal_columns() -> int:
+    """`shutil.get_terminal_size().columns` (COLUMNS, else the terminal of stdout, else 80),
+    without importing shutil, which pulls zlib, bz2 and lzma (~2 ms) into every run."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="libbroker",
-        description="Find, inspect and broker shared libraries for Python extensions.",
-    )
-    from . import __version__
+_parser_class: Any = None
 
-    parser.add_argument("--version", action="version", version=f"libbroker {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
 
-    p = sub.add_parser("find", help="the chosen file for a library, its version and origin")
+def _parser_type() -> type[argparse.ArgumentParser]:
+    """libbroker's ArgumentParser subclass, made on first use: argparse (with gettext,
+    locale and its regular expressions) is imported only when a command line needs it."""
+    global _parser_class
+    if _parser_class is not None:
+        return _parser_class  # type: ignore[no-any-return]
+    import argparse
+
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's help formatter with the width computed by `_terminal_columns`: argparse
+        makes one for every `add_argument` (to check the metavar), and each imported shutil."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _terminal_columns() - 2 if width is None else width)
+
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE)
+
+    _parser_class = _Parser
+    return _Parser
+
+
+def _find_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="link name, e.g. 'z' for libz.so.1")
     p.add_argument("--version", dest="spec_version", metavar="SPEC", help="PEP 440 specifier")
     p.add_argument("--all", action="store_true", help="every candidate with its verdict")
@@ -47,35 +80,41 @@ def build_parser() -> argparse.ArgumentParser:
                    "`packages` does (e.g. scipy-openblas32); repeatable")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("inspect", help="read a binary without loading it")
+
+def _inspect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="the binary to read (ELF, PE or Mach-O)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("check", help="resolve the library for a spec and check its symbols")
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the spec file (TOML)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("generate", help="write libbroker_<name>.h and .pxd for a spec")
+
+def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the spec file (TOML)")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory to write the headers to (created; unchanged files are "
                         "left alone)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("list", help="every library visible to libbroker, grouped by origin")
+
+def _list_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--package", dest="packages", action="append", default=[], metavar="DIST",
                    help="also list the libraries of this installed distribution, as a spec's "
                    "`packages` reaches them; repeatable")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("doctor", help="configuration, mapped libraries, duplicate copies")
+
+def _doctor_arguments(p: argparse.ArgumentParser) -> None:
     # Both `--import a --import b` and `--import a b`.
     p.add_argument("--import", dest="imports", action="extend", nargs="+", default=[],
                    metavar="MODULE", help="import MODULE first (found as `python -m` would: "
                    "the current directory first); repeatable")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("wrap", help="build a provider wheel from a shared library")
+
+def _wrap_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("lib", help="the shared library file to wrap")
     p.add_argument("--name", required=True, help="the library's link name, e.g. 'z'")
     p.add_argument("--version", dest="lib_version", required=True,
@@ -89,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory to write the wheel to")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser("spec", help="write a spec from a library's real C headers")
+
+def _spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("headers", nargs="+", metavar="HEADER",
                    help="header path, or a name #include <...> finds (curl/curl.h)")
     p.add_argument("--name", required=True, help="the table name, a C identifier")
@@ -116,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print JSON (the spec text, selected names, notes, --check results) "
                    "instead of the spec text")
 
-    p = sub.add_parser("config", help="compiler flags for code that includes generated headers")
+
+def _config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cflags", action="store_true", help="print -I flags for libbroker.h")
     p.add_argument("--includedir", action="store_true",
                    help="print the directory holding libbroker.h")
@@ -124,6 +165,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the directory holding libbroker.pc (for PKG_CONFIG_PATH)")
     p.add_argument("--json", action="store_true",
                    help="print all three as JSON: cflags, includedir, pkgconfig")
+
+
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "find": ("the chosen file for a library, its version and origin", _find_arguments),
+    "inspect": ("read a binary without loading it", _inspect_arguments),
+    "check": ("resolve the library for a spec and check its symbols", _check_arguments),
+    "generate": ("write libbroker_<name>.h and .pxd for a spec", _generate_arguments),
+    "list": ("every library visible to libbroker, grouped by origin", _list_arguments),
+    "doctor": ("configuration, mapped libraries, duplicate copies", _doctor_arguments),
+    "wrap": ("build a provider wheel from a shared library", _wrap_arguments),
+    "spec": ("write a spec from a library's real C headers", _spec_arguments),
+    "config": ("compiler flags for code that includes generated headers", _config_arguments),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with *command* (a known subcommand), that subcommand only.
+
+    Every subparser costs gettext look-ups and every `add_argument` a help formatter:
+    building the eight subcommands nobody asked for was ~7 ms of every `libbroker` run.
+    Without a command (`libbroker --help`) or with an unknown one (the "invalid choice"
+    error lists them), every subcommand is built.
+    """
+    parser_type = _parser_type()
+    parser = parser_type(
+        prog="libbroker",
+        description="Find, inspect and broker shared libraries for Python extensions.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"libbroker {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_type)
+    sub.required = True
+    if command not in _COMMANDS:
+        command = None
+    for name, (help_text, add_arguments) in _COMMANDS.items():
+        if command is None or command == name:
+            add_arguments(sub.add_parser(name, help=help_text))
     return parser
 
 
@@ -143,7 +222,13 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _plain_args(argv)
+    if args is None:
+        # The subcommand is the first word that is not an option (the top level takes only
+        # --version and --help, neither with a value).
+        command = next((word for word in argv if not word.startswith("-")), None)
+        args = build_parser(command).parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
     global _default_showwarning
     if warnings.showwarning is not _show_warning:
@@ -161,17 +246,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _plain_args(argv: list[str]) -> argparse.Namespace | None:
+    """The namespace argparse makes for the plainest `list` and `doctor` command lines
+    (`list [--json]`, `doctor [--json] [--import MODULE ...]`), else None (argparse then
+    parses it: help, errors, abbreviations, --package, anything unusual).
+
+    These two are what people run to look at a process or a machine, and argparse's import,
+    gettext look-ups and pattern compiling were a quarter of a warm `list`. Every word must
+    be exactly one of those flags or a module name not starting with "-" after --import;
+    tests/test_cli.py checks the result equals argparse's for each form.
+    """
+    if not argv or argv[0] not in ("list", "doctor"):
+        return None
+    command, rest = argv[0], argv[1:]
+    use_json = False
+    imports: list[str] = []
+    at = 0
+    while at < len(rest):
+        word = rest[at]
+        if word == "--json":
+            use_json = True
+            at += 1
+        elif word == "--import" and command == "doctor":
+            end = at + 1
+            while end < len(rest) and not rest[end].startswith("-"):
+                end += 1
+            if end == at + 1:
+                return None  # argparse says what is missing
+            imports.extend(rest[at + 1:end])
+            at = end
+        else:
+            return None
+    if command == "list":
+        return _Args(command=command, packages=[], json=use_json)
+    return _Args(command=command, imports=imports, json=use_json)
+
+
 def _error(args: argparse.Namespace, exc: BrokerError) -> None:
     """The diagnostic on stderr; with --json also a JSON error object on stdout,
     so a script reading stdout always gets JSON."""
     print(f"libbroker {args.command}: {exc}", file=sys.stderr)
     if getattr(args, "json", False):
+        import json
+
         json.dump({"error": type(exc).__name__, "message": str(exc)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
 
 
 def _emit(args: argparse.Namespace, data: object, text: str) -> None:
     if args.json:
+        import json  # only here: it costs `re` and a few ms on every text command
+
         json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
         sys.stdout.write("\n")
     else:
@@ -365,21 +490,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ._listing import visible_libraries
-    from ._resolve import product_version
+    from ._listing import listing
 
-    groups: dict[str, list[dict[str, str | None]]] = dict(visible_libraries())
-    for origin, item in _package_libraries(args.packages):
-        groups.setdefault(origin, []).append(item)
-    lines = []
-    for origin, items in groups.items():
-        for item in items:
+    groups = listing()
+    extra = _package_libraries(args.packages)
+    if extra:
+        from ._resolve import product_version
+
+        for origin, item in extra:
             if item.get("version"):  # a provider manifest states it
                 item.setdefault("version_source", "provider")
-                continue
-            # design.md 5.2: the library if mapped, its package, or a product-numbered file name
-            found = product_version(os.path.realpath(str(item["path"])), str(item["name"]))
-            item["version"], item["version_source"] = found if found else (None, None)
+            else:  # design.md 5.2: the library if mapped, its package, or a product-numbered name
+                found = product_version(os.path.realpath(str(item["path"])), str(item["name"]))
+                item["version"], item["version_source"] = found if found else (None, None)
+            groups.setdefault(origin, []).append(item)
+    lines = []
+    for origin, items in groups.items():
         items.sort(key=lambda item: (str(item["name"]), str(item["path"])))
         lines.append(f"{origin}:")
         lines.extend(_list_line(item) for item in items)
@@ -497,6 +623,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
         data["check"] = {"library": path, "missing": missing}
         status = EXIT_NOT_FOUND if missing else EXIT_OK
     if args.json:  # stdout carries the JSON only; the spec text is its "text"
+        import json
+
         json.dump(data, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     return status

@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import sys
 
-from ._binary import InvalidBinaryError, host_binary, host_glibc, read_binary
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -82,12 +80,12 @@ def _loaded_paths() -> list[str]:
 
 
 def _libbroker_loaded() -> set[str]:
-    try:
-        from ._loader import loaded
-    except ImportError:
+    # Not imported: libbroker loaded nothing in this process (and importing it would cost).
+    loader = sys.modules.get(f"{__package__}._loader")
+    if loader is None:
         return set()
     try:
-        return {os.path.realpath(lib.path) for lib in loaded()}
+        return {os.path.realpath(lib.path) for lib in loader.loaded()}
     except Exception:  # noqa: BLE001 - a half-initialised loader must not break the report
         return set()
 
@@ -116,8 +114,44 @@ def _under(path: str, directory: str) -> bool:
     return path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+# Who owns which mapped file, cached per question: key (site dirs, wanted real paths) ->
+# (stamps, owners). Reading every distribution's RECORD costs ~15 ms; the answer depends
+# only on the site directories' entries (`_cache.dir_stamp`: an install or removal changes
+# them), each RECORD read and each METADATA a name came from (stamped the same way).
+_OWNERS_KIND = "doctor-owners"
+_OWNERS_LIMIT = 32
+
+
 def _record_owners(site_dirs: Iterable[str], wanted: set[str]) -> dict[str, str]:
-    """Map each wanted real path to the distribution whose RECORD lists it."""
+    """Map each wanted real path to the distribution whose RECORD lists it (cached, see above)."""
+    from . import _cache
+
+    site_dirs = list(site_dirs)
+    key = (tuple(site_dirs), tuple(sorted(wanted)))
+    cached = _cache.load(_OWNERS_KIND)
+    entry = cached.get(key)
+    if (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in entry[1].items())
+            and _cache.stamps_valid(entry[0])):
+        return entry[1]
+    import time
+
+    recent = time.time_ns() - _RACY_NS
+    inputs: list[str] = []
+    owners = _read_record_owners(site_dirs, wanted, inputs)
+    stamps = [(path, _cache.dir_stamp(path)) for path in inputs]
+    # `dir_stamp`: (inode, mtime, ctime, mode, owner), or -1 for a missing file.
+    if any(isinstance(s, tuple) and s[2] >= recent for _, s in stamps):
+        return owners  # changed within a clock tick: a second change could go unseen
+    if len(cached) >= _OWNERS_LIMIT:
+        cached = {}
+    cached[key] = (stamps, owners)
+    _cache.store(_OWNERS_KIND, cached)
+    return owners
+
+
+def _read_record_owners(site_dirs: Iterable[str], wanted: set[str], inputs: list[str]) -> dict[str, str]:
+    """`_record_owners` from the files; *inputs* receives every directory and file read."""
     import csv
 
     owners: dict[str, str] = {}
@@ -126,6 +160,7 @@ def _record_owners(site_dirs: Iterable[str], wanted: set[str]) -> dict[str, str]
         relative = {os.path.relpath(p, site_dir).replace(os.sep, "/"): p for p in wanted if _under(p, site_dir)}
         if not relative:
             continue
+        inputs.append(site_dir)
         try:
             names = sorted(os.listdir(site_dir))
         except OSError:
@@ -134,8 +169,10 @@ def _record_owners(site_dirs: Iterable[str], wanted: set[str]) -> dict[str, str]
             if not name.endswith(".dist-info"):
                 continue
             info_dir = os.path.join(site_dir, name)
+            record = os.path.join(info_dir, "RECORD")
+            inputs.append(record)
             try:
-                with open(os.path.join(info_dir, "RECORD"), newline="", encoding="utf-8") as f:
+                with open(record, newline="", encoding="utf-8") as f:
                     text = f.read()
             except (OSError, UnicodeDecodeError):
                 continue
@@ -149,6 +186,7 @@ def _record_owners(site_dirs: Iterable[str], wanted: set[str]) -> dict[str, str]
                 continue
             hits = [relative[row[0]] for row in rows if row and row[0] in relative]
             if hits:
+                inputs.append(os.path.join(info_dir, "METADATA"))
                 dist = _dist_name(info_dir, name)
                 for full in hits:
                     owners.setdefault(full, dist)
@@ -179,21 +217,97 @@ def _environment_dirs() -> list[str]:
     return sorted({os.path.realpath(p) for p in prefixes} - {"/", "/usr", "/usr/local"})
 
 
+# Source and byte-code files: run by the interpreter, never mapped by the dynamic loader.
+_SOURCE_SUFFIXES = (".py", ".pyc", ".pyw", ".pyo")
+
+
 def _module_files() -> set[str]:
+    """Real paths of the imported modules' files that the dynamic loader can have mapped
+    (extension modules): a source or byte-code file never is, and resolving the hundreds
+    of them numpy imports was a third of the report's time."""
     files = set()
     for module in list(sys.modules.values()):
         f = getattr(module, "__file__", None)
-        if isinstance(f, str):
+        if isinstance(f, str) and not f.endswith(_SOURCE_SUFFIXES):
             files.add(os.path.realpath(f))
     return files
 
 
-def _is_extension(real: str, functions: frozenset[str], module_files: set[str]) -> bool:
+def _exports_init(real: str, functions: frozenset[str]) -> bool:
     # EXTENSION_SUFFIXES contains a bare ".so", so the suffix alone would call
-    # every vendored library an extension; the PyInit_<name> export decides.
-    if real in module_files:
-        return True
+    # every vendored library an extension; the PyInit_<name> export decides
+    # (or the file being an imported module's, `_module_files`).
     return "PyInit_" + os.path.basename(real).split(".")[0] in functions
+
+
+# Per-file facts doctor needs from each mapped object, cached on disk by the file's identity
+# (`_cache.identity`: device, inode, size, mtime, ctime, mode, owner): reading every export of
+# numpy's 30 mapped objects was most of `doctor`'s time, and the facts change only with the file.
+# Entry: real path -> (identity, soname, unreadable reason, family by identifying symbol,
+# exports PyInit_<stem>).
+_FACTS_KIND = "doctor-facts"
+# A file changed twice within one tick of the kernel's coarse clock keeps its identity (the
+# "racy git" problem): what was read from a file changed this recently is not cached.
+_RACY_NS = 50_000_000
+_FACTS_LIMIT = 4096  # entries; a larger file is started afresh (bounded, like every cache kind)
+Facts = tuple["str | None", "str | None", "str | None", bool]
+
+
+def _read_facts(real: str) -> Facts:
+    """(soname, unreadable reason, family, exports PyInit_<stem>) read from the file itself."""
+    from ._binary import InvalidBinaryError, read_binary
+
+    try:
+        info = read_binary(real)
+    except InvalidBinaryError as exc:
+        return (None, exc.reason, None, False)
+    functions: frozenset[str] = info.functions
+    return (info.soname, None, _family(functions), _exports_init(real, functions))
+
+
+def _cached_facts(entry: object, ident: object) -> Facts | None:
+    """The facts of a cache entry recorded for identity *ident*, or None: another identity,
+    or a shape `object_facts` does not store (a corrupt or foreign file)."""
+    if (ident is not None and isinstance(entry, tuple) and len(entry) == 5 and entry[0] == ident
+            and all(v is None or isinstance(v, str) for v in entry[1:4])
+            and isinstance(entry[4], bool)):
+        return (entry[1], entry[2], entry[3], entry[4])
+    return None
+
+
+def object_facts(reals: Iterable[str]) -> dict[str, Facts]:
+    """Real path -> (soname, unreadable reason or None, family by identifying symbol
+    (`_SYMBOL_FAMILIES`) or None, whether it exports ``PyInit_<stem>``), for each file.
+
+    Read with `_binary.read_binary` (never loading), or taken from the disk cache when the
+    file's identity is the one recorded with the facts. A file whose identity changed while
+    it was read is reported but not cached. Never raises for an unreadable file.
+    """
+    import time
+
+    from . import _cache
+
+    recent = time.time_ns() - _RACY_NS
+    cached = _cache.load(_FACTS_KIND)
+    result: dict[str, Facts] = {}
+    fresh: dict[str, object] = {}
+    for real in reals:
+        ident = _cache.identity(real)
+        known = _cached_facts(cached.get(real), ident)
+        if known is not None:
+            result[real] = known
+            continue
+        facts = result[real] = _read_facts(real)
+        # Not kept when changed while read, or so recently (ctime) that a second change in
+        # the same clock tick would leave the identity as it is.
+        if ident is not None and _cache.identity(real) == ident and ident[4] < recent:
+            fresh[real] = (ident, *facts)
+    if fresh:
+        if len(cached) + len(fresh) > _FACTS_LIMIT:
+            cached = {}
+        cached.update(fresh)
+        _cache.store(_FACTS_KIND, cached)
+    return result
 
 
 def _origin(real: str, is_extension: bool, ours: set[str], site_dirs: list[str], env_dirs: list[str]) -> str:
@@ -279,6 +393,8 @@ def report(baseline: Iterable[str] | None = None) -> dict[str, object]:
     """
     import libbroker
 
+    from ._binary import host_binary, host_glibc
+
     host = host_binary()
     glibc = host_glibc()
     try:
@@ -296,29 +412,27 @@ def report(baseline: Iterable[str] | None = None) -> dict[str, object]:
     site_dirs = _site_dirs()
     env_dirs = _environment_dirs()
 
-    objects: list[dict[str, object]] = []
+    mapped: list[tuple[str, str]] = []  # (path as mapped, real path), first mapping of each file
     seen: set[str] = set()
     wanted = None if baseline is None else set(baseline)
     for path in _loaded_paths():
         if wanted is not None and path not in wanted:
             continue
         real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        entry: dict[str, object] = {"path": real, "soname": None, "family": None}
+        if real not in seen:
+            seen.add(real)
+            mapped.append((path, real))
+    facts = object_facts([real for _, real in mapped])
+
+    objects: list[dict[str, object]] = []
+    for path, real in mapped:
+        soname, error, family, exports_init = facts[real]
+        entry: dict[str, object] = {"path": real, "soname": soname, "family": None}
         if real != path:
             entry["loaded_as"] = path
-        try:
-            info = read_binary(real)
-        except InvalidBinaryError as exc:
-            entry["error"] = exc.reason
-            functions: frozenset[str] = frozenset()
-        else:
-            entry["soname"] = info.soname
-            functions = info.functions
-        origin = _origin(real, _is_extension(real, functions, module_files), ours, site_dirs, env_dirs)
-        family = _family(functions)
+        if error is not None:
+            entry["error"] = error
+        origin = _origin(real, exports_init or real in module_files, ours, site_dirs, env_dirs)
         if family is None and origin != "python-extension":
             # Extension modules share no soname namespace: two packages may
             # each have a `_utils` module without any conflict.

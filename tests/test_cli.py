@@ -306,3 +306,60 @@ def test_list_package_that_is_a_path_is_refused_with_its_reason() -> None:
     assert ("libbroker list: --package '/tmp/att' ignored: a path, not a distribution name"
             in out.stderr)
     assert "pip install /tmp/att" not in out.stderr
+
+
+# The plainest `list` and `doctor` lines skip argparse (`_plain_args`); argparse is the
+# oracle: the same namespace for every form taken, and every other form left to it.
+PLAIN = [["list"], ["list", "--json"], ["list", "--json", "--json"], ["doctor"],
+         ["doctor", "--json"], ["doctor", "--import", "numpy"],
+         ["doctor", "--import", "a", "b.c", "--json"], ["doctor", "--import", "a", "--import", "b"],
+         ["doctor", "--json", "--import", "a", "b"]]
+NOT_PLAIN = [[], ["list", "--package", "x"], ["list", "--js"], ["list", "-h"], ["list", "extra"],
+             ["doctor", "--import"], ["doctor", "--import", "-"], ["doctor", "--import=numpy"],
+             ["doctor", "--imp", "x"], ["doctor", "--import", "a", "--"], ["find", "z"],
+             ["--version"], ["list", "--import", "x"]]
+
+
+@pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
+def test_plain_command_lines_parse_as_argparse_does(argv: list[str]) -> None:
+    from libbroker import _cli
+
+    plain = _cli._plain_args(argv)
+    assert plain is not None
+    assert vars(plain) == vars(_cli.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", NOT_PLAIN, ids=lambda a: " ".join(a) or "(none)")
+def test_other_command_lines_are_left_to_argparse(argv: list[str]) -> None:
+    from libbroker import _cli
+
+    assert _cli._plain_args(argv) is None
+
+
+@pytest.mark.parametrize("columns", ["40", "100", None])
+def test_help_is_wrapped_as_argparse_wraps_it(monkeypatch, columns: str | None) -> None:
+    """The formatter that spares importing shutil wraps exactly as argparse's own does
+    (shutil.get_terminal_size: $COLUMNS, else the terminal, else 80)."""
+    import argparse
+
+    from libbroker import _cli
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    parser = _cli.build_parser()
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    for p in [parser, *sub.choices.values()]:  # type: ignore[union-attr]
+        ours = p.format_help()
+        p.formatter_class = argparse.HelpFormatter
+        assert ours == p.format_help()
+
+
+def test_list_and_doctor_do_not_import_argparse_or_json() -> None:
+    code = ("import contextlib, io, sys\nfrom libbroker._cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    main(['list']); main(['doctor'])\n"
+            "print(sorted(m for m in ('argparse', 'json') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == "[]"

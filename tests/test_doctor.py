@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -307,3 +308,71 @@ def test_import_table_records_an_explicit_module_name() -> None:
     assert table["name"] == "zlib" and table["consumers"] == ["pkg.first", "pkg.second"]
     assert table["library"] in {o["path"] for o in data["loaded"]} | {
         o.get("loaded_as") for o in data["loaded"]}
+
+
+# --- per-file facts and RECORD owners, cached by what they were read from ------------------
+
+
+def _readelf_soname(path: str) -> str | None:
+    """SONAME as binutils' readelf prints it (the oracle)."""
+    out = subprocess.run(["readelf", "-d", path], capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        if "(SONAME)" in line:
+            return line.split("[", 1)[1].rstrip("]")
+    return None
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils' readelf is the oracle")
+def test_object_facts_are_cached_by_identity(tmp_path, monkeypatch) -> None:
+    from libbroker import _doctor
+
+    os.chmod(tmp_path, 0o755)
+    lib = tmp_path / "libfacts.so.1"
+    shutil.copy2(os.path.realpath(LIBZ), lib)
+    time.sleep(2 * _doctor._RACY_NS / 1e9)  # a file changed within a clock tick is not cached
+    first = _doctor.object_facts([str(lib)])[str(lib)]
+    assert first[0] == _readelf_soname(str(lib)) == "libz.so.1" and first[1] is None
+
+    def refuse(real: str) -> object:
+        raise AssertionError(f"{real} read again although unchanged")
+
+    with monkeypatch.context() as m:
+        m.setattr(_doctor, "_read_facts", refuse)
+        assert _doctor.object_facts([str(lib)])[str(lib)] == first
+    # Replaced in place by another library (same path, same inode): read again at once.
+    other = os.path.realpath(os.path.join(os.path.dirname(LIBZ), "libbz2.so.1.0"))
+    if not os.path.exists(other):
+        pytest.skip("no libbz2 to overwrite with")
+    with open(other, "rb") as src, open(lib, "r+b") as dst:
+        dst.write(src.read())
+        dst.truncate()
+    again = _doctor.object_facts([str(lib)])[str(lib)]
+    assert again[0] == _readelf_soname(str(lib)) != first[0]
+    lib.write_text("not a library")
+    assert _doctor.object_facts([str(lib)])[str(lib)][1] is not None  # unreadable, said why
+
+
+def test_record_owners_follow_the_record(tmp_path, monkeypatch) -> None:
+    from libbroker import _doctor
+
+    site = tmp_path / "site-packages"
+    (site / "ownpkg").mkdir(parents=True)
+    lib = site / "ownpkg" / "libown.so.1"
+    lib.write_bytes(b"x")
+    info = site / "own_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Own-Pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("ownpkg/libown.so.1,,\n")
+    wanted = {str(lib)}
+    time.sleep(2 * _doctor._RACY_NS / 1e9)  # a file changed within a clock tick is not cached
+    assert _doctor._record_owners([str(site)], wanted) == {str(lib): "Own-Pkg"}
+    with monkeypatch.context() as m:
+        m.setattr(_doctor, "_read_record_owners", None)  # replayed: nothing is read
+        assert _doctor._record_owners([str(site)], wanted) == {str(lib): "Own-Pkg"}
+    (info / "RECORD").write_text("ownpkg/other.py,,\n")  # edited in place
+    assert _doctor._record_owners([str(site)], wanted) == {}
+    other = site / "second-2.0.dist-info"  # a new distribution claims it
+    other.mkdir()
+    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: second\nVersion: 2.0\n")
+    (other / "RECORD").write_text("ownpkg/libown.so.1,,\n")
+    assert _doctor._record_owners([str(site)], wanted) == {str(lib): "second"}
