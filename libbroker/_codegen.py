@@ -234,6 +234,150 @@ def _returns_void(ctype: CType) -> bool:
     return isinstance(ctype, Base) and ctype.name == "void"
 
 
+def _spec_text_for_header(spec: Spec) -> str:
+    """The text ``libbroker_import_<name>()`` hands the runtime's ``import_table``: the
+    one place that decides it (today the compacted spec, see ``embedded_text``)."""
+    return embedded_text(spec)
+
+
+def _text_block(name: str, text: str) -> list[str]:
+    """``libbroker__<name>_spec_text``: a string literal, or past MAX_LITERAL_BYTES a
+    char-array initializer."""
+    out = [
+        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
+        f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
+    ]
+    if len(text.encode("utf-8")) < MAX_LITERAL_BYTES:
+        out += [f"    {_c_string(line + chr(10))}" for line in text.split("\n")[:-1]]
+        if text and not text.endswith("\n"):
+            out.append(f"    {_c_string(text.rsplit(chr(10), 1)[-1])}")
+        if len(out) == 2:
+            out.append('    ""')
+        out[-1] += ";"
+    else:
+        out[-1] = out[-1].replace("[] =", "[] = {")
+        out += _c_text_initializer(text.encode("utf-8")) + ["};"]
+    return out + [""]
+
+
+def _signature_block(name: str, signatures: list[str]) -> list[str]:
+    """``libbroker__<name>_signatures``, packed as libbroker.h reads them: chunks of
+    NUL-terminated strings under MAX_LITERAL_BYTES, one pointer per chunk, NULL last."""
+    out = [
+        "/* The slot signatures the import compares (packed: see libbroker.h). */",
+        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_signatures[] = {{",
+    ]
+    size = 0
+    for signature in signatures:
+        length = len(signature.encode("utf-8")) + 1
+        if size and size + length >= MAX_LITERAL_BYTES:
+            out[-1] += ","
+            size = 0
+        out.append(f'    {_c_string(signature)[:-1]}\\0"')
+        size += length
+    if size:
+        out[-1] += ","
+    return out + ["    NULL", "};", ""]
+
+
+def _stub_block(spec: Spec) -> list[str]:
+    """The stub table ``libbroker_<name>`` starts at, and the code behind it: thunks in
+    one assembler block where libbroker.h says LIBBROKER_ASM_STUBS, else one cold C stub
+    per function (libbroker.h explains both)."""
+    name = spec.name
+    table = f"libbroker_{name}"
+    struct = f"libbroker_{name}_table"
+    # Linker names of the shared (weak, hidden) asm-path symbols: the spec digest keeps
+    # two specs, or two versions of one, from ever sharing a table pointer.
+    tag = f"{name}_{spec.spec_digest[:16]}"
+    stubs = f"libbroker__{tag}_stubs"
+    resolver = f"libbroker__{tag}_resolve"
+    label = f".Llibbroker__{tag}_"
+    functions = [(slot, fn, _stub_params(fn)) for slot, fn in enumerate(spec.functions)
+                 if fn.kind == "function"]
+    out = [
+        f"static int libbroker_import_{name}(void);",
+        "",
+        "/* The table in use until the import: a call through it imports first (or stops",
+        " * the process with a message saying why). A variable's address is NULL until then. */",
+        "#if LIBBROKER_ASM_STUBS",
+        f'extern LIBBROKER_HIDDEN {struct} libbroker__{name}_stubs __asm__("{stubs}");',
+        f'extern LIBBROKER_HIDDEN {struct} *{table} __asm__("libbroker_{tag}");',
+        f"LIBBROKER_SHARED {struct} *{table} = &libbroker__{name}_stubs;",
+        "#else",
+    ]
+    c_stubs = [(slot, fn, ftype, f"libbroker__{name}_stub_{fn.name}")
+               for slot, fn, ftype in functions]
+    out += [f"static LIBBROKER_COLD {render(ftype, stub)};" for _, _, ftype, stub in c_stubs]
+    out += ["", f"static LIBBROKER_UNUSED {struct} libbroker__{name}_stubs = {{"]
+    # The universal zero initialiser: "{0}" in C, "{}" in C++ (where {0} warns).
+    out += ["#ifdef __cplusplus", "    {},", "#else", "    {0},", "#endif"]
+    by_slot = {slot: stub for slot, _, _, stub in c_stubs}
+    out += [f"    {by_slot[slot]}," if slot in by_slot else
+            f"    NULL, /* {fn.name}: the variable's address, set by the import */"
+            for slot, fn in enumerate(spec.functions)]
+    out += [
+        "};",
+        f"static LIBBROKER_UNUSED {struct} *{table} = &libbroker__{name}_stubs;",
+        "#endif",
+        "",
+        "/* The table for a call made through the stubs: imported now if need be. */",
+        f"static LIBBROKER_UNUSED LIBBROKER_COLD {struct} *libbroker__{name}_early(uint32_t slot)",
+        "{",
+        f"    if ({table}->header.magic != LIBBROKER_TABLE_MAGIC) {{",
+        (f'        libbroker_stub_import(libbroker_import_{name}, "{name}", '
+         f"libbroker__{name}_signatures, slot);"),
+        "    }",
+        f'    (void)libbroker_stub_slot(&{table}->header, "{name}", libbroker__{name}_signatures,',
+        "                              slot);",
+        f"    return {table};",
+        "}",
+        "",
+        "#if LIBBROKER_ASM_STUBS",
+        f'LIBBROKER_RESOLVER libbroker_fn libbroker__{name}_resolve(uint32_t slot) __asm__("{resolver}");',
+        f"LIBBROKER_RESOLVER libbroker_fn libbroker__{name}_resolve(uint32_t slot)",
+        "{",
+        f"    return ((const libbroker_fn *)(const void *)(&libbroker__{name}_early(slot)->header + 1))[slot];",
+        "}",
+        "",
+        "/* Once per assembler file: LTO may put every C file's copy into one. */",
+        "__asm__(",
+        f'    ".ifndef {label}guard\\n"',
+        f'    ".set {label}guard, 1\\n"',
+        '    ".pushsection .data.rel.ro,\\"aw\\",@progbits\\n"',
+        '    ".p2align 3\\n"',
+        f'    ".weak {stubs}\\n"',
+        f'    ".hidden {stubs}\\n"',
+        f'    ".type {stubs}, @object\\n"',
+        (f'    ".size {stubs}, " LIBBROKER_X86_64_HEADER_BYTES " + '
+         f'{8 * len(spec.functions)}\\n"'),
+        f'    "{stubs}:\\n"',
+        '    ".zero " LIBBROKER_X86_64_HEADER_BYTES "\\n"',
+    ]
+    out += [f'    ".quad {label}{slot}\\n"' if slot in by_slot else '    ".quad 0\\n"'
+            for slot in range(len(spec.functions))]
+    out += [
+        '    ".popsection\\n"',
+        '    ".pushsection .text.unlikely,\\"ax\\",@progbits\\n"',
+        f'    "{label}resolve:\\n\\t"',
+        f'    LIBBROKER_X86_64_RESOLVE("{resolver}")',
+    ]
+    out += [f'    "{label}{slot}:\\n\\t" LIBBROKER_X86_64_ENDBR "movl ${slot}, %r11d\\n\\t'
+            f'jmp {label}resolve\\n"' for slot, _, _ in functions]
+    out += ['    ".popsection\\n"', '    ".endif\\n"', ");", "#else"]
+    for slot, fn, ftype, stub in c_stubs:
+        args = ", ".join(pname or "" for pname, _ in ftype.params)
+        out += [f"static LIBBROKER_UNUSED LIBBROKER_COLD {render(ftype, stub)}", "{"]
+        if ftype.variadic:  # C cannot forward '...': this first call stops the process
+            out += [f"    (void){pname};" for pname, _ in ftype.params]
+            out += [f"    (void)libbroker__{name}_early({slot});",
+                    f'    libbroker_variadic_early("{name}", "{fn.name}");', "}"]
+            continue
+        call = f"(libbroker__{name}_early({slot})->{fn.name})({args});"
+        out += [f"    {call}" if _returns_void(ftype.result) else f"    return {call}", "}"]
+    return out + ["#endif", ""]
+
+
 def render_header(spec: Spec) -> str:
     """The C header ``libbroker_<name>.h``."""
     name = spec.name
@@ -298,60 +442,10 @@ def render_header(spec: Spec) -> str:
         f"#define LIBBROKER_{upper}_LAYOUT_DIGEST UINT64_C(0x{spec.layout_digest:016x})",
         f"#define LIBBROKER_{upper}_SLOT_COUNT {len(spec.functions)}u",
         "",
-        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
-        f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
     ]
-    embedded = embedded_text(spec)
-    if len(embedded.encode("utf-8")) < MAX_LITERAL_BYTES:
-        out += [f"    {_c_string(line + chr(10))}" for line in embedded.split("\n")[:-1]]
-        out[-1] += ";"
-    else:
-        out[-1] = out[-1].replace("[] =", "[] = {")
-        out += _c_text_initializer(embedded.encode("utf-8")) + ["};"]
-    out += [
-        "",
-        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_signatures[] = {{",
-    ]
-    out += [f"    {_c_string(sig)}," for sig in spec.signatures]
-    out += ["};", "", f"static int libbroker_import_{name}(void);", ""]
-    out.append("/* Stubs: the table in use until the import, so an early call imports first. */")
-    out.append("/* (A variable's address is NULL until the import.) */")
-    stubs = [(fn, _stub_params(fn), f"libbroker__{name}_stub_{fn.name}") for fn in spec.functions
-             if fn.kind == "function"]
-    for _fn, ftype, stub in stubs:
-        out.append(f"static {render(ftype, stub)};")
-    out += ["", f"static LIBBROKER_UNUSED {struct} libbroker__{name}_stubs = {{"]
-    # The universal zero initialiser: "{0}" in C, "{}" in C++ (where {0} warns).
-    out += ["#ifdef __cplusplus", "    {},", "#else", "    {0},", "#endif"]
-    out += [f"    {stub}," for _fn, _ftype, stub in stubs]
-    out += [f"    NULL, /* {fn.name}: the variable's address, set by the import */"
-            for fn in spec.functions if fn.kind == "variable"]
-    out += [
-        "};",
-        "",
-        f"static LIBBROKER_UNUSED {struct} *{table} = &libbroker__{name}_stubs;",
-        "",
-    ]
-    for fn, ftype, stub in stubs:
-        args = ", ".join(pname or "" for pname, _ in ftype.params)
-        call = f"({table}->{fn.name})({args});"
-        out += [
-            f"static LIBBROKER_UNUSED {render(ftype, stub)}",
-            "{",
-            f'    libbroker_lazy_import(libbroker_import_{name}, "{name}", "{fn.name}");',
-        ]
-        if ftype.variadic:  # C cannot forward '...': this first call stops the process
-            out += [f"    (void){pname};" for pname, _ in ftype.params]
-            out += [f'    libbroker_variadic_early("{name}", "{fn.name}");', "}", ""]
-            continue
-        if not fn.required:
-            out += [
-                f"    if ({table}->{fn.name} == NULL) {{",
-                f'        libbroker_absent_optional("{name}", "{fn.name}");',
-                "    }",
-            ]
-        out.append(f"    {call}" if _returns_void(ftype.result) else f"    return {call}")
-        out += ["}", ""]
+    out += _text_block(name, _spec_text_for_header(spec))
+    out += _signature_block(name, spec.signatures)
+    out += _stub_block(spec)
     out += [
         "/* 0, or -1 with ImportError set. Idempotent; needs the GIL. */",
         f"static LIBBROKER_UNUSED int libbroker_import_{name}(void)",
@@ -360,11 +454,11 @@ def render_header(spec: Spec) -> str:
         f"    if ({table}->header.magic == LIBBROKER_TABLE_MAGIC) {{",
         "        return 0;",
         "    }",
-        (f'    if (libbroker_import_table("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
+        (f'    if (libbroker_import_packed("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
          f"libbroker__{name}_spec_text,"),
-        (f"                               LIBBROKER_{upper}_LAYOUT_DIGEST, "
+        (f"                                LIBBROKER_{upper}_LAYOUT_DIGEST, "
          f"LIBBROKER_{upper}_SLOT_COUNT,"),
-        f"                               libbroker__{name}_signatures, &table) < 0) {{",
+        f"                                libbroker__{name}_signatures, &table) < 0) {{",
         "        return -1;",
         "    }",
         f"    {table} = ({struct} *)table;",
