@@ -756,3 +756,26 @@ def test_variadic_call_before_the_import(tmp_path, stubs: str) -> None:
         assert done.returncode != 0
         assert ("variadic function zv.gzprintf was called before libbroker_import_zv()"
                 in done.stderr)
+
+
+CROSS = [("aarch64-linux-gnu", 0), ("x86_64-macos", 0), ("aarch64-macos", 0), ("x86_64-linux-gnu", 1)]
+
+
+@pytest.mark.parametrize(("target", "asm"), CROSS)
+def test_headers_cross_compile_on_the_stub_path_of_their_target(tmp_path, target: str,
+                                                                 asm: int) -> None:
+    """Thunks only where libbroker.h says (x86-64 ELF); C stubs compile elsewhere. zig cc
+    cross-compiles; this host's Python headers stand in (LP64 on every target here)."""
+    from _zig import HAVE_ZIG, zig_cc
+
+    if not HAVE_ZIG:
+        pytest.skip("needs zig cc (ziglang, in the test extra)")
+    for name in ALL:
+        generate(load(name), tmp_path)
+    generate(Spec.from_string(EDGE), tmp_path)
+    source = tmp_path / "cross.c"
+    source.write_text("".join(f'#include "libbroker_{n}.h"\n' for n in (*ALL, "edge"))
+                      + f"#if LIBBROKER_ASM_STUBS != {asm}\n#error wrong stub path\n#endif\n")
+    zig_cc("-target", target, "-D_DARWIN_C_SOURCE=1", "-c", "-O2", "-Wall", "-Wextra", "-Werror",
+           f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source), "-o",
+           str(tmp_path / "cross.o"))
