@@ -170,26 +170,47 @@ libbroker_packed_signature(const char *const *chunks, uint32_t slot)
  * layout is exactly the one this consumer was compiled against. Returns 0 and
  * stores the table in *table_out, or returns -1 with ImportError set (the
  * broker's error as __cause__). Needs the GIL. Idempotent: the master hands
- * every consumer of the same layout the same table. `slot_signatures` are packed
- * (see above): what generated headers pass.
+ * every consumer of the same layout the same table. What generated headers pass:
+ * `spec_text` as chunks of string literals, NULL last (joined here: one literal per
+ * chunk keeps each under C99's limit); `slot_signatures` packed (see above).
  */
 static LIBBROKER_UNUSED int
-libbroker_import_packed(const char *name, const char *spec_digest, const char *spec_text,
-                        uint64_t layout_digest, uint32_t slot_count,
-                        const char *const *slot_signatures, void **table_out)
+libbroker_import_packed(const char *name, const char *spec_digest,
+                        const char *const *spec_text, uint64_t layout_digest,
+                        uint32_t slot_count, const char *const *slot_signatures,
+                        void **table_out)
 {
     PyObject *module, *capsule, *cause;
     libbroker_table_header *header;
     libbroker_signature_cursor mine;
     const char *expected;
+    const char *const *chunk;
     char capsule_name[128];
+    char *text;
+    size_t length = 1;
     uint32_t i, common;
 
-    module = PyImport_ImportModule("libbroker._runtime");
-    if (module == NULL) {
+    for (chunk = spec_text; *chunk != NULL; chunk++) {
+        length += strlen(*chunk);
+    }
+    text = (char *)PyMem_Malloc(length);
+    if (text == NULL) {
+        PyErr_NoMemory();
         goto wrap_error;
     }
-    capsule = PyObject_CallMethod(module, "import_table", "sss", name, spec_digest, spec_text);
+    for (length = 0, chunk = spec_text; *chunk != NULL; chunk++) {
+        size_t size = strlen(*chunk);
+        memcpy(text + length, *chunk, size);
+        length += size;
+    }
+    text[length] = '\0';
+    module = PyImport_ImportModule("libbroker._runtime");
+    if (module == NULL) {
+        PyMem_Free(text);
+        goto wrap_error;
+    }
+    capsule = PyObject_CallMethod(module, "import_table", "sss", name, spec_digest, text);
+    PyMem_Free(text);
     Py_DECREF(module);
     if (capsule == NULL) {
         goto wrap_error;
@@ -324,8 +345,13 @@ libbroker_import_table(const char *name, const char *spec_digest, const char *sp
     blob[at] = '\0';
     chunks[0] = blob;
     chunks[1] = NULL;
-    result = libbroker_import_packed(name, spec_digest, spec_text, layout_digest, slot_count,
-                                     chunks, table_out);
+    {
+        const char *text_chunks[2];
+        text_chunks[0] = spec_text;
+        text_chunks[1] = NULL;
+        result = libbroker_import_packed(name, spec_digest, text_chunks, layout_digest,
+                                         slot_count, chunks, table_out);
+    }
     PyMem_Free(blob);
     PyMem_Free((void *)chunks);
     return result;

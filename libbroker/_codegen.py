@@ -113,9 +113,8 @@ def _used_names(spec: Spec) -> set[str]:
     return found
 
 
-# Above this many bytes the spec text is a char-array initializer, not a string
-# literal: C99 only promises 4,095 characters per literal (-Woverlength-strings),
-# MSVC stops at 65,535 bytes; an initializer list has no such limit.
+# Long texts are lists of literals of at most this many bytes: C99 only promises 4,095
+# characters per literal (-Woverlength-strings), MSVC 16,380 per piece and 65,535 in all.
 MAX_LITERAL_BYTES = 4000
 
 
@@ -201,24 +200,6 @@ def _without_comment(line: str) -> str:
     return line
 
 
-def _c_char_item(byte: int) -> str:
-    char = chr(byte)
-    if char == "\n":
-        return "'\\n'"
-    if " " <= char <= "~" and char not in "'\\":
-        return f"'{char}'"
-    return f"'\\{byte:03o}'"  # in C++ a numeric item above 127 would be a narrowing error
-
-
-_C_CHAR_ITEMS = tuple(_c_char_item(byte) for byte in range(256))
-
-
-def _c_text_initializer(data: bytes) -> list[str]:
-    items = [_C_CHAR_ITEMS[byte] for byte in data]
-    items.append("0")
-    return ["    " + ", ".join(items[i:i + 16]) + "," for i in range(0, len(items), 16)]
-
-
 def _typedef_block(spec: Spec) -> list[str]:
     """The [types] typedefs, each guarded so that two generated headers can share it."""
     upper = spec.name.upper()
@@ -262,23 +243,29 @@ def _spec_text_for_header(spec: Spec) -> str:
 
 
 def _text_block(name: str, text: str) -> list[str]:
-    """``libbroker__<name>_spec_text``: a string literal, or past MAX_LITERAL_BYTES a
-    char-array initializer."""
+    """``libbroker__<name>_spec_text``: the text as chunks of string literals, each under
+    MAX_LITERAL_BYTES, NULL last; the import joins them (libbroker.h). A char-array
+    initializer would cost the compiler one token per byte."""
     out = [
         "/* The spec, compacted; the runtime parses it when no cached table fits. */",
-        f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
+        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_spec_text[] = {{",
     ]
-    if len(text.encode("utf-8")) < MAX_LITERAL_BYTES:
-        out += [f"    {_c_string(line + chr(10))}" for line in text.split("\n")[:-1]]
-        if text and not text.endswith("\n"):
-            out.append(f"    {_c_string(text.rsplit(chr(10), 1)[-1])}")
-        if len(out) == 2:
-            out.append('    ""')
-        out[-1] += ";"
-    else:
-        out[-1] = out[-1].replace("[] =", "[] = {")
-        out += _c_text_initializer(text.encode("utf-8")) + ["};"]
-    return out + [""]
+    lines = text.split("\n")
+    pieces = [line + "\n" for line in lines[:-1]]
+    if lines[-1] or not pieces:  # text not ending with a newline (or empty)
+        pieces.append(lines[-1])
+    size = 0
+    for line in pieces:
+        # A piece of at most 900 characters is at most 3,600 UTF-8 bytes.
+        for piece in (line[i:i + 900] for i in range(0, max(len(line), 1), 900)):
+            length = len(piece.encode("utf-8"))
+            if size and size + length >= MAX_LITERAL_BYTES:
+                out[-1] += ","
+                size = 0
+            out.append(f"    {_c_string(piece)}")
+            size += length
+    out[-1] += ","
+    return out + ["    NULL", "};", ""]
 
 
 def _signature_block(name: str, signatures: list[str]) -> list[str]:

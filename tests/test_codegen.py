@@ -281,7 +281,7 @@ int main(void) {
     printf("%d\n", libbroker_NAME->header.magic == 0);
     for (i = 0; i < LIBBROKER_UPPER_SLOT_COUNT; i++)
         printf("%s\n", libbroker_packed_signature(libbroker__NAME_signatures, i));
-    fputs(libbroker__NAME_spec_text, stdout);
+    for (i = 0; libbroker__NAME_spec_text[i] != NULL; i++) fputs(libbroker__NAME_spec_text[i], stdout);
     return 0;
 }
 """
@@ -413,8 +413,10 @@ def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:
     spec = Spec.from_string(_big_spec_text(1500), path="big.toml")
     assert len(spec.text.encode()) > 65536  # beyond MSVC's string literal limit
     header = render_header(spec)
-    assert "static LIBBROKER_UNUSED const char libbroker__big_spec_text[] = {" in header
-    assert "'b', '\\303', '\\257', 'g', '#'" in header  # UTF-8 bytes, one per item
+    assert "static LIBBROKER_UNUSED const char *const libbroker__big_spec_text[] = {" in header
+    assert 'b\\303\\257g#1' in header  # UTF-8 bytes, octal escapes
+    chunks = header.split("libbroker__big_spec_text[] = {", 1)[1].split("};", 1)[0]
+    assert chunks.count("\",\n") > 30  # one literal per chunk, each under C99's 4,095 bytes
     generate(spec, tmp_path)
     source = tmp_path / "prog_big.c"
     # Python.h first, as Python requires under a strict -std.
@@ -435,7 +437,7 @@ def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:
     assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
     # A small spec keeps a readable literal.
     small = render_header(load("zlib"))
-    assert 'libbroker__zlib_spec_text[] =\n    "# libbroker spec-digest ' in small
+    assert 'libbroker__zlib_spec_text[] = {\n    "# libbroker spec-digest ' in small
 
 
 ZLIB_USER = r"""

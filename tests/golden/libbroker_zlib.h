@@ -95,7 +95,7 @@ typedef struct libbroker_zlib_table {
 #define LIBBROKER_ZLIB_SLOT_COUNT 8u
 
 /* The spec, compacted; the runtime parses it when no cached table fits. */
-static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
+static LIBBROKER_UNUSED const char *const libbroker__zlib_spec_text[] = {
     "# libbroker spec-digest 92cf4277b5f3b06325e080f68b2ed817ef5acb5faf9f8afe0ba157c6aaf3b49c\n"
     "[library]\n"
     "name = \"zlib\"\n"
@@ -121,7 +121,9 @@ static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
     "optional = [\n"
     "\"uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)\",\n"
     "\"int libbroker_absent_probe(void)\",\n"
-    "]\n";
+    "]\n",
+    NULL
+};
 
 /* The slot signatures the import compares (packed: see libbroker.h). */
 static LIBBROKER_UNUSED const char *const libbroker__zlib_signatures[] = {
