@@ -8,8 +8,23 @@ extensions = [
         "libbroker._master",
         ["cython/_master.pyx"],
         include_dirs=["include"],
+        # Module state (not C globals) lets Cython create the module once per
+        # interpreter, so that the module itself can refuse a subinterpreter with a
+        # clear message (the first line of _master.pyx) instead of pinning the
+        # process to whichever interpreter imported it first.
+        # Uncompressed string constants: nothing to inflate at import (a consumer's
+        # warm import pays this module's import; docs/benchmarks.md).
+        define_macros=[("_GNU_SOURCE", "1"), ("CYTHON_USE_MODULE_STATE", "1"),
+                       ("CYTHON_COMPRESS_STRINGS", "0")],
+    ),
+    # The registry, the table builder and a consumer's warm import: plain C, because a
+    # Cython module's own import costs more than the whole replay (docs/decisions.md).
+    Extension(
+        "libbroker._warm",
+        ["csrc/_warm.c"],
+        include_dirs=["include"],
         define_macros=[("_GNU_SOURCE", "1")],
-    )
+    ),
 ]
 
 setup(

@@ -89,7 +89,7 @@ mkdir -p "$STAGE" "$FIX"/{lib,lonely,pathdir,cwd,consumer,gen}
 cp -rL "$ROOT/libbroker" "$STAGE/libbroker"   # -L: libbroker/include is a symlink
 find "$STAGE/libbroker" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 # -static-libgcc: no libgcc_s_seh-1.dll to ship (__thread needs libgcc's emutls).
-WFLAGS=(-O2 -Wall -Werror=implicit-function-declaration -DMS_WIN64 -static-libgcc)
+WFLAGS=(-O2 -Wall -Werror=implicit-function-declaration -DMS_WIN64 -static-libgcc -DCYTHON_USE_MODULE_STATE=1)
 PYFLAGS=(-I"$PYDIR/include" -L"$PYDIR/libs" -lpython311)
 
 say "cythonizing and cross-building libbroker._master"

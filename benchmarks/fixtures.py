@@ -10,6 +10,7 @@ The benchmarks may run gcc; the package itself never does.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -198,12 +199,17 @@ class Fixtures:
         self.site = os.path.join(root, "site")
         self.ext = os.path.join(root, "ext")  # C extension consumers (builders.py)
         self.pycache = os.path.join(root, "pycache")  # PYTHONPYCACHEPREFIX of the children
+        # libbroker laid out as a wheel installs it (the package directory with its built
+        # master): the children import it from here, first on their path, not through
+        # the development venv's editable-install finder (a .pth hook and a meta-path
+        # finder a user's installed wheel does not have).
+        self.installed = os.path.join(root, "installed")
         self.benchadd_spec = os.path.join(self.src, "benchadd.toml")
         self.openblas_spec = os.path.join(self.src, "openblas1500.toml")
         self.openblas_path = ""
         self.openblas_symbols: list[str] = []
         for path in (self.lib, self.src, self.gen, self.build, self.cache, self.pycache,
-                     self.site, self.ext):
+                     self.site, self.ext, self.installed):
             os.makedirs(path, exist_ok=True)
 
     def environ(self) -> dict[str, str]:
@@ -216,7 +222,7 @@ class Fixtures:
         # goes under the fixture directory, never beside the sources.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = self.pycache
-        path = [self.build, self.ext, self.site]
+        path = [self.installed, self.build, self.ext, self.site]
         if env.get("PYTHONPATH"):
             path.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(path)
@@ -281,6 +287,9 @@ def build(root: str, *, quick: bool = False) -> Fixtures:
     import libbroker
 
     fx = Fixtures(root)
+    # symlinks=False: the include/ link of the source tree becomes a directory, as in a wheel.
+    shutil.copytree(os.path.dirname(libbroker.__file__), os.path.join(fx.installed, "libbroker"),
+                    ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     # The touched sys.path directory looks like a small site-packages.
     builders.distributions(root, 17, site=fx.site)
     _write(os.path.join(fx.src, "benchadd.c"), BENCHADD_C)

@@ -19,7 +19,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import fixtures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _sweep(xs: tuple[int, ...], make: object, processes: int, xlabel: str, unit: str,
@@ -188,7 +187,7 @@ def sweep_distributions(s: Settings, fx: fixtures.Fixtures) -> tuple[dict, list[
     def make(n: int) -> dict:
         site = builders.distributions(root, n)
         env = fx.environ()
-        env["PYTHONPATH"] = os.pathsep.join([ROOT, site])
+        env["PYTHONPATH"] = os.pathsep.join([fx.installed, site])
         return harness.states('import libbroker; libbroker.find("z")', env, fx.build,
                               cache_root=fx.root, touched=site, tag=f"dists{n}", flags=["-S"])
 

@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, binding=False
+# cython: subinterpreters_compatible=shared_gil
 """libbroker._master: raw handles, symbol addresses and table capsules.
 
 The only compiled module of libbroker (docs/architecture.md, layer 2). Every
@@ -12,6 +13,23 @@ thread's dlopen runs them), and each loader call reads its own error text in
 the same C function, on the same thread, before returning, because dlerror()
 state is per thread and is overwritten by the next loader call.
 """
+
+cdef extern from "Python.h":
+    ctypedef struct PyInterpreterState
+    PyInterpreterState *PyInterpreterState_Get()
+    PyInterpreterState *PyInterpreterState_Main()
+
+# libbroker's loaded libraries and tables are process-wide state that a subinterpreter
+# cannot share (design.md 5.1). Cython creates this module once per interpreter (module
+# state, subinterpreters_compatible), so the refusal is here, on every import of it,
+# and the main interpreter keeps working whichever imported first. It costs nothing
+# on the warm path (importing _xxsubinterpreters to ask costs 0.6 ms).
+if PyInterpreterState_Get() != PyInterpreterState_Main():
+    raise ImportError(
+        "libbroker serves the main interpreter only: it holds process-wide state (the "
+        "libraries it loaded and their function tables) that a subinterpreter cannot share; "
+        "import libbroker and the extensions that use it from the main interpreter"
+    )
 
 import os
 
@@ -528,36 +546,19 @@ def call_version_function(address):
     return buffer[:length]
 
 
-cdef char *_permanent(bytes data) except NULL:
-    """malloc'ed NUL-terminated copy, for memory consumers may keep forever."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef char *copy = <char *>malloc(n + 1)
-    if copy == NULL:
-        raise MemoryError()
-    memcpy(copy, PyBytes_AS_STRING(data), n)
-    copy[n] = 0
-    return copy
-
-
 def make_table(str name, layout_digest, library_path, library_version, signatures, addresses):
-    """Build a table that lives as long as the process; return it in a capsule."""
+    """Build a table that lives as long as the process; return it in a capsule.
+
+    Validates every argument (ValueError/TypeError naming the table and the slot),
+    then allocates through `libbroker._warm.build_table`.
+    """
     cdef list sigs = list(signatures)
     cdef list addrs = list(addresses)
     cdef Py_ssize_t n = len(sigs), i
     cdef uint64_t digest
     cdef bytes capsule_name
     cdef list sig_bytes
-    cdef uintptr_t *slot_values
-    cdef libbroker_table_header *header = NULL
-    cdef const char **sig_array = NULL
-    cdef char *cname = NULL
-    cdef char *cpath = NULL
-    cdef char *cversion = NULL
-    cdef char *ccapsule = NULL
-    cdef char *sig_block = NULL
-    cdef char *cursor
-    cdef size_t sig_total = 1, length
-    cdef void **slots
+    cdef uintptr_t value
     if not (name.isascii() and name.isidentifier()):
         raise ValueError(f"table name {name!r} is not an ASCII C identifier; "
                          "expected e.g. 'zlib' (letters, digits, underscores)")
@@ -576,68 +577,22 @@ def make_table(str name, layout_digest, library_path, library_version, signature
     digest = layout_digest
     what = f"table {name!r} signature"  # formatted once: tables have thousands of slots
     sig_bytes = [_c_string(s, what) for s in sigs]
-    for i in range(n):
-        sig_total += <size_t>PyBytes_GET_SIZE(sig_bytes[i]) + 1
     path_bytes = _c_string(library_path, f"table {name!r} library path")
     version_bytes = _c_string(library_version, f"table {name!r} library version")
-    slot_values = <uintptr_t *>malloc((n if n else 1) * sizeof(uintptr_t))
-    if slot_values == NULL:
-        raise MemoryError()
-    try:
-        for i in range(n):
-            # Converting before any table allocation: a bad address leaks nothing.
-            try:
-                slot_values[i] = addrs[i]
-            except (OverflowError, TypeError) as exc:
-                raise ValueError(f"table {name!r}: address {addrs[i]!r} of slot {i} "
-                                 f"({sigs[i]!r}) is not a pointer-sized unsigned "
-                                 "integer") from exc
-        header = <libbroker_table_header *>malloc(
-            sizeof(libbroker_table_header) + n * sizeof(void *))
-        sig_array = <const char **>calloc(n if n else 1, sizeof(char *))
-        if header == NULL or sig_array == NULL:
-            raise MemoryError()
-        cname = _permanent(name.encode("ascii"))
-        cpath = _permanent(path_bytes)
-        cversion = _permanent(version_bytes)
-        ccapsule = _permanent(capsule_name)
-        # One block for all signature strings: one malloc instead of thousands.
-        sig_block = <char *>malloc(sig_total)
-        if sig_block == NULL:
-            raise MemoryError()
-        cursor = sig_block
-        for i in range(n):
-            length = <size_t>PyBytes_GET_SIZE(sig_bytes[i])
-            memcpy(cursor, PyBytes_AS_STRING(sig_bytes[i]), length)
-            cursor[length] = 0
-            sig_array[i] = cursor
-            cursor += length + 1
-        capsule = PyCapsule_New(<void *>header, ccapsule, NULL)
-    except BaseException:
-        free(sig_block)
-        free(sig_array)
-        free(header)
-        free(cname)
-        free(cpath)
-        free(cversion)
-        free(ccapsule)
-        free(slot_values)
-        raise
-    header.magic = LIBBROKER_TABLE_MAGIC
-    header.abi_major = LIBBROKER_ABI_MAJOR
-    header.abi_minor = LIBBROKER_ABI_MINOR
-    header.header_size = sizeof(libbroker_table_header)
-    header.slot_count = <uint32_t>n
-    header.layout_digest = digest
-    header.name = cname
-    header.library_path = cpath
-    header.library_version = cversion
-    header.slot_signatures = sig_array
-    slots = <void **>(<char *>header + sizeof(libbroker_table_header))
     for i in range(n):
-        slots[i] = <void *>slot_values[i]
-    free(slot_values)
-    return capsule
+        # Converting before any table allocation: a bad address leaks nothing.
+        try:
+            value = addrs[i]
+        except (OverflowError, TypeError) as exc:
+            raise ValueError(f"table {name!r}: address {addrs[i]!r} of slot {i} "
+                             f"({sigs[i]!r}) is not a pointer-sized unsigned "
+                             "integer") from exc
+    # The allocation lives in one place, the plain-C module the warm path also builds
+    # tables with (csrc/_warm.c): the same layout whichever path made a table.
+    from libbroker import _warm
+
+    return _warm.build_table(name.encode("ascii"), digest, path_bytes, version_bytes, sig_bytes,
+                             [int(a) for a in addrs])
 
 
 cdef libbroker_table_header *_table(object capsule) except NULL:
@@ -1012,3 +967,4 @@ def in_shared_cache(path):
     with nogil:
         answer = lb_in_shared_cache(cpath)
     return None if answer < 0 else bool(answer)
+

@@ -204,7 +204,7 @@ libbroker_import_packed(const char *name, const char *spec_digest,
         length += size;
     }
     text[length] = '\0';
-    module = PyImport_ImportModule("libbroker._runtime");
+    module = PyImport_ImportModule("libbroker._warm");
     if (module == NULL) {
         PyMem_Free(text);
         goto wrap_error;

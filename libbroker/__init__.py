@@ -9,65 +9,60 @@ PyCapsules. This module stays light: importing it must not pull `packaging`,
 __version__ = "0.1.0"
 
 
-def _main_interpreter_only() -> None:
-    # libbroker's loaded libraries and tables are process-wide state behind one
-    # compiled module, which Cython lets only one interpreter import: whichever
-    # imports first would win and the other would get a generic ImportError.
-    # So a subinterpreter is refused here, before it can touch the module
-    # (design.md 5.1), and the main interpreter keeps working.
-    from importlib import import_module
-
-    for module in ("_xxsubinterpreters", "_interpreters"):  # Python 3.8-3.12, then 3.13+
-        try:
-            interpreters = import_module(module)
-            break
-        except ImportError:
-            continue
-    else:
-        return
-    if interpreters.get_current() != interpreters.get_main():
-        raise ImportError(
-            "libbroker serves the main interpreter only: it holds process-wide state (the "
-            "libraries it loaded and their function tables) that a subinterpreter cannot share; "
-            "import libbroker and the extensions that use it from the main interpreter"
-        )
-
-
-_main_interpreter_only()
-
-from ._api import candidates, find, get_include, load, loaded
-from ._errors import (
-    BrokerError,
-    BrokerWarning,
-    DuplicateLibraryWarning,
-    IncompatibleLibraryError,
-    LibraryNotFoundError,
-    MissingSymbolError,
-    NoAcceptableLibraryError,
-    SpecError,
-)
-from ._types import Candidate, Dependency, Library, LibraryInfo
+# A subinterpreter is refused by the compiled master when it is first touched
+# (cython/_master.pyx): probing here would import _xxsubinterpreters (0.6 ms) in
+# every process, on the warm path of every consumer.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ._api import candidates, find, get_include, load, loaded
     from ._codegen import generate
     from ._doctor import report
+    from ._errors import (
+        BrokerError,
+        BrokerWarning,
+        DuplicateLibraryWarning,
+        IncompatibleLibraryError,
+        LibraryNotFoundError,
+        MissingSymbolError,
+        NoAcceptableLibraryError,
+        SpecError,
+    )
     from ._spec import Spec
     from ._tables import table
+    from ._types import Candidate, Dependency, Library, LibraryInfo
 
-_LAZY = {"Spec": "._spec", "table": "._tables", "report": "._doctor", "generate": "._codegen"}
+# PEP 562: every public name is imported on first use, so `import libbroker` (and a
+# consumer's `import libbroker._runtime`) runs no submodule: a warm consumer import
+# reaches dlopen without `_api`, and Spec/table/report (tomllib, pycparser, packaging)
+# load only when asked for.
+_LAZY = {
+    "candidates": "._api", "find": "._api", "get_include": "._api", "load": "._api", "loaded": "._api",
+    "BrokerError": "._errors", "BrokerWarning": "._errors", "DuplicateLibraryWarning": "._errors",
+    "IncompatibleLibraryError": "._errors", "LibraryNotFoundError": "._errors",
+    "MissingSymbolError": "._errors", "NoAcceptableLibraryError": "._errors", "SpecError": "._errors",
+    "Candidate": "._types", "Dependency": "._types", "Library": "._types", "LibraryInfo": "._types",
+    "Spec": "._spec", "table": "._tables", "report": "._doctor", "generate": "._codegen",
+}
 
 
 def __getattr__(name: str) -> object:
-    # PEP 562: Spec/table/report need tomllib, pycparser and packaging, which a
-    # consumer's warm import never touches.
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
     from importlib import import_module
 
+    if module is None:
+        # `libbroker._api` and friends, as an eager __init__ made them available: the
+        # submodule is imported on first use (importing it sets the attribute).
+        if name.startswith("_") and not name.startswith("__"):
+            try:
+                return import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module 'libbroker' has no attribute {name!r}")
+
     value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
+    globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 

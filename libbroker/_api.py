@@ -117,6 +117,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
     if disk is not None:
         try:
             stamps, fields = disk
+            fields = dict(fields)  # the entry may be this process's own pending update (`_cache`)
             ident = fields.pop(_IDENTITY_FIELD, None)
             if (
                 _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES)

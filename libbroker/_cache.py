@@ -17,6 +17,7 @@ import marshal
 import os
 import stat
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -185,6 +186,14 @@ def load(kind: str) -> "dict[Any, Any]":
     path = _file(kind)
     if path is None:
         return {}
+    data = _load_file(path)
+    updates = _pending.get(path)
+    if updates:
+        _apply(data, updates)  # this process's updates not yet written
+    return data
+
+
+def _load_file(path: str) -> "dict[Any, Any]":
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -232,10 +241,18 @@ def _wrap(payload: bytes) -> bytes:
 
 
 def store(kind: str, data: "dict[Any, Any]") -> None:
-    """Atomically replace the dict stored under *kind*; failures are ignored."""
+    """Atomically replace the dict stored under *kind*; failures are ignored.
+
+    Pending `update`s of that file are dropped: *data* replaces the whole file (callers
+    build it from `load`, which includes them)."""
     path = _file(kind)
     if path is None:
         return
+    _pending.pop(path, None)
+    _store_file(path, data)
+
+
+def _store_file(path: str, data: "dict[Any, Any]") -> None:
     # pid and thread: two writers in one process must not share a temporary file.
     tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
@@ -251,13 +268,59 @@ def store(kind: str, data: "dict[Any, Any]") -> None:
             pass
 
 
+# Write-behind for `update`: file -> [(key, value, limit)] not yet written. A process that
+# judges fifty libraries writes each cache file about once, not fifty times (each write is
+# a read, a marshal and a rename); `load` overlays them, `flush` (at exit, or on the next
+# update after `_WRITE_EVERY`) writes them. Keyed by the file: tests and tools that switch
+# LIBBROKER_CACHE_DIR mid-process never write one directory's entries into another.
+_pending: "dict[str, list[tuple[object, object, int]]]" = {}
+_last_write: "dict[str, float]" = {}
+_WRITE_EVERY = 0.25  # seconds
+_exit_hook = False
+
+
 def update(kind: str, key: object, value: object, *, limit: int = 512) -> None:
-    """Read-modify-write one entry (last writer wins; entries are independent)."""
-    data = load(kind)
-    if len(data) >= limit and key not in data:
-        data.clear()  # bounded: a cache that grows forever is worse than a cold lookup
-    data[key] = value
-    store(kind, data)
+    """Read-modify-write one entry (last writer wins; entries are independent).
+
+    The first update of a file is written at once; later ones within `_WRITE_EVERY`
+    are written together by the next update after it, or at interpreter exit.
+    """
+    global _exit_hook
+    path = _file(kind)
+    if path is None:
+        return
+    _pending.setdefault(path, []).append((key, value, limit))
+    now = time.monotonic()
+    if now - _last_write.get(path, -1e9) >= _WRITE_EVERY:
+        _flush_file(path, kind)
+        _last_write[path] = now
+    elif not _exit_hook:
+        import atexit
+
+        atexit.register(flush)
+        _exit_hook = True
+
+
+def _apply(data: "dict[Any, Any]", updates: "list[tuple[object, object, int]]") -> None:
+    for key, value, limit in updates:
+        if len(data) >= limit and key not in data:
+            data.clear()  # bounded: a cache that grows forever is worse than a cold lookup
+        data[key] = value
+
+
+def _flush_file(path: str, kind: str) -> None:
+    updates = _pending.pop(path, None)
+    if not updates:
+        return
+    data = _load_file(path)
+    _apply(data, updates)
+    _store_file(path, data)
+
+
+def flush() -> None:
+    """Write every pending `update` (registered with atexit on the first deferred one)."""
+    for path in list(_pending):
+        _flush_file(path, "")
 
 
 def typed(value: object, types: "dict[str, object]") -> bool:
@@ -329,12 +392,33 @@ def searched_dirs(search_stamps: "list[Any]") -> "list[str]":
 
 
 def _cwd_among(dirs: object) -> "str | None":
-    """The current directory if it is one of *dirs* (by real path), else None."""
-    cwd = _current_dir()
-    if cwd is None or not isinstance(dirs, tuple):
+    """The current directory if it is one of *dirs* (by real path), else None.
+
+    A directory whose (device, inode) differs from the cwd's cannot have its real
+    path: only a match (or a failed stat) pays for `os.path.realpath`.
+    """
+    if not isinstance(dirs, tuple) or not dirs:
         return None
+    try:
+        here = os.stat(".")
+    except OSError:
+        here = None
+    cwd: str | None | bool = False  # False: not computed yet
     for d in dirs:
-        if isinstance(d, str) and os.path.isabs(d) and os.path.realpath(d) == cwd:
+        if not isinstance(d, str) or not os.path.isabs(d):
+            continue
+        if here is not None:
+            try:
+                st = os.stat(d)
+            except OSError:
+                st = None
+            if st is not None and (st.st_ino, st.st_dev) != (here.st_ino, here.st_dev):
+                continue
+        if cwd is False:
+            cwd = _current_dir()
+            if cwd is None:
+                return None
+        if os.path.realpath(d) == cwd:
             return cwd
     return None
 

@@ -175,23 +175,38 @@ def _world_writable(path: str) -> str | None:
     return None
 
 
-def _mapped() -> dict[str, str]:
-    """SONAME and file name -> path of every object mapped in this process."""
-    from . import _master
+class _Mapped:
+    """SONAME or file name -> path of an object mapped in this process, as ld.so matches a
+    DT_NEEDED name against what is loaded: the first object, in link-map order, whose file
+    name or SONAME is the name. Facts are read lazily, only for the names asked and only
+    up to the first match (a process maps dozens of objects; a closure needs a few)."""
 
-    result: dict[str, str] = {}
-    try:
-        objects = _master.loaded_objects()
-    except (AttributeError, MemoryError):  # an old master module, or no memory to list them
-        return result
-    for path, _ in objects:
-        if not path or not os.path.isabs(path):
-            continue
-        result.setdefault(os.path.basename(path), path)
-        info = read_facts(path)
-        if not isinstance(info, str) and info.soname:
-            result.setdefault(info.soname, path)
-    return result
+    __slots__ = ("answers", "paths")
+
+    def __init__(self) -> None:
+        from . import _master
+
+        self.answers: dict[str, str | None] = {}
+        try:
+            objects = _master.loaded_objects()
+        except (AttributeError, MemoryError):  # an old master module, or no memory to list them
+            objects = []
+        self.paths = [path for path, _ in objects if path and os.path.isabs(path)]
+
+    def get(self, needed: str) -> str | None:
+        if needed in self.answers:
+            return self.answers[needed]
+        found: str | None = None
+        for path in self.paths:
+            if os.path.basename(path) == needed:
+                found = path
+                break
+            info = read_facts(path)
+            if not isinstance(info, str) and info.soname == needed:
+                found = path
+                break
+        self.answers[needed] = found
+        return found
 
 
 _links_memo: dict[tuple[object, ...], frozenset[str]] = {}
@@ -256,12 +271,11 @@ class _Resolver:
     def __init__(self, closure: Closure, use_providers: bool) -> None:
         self.closure = closure
         self.use_providers = use_providers
-        self.mapped = _mapped()
+        self.mapped = _Mapped()
         self.chosen: dict[str, _Node] = {}  # needed name / soname -> node
         self.done: set[str] = set()  # real paths already walked
         self.flavour = host_libc()
         self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
-        self._cache: dict[str, list[str]] | None = None
         from ._ldcache import supported_hwcaps
 
         self.hwcaps = supported_hwcaps()
@@ -275,13 +289,9 @@ class _Resolver:
             self.host = None
 
     def cache_paths(self, needed: str) -> list[str]:
-        if self._cache is None:
-            from ._ldcache import entries_for_host
+        from ._ldcache import paths_for_soname
 
-            self._cache = {}
-            for soname, path in entries_for_host():
-                self._cache.setdefault(soname, []).append(path)
-        return self._cache.get(needed, [])
+        return paths_for_soname(needed)
 
     def fits(self, path: str) -> str | None:
         """Why ld.so would skip *path* (None when it would take it)."""

@@ -106,7 +106,7 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
 
     Raises OSError when the directory cannot be listed.
     """
-    entries = os.listdir(directory)
+    entries = listing(directory)
     if platform == "win32":
         from ._platforms import _windows
 
@@ -120,10 +120,34 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
         # Higher numbers first (libz.1.2.13.dylib before libz.1.dylib), unversioned last.
         names.sort(key=lambda n: _dylib_key(n, name), reverse=True)
         return names
-    names = sorted(n for n in entries if matches_link_name(n, name))
+    stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
+    names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
     # Higher versions first within one directory; the unversioned dev symlink last.
     names.sort(key=_version_key, reverse=True)
     return names
+
+
+_listings: dict[str, tuple[object, list[str]]] = {}
+
+
+def listing(directory: str) -> list[str]:
+    """`os.listdir(directory)`, once per process while the directory's `dir_stamp` holds,
+    shared by every name searched and by both names of one directory (merged /usr:
+    /lib/x86_64-linux-gnu is /usr/lib/x86_64-linux-gnu): memoised by real path.
+
+    Raises OSError when the directory cannot be listed.
+    """
+    real = os.path.realpath(directory)
+    stamp = dir_stamp(real)
+    hit = _listings.get(real)
+    if hit is not None and hit[0] == stamp and stamp != -1:
+        return hit[1]
+    entries = os.listdir(real)
+    if dir_stamp(real) == stamp:  # not changed while being listed
+        if len(_listings) > 1024:
+            _listings.clear()
+        _listings[real] = (stamp, entries)
+    return entries
 
 
 def _dylib_key(filename: str, name: str) -> tuple[int, ...]:
@@ -179,23 +203,52 @@ def split_path_list(value: str | None) -> list[str]:
     return value.split(os.pathsep)
 
 
+_place_memo: dict[str, tuple[object, list[tuple[str, object]], str | None]] = {}
+
+
+def _is_cwd(directory: str, cwd: str) -> bool:
+    """realpath(directory) == cwd; a directory of another (device, inode) is not it, so
+    only a match pays for the realpath."""
+    try:
+        st, here = os.stat(directory), os.stat(cwd)
+    except OSError:
+        return os.path.realpath(directory) == cwd
+    if (st.st_dev, st.st_ino) != (here.st_dev, here.st_ino):
+        return False
+    return os.path.realpath(directory) == cwd
+
+
 def place_refusal(directory: str, cwd: str | None) -> str | None:
-    """Why a search directory may not supply libraries, or None when it may."""
+    """Why a search directory may not supply libraries, or None when it may.
+
+    The place rules' verdict (`_places.unsafe_dir_reason`) is remembered with every
+    entry it inspected and the config file's stamp (trusted owners): it is replayed
+    while each of those entries has the same device, inode, mode and owner.
+    """
     if not directory:
         return "an empty search path entry means the current directory, which is never searched"
     if not os.path.isabs(directory):
         return f"the search path entry {directory!r} is relative; libbroker never searches relative paths"
-    real = os.path.realpath(directory)
-    if cwd is not None and real == cwd:
+    if cwd is not None and _is_cwd(directory, cwd):
         return (
             f"{directory!r} is the current directory, which is never searched "
             "(a library dropped there must not be picked up)"
         )
-    if os.name == "nt" or not os.path.isdir(real):
+    if os.name == "nt" or not os.path.isdir(directory):
         return None
+    from ._cache import _place_stamp, config_stamp
     from ._places import unsafe_dir_reason
 
-    reason = unsafe_dir_reason(directory)  # every directory from "/", owners, symlink targets
+    config = config_stamp()
+    hit = _place_memo.get(directory)
+    if hit is not None and hit[0] == config and all(_place_stamp(p) == st for p, st in hit[1]):
+        reason = hit[2]
+    else:
+        trace: list[tuple[str, object]] = []
+        reason = unsafe_dir_reason(directory, trace=trace)  # every directory from "/", owners, symlink targets
+        if len(_place_memo) > 1024:
+            _place_memo.clear()
+        _place_memo[directory] = (config, trace, reason)
     return f"unsafe place: {reason}" if reason else None
 
 
@@ -408,7 +461,8 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
 
         cache = _ldcache.LD_SO_CACHE
         result.stamps.append((cache, dir_stamp(cache)))
-        hits = [path for soname, path in ld_cache_entries() if matches_link_name(soname, name)]
+        # Only this name's entries are decoded (`_ldcache.entries_for_link`): same order.
+        hits = [path for _, path in _ldcache.entries_for_link(name, lambda k: matches_link_name(k, name))]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
         for path in hits:
             result.entries.append(Entry(path, "system", place_refusal(os.path.dirname(path), cwd)))

@@ -255,10 +255,13 @@ def tables() -> list[dict[str, object]]:
     """Every table made in this process: ``{"name", "library" (path), "consumers"}``,
     consumers being the extension modules that imported it (recorded by
     ``_runtime.import_table`` into ``_registry``), in import order."""
-    runtime = sys.modules.get(f"{__package__}._registry")
-    if runtime is None:
-        return []
-    found = []
+    if f"{__package__}._warm" not in sys.modules:
+        return []  # no table can exist: every table is built by _warm
+    # The master's warm path makes tables without importing _registry; sync adopts them.
+    from . import _registry as runtime
+
+    runtime.sync()
+    found: list[dict[str, object]] = []
     for address, library in list(runtime.table_library.items()):
         found.append({
             "name": runtime.table_names.get(address),

@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
 _OLD_MAGIC = b"ld.so-1.7.0"
 _NEW_MAGIC = b"glibc-ld.so.cache1.1"
 _OLD_HEADER = 16
@@ -109,6 +113,70 @@ def _parse_new(data: bytes, base: int) -> list[tuple[str, str, int, int]]:
     return entries
 
 
+def _layout(data: bytes) -> tuple[int, int, int, str] | None:
+    """(string base, first entry, end of entries, entry format) of the layout ld.so reads
+    (the new one when present, as `_parse`), None when neither magic is there."""
+    if data.startswith(_NEW_MAGIC):
+        base = 0
+    elif data.startswith(_OLD_MAGIC):
+        (nlibs,) = struct.unpack_from("=I", data, 12)
+        table_end = _OLD_HEADER + nlibs * _OLD_ENTRY
+        if table_end > len(data):
+            return None
+        base = (table_end + 7) & ~7
+        if not data.startswith(_NEW_MAGIC, base):
+            return table_end, _OLD_HEADER, table_end, "=iII"
+    else:
+        return None
+    (nlibs,) = struct.unpack_from("=I", data, base + 20)
+    start = base + _NEW_HEADER
+    end = start + nlibs * _NEW_ENTRY
+    if end > len(data):
+        return None
+    return base, start, end, "=iIIIQ"
+
+
+_MAX_OCCURRENCES = 1 << 16  # more: not a real cache's string table; it is parsed whole
+
+
+def _select(
+    data: bytes, needles: tuple[bytes, ...], keep: Callable[[str], bool]
+) -> list[tuple[str, str, int, int, int]] | None:
+    """(soname, path, flags, hwcap, index) of the entries whose soname passes *keep*, in
+    cache order, decoding only candidates' strings. *keep* must accept only strings
+    starting with one of *needles*.
+
+    Every offset where a needle occurs is collected (ldconfig merges string tails, so
+    a key often points into its own path string: still at the needle), then the entry
+    table is walked comparing numbers; a candidate's soname is decoded and tested in
+    full. None when a needle occurs too often (the caller parses the whole cache).
+    """
+    layout = _layout(data)
+    if layout is None:
+        return []  # what _parse says of a file without either magic
+    strbase, start, end, fmt = layout
+    starts: set[int] = set()
+    for needle in needles:
+        at = data.find(needle) if needle else -1
+        while at >= 0:
+            starts.add(at - strbase)
+            if len(starts) > _MAX_OCCURRENCES:
+                return None
+            at = data.find(needle, at + 1)
+    if not starts:
+        return []
+    found: list[tuple[str, str, int, int, int]] = []
+    for index, fields in enumerate(struct.iter_unpack(fmt, data[start:end])):
+        key = fields[1]
+        if key not in starts:
+            continue
+        soname = _string(data, strbase + key)
+        if keep(soname):
+            hwcap = fields[4] if len(fields) == 5 else 0
+            found.append((soname, _string(data, strbase + fields[2]), fields[0], hwcap, index))
+    return found
+
+
 def host_flags() -> int | None:
     """The cache flags of this interpreter's ABI, None when unknown."""
     from ._binary import host_binary
@@ -157,9 +225,9 @@ def supported_hwcaps() -> list[str]:
     global _hwcaps_memo
     if _hwcaps_memo is None:
         chosen: list[str] = []
-        import platform
-
-        if platform.machine() in ("x86_64", "AMD64"):
+        # os.uname, not platform.machine(): the platform module imports `re` (8 ms cold).
+        machine = os.uname().machine if hasattr(os, "uname") else ""
+        if machine in ("x86_64", "AMD64"):
             flags = _cpu_flags()
             have: set[str] = set()
             for name, needs in _X86_64_LEVELS:
@@ -179,7 +247,66 @@ def hwcaps_subdir(path: str) -> str | None:
     return None
 
 
+_host_memo: dict[str, tuple[object, list[tuple[str, str]], dict[str, list[str]]]] = {}
+_DISK_KIND = "ldcache1"
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    from ._cache import identity
+
+    return identity(path)
+
+
 def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
+    """`_entries_for_host`, parsed once per process and per identity of the cache file
+    (and kept on disk under that identity, with this host's ABI flags and hwcaps levels)."""
+    return list(_host_entries(path or LD_SO_CACHE)[0])
+
+
+def paths_by_soname(path: str | None = None) -> dict[str, list[str]]:
+    """soname -> its paths in `entries_for_host` order (the same memo; do not modify)."""
+    return _host_entries(path or LD_SO_CACHE)[1]
+
+
+def _host_entries(path: str) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    from . import _cache
+
+    ident = _identity(path)
+    hit = _host_memo.get(path)
+    if hit is not None and ident is not None and hit[0] == ident:
+        return hit[1], hit[2]
+    entries: list[tuple[str, str]] | None = None
+    key = None
+    if ident is not None:
+        key = (path, ident, _wanted_flags(), tuple(supported_hwcaps()))
+        stored = _cache.load(_DISK_KIND).get(key)
+        if isinstance(stored, list) and all(
+            isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], str)
+            for e in stored
+        ):
+            entries = stored
+    if entries is None:
+        entries = _entries_for_host(path)
+        if key is not None and _identity(path) == ident:  # not replaced while being read
+            _cache.store(_DISK_KIND, {key: entries})  # one entry: the cache file has one identity
+    by_soname: dict[str, list[str]] = {}
+    for soname, value in entries:
+        by_soname.setdefault(soname, []).append(value)
+    if ident is not None:
+        _host_memo[path] = (ident, entries, by_soname)
+    return entries, by_soname
+
+
+def _wanted_flags() -> int | None:
+    from ._errors import BrokerError
+
+    try:
+        return host_flags()
+    except BrokerError:  # an unreadable interpreter: keep every libc6 ELF entry
+        return None
+
+
+def _entries_for_host(path: str) -> list[tuple[str, str]]:
     """``(soname, path)`` pairs this interpreter's ld.so would consider, best first.
 
     Entries of another ABI (an i386 libz in a multilib cache) are dropped.
@@ -190,16 +317,18 @@ def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
     Legacy platform-directory entries (a hwcap mask without the extension bit,
     e.g. ``lib/x86_64/``) are kept in cache order, as ld.so uses them.
     """
-    from ._errors import BrokerError
+    rows = ((k, v, f, h, i) for i, (k, v, f, h) in enumerate(_read(path)))
+    return _rank(rows)
 
-    try:
-        wanted = host_flags()
-    except BrokerError:  # an unreadable interpreter: keep every libc6 ELF entry
-        wanted = None
+
+def _rank(rows: Iterable[tuple[str, str, int, int, int]]) -> list[tuple[str, str]]:
+    """`_entries_for_host`'s filter and order over (soname, path, flags, hwcap, cache index)
+    rows; a subset of one soname's rows keeps the order it has among all of them."""
+    wanted = _wanted_flags()
     supported = supported_hwcaps()
     ranked: list[tuple[int, int, int, str, str]] = []
     first_seen: dict[str, int] = {}
-    for index, (key, value, flags, hwcap) in enumerate(_read(path or LD_SO_CACHE)):
+    for key, value, flags, hwcap, index in rows:
         if wanted is not None:
             if flags != wanted:
                 continue
@@ -220,4 +349,63 @@ def entries_for_host(path: str | None = None) -> list[tuple[str, str]]:
     return [(key, value) for _, _, _, key, value in ranked]
 
 
-__all__ = ["entries_for_host", "host_flags", "hwcaps_subdir", "read_ld_cache", "supported_hwcaps"]
+_bytes_memo: dict[str, tuple[object, bytes]] = {}
+_select_memo: dict[tuple[str, bytes], tuple[object, list[tuple[str, str]]]] = {}
+
+
+def _cache_bytes(path: str) -> tuple[object, bytes]:
+    """(identity, contents) of the cache file, read once per process and identity."""
+    ident = _identity(path)
+    hit = _bytes_memo.get(path)
+    if hit is not None and ident is not None and hit[0] == ident:
+        return hit
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        data = b""
+    if ident is not None and _identity(path) == ident:
+        _bytes_memo[path] = (ident, data)
+    return ident, data
+
+
+def _matching(
+    path: str | None, needles: tuple[str, ...], keep: Callable[[str], bool], tag: str
+) -> list[tuple[str, str]]:
+    path = path or LD_SO_CACHE
+    full = _host_memo.get(path)
+    ident, data = _cache_bytes(path)
+    if full is not None and full[0] == ident:  # the whole cache is parsed already
+        return [(k, v) for k, v in full[1] if keep(k)]
+    key = (path, tag.encode("utf-8", "surrogateescape"))
+    hit = _select_memo.get(key)
+    if hit is not None and ident is not None and hit[0] == ident:
+        return hit[1]
+    try:
+        rows = _select(data, tuple(n.encode("utf-8", "surrogateescape") for n in needles), keep)
+    except (struct.error, ValueError, IndexError):
+        rows = []
+    result = _rank(rows) if rows is not None else [(k, v) for k, v in entries_for_host(path) if keep(k)]
+    if ident is not None:
+        if len(_select_memo) > 4096:
+            _select_memo.clear()
+        _select_memo[key] = (ident, result)
+    return result
+
+
+def entries_for_link(name: str, matches: Callable[[str], bool], path: str | None = None) -> list[tuple[str, str]]:
+    """The `entries_for_host` entries whose soname is one of link *name*'s (``lib<name>.so``
+    prefix, or *name* itself given whole, and *matches*), in the same order, without
+    parsing the whole cache."""
+    return _matching(path, (f"lib{name}.so", name), matches, "link\0" + name)
+
+
+def paths_for_soname(soname: str, path: str | None = None) -> list[str]:
+    """The `entries_for_host` paths of exactly *soname*, in the same order."""
+    return [v for _, v in _matching(path, (soname,), soname.__eq__, "soname\0" + soname)]
+
+
+__all__ = [
+    "entries_for_host", "entries_for_link", "host_flags", "hwcaps_subdir", "paths_by_soname",
+    "paths_for_soname", "read_ld_cache", "supported_hwcaps",
+]

@@ -16,6 +16,7 @@ inode (from /proc/self/maps, else a second stat) must match the open file.
 import os
 import stat
 
+from . import _master, _warm
 from ._errors import IncompatibleLibraryError
 from ._locks import new_rlock
 from ._types import Library
@@ -29,6 +30,45 @@ _order: list[Library] = []
 # one read the pipe on stdin and hung). A NUL byte makes every isdir() below False.
 _PROC_FD = "/proc/self/fd/" if os.name != "nt" else "\0"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+_adopted = [0]  # how many of _warm.warm_pending are Library objects here
+
+
+def _adopt_warm() -> None:
+    """Make a Library of every file the compiled warm path (csrc/_warm.c) mapped since
+    the last call: it maps without importing this module, and leaves a record."""
+    pending = _warm.warm_pending
+    if _adopted[0] >= len(pending):
+        return
+    with _lock:
+        for record in pending[_adopted[0]:]:
+            key = tuple(record["identity"])
+            if key in _by_identity:
+                continue  # the loader handed back the copy already mapped: same file
+            library = Library(
+                record["name"],
+                record["path"],
+                record["handle"],
+                (key[0], key[1]),
+                soname=record["soname"],
+                origin=record["origin"],
+                version_text=record["version"],
+                version_source=record["version_source"] if record["version"] else None,
+            )
+            _by_identity[library.identity] = library
+            _order.append(library)
+            _by_name.setdefault(library.name, []).append(library)
+            if library.soname:
+                _by_name.setdefault(library.soname, []).append(library)
+        _adopted[0] = len(pending)
+
+
+def adopted(identity: "tuple[int, ...]") -> "Library | None":
+    """The Library of the file with (device, inode) *identity*, after taking in what the
+    warm path mapped; None when libbroker has not loaded it."""
+    _adopt_warm()
+    return _by_identity.get((identity[0], identity[1]))
 
 
 def _identity_of(st: os.stat_result) -> tuple[int, int, int, int, int, int, int]:
@@ -72,6 +112,7 @@ def load_file(
             reason = f"is a dangling symlink to {os.readlink(path)!r}"
         raise IncompatibleLibraryError(path, reason) from exc
     key = (st.st_dev, st.st_ino)
+    _adopt_warm()
     library = _by_identity.get(key)
     if library is not None and (identity is None or tuple(identity[:2]) == key):
         return library
@@ -187,8 +228,6 @@ def _open_file_problem(fst: os.stat_result) -> str | None:
 
 def _map_open_file(path: str, real: str, fd: int, fst: os.stat_result) -> int:
     """dlopen the open file *fd* (already checked); its handle. IncompatibleLibraryError on failure."""
-    from . import _master
-
     handle = 0
     error: OSError | None = None
     if os.path.isdir(_PROC_FD):
@@ -247,7 +286,6 @@ def dlopen_checked(path: str, *, identity: "tuple[int, ...] | None" = None) -> i
         os.close(fd)
 
 
-_serial = [0]
 _LOADABLE_KIND = "loadable"
 _loadable: dict[tuple[int, ...], str | None] = {}
 _loadable_disk: "dict[object, object] | None" = None
@@ -282,23 +320,13 @@ def _loader_refusal(readable: str, ident: tuple[int, ...]) -> str | None:
 
 
 def _unique_fd_path(fd: int) -> str:
-    """/proc/self/fd/N spelled differently on every call ("./" and "/" steps encode a serial).
-
-    The loader matches a new request by name first, against every name an object
-    was ever opened under: a second dlopen("/proc/self/fd/5") would get the
-    library first opened as fd 5, whatever fd 5 is now. A name never used
-    before goes on to the loader's (device, inode) match, which is what we want.
-    """
-    _serial[0] += 1
-    serial = _serial[0]
-    steps = "".join("./" if serial >> bit & 1 else "/" for bit in range(serial.bit_length()))
-    return f"{_PROC_FD}{steps}{fd}"
+    """/proc/self/fd/N under a name the loader has never seen (`_warm.unique_fd_path`:
+    one serial per process, shared with the compiled warm path)."""
+    return _warm.unique_fd_path(fd)
 
 
 def _mapped_is(handle: int, fst: os.stat_result) -> bool:
     """True when the object behind *handle* was mapped from the file *fst* describes."""
-    from . import _master
-
     info = _master.link_map(handle)
     if info is not None:
         address = info[1] or info[0]
@@ -376,8 +404,13 @@ def _link_name(path: str) -> str:
 
 def loaded() -> list[Library]:
     """Every library libbroker loaded in this process, in load order."""
+    _adopt_warm()
     return list(_order)
 
 
 def loaded_named(name: str) -> list[Library]:
+    _adopt_warm()
     return list(_by_name.get(name, ()))
+
+
+_adopt_warm()

@@ -88,3 +88,4 @@ def call_context_triple(
 
 def in_shared_cache(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bool | None:
     """macOS 11+: whether dyld's shared cache holds *path*; None elsewhere (no cache to ask)."""
+

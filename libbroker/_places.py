@@ -99,7 +99,21 @@ def _component_reason(
     )
 
 
-def _walk(path: str, trusted: "frozenset[int]", *, want_dir: bool) -> "str | None":
+def _lstat(path: str, trace: "list[tuple[str, object]] | None") -> os.stat_result:
+    """`os.lstat`, noted in *trace* as (path, (device, inode, mode, owner) or None)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        if trace is not None:
+            trace.append((path, None))
+        raise
+    if trace is not None:
+        trace.append((path, (st.st_dev, st.st_ino, st.st_mode, st.st_uid)))
+    return st
+
+
+def _walk(path: str, trusted: "frozenset[int]", *, want_dir: bool,
+          trace: "list[tuple[str, object]] | None" = None) -> "str | None":
     if os.name == "nt":  # pragma: no cover - no POSIX ownership
         return None if os.path.isabs(path) else f"{path!r} is not an absolute path"
     if not isinstance(path, str) or not path.startswith("/"):
@@ -111,7 +125,7 @@ def _walk(path: str, trusted: "frozenset[int]", *, want_dir: bool) -> "str | Non
     current = "/"
     links = 0
     try:
-        st = os.lstat("/")
+        st = _lstat("/", trace)
     except OSError as exc:  # pragma: no cover
         return f"cannot inspect '/': {exc.strerror}"
     reason = _component_reason("/", st, trusted, final_dir=want_dir and not pending, what="the directory")
@@ -126,7 +140,7 @@ def _walk(path: str, trusted: "frozenset[int]", *, want_dir: bool) -> "str | Non
             continue
         step = os.path.join(current, part)
         try:
-            st = os.lstat(step)
+            st = _lstat(step, trace)
         except OSError as exc:
             return f"{step!r} on the way to {path!r} cannot be inspected: {exc.strerror}"
         last = not pending
@@ -145,7 +159,7 @@ def _walk(path: str, trusted: "frozenset[int]", *, want_dir: bool) -> "str | Non
             if target.startswith("/"):
                 current = "/"
                 try:
-                    st = os.lstat("/")
+                    st = _lstat("/", trace)
                 except OSError:  # pragma: no cover
                     return "cannot inspect '/'"
             continue
@@ -175,10 +189,17 @@ def unsafe_reason(path: str, *, trusted_uids: "frozenset[int] | None" = None) ->
     return _walk(path, trusted_uids if trusted_uids is not None else _trusted_default(), want_dir=False)
 
 
-def unsafe_dir_reason(directory: str, *, trusted_uids: "frozenset[int] | None" = None) -> "str | None":
-    """The same rules for a search directory; the directory itself may not be sticky-writable."""
+def unsafe_dir_reason(directory: str, *, trusted_uids: "frozenset[int] | None" = None,
+                      trace: "list[tuple[str, object]] | None" = None) -> "str | None":
+    """The same rules for a search directory; the directory itself may not be sticky-writable.
+
+    *trace*, when given, receives (path, (device, inode, mode, owner) or None) of every
+    entry inspected: the verdict holds while they are unchanged (a symlink cannot be
+    rewritten in place) and the trusted owners are the same.
+    """
     return _walk(
-        directory, trusted_uids if trusted_uids is not None else _trusted_default(), want_dir=True
+        directory, trusted_uids if trusted_uids is not None else _trusted_default(), want_dir=True,
+        trace=trace,
     )
 
 

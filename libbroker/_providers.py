@@ -6,19 +6,22 @@ ever imported, so a broken or hostile distribution cannot run anything just by
 being searched. The resulting files still go through RECORD verification
 (libbroker._record) before they are loaded.
 
-Cold path: uses importlib.metadata, re and tomllib.
+Distributions are read directly (`_distinfo`: directory listings, entry_points.txt,
+METADATA's Name and Version, RECORD), never through importlib.metadata; only a
+provider's manifest needs tomllib. `re` and packaging are imported only for
+other platforms' file names and for the message about an invalid distribution name.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
+
+from . import _distinfo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from importlib.metadata import Distribution
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "GROUP",
@@ -83,12 +86,61 @@ class ProvidedFile:
     __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
 
 
-def _dist_name(dist: Distribution) -> str:
-    return dist.metadata["Name"] or "<unnamed>"
+class _Dist:
+    """An installed distribution: its metadata directory, Name and Version (read lazily)."""
+
+    __slots__ = ("_head", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # the .dist-info (or .egg-info) directory
+        self._head: tuple[str | None, str | None] | None = None
+
+    def _read(self) -> tuple[str | None, str | None]:
+        if self._head is None:
+            self._head = _distinfo.name_and_version(self.path)
+        return self._head
+
+    @property
+    def name(self) -> str | None:
+        return self._read()[0]
+
+    @property
+    def version(self) -> str | None:
+        return self._read()[1]
+
+    def files(self) -> list[str] | None:
+        """RECORD's paths (relative to `base`); None without a RECORD. An .egg-info
+        directory has none: its file lists are read by importlib.metadata."""
+        listed = _distinfo.record_paths(self.path)
+        if listed is None and self.path.lower().endswith("egg-info"):
+            return _egg_files(self.path)
+        return listed
+
+    @property
+    def base(self) -> str:
+        return os.path.dirname(self.path)
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _egg_files(info_dir: str) -> list[str] | None:
+    # Legacy (setuptools) metadata: installed-files.txt / SOURCES.txt, as importlib reads them.
+    import pathlib
+    from importlib import metadata
+
+    files = metadata.PathDistribution(pathlib.Path(info_dir)).files
+    return None if files is None else [f.as_posix() for f in files]
+
+
+def _dist_name(dist: _Dist) -> str:
+    return dist.name or "<unnamed>"
+
+
+def _valid_name(name: str) -> bool:
+    """PEP 508's name rule (``^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$``, case-insensitive)."""
+    if not name or not name.isascii():
+        return False
+    if not (name[0].isalnum() and name[-1].isalnum()):
+        return False
+    return all(c.isalnum() or c in "._-" for c in name)
 
 
 def distribution_name_problem(name: str) -> str | None:
@@ -99,8 +151,6 @@ def distribution_name_problem(name: str) -> str | None:
     with spaces would otherwise be looked up, found nowhere and silently skipped.
     Checked with packaging's PEP 508 parser (names compare normalised, PEP 503).
     """
-    from packaging.requirements import InvalidRequirement, Requirement
-
     expected = ("expected a distribution name as pip installs it (PEP 508: letters, digits, "
                 "'-', '_' and '.', starting and ending with a letter or digit), e.g. "
                 "\"scipy-openblas32\"")
@@ -108,6 +158,10 @@ def distribution_name_problem(name: str) -> str | None:
            "it), or put the directory holding the library in LIBBROKER_PATH")
     if any(c in name for c in "/\\") or name in (".", ".."):
         return f"a path, not a distribution name; {expected}; {fix}"
+    if _valid_name(name):
+        return None  # what packaging's Requirement(name).name == name says, without importing it
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         requirement = Requirement(name)
     except InvalidRequirement:
@@ -121,44 +175,22 @@ def distribution_name_problem(name: str) -> str | None:
     return None
 
 
-def _provider_entry_points() -> Iterator[tuple[Distribution, str, str]]:
+def _provider_entry_points() -> Iterator[tuple[_Dist, str, str]]:
     """(distribution, entry point name, value) for every provider entry point.
 
-    Walks distributions rather than calling entry_points(group=...) so each entry
-    point comes with its distribution on every Python libbroker supports, and so
-    a distribution shadowed by an earlier copy on sys.path is skipped, as
-    importlib itself does.
+    Walks distributions (`_distinfo`, importlib.metadata's order) so each entry
+    point comes with its distribution, and so a distribution shadowed by an
+    earlier copy on sys.path is skipped, as importlib itself does. Cached per
+    sys.path directory and per distribution (`_distinfo.distributions`).
     """
-    path = search_path()
-    from ._cache import dir_stamp
-
-    key = tuple((entry, dir_stamp(entry)) for entry in path)  # installs change these directories
-    cached = _entry_points_memo.get(key)
-    if cached is None:
-        cached = list(_scan_entry_points(path))
-        _entry_points_memo.clear()
-        _entry_points_memo[key] = cached
-    yield from cached
-
-
-_entry_points_memo: dict[tuple[tuple[str, object], ...], list[tuple[Distribution, str, str]]] = {}
-
-
-def _scan_entry_points(path: list[str]) -> Iterator[tuple[Distribution, str, str]]:
-    from importlib import metadata
-
-    seen: set[str] = set()
-    for dist in metadata.distributions(path=path):
-        name = dist.metadata["Name"]
-        if name is None:
-            continue
-        canonical = _canonical(name)
-        if canonical in seen:
-            continue
-        seen.add(canonical)
-        for ep in dist.entry_points:
-            if ep.group == GROUP:
-                yield dist, ep.name, ep.value
+    dists: dict[str, _Dist] = {}
+    for info_dir, name, value in _distinfo.provider_entry_points(search_path()):
+        dist = dists.get(info_dir)
+        if dist is None:
+            dist = dists[info_dir] = _Dist(info_dir)
+        if dist.name is None:
+            continue  # no Name header: importlib.metadata's consumers skip it too
+        yield dist, name, value
 
 
 def search_path() -> list[str]:
@@ -279,20 +311,30 @@ def _manifest_files(manifest: str, link_name: str, dist: str) -> list[ProvidedFi
     return found
 
 
-def _locate_manifest(dist: Distribution, package: str) -> str | None:
+def _locate_manifest(dist: _Dist, package: str) -> str | None:
     """Absolute path of ``<package>/libbroker-provider.toml`` from RECORD, or None.
 
     RECORD, not importlib.util.find_spec: finding a dotted name imports its
     parents, and provider code must never run during discovery.
     """
-    files = dist.files
+    files = dist.files()
     if not files:
         return None
     wanted = package.replace(".", "/") + "/" + MANIFEST
     for entry in files:
-        if entry.as_posix() == wanted:
-            return os.path.realpath(str(dist.locate_file(entry)))
+        if entry == wanted:
+            return os.path.realpath(os.path.join(dist.base, entry))
     return None
+
+
+def _is_package_name(value: str) -> bool:
+    """A dotted Python identifier path (``[A-Za-z_]\\w*(\\.[A-Za-z_]\\w*)*``, ASCII letters)."""
+    for part in value.split("."):
+        if not part or not (part[0].isascii() and (part[0].isalpha() or part[0] == "_")):
+            return False
+        if not all(c.isalnum() or c == "_" for c in part):
+            return False
+    return True
 
 
 def provider_files(
@@ -313,7 +355,7 @@ def provider_files(
         dist_name = _dist_name(dist)
         label = f"provider {dist_name!r} {dist.version}"
         package = value.partition(":")[0].strip()
-        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", package):
+        if not _is_package_name(package):
             searched.append(
                 f"{label}: entry point {ep_name!r} = {value!r} is not a package name "
                 "(ignored; fix: the provider's entry point value must name the package "
@@ -322,9 +364,7 @@ def provider_files(
             continue
         manifest = _locate_manifest(dist, package)
         if inputs is not None:
-            record = getattr(dist, "_path", None)  # PathDistribution: the .dist-info directory
-            if record is not None:
-                inputs.append(os.path.realpath(os.path.join(str(record), "RECORD")))
+            inputs.append(os.path.realpath(os.path.join(dist.path, "RECORD")))
             if manifest is not None:
                 inputs.append(manifest)
         if manifest is None:
@@ -345,13 +385,30 @@ def provider_files(
     return files, searched
 
 
-def _library_pattern(link_names: list[str]) -> re.Pattern[str]:
-    names = "|".join(re.escape(n) for n in link_names)
-    if sys.platform == "darwin":
-        return re.compile(rf"lib(?:{names})(?:\.\d+)*\.dylib")
-    if sys.platform == "win32":
-        return re.compile(rf"(?:lib)?(?:{names})(?:-\d+)?\.dll", re.IGNORECASE)
-    return re.compile(rf"lib(?:{names})\.so(?:\.\d+)*")
+def _library_matcher(link_names: list[str]) -> Callable[[str], bool]:
+    """A test of a file name against *link_names* under this platform's naming:
+    ``lib<name>.so[.N...]`` (by hand: no `re` on Linux), ``lib<name>[.N...].dylib``,
+    ``[lib]<name>[-N].dll`` (case-insensitive)."""
+    if sys.platform == "darwin" or sys.platform == "win32":
+        import re
+
+        names = "|".join(re.escape(n) for n in link_names)
+        if sys.platform == "darwin":
+            return re.compile(rf"lib(?:{names})(?:\.\d+)*\.dylib").fullmatch  # type: ignore[return-value]
+        return re.compile(rf"(?:lib)?(?:{names})(?:-\d+)?\.dll", re.IGNORECASE).fullmatch  # type: ignore[return-value]
+
+    def matches(filename: str) -> bool:
+        if not filename.startswith("lib"):
+            return False
+        for name in link_names:
+            stem = "lib" + name + ".so"
+            if filename.startswith(stem):
+                tail = filename[len(stem):]
+                if not tail or (tail[0] == "." and all(p.isdigit() and p.isascii() for p in tail[1:].split("."))):
+                    return True
+        return False
+
+    return matches
 
 
 def package_files(
@@ -360,30 +417,27 @@ def package_files(
     """Shared libraries named like *link_names* among the RECORD-listed files of *packages*.
 
     *inputs*, when given, receives each RECORD read (a cached verdict depends on it)."""
-    from importlib import metadata
-
     files: list[ProvidedFile] = []
     searched: list[str] = []
     if not link_names:
         return files, searched
-    pattern = _library_pattern(link_names)
+    matches_name = _library_matcher(link_names)
     shown = ", ".join(repr(n) for n in link_names)
     for package in packages:
         problem = distribution_name_problem(package)
         if problem is not None:
             searched.append(f"package {package!r}: ignored, {problem}")
             continue
-        try:
-            dist = next(iter(metadata.Distribution.discover(name=package, path=search_path())))
-        except StopIteration:
+        info_dir = _distinfo.find_distribution(package, search_path())
+        if info_dir is None:
             searched.append(f"package {package!r}: not installed (fix: pip install {package})")
             continue
+        dist = _Dist(info_dir)
         dist_name = _dist_name(dist)
         label = f"package {dist_name!r} {dist.version}"
-        record = getattr(dist, "_path", None)  # PathDistribution: the .dist-info directory
-        if inputs is not None and record is not None:
-            inputs.append(os.path.realpath(os.path.join(str(record), "RECORD")))
-        listed = dist.files
+        if inputs is not None:
+            inputs.append(os.path.realpath(os.path.join(info_dir, "RECORD")))
+        listed = dist.files()
         if listed is None:
             searched.append(
                 f"{label}: has no RECORD, its files cannot be listed "
@@ -392,9 +446,9 @@ def package_files(
             continue
         matches = sorted(
             {
-                os.path.realpath(str(dist.locate_file(entry)))
+                os.path.realpath(os.path.join(dist.base, entry))
                 for entry in listed
-                if pattern.fullmatch(entry.name)
+                if matches_name(entry.rpartition("/")[2])
             }
         )
         matches = [m for m in matches if os.path.isfile(m)]

@@ -2,13 +2,18 @@
 
 One capsule per spec digest and one table per (library file, layout digest) per
 process, the table index on disk (what a consumer's warm import reads), and which
-extension modules imported each table (doctor's "tables"). `_runtime` (the
-generated headers' entry point) and `_tables` (the builder) both call down into
-this module and never into each other. Keep its imports light: it is on a
-consumer's warm import path.
+extension modules imported each table (doctor's "tables"). The dictionaries
+themselves live in the compiled master (`_warm.tables_by_spec`, ...), whose
+`import_table` is what generated headers call: a warm import replays an entry
+of the index there without importing any of libbroker's Python modules
+(cython/_warm.pxi). This module names the same objects for the Python side,
+replays entries where the compiled path defers (`_from_disk`), and adopts
+the tables the compiled path made (`sync`). `_runtime` (the Python entry point
+on a miss) and `_tables` (the builder) both call down into this module and
+never into each other.
 """
 
-from . import _cache
+from . import _cache, _master, _warm
 from ._locks import new_rlock
 
 TYPE_CHECKING = False
@@ -18,24 +23,37 @@ if TYPE_CHECKING:
 
     from ._types import Library
 
-TABLES_KIND = "tables"
+TABLES_KIND = _warm.TABLES_KIND
+#: The shape of a table index entry (`_tables._remember` writes it; _warm.pxi reads it).
+ENTRY_FORMAT = _warm.TABLE_ENTRY_FORMAT
 lock = new_rlock()  # re-created in a forked child (_locks)
-by_spec: dict[str, object] = {}
-by_layout: "dict[tuple[Any, ...], object]" = {}
+by_spec: "dict[str, object]" = _warm.tables_by_spec
+by_layout: "dict[tuple[Any, ...], object]" = _warm.tables_by_layout
 table_library: "dict[int, Library]" = {}
 #: table address -> its name, and the extension modules that imported it (doctor's "tables").
-table_names: dict[int, str] = {}
-table_consumers: dict[int, list[str]] = {}
+table_names: "dict[int, str]" = _warm.table_names
+table_consumers: "dict[int, list[str]]" = _warm.table_consumers
+_adopted = [0]  # how many of _warm.warm_pending this module has taken in
+
+
+def sync() -> None:
+    """Take in the tables the compiled warm path made since the last call: each one's
+    Library (adopted by `_loader`) becomes known to `table_library`."""
+    pending = _warm.warm_pending
+    if _adopted[0] >= len(pending):
+        return
+    from . import _loader
+
+    with lock:
+        for record in pending[_adopted[0]:]:
+            library = _loader.adopted(record["identity"])
+            if library is not None:
+                table_library[record["table"]] = library
+        _adopted[0] = len(pending)
 
 
 def note_consumer(capsule: "Any", module: str) -> None:
-    from . import _master
-
-    address = _master.table_address(capsule)
-    with lock:
-        consumers = table_consumers.setdefault(address, [])
-        if module not in consumers:
-            consumers.append(module)
+    _warm.note_consumer(capsule, module)
 
 
 def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
@@ -44,6 +62,7 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
     if capsule is not None:
         return capsule
     with lock:
+        sync()
         capsule = by_spec.get(spec_digest)
         if capsule is None:
             capsule = _from_disk(spec_digest)
@@ -56,12 +75,14 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
 def _from_disk(spec_digest: str) -> object | None:
     # One small file per spec: a consumer's import reads its own entry only.
     entry = _cache.load(f"{TABLES_KIND}/{spec_digest}")
+    if entry.get("format") != ENTRY_FORMAT:
+        return None  # absent, or written by another version: resolve afresh (and rewrite)
     if not entry or not _entry_shape_ok(entry):
         return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
     try:
         if entry["env"] != _cache.env_key() or not _cache.stamps_valid(entry["stamps"]):
             return None
-        from . import _loader, _master
+        from . import _loader
 
         files = _judged_files(entry["stamps"])
         for real, ident in files[1:]:
@@ -151,10 +172,9 @@ def register(
     """One table per (library file, layout digest) per process."""
     key = (library.identity, layout, table)
     with lock:
+        sync()
         capsule = by_layout.get(key)
         if capsule is None:
-            from . import _master
-
             capsule = _master.make_table(
                 table, layout, library.path, library.version_text or "", signatures, addresses
             )
@@ -162,3 +182,6 @@ def register(
             table_library[_master.table_address(capsule)] = library
             table_names[_master.table_address(capsule)] = table
         return capsule
+
+
+sync()

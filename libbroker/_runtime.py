@@ -1,10 +1,10 @@
-"""What a consumer's import runs: `import_table`, called by the generated headers.
+"""A consumer's import when the compiled warm path could not replay a verdict.
 
-Warm path (`_registry`): the in-process registry, then the on-disk table index
-(validated by every input of the verdict), then the closure mapped by identity and
-one C loop of `dlsym`. Only a miss falls back to `_tables.build_table`,
-which parses the spec (tomllib, pycparser, packaging). Keep this module's
-imports light.
+Generated headers call `_master.import_table` (cython/_warm.pxi): the in-process
+registry, then the table index on disk replayed in C. When that defers (no
+entry, a stamp changed, a case only the Python rules judge), it calls
+`import_table` here: the Python replay of the index (`_registry._from_disk`),
+else `_tables.build_table` (search, judge, load, check, remember).
 """
 
 from . import _registry
@@ -19,15 +19,24 @@ def import_table(
 ) -> object:
     """The capsule for the spec whose text is *spec_text* (digest *spec_digest*).
 
+    Raises the BrokerError of the search or the checks (the header turns it into
+    ImportError with this error as its cause).
+
     *module*: the importing extension module's name; when None (the generated C
     headers), the module the import system is initialising, if any.
     """
 
     def build() -> object:
-        from ._spec import Spec
+        from . import _request
         from ._tables import build_table
 
-        return build_table(Spec.from_string(spec_text, path=f"<spec of table {name!r}>"))
+        where = f"<spec of table {name!r}>"
+        if _request.is_request(spec_text):
+            # A header from this version: the spec arrives parsed (no TOML, no C parser).
+            return build_table(_request.parse(spec_text, where))
+        from ._spec import Spec  # a header generated before requests: its compacted spec
+
+        return build_table(Spec.from_string(spec_text, path=where))
 
     capsule = _registry.capsule_for(spec_digest, build)
     if module is None:

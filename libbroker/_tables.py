@@ -10,9 +10,12 @@ from ._types import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._discovery import Entry
+    from ._request import Request, Slot
     from ._resolve import Resolution
-    from ._spec import Spec
+    from ._spec import Function, Spec
     from ._types import Candidate
 
 
@@ -41,14 +44,18 @@ def table(spec: object) -> object:
     return _registry.capsule_for(parsed.spec_digest, lambda: build_table(parsed))
 
 
-def symbols_for(spec: Spec, entry: Entry | None = None) -> list[str]:
+def symbols_for(spec: Spec | Request, entry: Entry | None = None) -> list[str]:
     """The symbols to look up: the spec's affixes, else the provider manifest's."""
     pre = spec.symbol_prefix or (entry and entry.prefix) or ""
     suf = spec.symbol_suffix or (entry and entry.suffix) or ""
     return [f"{pre}{fn.name}{suf}" for fn in spec.functions]
 
 
-def build_table(spec: Spec) -> object:
+def _slots(spec: Spec | Request) -> Sequence[Function | Slot]:
+    return spec.functions
+
+
+def build_table(spec: Spec | Request) -> object:
     """Resolve, load and check the library for *spec*; register and remember its table."""
     from . import _master
 
@@ -58,7 +65,7 @@ def build_table(spec: Spec) -> object:
     encoded = [s.encode() for s in symbols]
     addresses = _master.lookup_many(library.handle, encoded)
     missing = [
-        sym for sym, fn, addr in zip(symbols, spec.functions, addresses) if fn.required and not addr
+        sym for sym, fn, addr in zip(symbols, _slots(spec), addresses) if fn.required and not addr
     ]
     if missing:
         raise MissingSymbolError(library.path, missing, table=spec.name)
@@ -74,11 +81,15 @@ def chosen_entry(resolution: Resolution | None) -> Entry | None:
     return resolution.entries[resolution.candidates.index(resolution.chosen)]
 
 
-def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbols: list[bytes]) -> None:
+def _remember(spec: Spec | Request, library: Library, resolution: Resolution | None, symbols: list[bytes]) -> None:
     """Write the warm-path index entry a consumer's next fresh import reads."""
     if resolution is None:
         return
     entry = {
+        "format": _registry.ENTRY_FORMAT,
+        # The config file's location: a function of environment variables the env key
+        # pins; the compiled replay checks its stamp without recomputing the XDG rule.
+        "config": _cache.config_path(),
         "env": _cache.env_key(),
         # Each file with the identity it was judged (and loaded) with: the warm path maps
         # only those (design.md 5.1), never a file that replaced one since.
@@ -102,7 +113,7 @@ def _remember(spec: Spec, library: Library, resolution: Resolution | None, symbo
     _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
 
 
-def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
+def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     """The library serving *spec*: a loaded copy that satisfies it, else the best candidate.
 
     Candidates are judged without loading (format, machine, glibc, file-name or
@@ -115,14 +126,14 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     specifier = parse_specifier(spec.version)
     # Judged before loading against the exported FUNCTIONS a binary lists; [variables]
     # (data symbols) are checked with dlsym after loading (build_table).
-    required = [s for s, fn in zip(symbols_for(spec), spec.functions)
+    required = [s for s, fn in zip(symbols_for(spec), _slots(spec))
                 if fn.required and fn.kind == "function"]
 
     def required_for(entry: Entry) -> list[str]:
         if entry.prefix is None and entry.suffix is None:
             return required
         names = symbols_for(spec, entry)
-        return [s for s, fn in zip(names, spec.functions)
+        return [s for s, fn in zip(names, _slots(spec))
                 if fn.required and fn.kind == "function"]
 
     for link in spec.names:
@@ -205,7 +216,7 @@ def resolve_spec(spec: Spec) -> tuple[Library, Resolution | None]:
     )
 
 
-def _satisfies_loaded(spec: Spec, library: Library, specifier, required: list[str]) -> bool:  # type: ignore[no-untyped-def]
+def _satisfies_loaded(spec: Spec | Request, library: Library, specifier, required: list[str]) -> bool:  # type: ignore[no-untyped-def]
     from . import _master
 
     if required and not all(_master.lookup_many(library.handle, [s.encode() for s in required])):
@@ -214,7 +225,7 @@ def _satisfies_loaded(spec: Spec, library: Library, specifier, required: list[st
 
 
 def _version_problem(  # type: ignore[no-untyped-def]
-    spec: Spec, library: Library, specifier, prefix: str | None = None, suffix: str | None = None
+    spec: Spec | Request, library: Library, specifier, prefix: str | None = None, suffix: str | None = None
 ) -> str | None:
     """None when the loaded library's version fits; else why not.
 

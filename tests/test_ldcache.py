@@ -180,3 +180,24 @@ def test_hwcaps_and_platform_entries_kept(tmp_path) -> None:
     supported = supported_hwcaps()
     expected = [str(lib / "glibc-hwcaps" / level / "libhwonly.so.1") for level in supported if level in levels]
     assert hw == [*expected, str(lib / "libhwonly.so.1")]  # best level first, baseline last
+
+
+def test_targeted_lookups_match_the_full_parse() -> None:
+    # entries_for_link / paths_for_soname decode only the entries asked for; on the
+    # real cache they must give exactly the filtered full parse, in the same order.
+    from libbroker import _ldcache
+    from libbroker._discovery import matches_link_name
+
+    full = _ldcache._entries_for_host(_ldcache.LD_SO_CACHE)
+    sonames = sorted({k for k, _ in full})
+    assert sonames
+    for soname in sonames:
+        assert _ldcache.paths_for_soname(soname) == [v for k, v in full if k == soname], soname
+    links = {k[3:].partition(".so")[0] for k in sonames if k.startswith("lib")}
+    for name in sorted(links):
+        expected = [(k, v) for k, v in full if matches_link_name(k, name)]
+        assert _ldcache.entries_for_link(name, lambda k, n=name: matches_link_name(k, n)) == expected
+    for whole in sonames[:50]:  # a file name given whole matches itself (find("libz.so.1"))
+        expected = [(k, v) for k, v in full if matches_link_name(k, whole)]
+        assert _ldcache.entries_for_link(whole, lambda k, n=whole: matches_link_name(k, n)) == expected
+    assert _ldcache.paths_for_soname("libsurely-absent.so.9") == []

@@ -53,7 +53,7 @@ def master_c(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def flags(target: str) -> list[str]:
-    return ["-target", target, "-D_DARWIN_C_SOURCE=1", f"-I{sysconfig.get_paths()['include']}", f"-I{INCLUDE}"]
+    return ["-target", target, "-D_DARWIN_C_SOURCE=1", "-DCYTHON_USE_MODULE_STATE=1", f"-I{sysconfig.get_paths()['include']}", f"-I{INCLUDE}"]
 
 
 @pytest.mark.parametrize("target", ["x86_64-macos.10.13", "aarch64-macos.11.0"])

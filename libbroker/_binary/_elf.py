@@ -67,12 +67,13 @@ class BinaryInfo:
     or protected visibility: what ``dlsym`` can return."""
 
     __slots__ = (
+        "_functions",
+        "_lazy_functions",
         "byte_order",
         "elf_class",
         "elf_type",
         "flags",
         "format",
-        "functions",
         "glibc_required",
         "machine",
         "machine_name",
@@ -98,11 +99,26 @@ class BinaryInfo:
         self.needed: list[str] = []
         self.runpath: list[str] = []
         self.rpath: list[str] = []
-        self.functions: frozenset[str] = frozenset()
+        self._functions: frozenset[str] | None = frozenset()
+        self._lazy_functions: Callable[[], frozenset[str]] | None = None
         self.glibc_required: tuple[int, int] | None = None
         self.version_needs: dict[str, list[str]] = {}
         # Symbol versions this file defines (DT_VERDEF), e.g. GLIBCXX_3.4.30.
         self.version_defs: frozenset[str] = frozenset()
+
+    @property
+    def functions(self) -> frozenset[str]:
+        """The exported functions, decoded on first use: a closure check never asks for
+        them and libc has thousands (every string offset was checked when the file was read)."""
+        if self._functions is None:
+            lazy, self._lazy_functions = self._lazy_functions, None
+            self._functions = lazy() if lazy is not None else frozenset()
+        return self._functions
+
+    @functions.setter
+    def functions(self, value: frozenset[str]) -> None:
+        self._functions = value
+        self._lazy_functions = None
 
     @property
     def bits(self) -> int:
@@ -319,12 +335,18 @@ def _script_error(path: str) -> InvalidBinaryError:
 
 
 class _Reader:
-    __slots__ = ("f", "path", "size")
+    """Bounded reads of one open file. Small reads (version tables are read 20 bytes at
+    a time) are served from one window of `_WINDOW` bytes, so a library's headers cost a
+    few system calls rather than hundreds."""
+
+    __slots__ = ("f", "path", "size", "window", "window_at")
 
     def __init__(self, f: BinaryIO, path: str, size: int) -> None:
         self.f = f
         self.path = path
         self.size = size
+        self.window = b""
+        self.window_at = 0
 
     def read(self, offset: int, length: int, what: str) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -334,13 +356,28 @@ class _Reader:
                 f"but the file is {self.size} bytes long",
                 fix="reinstall the library; the file was cut short or damaged",
             )
+        start = offset - self.window_at
+        if 0 <= start and start + length <= len(self.window):
+            return self.window[start:start + length]
         self.f.seek(offset)
+        if length < _WINDOW:
+            data = self.f.read(min(_WINDOW, self.size - offset))
+            if len(data) < length:  # the file shrank under us
+                raise InvalidBinaryError(
+                    self.path, f"truncated ELF file: short read of the {what} at offset {offset}"
+                )
+            self.window, self.window_at = data, offset
+            return data[:length]
         data = self.f.read(length)
         if len(data) != length:  # the file shrank under us
             raise InvalidBinaryError(
                 self.path, f"truncated ELF file: short read of the {what} at offset {offset}"
             )
         return data
+
+
+_WINDOW = 16384
+_NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
 def _open(path: str) -> tuple[BinaryIO, int]:
@@ -497,7 +534,7 @@ def _parse_dynamic(
         sym_size = tags.get(_DT_SYMENT, 24 if is64 else 16)
         if count and sym_size >= (24 if is64 else 16):
             data = r.read(offset_of(tags[_DT_SYMTAB], "symbol table"), count * sym_size, "dynamic symbol table")
-            info.functions = _functions(data, e, is64, sym_size, string)
+            _defer_functions(info, data, e, is64, sym_size, strtab, string)
     if _DT_VERNEED in tags:
         _parse_verneed(r, info, e, offset_of(tags[_DT_VERNEED], "version-needed table"),
                        tags.get(_DT_VERNEEDNUM, _MAX_VERNEED), string)
@@ -518,6 +555,26 @@ def _parse_verdef(r: _Reader, e: str, offset: int, count: int, string: Callable[
             break
         offset += vd_next
     return frozenset(names)
+
+
+def _defer_functions(
+    info: BinaryInfo, data: bytes, e: str, is64: bool, sym_size: int, strtab: bytes,
+    string: Callable[[int], str],
+) -> None:
+    """Set *info*'s functions to be decoded on first use, once every symbol's name offset
+    is known to lie before the string table's last NUL (then no name can fail to decode);
+    otherwise decode now, so a corrupt table is refused when the file is read, as before."""
+    if e == _NATIVE and sym_size % 4 == 0 and len(data) % sym_size == 0:
+        # st_name is the first word of every entry: a strided view, max() in C.
+        last = max(memoryview(data).cast("I")[:: sym_size // 4], default=0)
+    else:
+        fmt = e + ("I" + f"{sym_size - 4}x")
+        last = max((t[0] for t in struct.iter_unpack(fmt, data)), default=0)
+    if last > strtab.rfind(b"\0"):
+        info.functions = _functions(data, e, is64, sym_size, string)
+        return
+    info._functions = None
+    info._lazy_functions = lambda: _functions(data, e, is64, sym_size, string)
 
 
 def _functions(data: bytes, e: str, is64: bool, sym_size: int, string: Callable[[int], str]) -> frozenset[str]:

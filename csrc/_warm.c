@@ -1,0 +1,1202 @@
+/*
+ * libbroker._warm: the process registry of tables, the table builder, and the
+ * warm path of a consumer's import, in plain C.
+ *
+ * A generated header's libbroker_import_NAME() calls `import_table` here. When
+ * the table index on disk holds a verdict whose every input is unchanged, this
+ * replays it: one read of a small marshal file, one stat per recorded input, the
+ * closure mapped by identity, one dlsym loop. No other libbroker module is
+ * imported on that path: each Python module costs 0.1-0.3 ms to import and a
+ * Cython module about as much again, against a linked consumer's whole import
+ * of about 0.6 ms (docs/decisions.md "The warm path is plain C").
+ *
+ * It decides nothing. The verdict and the list of what it depends on (the
+ * stamps) are written by Python (`_tables._remember`, `_cache.decision_stamps`);
+ * this code checks the stamps with the meaning of `_cache.stamps_valid` and
+ * accepts only a strict subset of what the Python rules accept: a cache
+ * directory reached through a symlink, an owner trusted only through the config
+ * file, a missing HOME, an entry of another shape, or any error answers "not
+ * here" and `libbroker._runtime.import_table` runs the Python path with the full
+ * rules. Linux only (mapping the open file needs /proc/self/fd); elsewhere the
+ * registry and the builder work and the replay always defers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <marshal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libbroker.h"
+
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define LBW_SUPPORTED 1
+#else
+#define LBW_SUPPORTED 0
+#endif
+
+#define LBW_CACHE_FORMAT 2
+#define LBW_CACHE_MAGIC "LBc\x02"
+#define LBW_CACHE_MAX_BYTES (4 << 20)
+#define LBW_ENTRY_FORMAT 3
+#define LBW_CAPSULE_NAME_MAX 128
+#define LBW_PROC_FD "/proc/self/fd/"
+
+/* Owned references, made in the main interpreter's exec (subinterpreters are refused). */
+static PyObject *by_spec, *by_layout, *table_names, *table_consumers, *warm_pending, *safe_dirs;
+static unsigned long long fd_serial;
+
+/* ---- CRC-32 (zlib's and binascii's polynomial): binascii's import is a dlopen ---- */
+
+static uint32_t crc_table[256];
+static int crc_ready;
+
+static uint32_t lbw_crc32(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i;
+    if (!crc_ready) {
+        uint32_t k, v;
+        int b;
+        for (k = 0; k < 256; k++) {
+            v = k;
+            for (b = 0; b < 8; b++) v = (v & 1) ? 0xEDB88320u ^ (v >> 1) : v >> 1;
+            crc_table[k] = v;
+        }
+        crc_ready = 1;
+    }
+    for (i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* ---- the table builder (the one implementation; _master.make_table validates, then calls it) ---- */
+
+static char *lbw_strdup(const char *s, Py_ssize_t n)
+{
+    char *copy = (char *)malloc((size_t)n + 1);
+    if (copy != NULL) {
+        memcpy(copy, s, (size_t)n);
+        copy[n] = 0;
+    }
+    return copy;
+}
+
+/* A table that lives as long as the process, in a capsule named LIBBROKER_CAPSULE_PREFIX + name.
+ * sigs: list of bytes; addrs: list of int (pointer-sized). New reference, or NULL with an error. */
+static PyObject *build(const char *name, uint64_t layout, const char *path, const char *version,
+                       PyObject *sigs, PyObject *addrs)
+{
+    Py_ssize_t n = PyList_GET_SIZE(sigs), i;
+    size_t total = 1;
+    libbroker_table_header *header = NULL;
+    const char **sig_array = NULL;
+    char *block = NULL, *cursor, *cname = NULL, *cpath = NULL, *cversion = NULL, *ccapsule = NULL;
+    uintptr_t *values = NULL;
+    void **slots;
+    char capsule_name[LBW_CAPSULE_NAME_MAX];
+    PyObject *capsule = NULL;
+
+    if (PyList_GET_SIZE(addrs) != n) {
+        PyErr_Format(PyExc_ValueError, "table %s: %zd signatures but %zd addresses", name, n,
+                     PyList_GET_SIZE(addrs));
+        return NULL;
+    }
+    if (PyOS_snprintf(capsule_name, sizeof(capsule_name), "%s%s", LIBBROKER_CAPSULE_PREFIX, name)
+        >= (int)sizeof(capsule_name)) {
+        PyErr_Format(PyExc_ValueError, "table name %s is too long", name);
+        return NULL;
+    }
+    values = (uintptr_t *)malloc((size_t)(n ? n : 1) * sizeof(uintptr_t));
+    if (values == NULL) return PyErr_NoMemory();
+    for (i = 0; i < n; i++) {
+        PyObject *sig = PyList_GET_ITEM(sigs, i);
+        if (!PyBytes_Check(sig)) {
+            PyErr_SetString(PyExc_TypeError, "signatures must be bytes");
+            goto fail;
+        }
+        total += (size_t)PyBytes_GET_SIZE(sig) + 1;
+        values[i] = (uintptr_t)PyLong_AsVoidPtr(PyList_GET_ITEM(addrs, i));
+        if (PyErr_Occurred()) goto fail;
+    }
+    header = (libbroker_table_header *)malloc(sizeof(*header) + (size_t)n * sizeof(void *));
+    sig_array = (const char **)calloc((size_t)(n ? n : 1), sizeof(char *));
+    block = (char *)malloc(total);
+    cname = lbw_strdup(name, (Py_ssize_t)strlen(name));
+    cpath = lbw_strdup(path, (Py_ssize_t)strlen(path));
+    cversion = lbw_strdup(version, (Py_ssize_t)strlen(version));
+    ccapsule = lbw_strdup(capsule_name, (Py_ssize_t)strlen(capsule_name));
+    if (!header || !sig_array || !block || !cname || !cpath || !cversion || !ccapsule) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    cursor = block;  /* one block for every signature: one malloc, not thousands */
+    for (i = 0; i < n; i++) {
+        PyObject *sig = PyList_GET_ITEM(sigs, i);
+        memcpy(cursor, PyBytes_AS_STRING(sig), (size_t)PyBytes_GET_SIZE(sig));
+        cursor[PyBytes_GET_SIZE(sig)] = 0;
+        sig_array[i] = cursor;
+        cursor += PyBytes_GET_SIZE(sig) + 1;
+    }
+    capsule = PyCapsule_New(header, ccapsule, NULL);
+    if (capsule == NULL) goto fail;
+    header->magic = LIBBROKER_TABLE_MAGIC;
+    header->abi_major = LIBBROKER_ABI_MAJOR;
+    header->abi_minor = LIBBROKER_ABI_MINOR;
+    header->header_size = (uint32_t)sizeof(*header);
+    header->slot_count = (uint32_t)n;
+    header->layout_digest = layout;
+    header->name = cname;
+    header->library_path = cpath;
+    header->library_version = cversion;
+    header->slot_signatures = sig_array;
+    slots = (void **)((char *)header + sizeof(*header));
+    for (i = 0; i < n; i++) slots[i] = (void *)values[i];
+    free(values);
+    return capsule;
+fail:
+    free(values);
+    free(header);
+    free((void *)sig_array);
+    free(block);
+    free(cname);
+    free(cpath);
+    free(cversion);
+    free(ccapsule);
+    return NULL;
+}
+
+static PyObject *py_build_table(PyObject *self, PyObject *args)
+{
+    const char *name, *path, *version;
+    unsigned long long layout;
+    PyObject *sigs, *addrs;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "yKyyO!O!:build_table", &name, &layout, &path, &version,
+                          &PyList_Type, &sigs, &PyList_Type, &addrs))
+        return NULL;
+    return build(name, (uint64_t)layout, path, version, sigs, addrs);
+}
+
+static libbroker_table_header *header_of(PyObject *capsule)
+{
+    const char *name;
+    if (!PyCapsule_CheckExact(capsule)) {
+        PyErr_Format(PyExc_TypeError, "expected a libbroker table capsule, found %.100s",
+                     Py_TYPE(capsule)->tp_name);
+        return NULL;
+    }
+    name = PyCapsule_GetName(capsule);
+    if (name == NULL || strncmp(name, LIBBROKER_CAPSULE_PREFIX, strlen(LIBBROKER_CAPSULE_PREFIX)) != 0) {
+        PyErr_Format(PyExc_TypeError, "capsule %R is not a libbroker table; expected a name starting "
+                     "with '%s'", capsule, LIBBROKER_CAPSULE_PREFIX);
+        return NULL;
+    }
+    return (libbroker_table_header *)PyCapsule_GetPointer(capsule, name);
+}
+
+static PyObject *py_table_address(PyObject *self, PyObject *capsule)
+{
+    libbroker_table_header *header = header_of(capsule);
+    (void)self;
+    return header == NULL ? NULL : PyLong_FromVoidPtr(header);
+}
+
+/* ---- /proc/self/fd names ---- */
+
+/* /proc/self/fd/N spelled differently on every call ("./" and "/" steps encode a serial).
+ * The loader matches a request by name first, against every name an object was ever
+ * opened under: a second dlopen("/proc/self/fd/5") would get whatever was first opened
+ * as fd 5. One serial per process, shared with the Python loader. */
+static int unique_fd_name(int fd, char *out, size_t size)
+{
+    unsigned long long serial = ++fd_serial;
+    size_t used = strlen(LBW_PROC_FD);
+    if (size < used + 1) return -1;
+    memcpy(out, LBW_PROC_FD, used);
+    for (; serial; serial >>= 1) {
+        const char *step = (serial & 1) ? "./" : "/";
+        size_t len = strlen(step);
+        if (used + len >= size) return -1;
+        memcpy(out + used, step, len);
+        used += len;
+    }
+    return PyOS_snprintf(out + used, size - used, "%d", fd) < (int)(size - used) ? 0 : -1;
+}
+
+static PyObject *py_unique_fd_path(PyObject *self, PyObject *arg)
+{
+    char name[256];
+    long fd = PyLong_AsLong(arg);
+    (void)self;
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "descriptor %ld is not a file descriptor number", fd);
+        return NULL;
+    }
+    if (unique_fd_name((int)fd, name, sizeof(name)) != 0) {
+        PyErr_SetString(PyExc_OverflowError, "too many descriptors named in this process");
+        return NULL;
+    }
+    return PyUnicode_DecodeFSDefault(name);
+}
+
+/* ---- what the Python side computes, computed here (tests/test_warm.py compares) ---- */
+
+static PyObject *environ_get(PyObject *environ, const char *key)
+{
+    PyObject *value = PyMapping_GetItemString(environ, key);
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return value;
+}
+
+static PyObject *os_environ(void)
+{
+    PyObject *os = PyImport_ImportModule("os"), *environ;
+    if (os == NULL) return NULL;
+    environ = PyObject_GetAttrString(os, "environ");
+    Py_DECREF(os);
+    return environ;
+}
+
+/* `_cache.env_key()`. */
+static PyObject *py_env_key(PyObject *self, PyObject *unused)
+{
+    static const char *keys[] = {"LIBBROKER_PATH", "LD_LIBRARY_PATH", "CONDA_PREFIX", "LIBBROKER_CONFIG",
+                                 "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"};
+    PyObject *environ = os_environ(), *key, *prefix, *path;
+    int i;
+    (void)self;
+    (void)unused;
+    if (environ == NULL) return NULL;
+    key = PyTuple_New(9);
+    if (key == NULL) goto fail;
+    for (i = 0; i < 7; i++) {
+        PyObject *value = environ_get(environ, keys[i]);
+        if (value == NULL) goto fail;
+        PyTuple_SET_ITEM(key, i, value);
+    }
+    prefix = PySys_GetObject("prefix");
+    path = PySys_GetObject("path");
+    if (prefix == NULL || path == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.prefix or sys.path is missing");
+        goto fail;
+    }
+    Py_INCREF(prefix);
+    PyTuple_SET_ITEM(key, 7, prefix);
+    path = PySequence_Tuple(path);
+    if (path == NULL) goto fail;
+    PyTuple_SET_ITEM(key, 8, path);
+    Py_DECREF(environ);
+    return key;
+fail:
+    Py_XDECREF(key);
+    Py_DECREF(environ);
+    return NULL;
+}
+
+static int absolute(PyObject *text)
+{
+    return PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0 && PyUnicode_READ_CHAR(text, 0) == '/';
+}
+
+/* `_cache.cache_dir()`, or None where this path defers to Python (no HOME: Python asks
+ * the password database; a relative override: Python warns). New reference. */
+static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
+{
+    PyObject *environ = os_environ(), *value, *base = NULL, *result = NULL;
+    (void)self;
+    (void)unused;
+    if (environ == NULL) return NULL;
+    value = environ_get(environ, "LIBBROKER_CACHE_DIR");
+    if (value == NULL) goto done;
+    if (value != Py_None && PyObject_IsTrue(value)) {
+        result = absolute(value) ? value : Py_NewRef(Py_None);
+        if (result != value) Py_DECREF(value);
+        goto done;
+    }
+    Py_DECREF(value);
+    value = environ_get(environ, "XDG_CACHE_HOME");
+    if (value == NULL) goto done;
+    if (value != Py_None) {
+        base = PyObject_CallMethod(value, "strip", NULL);
+        Py_DECREF(value);
+        if (base == NULL) goto done;
+        if (!absolute(base)) Py_CLEAR(base);
+    } else {
+        Py_DECREF(value);
+    }
+    if (base == NULL) {
+        PyObject *home = environ_get(environ, "HOME");
+        if (home == NULL) goto done;
+        if (home == Py_None || !absolute(home)) {
+            Py_DECREF(home);
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        base = PyUnicode_FromFormat("%U%s", home,
+                                    PyUnicode_READ_CHAR(home, PyUnicode_GET_LENGTH(home) - 1) == '/'
+                                        ? ".cache" : "/.cache");
+        Py_DECREF(home);
+        if (base == NULL) goto done;
+    }
+    result = PyUnicode_FromFormat("%U%s", base,
+                                  PyUnicode_READ_CHAR(base, PyUnicode_GET_LENGTH(base) - 1) == '/'
+                                      ? "libbroker" : "/libbroker");
+    Py_DECREF(base);
+done:
+    Py_DECREF(environ);
+    return result;
+}
+
+#if LBW_SUPPORTED
+typedef struct { unsigned long long dev, ino; long long size, mtime, ctime; unsigned long long mode, uid; } ident_t;
+
+static void fill(const struct stat *st, ident_t *out)
+{
+    out->dev = (unsigned long long)st->st_dev;
+    out->ino = (unsigned long long)st->st_ino;
+    out->size = (long long)st->st_size;
+    out->mtime = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    out->ctime = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
+    out->mode = (unsigned long long)st->st_mode;
+    out->uid = (unsigned long long)st->st_uid;
+}
+
+/* 0 and *out filled, -1 when absent or unreadable; *bytes (borrowed) must name a path. */
+static int stat_of(PyObject *path, int follow, ident_t *out)
+{
+    PyObject *bytes;
+    struct stat st;
+    int rc;
+    if (!PyUnicode_Check(path)) return -1;
+    bytes = PyUnicode_EncodeFSDefault(path);
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    rc = (Py_ssize_t)strlen(PyBytes_AS_STRING(bytes)) != PyBytes_GET_SIZE(bytes)
+             ? -1
+             : (follow ? stat(PyBytes_AS_STRING(bytes), &st) : lstat(PyBytes_AS_STRING(bytes), &st));
+    Py_DECREF(bytes);
+    if (rc != 0) return -1;
+    fill(&st, out);
+    return 0;
+}
+
+static PyObject *ident_tuple(const ident_t *i)
+{
+    return Py_BuildValue("(KKLLLKK)", i->dev, i->ino, i->size, i->mtime, i->ctime, i->mode, i->uid);
+}
+
+/* 1 equal, 0 not, -1 error: *stamp == the tuple a Python stat gave for the same fields. */
+static int equals(PyObject *stamp, PyObject *made)
+{
+    int same;
+    if (made == NULL) return -1;
+    same = PyObject_RichCompareBool(stamp, made, Py_EQ);
+    Py_DECREF(made);
+    return same;
+}
+
+/* `_cache.identity` (7-tuple, symlinks followed) compared with *stamp* (None: never). */
+static int identity_is(PyObject *path, PyObject *stamp)
+{
+    ident_t i;
+    if (stamp == Py_None || stat_of(path, 1, &i) != 0) return 0;
+    return equals(stamp, ident_tuple(&i));
+}
+
+/* `_cache._place_stamp` (lstat: dev, ino, mode, uid, or None) compared with *stamp*. */
+static int place_is(PyObject *path, PyObject *stamp)
+{
+    ident_t i;
+    if (stat_of(path, 0, &i) != 0) return stamp == Py_None;
+    return equals(stamp, Py_BuildValue("(KKKK)", i.dev, i.ino, i.mode, i.uid));
+}
+
+/* `_cache.dir_stamp` ((ino, mtime, ctime, mode, uid), or -1 when absent) compared with *stamp*. */
+static int dir_stamp_is(PyObject *path, PyObject *stamp)
+{
+    ident_t i;
+    if (stat_of(path, 1, &i) != 0) return equals(stamp, PyLong_FromLong(-1));
+    return equals(stamp, Py_BuildValue("(KLLKK)", i.ino, i.mtime, i.ctime, i.mode, i.uid));
+}
+
+static PyObject *os_path_realpath(PyObject *path)
+{
+    PyObject *posixpath = PyImport_ImportModule("posixpath"), *result;
+    if (posixpath == NULL) return NULL;
+    result = PyObject_CallMethod(posixpath, "realpath", "O", path);
+    Py_DECREF(posixpath);
+    return result;
+}
+
+static PyObject *c_realpath(PyObject *path)
+{
+    PyObject *bytes = PyUnicode_EncodeFSDefault(path), *result;
+    char *real;
+    if (bytes == NULL) return NULL;
+    real = realpath(PyBytes_AS_STRING(bytes), NULL);
+    Py_DECREF(bytes);
+    if (real == NULL) return os_path_realpath(path);  /* Python's best-effort answer */
+    result = PyUnicode_DecodeFSDefault(real);
+    free(real);
+    return result;
+}
+
+/* 1 when *path* has a ".." component, 0 when not, -1 on error. */
+static int has_dotdot(PyObject *path)
+{
+    Py_ssize_t n, i, start = 0;
+    const char *text = PyUnicode_AsUTF8AndSize(path, &n);
+    if (text == NULL) return -1;
+    for (i = 0; i <= n; i++) {
+        if (i == n || text[i] == '/') {
+            if (i - start == 2 && text[start] == '.' && text[start + 1] == '.') return 1;
+            start = i + 1;
+        }
+    }
+    return 0;
+}
+
+/* `_cache._cwd_among(dirs)`: the current directory's real path if one of *dirs* is it, else None.
+ * Equal real paths name the same directory: a directory whose (device, inode) differs from
+ * the cwd's cannot match, so one stat settles most; a missing one is compared by Python's
+ * realpath only when ".." could make its best-effort answer the cwd. New reference. */
+static PyObject *cwd_among(PyObject *dirs)
+{
+    char buffer[4096];
+    PyObject *cwd, *raw;
+    ident_t here, there;
+    Py_ssize_t k;
+    if (getcwd(buffer, sizeof(buffer)) == NULL || !PyTuple_Check(dirs)) Py_RETURN_NONE;
+    raw = PyUnicode_DecodeFSDefault(buffer);
+    if (raw == NULL) return NULL;
+    cwd = c_realpath(raw);
+    Py_DECREF(raw);
+    if (cwd == NULL || stat_of(cwd, 1, &here) != 0) return cwd;  /* cannot stat it: no match below */
+    for (k = 0; k < PyTuple_GET_SIZE(dirs); k++) {
+        PyObject *d = PyTuple_GET_ITEM(dirs, k), *real;
+        int same;
+        if (!absolute(d)) continue;
+        if (stat_of(d, 1, &there) != 0) {
+            int has = has_dotdot(d);
+            if (has < 0) goto fail;
+            if (!has) continue;
+            real = os_path_realpath(d);
+        } else {
+            if (there.dev != here.dev || there.ino != here.ino) continue;
+            real = c_realpath(d);
+        }
+        if (real == NULL) goto fail;
+        same = PyObject_RichCompareBool(real, cwd, Py_EQ);
+        Py_DECREF(real);
+        if (same < 0) goto fail;
+        if (same) return cwd;
+    }
+    Py_DECREF(cwd);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(cwd);
+    return NULL;
+}
+
+/* `_cache.stamps_valid`, with the config file's path recorded by the writer (a function of
+ * environment variables the entry's env key already pins). 1, 0, or -1 with an error. */
+static int stamps_hold(PyObject *stamps, PyObject *config)
+{
+    Py_ssize_t k;
+    if (!PyList_Check(stamps)) return 0;
+    for (k = 0; k < PyList_GET_SIZE(stamps); k++) {
+        PyObject *item = PyList_GET_ITEM(stamps, k), *kind, *stamp;
+        int ok;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) return 0;
+        kind = PyTuple_GET_ITEM(item, 0);
+        stamp = PyTuple_GET_ITEM(item, 1);
+        if (!PyUnicode_Check(kind)) return 0;
+        if (PyUnicode_CompareWithASCIIString(kind, "@config") == 0) {
+            if (config == Py_None) {
+                ok = stamp == Py_None;
+            } else if (stamp == Py_None) {
+                ident_t i;
+                ok = stat_of(config, 1, &i) != 0;
+            } else {
+                ok = identity_is(config, stamp);
+                if (ok == 1) {  /* a FIFO or device there is refused when read: never replay */
+                    PyObject *mode = PyTuple_Check(stamp) && PyTuple_GET_SIZE(stamp) == 7
+                                         ? PyTuple_GET_ITEM(stamp, 5) : NULL;
+                    ok = mode != NULL && S_ISREG((mode_t)PyLong_AsUnsignedLongLong(mode));
+                    if (PyErr_Occurred()) return -1;
+                }
+            }
+        } else if (PyUnicode_CompareWithASCIIString(kind, "@file") == 0
+                   || PyUnicode_CompareWithASCIIString(kind, "@dir") == 0
+                   || PyUnicode_CompareWithASCIIString(kind, "@input") == 0) {
+            if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
+            ok = identity_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
+        } else if (PyUnicode_CompareWithASCIIString(kind, "@place") == 0) {
+            if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
+            ok = place_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
+        } else if (PyUnicode_CompareWithASCIIString(kind, "@cwd") == 0) {
+            PyObject *among;
+            if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
+            among = cwd_among(PyTuple_GET_ITEM(stamp, 0));
+            if (among == NULL) return -1;
+            ok = PyObject_RichCompareBool(among, PyTuple_GET_ITEM(stamp, 1), Py_EQ);
+            Py_DECREF(among);
+        } else if (PyUnicode_READ_CHAR(kind, 0) == '@') {
+            return 0;  /* a stamp this version does not know: not valid */
+        } else {
+            ok = dir_stamp_is(kind, stamp);
+        }
+        if (ok != 1) return ok;
+    }
+    return 1;
+}
+#endif /* LBW_SUPPORTED */
+
+static PyObject *py_stamps_hold(PyObject *self, PyObject *args)
+{
+    PyObject *stamps, *config;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO:stamps_hold", &stamps, &config)) return NULL;
+#if LBW_SUPPORTED
+    {
+        int ok = stamps_hold(stamps, config);
+        if (ok < 0) {
+            PyErr_Clear();
+            ok = 0;
+        }
+        return PyBool_FromLong(ok);
+    }
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+/* ---- the cache directory and its files ---- */
+
+#if LBW_SUPPORTED
+/* One component of the cache directory's path: a real directory (not a symlink), owned by
+ * root or us, not writable by others unless sticky on the way; the last one owned by root
+ * or the real user. */
+static int safe_step(const char *path, int last)
+{
+    struct stat st;
+    uid_t uid = getuid(), euid = geteuid();
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    if (st.st_uid != 0 && st.st_uid != uid && st.st_uid != euid) return 0;
+    if ((st.st_mode & 022) && !((st.st_mode & S_ISVTX) && !last)) return 0;
+    return !last || st.st_uid == 0 || st.st_uid == uid;
+}
+#endif
+
+/* A strict subset of `_cache.usable_dir`'s rule: every component from "/" a real directory
+ * (no symlink, no "." or ".."), owned by root or us, writable by no one else unless sticky
+ * on the way; the directory itself owned by root or the real user. Memoised per process. */
+static int safe_dir(PyObject *directory)
+{
+#if LBW_SUPPORTED
+    PyObject *known = PyDict_GetItemWithError(safe_dirs, directory), *bytes;
+    char *path;
+    size_t n, i, start = 1;
+    int ok;
+    if (known != NULL) return known == Py_True;
+    if (PyErr_Occurred() || !absolute(directory)) return 0;
+    bytes = PyUnicode_EncodeFSDefault(directory);
+    if (bytes == NULL) return -1;
+    path = lbw_strdup(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
+    Py_DECREF(bytes);
+    if (path == NULL) return -1;
+    n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') path[--n] = 0;  /* trailing slashes name the same directory */
+    ok = safe_step("/", n == 1);
+    /* Then "/a", "/a/b", ...: the string cut at each slash in turn. */
+    for (i = 1; ok && i <= n; i++) {
+        if (i < n && path[i] != '/') continue;
+        if (i == start || (i - start == 1 && path[start] == '.')
+            || (i - start == 2 && path[start] == '.' && path[start + 1] == '.')) {
+            ok = 0;  /* "//", "." or "..": left to the Python rules */
+            break;
+        }
+        path[i] = 0;
+        ok = safe_step(path, i == n);
+        if (i < n) path[i] = '/';
+        start = i + 1;
+    }
+    free(path);
+    if (PyDict_SetItem(safe_dirs, directory, ok ? Py_True : Py_False) < 0) return -1;
+    return ok;
+#else
+    (void)directory;
+    return 0;
+#endif
+}
+
+static PyObject *py_cache_dir_is_safe(PyObject *self, PyObject *directory)
+{
+    int ok;
+    (void)self;
+    if (!PyUnicode_Check(directory)) {
+        PyErr_SetString(PyExc_TypeError, "directory must be a str");
+        return NULL;
+    }
+    ok = safe_dir(directory);
+    return ok < 0 ? NULL : PyBool_FromLong(ok);
+}
+
+/* The object stored in the cache file *path* when it is ours (owner us or root, writable by
+ * no one else), a regular file within the size bound and its checksum holds (`_cache.load`
+ * and `_unwrap`); None otherwise. New reference, NULL only on MemoryError. */
+static PyObject *read_entry(PyObject *path)
+{
+#if LBW_SUPPORTED
+    PyObject *bytes = PyUnicode_EncodeFSDefault(path), *result = NULL;
+    struct stat st;
+    unsigned char *buffer = NULL;
+    size_t got = 0, size;
+    uid_t uid = getuid();
+    int fd;
+    if (bytes == NULL) return NULL;
+    /* O_NOFOLLOW: not a symlink swapped in; O_NONBLOCK: a FIFO planted there does not block. */
+    fd = open(PyBytes_AS_STRING(bytes), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    Py_DECREF(bytes);
+    if (fd < 0) Py_RETURN_NONE;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LBW_CACHE_MAX_BYTES
+        || (st.st_uid != uid && st.st_uid != 0) || (st.st_mode & 022))
+        goto none;
+    buffer = (unsigned char *)malloc((size_t)st.st_size + 1);
+    if (buffer == NULL) {
+        close(fd);
+        return PyErr_NoMemory();
+    }
+    while (got < (size_t)st.st_size + 1) {
+        ssize_t r = read(fd, buffer + got, (size_t)st.st_size + 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    if (got < 12 || got > LBW_CACHE_MAX_BYTES || memcmp(buffer, LBW_CACHE_MAGIC, 4) != 0) goto none;
+    size = (size_t)buffer[4] | (size_t)buffer[5] << 8 | (size_t)buffer[6] << 16 | (size_t)buffer[7] << 24;
+    if (size != got - 12) goto none;
+    if (((uint32_t)buffer[8] | (uint32_t)buffer[9] << 8 | (uint32_t)buffer[10] << 16
+         | (uint32_t)buffer[11] << 24) != lbw_crc32(buffer + 12, size))
+        goto none;
+    result = PyMarshal_ReadObjectFromString((const char *)buffer + 12, (Py_ssize_t)size);
+    if (result == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) goto done;
+        PyErr_Clear();
+        goto none;
+    }
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    free(buffer);
+    close(fd);
+    return result;
+#else
+    (void)path;
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyObject *py_read_entry(PyObject *self, PyObject *path)
+{
+    (void)self;
+    if (!PyUnicode_Check(path)) {
+        PyErr_SetString(PyExc_TypeError, "path must be a str");
+        return NULL;
+    }
+    return read_entry(path);
+}
+
+/* ---- the replay ---- */
+
+/* Every field of a table index entry has the type `_tables._remember` writes (the checks of
+ * `_registry._entry_shape_ok`, plus the format and the config path only this path reads). */
+static int entry_ok(PyObject *entry)
+{
+    static const struct { const char *key; PyTypeObject *type; } fields[] = {
+        {"env", &PyTuple_Type}, {"stamps", &PyList_Type}, {"path", &PyUnicode_Type},
+        {"link", &PyUnicode_Type}, {"origin", &PyUnicode_Type}, {"symbols", &PyList_Type},
+        {"required", &PyList_Type}, {"signatures", &PyList_Type}, {"layout", &PyLong_Type},
+        {"table", &PyUnicode_Type},
+    };
+    static const char *optional_text[] = {"soname", "version", "version_source", "config"};
+    PyObject *value, *symbols, *required, *signatures;
+    Py_ssize_t k, n;
+    size_t f;
+    if (!PyDict_CheckExact(entry)) return 0;
+    value = PyDict_GetItemString(entry, "format");
+    if (value == NULL || !PyLong_CheckExact(value) || PyLong_AsLong(value) != LBW_ENTRY_FORMAT) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        value = PyDict_GetItemString(entry, fields[f].key);
+        if (value == NULL || Py_TYPE(value) != fields[f].type) return 0;
+    }
+    for (f = 0; f < 4; f++) {
+        value = PyDict_GetItemString(entry, optional_text[f]);
+        if (value == NULL || (value != Py_None && !PyUnicode_CheckExact(value))) return 0;
+    }
+    symbols = PyDict_GetItemString(entry, "symbols");
+    required = PyDict_GetItemString(entry, "required");
+    signatures = PyDict_GetItemString(entry, "signatures");
+    n = PyList_GET_SIZE(symbols);
+    if (PyList_GET_SIZE(required) != n || PyList_GET_SIZE(signatures) != n) return 0;
+    for (k = 0; k < n; k++) {
+        if (!PyBytes_CheckExact(PyList_GET_ITEM(symbols, k))
+            || !PyBool_Check(PyList_GET_ITEM(required, k))
+            || !PyUnicode_CheckExact(PyList_GET_ITEM(signatures, k)))
+            return 0;
+    }
+    return 1;
+}
+
+#if LBW_SUPPORTED
+/* dlopen the file at *real* if it still has the judged identity *ident*: opened once
+ * (O_NOFOLLOW), fstat-ed, owned by root or us and writable by no one else, then that open
+ * file is mapped through /proc/self/fd/N and the link map renamed to *real* (so that
+ * dl_iterate_phdr users see the file). The handle, or NULL: the Python loader decides. */
+static void *map_judged(PyObject *real, PyObject *ident)
+{
+    PyObject *bytes = PyUnicode_EncodeFSDefault(real), *made;
+    struct stat st;
+    ident_t i;
+    char name[256];
+    void *handle = NULL;
+    int fd, same;
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    fd = open(PyBytes_AS_STRING(bytes), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) goto done;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022)
+        || (st.st_uid != 0 && st.st_uid != getuid() && st.st_uid != geteuid()))
+        goto done;
+    fill(&st, &i);
+    made = ident_tuple(&i);
+    same = made == NULL ? -1 : PyObject_RichCompareBool(ident, made, Py_EQ);
+    Py_XDECREF(made);
+    if (same != 1 || unique_fd_name(fd, name, sizeof(name)) != 0) goto done;
+    handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+        (void)dlerror();  /* e.g. a $ORIGIN dependency: the Python loader retries by path */
+    } else {
+        struct link_map *map = NULL;
+        if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != NULL && map->l_name != NULL
+            && strncmp(map->l_name, LBW_PROC_FD, strlen(LBW_PROC_FD)) == 0) {
+            char *copy = strdup(PyBytes_AS_STRING(bytes));
+            if (copy != NULL) map->l_name = copy;  /* the old name stays: the loader may point at it */
+        } else {
+            (void)dlerror();
+        }
+    }
+done:
+    if (fd >= 0) close(fd);
+    Py_DECREF(bytes);
+    PyErr_Clear();
+    return handle;
+}
+
+static int mapped_already(PyObject *real)
+{
+    PyObject *bytes = PyUnicode_EncodeFSDefault(real);
+    void *handle;
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    handle = dlopen(PyBytes_AS_STRING(bytes), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (handle == NULL) (void)dlerror();
+    Py_DECREF(bytes);
+    return handle != NULL;
+}
+#endif
+
+/* The capsule rebuilt from the table index entry of *digest*; None when this path defers;
+ * NULL only with MemoryError set. */
+static PyObject *replay(PyObject *digest)
+{
+#if LBW_SUPPORTED
+    PyObject *directory = NULL, *path = NULL, *entry = NULL, *key = NULL, *stamps, *files = NULL;
+    PyObject *addresses = NULL, *capsule = NULL, *layout_key = NULL, *record = NULL, *result = NULL;
+    PyObject *real, *ident, *symbols, *required, *modules;
+    void *handle;
+    Py_ssize_t k, n;
+    int same;
+
+    /* Once the Python loader runs it owns the libraries (a file it loaded must map to its
+     * Library): replay through it instead. */
+    modules = PyImport_GetModuleDict();
+    if (PyDict_GetItemString(modules, "libbroker._loader") != NULL) Py_RETURN_NONE;
+    directory = py_cache_dir(NULL, NULL);
+    if (directory == NULL || directory == Py_None) goto out;
+    same = safe_dir(directory);
+    if (same != 1) goto out;
+    path = PyUnicode_FromFormat("%U/tables/%U-v%d.marshal", directory, digest, LBW_CACHE_FORMAT);
+    if (path == NULL) goto out;
+    entry = read_entry(path);
+    if (entry == NULL || entry_ok(entry) != 1) goto out;
+    key = py_env_key(NULL, NULL);
+    if (key == NULL || PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
+    stamps = PyDict_GetItemString(entry, "stamps");
+    if (stamps_hold(stamps, PyDict_GetItemString(entry, "config")) != 1) goto out;
+    files = PyList_New(0);
+    if (files == NULL) goto out;
+    for (k = 0; k < PyList_GET_SIZE(stamps); k++) {
+        PyObject *item = PyList_GET_ITEM(stamps, k);
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(item, 0), "@file") == 0) {
+            PyObject *stamp = PyTuple_GET_ITEM(item, 1);
+            if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(stamp, 0)) || !PyTuple_CheckExact(PyTuple_GET_ITEM(stamp, 1))
+                || PyTuple_GET_SIZE(PyTuple_GET_ITEM(stamp, 1)) != 7 || PyList_Append(files, stamp) < 0)
+                goto out;
+        }
+    }
+    n = PyList_GET_SIZE(files);
+    if (n == 0) goto out;
+    /* The closure, dependencies first, by absolute path and identity: the system loader then
+     * binds each DT_NEEDED to the judged copy and never searches. */
+    for (k = 1; k < n; k++) {
+        PyObject *stamp = PyList_GET_ITEM(files, k);
+        if (!mapped_already(PyTuple_GET_ITEM(stamp, 0))
+            && map_judged(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1)) == NULL)
+            goto out;
+    }
+    real = PyTuple_GET_ITEM(PyList_GET_ITEM(files, 0), 0);
+    ident = PyTuple_GET_ITEM(PyList_GET_ITEM(files, 0), 1);
+    handle = map_judged(real, ident);
+    if (handle == NULL) goto out;
+    symbols = PyDict_GetItemString(entry, "symbols");
+    required = PyDict_GetItemString(entry, "required");
+    addresses = PyList_New(PyList_GET_SIZE(symbols));
+    if (addresses == NULL) goto out;
+    for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
+        void *address = dlsym(handle, PyBytes_AS_STRING(PyList_GET_ITEM(symbols, k)));
+        PyObject *value;
+        if (address == NULL) {
+            (void)dlerror();  /* absent is an answer */
+            if (PyList_GET_ITEM(required, k) == Py_True) goto out;  /* the file changed under us */
+        }
+        value = PyLong_FromVoidPtr(address);
+        if (value == NULL) goto out;
+        PyList_SET_ITEM(addresses, k, value);
+    }
+    layout_key = Py_BuildValue("((OO)OO)", PyTuple_GET_ITEM(ident, 0), PyTuple_GET_ITEM(ident, 1),
+                               PyDict_GetItemString(entry, "layout"), PyDict_GetItemString(entry, "table"));
+    if (layout_key == NULL) goto out;
+    capsule = PyDict_GetItemWithError(by_layout, layout_key);
+    if (capsule != NULL) {
+        Py_INCREF(capsule);
+    } else {
+        PyObject *sigs, *name, *libpath, *version, *address;
+        unsigned long long layout;
+        if (PyErr_Occurred()) goto out;
+        sigs = PyList_New(PyList_GET_SIZE(symbols));
+        if (sigs == NULL) goto out;
+        for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
+            PyObject *sig = PyUnicode_AsUTF8String(PyList_GET_ITEM(PyDict_GetItemString(entry, "signatures"), k));
+            if (sig == NULL) {
+                Py_DECREF(sigs);
+                goto out;
+            }
+            PyList_SET_ITEM(sigs, k, sig);
+        }
+        name = PyDict_GetItemString(entry, "table");
+        libpath = PyDict_GetItemString(entry, "path");
+        version = PyDict_GetItemString(entry, "version");
+        layout = PyLong_AsUnsignedLongLong(PyDict_GetItemString(entry, "layout"));
+        if (PyErr_Occurred() || !PyUnicode_IS_ASCII(name)) {
+            Py_DECREF(sigs);
+            goto out;
+        }
+        {
+            const char *cname = PyUnicode_AsUTF8(name), *cpath = PyUnicode_AsUTF8(libpath);
+            const char *cversion = version == Py_None ? "" : PyUnicode_AsUTF8(version);
+            capsule = cname && cpath && cversion
+                          ? build(cname, (uint64_t)layout, cpath, cversion, sigs, addresses) : NULL;
+        }
+        Py_DECREF(sigs);
+        if (capsule == NULL || PyDict_SetItem(by_layout, layout_key, capsule) < 0) goto out;
+        address = PyLong_FromVoidPtr(PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule)));
+        if (address == NULL || PyDict_SetItem(table_names, address, name) < 0) {
+            Py_XDECREF(address);
+            goto out;
+        }
+        Py_DECREF(address);
+    }
+    /* For `_loader` to adopt as a Library when it is first used (calls go down only). */
+    record = Py_BuildValue(
+        "{s:O,s:O,s:N,s:(OO),s:O,s:O,s:O,s:O,s:O,s:N,s:O}",
+        "path", PyDict_GetItemString(entry, "path"), "real", real, "handle", PyLong_FromVoidPtr(handle),
+        "identity", PyTuple_GET_ITEM(ident, 0), PyTuple_GET_ITEM(ident, 1),
+        "name", PyDict_GetItemString(entry, "link"), "origin", PyDict_GetItemString(entry, "origin"),
+        "soname", PyDict_GetItemString(entry, "soname"), "version", PyDict_GetItemString(entry, "version"),
+        "version_source", PyDict_GetItemString(entry, "version_source"),
+        "table", PyLong_FromVoidPtr(PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))),
+        "layout_key", layout_key);
+    if (record == NULL || PyList_Append(warm_pending, record) < 0) goto out;
+    result = capsule;
+    capsule = NULL;
+out:
+    Py_XDECREF(directory);
+    Py_XDECREF(path);
+    Py_XDECREF(entry);
+    Py_XDECREF(key);
+    Py_XDECREF(files);
+    Py_XDECREF(addresses);
+    Py_XDECREF(capsule);
+    Py_XDECREF(layout_key);
+    Py_XDECREF(record);
+    if (result == NULL) {
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError)) return NULL;
+        PyErr_Clear();  /* a stale or foreign entry never breaks an import: the Python path runs */
+        Py_RETURN_NONE;
+    }
+    return result;
+#else
+    (void)digest;
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyObject *py_replay(PyObject *self, PyObject *digest)
+{
+    (void)self;
+    if (!PyUnicode_Check(digest)) {
+        PyErr_SetString(PyExc_TypeError, "spec digest must be a str");
+        return NULL;
+    }
+    return replay(digest);
+}
+
+/* ---- consumers ---- */
+
+static int note(PyObject *capsule, PyObject *module)
+{
+    libbroker_table_header *header = header_of(capsule);
+    PyObject *address, *list;
+    int found;
+    if (header == NULL) return -1;
+    address = PyLong_FromVoidPtr(header);
+    if (address == NULL) return -1;
+    list = PyDict_GetItemWithError(table_consumers, address);
+    if (list == NULL) {
+        if (PyErr_Occurred() || (list = PyList_New(0)) == NULL
+            || PyDict_SetItem(table_consumers, address, list) < 0) {
+            Py_XDECREF(list);
+            Py_DECREF(address);
+            return -1;
+        }
+        Py_DECREF(list);  /* the dict holds it */
+    }
+    Py_DECREF(address);
+    found = PySequence_Contains(list, module);
+    if (found < 0) return -1;
+    return found ? 0 : PyList_Append(list, module);
+}
+
+static PyObject *py_note_consumer(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *module;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OU:note_consumer", &capsule, &module)) return NULL;
+    if (note(capsule, module) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The extension module whose init function is running, from the frames of importlib's
+ * ExtensionFileLoader (exec_module for multi-phase init, as Cython's modules use;
+ * create_module for single-phase C modules); None outside an import. New reference. */
+static PyObject *importing_module(void)
+{
+    PyFrameObject *frame = PyEval_GetFrame();
+    int depth;
+    Py_XINCREF(frame);
+    for (depth = 0; frame != NULL && depth < 12; depth++) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        const char *wanted = NULL, *key = NULL;
+        PyFrameObject *back;
+        PyObject *co_name = PyObject_GetAttrString((PyObject *)code, "co_name");
+        if (co_name == NULL) {
+            Py_DECREF(code);
+            break;
+        }
+        if (PyUnicode_CompareWithASCIIString(co_name, "exec_module") == 0) {
+            wanted = "__name__";
+            key = "module";
+        } else if (PyUnicode_CompareWithASCIIString(co_name, "create_module") == 0) {
+            wanted = "name";
+            key = "spec";
+        }
+        Py_DECREF(co_name);
+        Py_DECREF(code);
+        if (key != NULL) {
+            PyObject *locals = PyObject_GetAttrString((PyObject *)frame, "f_locals"), *holder, *name = NULL;
+            Py_DECREF(frame);
+            if (locals == NULL) break;
+            holder = PyMapping_GetItemString(locals, key);
+            Py_DECREF(locals);
+            if (holder != NULL) {
+                name = PyObject_GetAttrString(holder, wanted);
+                Py_DECREF(holder);
+            }
+            if (name != NULL && PyUnicode_Check(name)) return name;
+            Py_XDECREF(name);
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+/* import_table(name, spec_digest, spec_text, module=None): what libbroker_import_NAME() calls. */
+static PyObject *py_import_table(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"name", "spec_digest", "spec_text", "module", NULL};
+    PyObject *name, *digest, *text, *module = Py_None, *capsule;
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UUU|O:import_table", keywords, &name, &digest,
+                                     &text, &module))
+        return NULL;
+    capsule = PyDict_GetItemWithError(by_spec, digest);
+    if (capsule != NULL) {
+        Py_INCREF(capsule);
+    } else {
+        PyObject *known;
+        if (PyErr_Occurred()) return NULL;
+        capsule = replay(digest);
+        if (capsule == NULL) return NULL;
+        if (capsule == Py_None) {
+            /* The Python path: the Python replay, else search, judge, load, check, remember. */
+            PyObject *runtime = PyImport_ImportModule("libbroker._runtime"), *result;
+            Py_DECREF(capsule);
+            if (runtime == NULL) return NULL;
+            result = PyObject_CallMethod(runtime, "import_table", "OOOO", name, digest, text, module);
+            Py_DECREF(runtime);
+            return result;
+        }
+        known = PyDict_SetDefault(by_spec, digest, capsule);
+        Py_XINCREF(known);
+        Py_DECREF(capsule);
+        capsule = known;
+        if (capsule == NULL) return NULL;
+    }
+    if (module == Py_None) {
+        module = importing_module();
+    } else {
+        Py_INCREF(module);
+    }
+    if (module != NULL && PyUnicode_Check(module) && note(capsule, module) < 0) {
+        Py_DECREF(module);
+        Py_DECREF(capsule);
+        return NULL;
+    }
+    Py_XDECREF(module);
+    return capsule;
+}
+
+/* ---- module ---- */
+
+static PyMethodDef methods[] = {
+    {"import_table", (PyCFunction)(void (*)(void))py_import_table, METH_VARARGS | METH_KEYWORDS,
+     "import_table(name, spec_digest, spec_text, module=None) -> capsule\n\n"
+     "The table a generated header asks for: in this process's registry, else replayed from "
+     "the table index on disk, else built by `libbroker._runtime.import_table` (whose "
+     "BrokerError propagates)."},
+    {"replay", py_replay, METH_O,
+     "replay(spec_digest) -> capsule | None: the warm path alone; None when it defers."},
+    {"build_table", py_build_table, METH_VARARGS,
+     "build_table(name: bytes, layout: int, path: bytes, version: bytes, signatures: list[bytes], "
+     "addresses: list[int]) -> capsule\n\nAllocate and fill a process-lifetime table; no "
+     "validation (`_master.make_table` validates and calls this)."},
+    {"table_address", py_table_address, METH_O, "Address of the table inside a table capsule."},
+    {"note_consumer", py_note_consumer, METH_VARARGS,
+     "note_consumer(capsule, module): record that extension *module* imported the table."},
+    {"unique_fd_path", py_unique_fd_path, METH_O,
+     "unique_fd_path(fd) -> '/proc/self/fd/...N', a name the loader has never seen."},
+    {"env_key", py_env_key, METH_NOARGS, "`_cache.env_key()`, computed here."},
+    {"cache_dir", py_cache_dir, METH_NOARGS,
+     "`_cache.cache_dir()`, or None where the warm path defers to Python."},
+    {"cache_dir_is_safe", py_cache_dir_is_safe, METH_O,
+     "The warm path's strict rule for its cache directory (memoised per process)."},
+    {"read_entry", py_read_entry, METH_O,
+     "The object in a cache file when it is ours, bounded and intact, else None."},
+    {"stamps_hold", py_stamps_hold, METH_VARARGS,
+     "stamps_hold(stamps, config_path) -> bool: `_cache.stamps_valid` computed here."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int exec_module(PyObject *module)
+{
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError,
+                        "libbroker serves the main interpreter only: it holds process-wide state "
+                        "(the libraries it loaded and their function tables) that a subinterpreter "
+                        "cannot share; import libbroker and the extensions that use it from the main "
+                        "interpreter");
+        return -1;
+    }
+    if (by_spec == NULL) {  /* once per process: the registry outlives a re-import */
+        by_spec = PyDict_New();
+        by_layout = PyDict_New();
+        table_names = PyDict_New();
+        table_consumers = PyDict_New();
+        warm_pending = PyList_New(0);
+        safe_dirs = PyDict_New();
+        if (!by_spec || !by_layout || !table_names || !table_consumers || !warm_pending || !safe_dirs)
+            return -1;
+    }
+    if (PyModule_AddObjectRef(module, "tables_by_spec", by_spec) < 0
+        || PyModule_AddObjectRef(module, "tables_by_layout", by_layout) < 0
+        || PyModule_AddObjectRef(module, "table_names", table_names) < 0
+        || PyModule_AddObjectRef(module, "table_consumers", table_consumers) < 0
+        || PyModule_AddObjectRef(module, "warm_pending", warm_pending) < 0
+        || PyModule_AddIntConstant(module, "CACHE_FORMAT", LBW_CACHE_FORMAT) < 0
+        || PyModule_AddIntConstant(module, "CACHE_MAX_BYTES", LBW_CACHE_MAX_BYTES) < 0
+        || PyModule_AddIntConstant(module, "TABLE_ENTRY_FORMAT", LBW_ENTRY_FORMAT) < 0
+        || PyModule_AddIntConstant(module, "SUPPORTED", LBW_SUPPORTED) < 0
+        || PyModule_AddStringConstant(module, "TABLES_KIND", "tables") < 0)
+        return -1;
+    {
+        PyObject *magic = PyBytes_FromStringAndSize(LBW_CACHE_MAGIC, 4);
+        if (magic == NULL || PyModule_AddObject(module, "CACHE_MAGIC", magic) < 0) {
+            Py_XDECREF(magic);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot slots[] = {{Py_mod_exec, (void *)exec_module}, {0, NULL}};
+
+static struct PyModuleDef definition = {
+    PyModuleDef_HEAD_INIT, "libbroker._warm",
+    "The process registry of tables, the table builder, and a consumer's warm import "
+    "(csrc/_warm.c).",
+    0, methods, slots, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__warm(void)
+{
+    return PyModuleDef_Init(&definition);
+}

@@ -1,0 +1,342 @@
+"""Installed distributions read directly from their metadata directories.
+
+What `_providers` needs of ``importlib.metadata`` is small: which ``*.dist-info``
+(and ``*.egg-info``) directories each ``sys.path`` entry holds, in importlib's
+order; the ``libbroker.providers`` lines of their ``entry_points.txt``; the
+``Name`` and ``Version`` headers of METADATA; the paths of RECORD. Importing
+``importlib.metadata`` costs pathlib, zipfile, email, csv and ``re`` (40 ms cold)
+and parsing every METADATA with ``email`` 1 ms per distribution; reading the
+files directly costs a directory listing and one small read per distribution.
+docs/decisions/perf-search.md says what is mirrored; tests/test_distinfo.py
+checks every reader against importlib.metadata on the installed distributions.
+
+Scans are cached per ``sys.path`` directory, in the process and on disk
+(`_cache` kind ``dists2``), keyed by the directory's `_cache.dir_stamp`; each
+distribution's record by its ``entry_points.txt`` identity. A ``pip install`` into one directory re-reads
+that directory alone. Only ``os`` and `_cache` are imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from . import _cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+GROUP = "libbroker.providers"
+_KIND = "dists2"
+_MAX_TEXT = 4 << 20  # an entry_points.txt, METADATA head or RECORD bigger than this is not read
+_INFO_SUFFIXES = (".dist-info", ".egg-info")
+
+# directory -> (dir_stamp, records); a record is (normalized name, metadata directory,
+# entry_points.txt identity or None, [(entry point name, value) of GROUP]). A distribution
+# installed, removed or replaced changes the directory; an entry_points.txt created,
+# replaced or edited in place changes its identity.
+_memo: dict[str, tuple[object, list[Any]]] = {}
+_disk: dict[Any, Any] | None = None
+_dirty = False
+_checked: dict[str, float] = {}  # directory -> when its records' identities were last checked
+_RECHECK_SECONDS = 1.0  # as `_api`: within a second, one search per process serves every table
+_heads: dict[tuple[str, object], tuple[str | None, str | None]] = {}
+
+
+def normalize(name: str) -> str:
+    """importlib.metadata's ``Prepared.normalize``: runs of ``-_.`` become one ``_``, lower case
+    (``re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")`` without ``re``)."""
+    out: list[str] = []
+    run = False
+    for char in name.lower():
+        if char in "-_.":
+            if not run:
+                out.append("_")
+            run = True
+        else:
+            out.append(char)
+            run = False
+    return "".join(out)
+
+
+def _read_text(path: str) -> str | None:
+    """The file's text (UTF-8, bad bytes replaced), None when absent, unreadable or over the bound."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_TEXT + 1)
+    except OSError:
+        return None
+    if len(data) > _MAX_TEXT:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def parse_entry_points(text: str, group: str = GROUP) -> list[tuple[str, str]]:
+    """(name, value) of every entry point of *group* in an entry_points.txt text.
+
+    importlib.metadata's ``Sectioned`` rules: lines stripped, blank and ``#`` lines
+    skipped, ``[section]`` starts a section, ``name = value`` split at the first
+    ``=`` and both sides stripped. A line without ``=`` (importlib raises on it)
+    is skipped.
+    """
+    found: list[tuple[str, str]] = []
+    section: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+            continue
+        if section != group:
+            continue
+        name, sep, value = line.partition("=")
+        if sep:
+            found.append((name.strip(), value.strip()))
+    return found
+
+
+def _ep_identity(info_dir: str) -> object:
+    return _cache.identity(os.path.join(info_dir, "entry_points.txt"))
+
+
+def _record_of(info_dir: str) -> Any:
+    """One distribution's record: its entry_points.txt identity (None: absent) and provider
+    lines, read now with one open (identity from the open file, so they agree)."""
+    path = os.path.join(info_dir, "entry_points.txt")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None, []
+    lines: list[tuple[str, str]] = []
+    try:
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+        data = os.read(fd, _MAX_TEXT + 1) if st.st_size <= _MAX_TEXT else b""
+        while len(data) < min(st.st_size, _MAX_TEXT):  # a short read of a regular file
+            more = os.read(fd, _MAX_TEXT + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError:
+        return None, []
+    finally:
+        os.close(fd)
+    if GROUP.encode() in data:
+        lines = parse_entry_points(data.decode("utf-8", "replace"))
+    return ident, lines
+
+
+def _scan(directory: str) -> list[Any]:
+    """Every record of *directory*, read now, in `_scan_names`' order."""
+    return [(key, info_dir, *_record_of(info_dir)) for key, info_dir in _scan_names(directory)]
+
+
+def _valid_shape(value: object) -> bool:
+    if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], list)):
+        return False
+    for record in value[1]:
+        if not (isinstance(record, tuple) and len(record) == 4 and isinstance(record[0], str)
+                and isinstance(record[1], str) and isinstance(record[2], (tuple, type(None)))
+                and isinstance(record[3], list)
+                and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                        and isinstance(p[1], str) for p in record[3])):
+            return False
+    return True
+
+
+def distributions(directory: str) -> list[Any]:
+    """The records of *directory* (see `_memo`), from the caches while they are current.
+
+    A record whose metadata directory or entry_points.txt changed is re-read on
+    its own; a directory whose stamp changed is listed again (records of the
+    distributions still there are kept when their own stamps hold).
+    """
+    global _disk, _dirty
+    stamp = _cache.dir_stamp(directory)
+    hit = _memo.get(directory)
+    if hit is None:
+        if _disk is None:
+            _disk = _cache.load(_KIND)
+        stored = _disk.get(directory)
+        hit = stored if _valid_shape(stored) else None
+    now = time.monotonic()
+    if hit is not None and hit[0] == stamp and now - _checked.get(directory, -1e9) < _RECHECK_SECONDS:
+        return hit[1]
+    _checked[directory] = now
+    if hit is not None and hit[0] == stamp:
+        records = hit[1]
+        fresh = []
+        changed = False
+        for record in records:
+            key, info_dir, rstamp, _ = record
+            if _ep_identity(info_dir) != rstamp:
+                changed = True
+                new_stamp, lines = _record_of(info_dir)
+                record = (key, info_dir, new_stamp, lines)
+            fresh.append(record)
+        if changed:
+            _dirty = True
+        _memo[directory] = (stamp, fresh)
+        return fresh
+    if hit is not None:
+        # Listed again; unchanged distributions keep their records (no re-read).
+        known = {r[1]: r for r in hit[1]}
+        records = []
+        for record in _scan_names(directory):
+            key, info_dir = record
+            old = known.get(info_dir)
+            if old is not None and old[2] == _ep_identity(info_dir):
+                records.append(old)
+            else:
+                new_stamp, lines = _record_of(info_dir)
+                records.append((key, info_dir, new_stamp, lines))
+    else:
+        records = _scan(directory)
+    _memo[directory] = (stamp, records)
+    _dirty = True
+    return records
+
+
+def _scan_names(directory: str) -> list[tuple[str, str]]:
+    """(normalized name, metadata directory) of one sys.path *directory*, in importlib.metadata's
+    order (``FastPath``/``Lookup``: listing order grouped by normalized name, then eggs)."""
+    try:
+        children = os.listdir(directory)
+    except OSError:
+        return []
+    base = os.path.basename(directory).lower()
+    infos: dict[str, list[str]] = {}
+    eggs: dict[str, list[str]] = {}
+    for child in children:
+        low = child.lower()
+        if low.endswith(_INFO_SUFFIXES):
+            infos.setdefault(normalize(low.rpartition(".")[0].partition("-")[0]), []).append(
+                os.path.join(directory, child))
+        elif base.endswith(".egg") and low == "egg-info":
+            eggs.setdefault(base.rpartition(".")[0].partition("-")[0].replace("-", "_"), []).append(
+                os.path.join(directory, "EGG-INFO"))
+    return [(key, p) for group in (infos, eggs) for key, paths in group.items() for p in paths]
+
+
+def flush() -> None:
+    """Write the directory scans made since the last flush to the disk cache (once per search)."""
+    global _dirty, _disk
+    if not _dirty:
+        return
+    _dirty = False
+    data = _cache.load(_KIND)
+    if len(data) > 256:
+        data = {}  # bounded: sys.path entries of processes long gone
+    data.update(_memo)
+    _disk = data
+    _cache.store(_KIND, data)
+
+
+def provider_entry_points(path: list[str]) -> list[tuple[str, str, str]]:
+    """(metadata directory, entry point name, value) of every ``libbroker.providers`` entry
+    point on *path*; a distribution shadowed by an earlier one of the same normalized name
+    is skipped, as importlib.metadata's ``distributions()`` consumers do."""
+    seen: set[str] = set()
+    found: list[tuple[str, str, str]] = []
+    for directory in path:
+        for key, info_dir, _, lines in distributions(directory):
+            if key in seen:
+                continue
+            seen.add(key)
+            for name, value in lines:
+                found.append((info_dir, name, value))
+    flush()
+    return found
+
+
+def find_distribution(name: str, path: list[str]) -> str | None:
+    """The metadata directory of distribution *name* (first on *path*), as
+    ``importlib.metadata.Distribution.discover(name=...)`` finds it; None when absent."""
+    wanted = normalize(name)
+    for directory in path:
+        for key, info_dir, _, _ in distributions(directory):
+            if key == wanted:
+                flush()
+                return str(info_dir)
+    flush()
+    return None
+
+
+def name_and_version(info_dir: str) -> tuple[str | None, str | None]:
+    """METADATA's (or PKG-INFO's) first ``Name`` and ``Version`` headers; None when absent.
+
+    The header block ends at the first blank line, as the email parser reads it;
+    names compare case-insensitively, values are stripped. Memoised per file identity.
+    """
+    for filename in ("METADATA", "PKG-INFO"):
+        path = os.path.join(info_dir, filename)
+        ident = _cache.identity(path)
+        if ident is None:
+            continue
+        hit = _heads.get((path, ident))
+        if hit is not None:
+            return hit
+        text = _read_text(path)
+        if text is None:
+            continue
+        name: str | None = None
+        version: str | None = None
+        for line in text.splitlines():
+            if not line.strip():
+                break
+            if line[:1] in " \t":
+                continue  # a folded continuation line of another header
+            key, sep, value = line.partition(":")
+            if not sep:
+                continue
+            key = key.strip().lower()
+            if key == "name" and name is None:
+                name = value.strip()
+            elif key == "version" and version is None:
+                version = value.strip()
+        _heads[(path, ident)] = (name, version)
+        return name, version
+    return None, None
+
+
+def _first_field(line: str) -> str:
+    """The first field of a RECORD (CSV) line: quoted with ``""`` escapes, or up to the first comma."""
+    if not line.startswith('"'):
+        return line.partition(",")[0]
+    out: list[str] = []
+    i = 1
+    while i < len(line):
+        char = line[i]
+        if char == '"':
+            if line[i + 1:i + 2] == '"':
+                out.append('"')
+                i += 2
+                continue
+            break
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def posix_normal(path: str) -> str:
+    """*path* as ``PurePosixPath(path).as_posix()`` spells it: empty and ``.`` parts dropped."""
+    lead = "/" if path.startswith("/") else ""
+    parts = [p for p in path.split("/") if p and p != "."]
+    return lead + "/".join(parts) if parts or lead else "."
+
+
+def record_paths(info_dir: str) -> list[str] | None:
+    """The paths RECORD lists (its first column, as importlib.metadata's ``files``), relative
+    to the directory holding *info_dir*; None when there is no readable RECORD."""
+    text = _read_text(os.path.join(info_dir, "RECORD"))
+    if text is None:
+        return None
+    return [posix_normal(_first_field(line)) for line in text.splitlines() if line]
+
+
+__all__ = [
+    "GROUP", "distributions", "find_distribution", "flush", "name_and_version", "normalize",
+    "parse_entry_points", "posix_normal", "provider_entry_points", "record_paths",
+]

@@ -1,0 +1,157 @@
+"""A consumer's warm import replayed by the master alone, and every case where it must not be.
+
+The C consumer of test_c_consumer.py, a private copy of the system's libz on
+LIBBROKER_PATH (so the tests can change what the verdict depends on), one cache
+directory per test. Each step is a fresh interpreter; Python's zlib is the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ._build import run_python
+from .test_c_consumer import build_c
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF consumers")
+
+PROBE = """
+import json, sys
+import c_consumer
+import zlib  # after the consumer: the oracle must not decide which libz is mapped
+import libbroker._warm as m
+out = {
+    "ok": c_consumer.crc32(b"warm path") == zlib.crc32(b"warm path"),
+    "replayed": len(m.warm_pending),
+    "modules": sorted(k for k in sys.modules if k.startswith("libbroker")),
+}
+EXTRA
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def consumer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_c(tmp_path_factory.mktemp("warmconsumer")).parent
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    os.chmod(tmp_path, 0o755)
+    lib = tmp_path / "lib"
+    lib.mkdir(mode=0o755)
+    system = Path(os.path.realpath("/lib/x86_64-linux-gnu/libz.so.1"))
+    if not system.exists():
+        pytest.skip("no system libz.so.1")
+    shutil.copy(system, lib / "libz.so.1")
+    os.chmod(lib / "libz.so.1", 0o755)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    return {"LIBBROKER_PATH": str(lib), "LIBBROKER_CACHE_DIR": str(cache),
+            "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+
+
+def probe(workdir: Path, env: dict[str, str], extra: str = "") -> dict:
+    out = run_python(workdir, PROBE.replace("EXTRA", extra), env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ok"] is True
+    return result
+
+
+def test_warm_import_loads_only_the_master(consumer_dir: Path, env: dict[str, str]) -> None:
+    cold = probe(consumer_dir, env)
+    assert cold["replayed"] == 0 and "libbroker._tables" in cold["modules"]
+    warm = probe(consumer_dir, env)
+    assert warm["replayed"] == 1
+    assert warm["modules"] == ["libbroker", "libbroker._warm"]
+
+
+def test_warm_tables_are_known_to_loaded_and_doctor(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    extra = """
+import libbroker
+from libbroker import _doctor
+libs = [l for l in libbroker.loaded() if l.name == "z"]
+out["loaded"] = [(l.path, l.version_text, l.version_source) for l in libs]
+out["zlib_version"] = zlib.ZLIB_RUNTIME_VERSION
+out["tables"] = _doctor.tables()
+"""
+    warm = probe(consumer_dir, env, extra)
+    assert warm["replayed"] == 1
+    private = os.path.join(env["LIBBROKER_PATH"], "libz.so.1")
+    [(path, version, source)] = warm["loaded"]
+    assert os.path.realpath(path) == os.path.realpath(private)
+    assert version == warm["zlib_version"] and source
+    [table] = [t for t in warm["tables"] if t["name"] == "zlib"]
+    assert os.path.realpath(table["library"]) == os.path.realpath(private)
+    assert table["consumers"] == ["c_consumer"]
+
+
+def test_a_chmod_of_the_library_is_judged_afresh(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    os.chmod(os.path.join(env["LIBBROKER_PATH"], "libz.so.1"), 0o750)  # ctime and mode change
+    again = probe(consumer_dir, env)
+    assert again["replayed"] == 0 and "libbroker._tables" in again["modules"]
+    assert probe(consumer_dir, env)["replayed"] == 1  # the new verdict is replayed next time
+
+
+def test_an_unsafe_library_is_never_replayed(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    lib = os.path.join(env["LIBBROKER_PATH"], "libz.so.1")
+    os.chmod(lib, 0o775)  # group-writable: the place rules refuse it, so the system libz serves
+    extra = "out['path'] = __import__('libbroker').loaded()[0].path"
+    again = probe(consumer_dir, env, extra)
+    assert again["replayed"] == 0 and os.path.realpath(again["path"]) != os.path.realpath(lib)
+
+
+def test_a_new_file_in_a_searched_directory_voids_the_replay(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    Path(env["LIBBROKER_PATH"], "README").write_text("a new entry")
+    assert probe(consumer_dir, env)["replayed"] == 0
+
+
+def test_symlinked_cache_dir_is_left_to_the_python_rules(
+    consumer_dir: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    os.symlink(env["LIBBROKER_CACHE_DIR"], tmp_path / "cache-link")
+    env = {**env, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache-link")}
+    probe(consumer_dir, env)
+    warm = probe(consumer_dir, env)
+    # The compiled path does not follow symlinks to its cache; Python's rules accept this
+    # one and replay the entry without a search.
+    assert warm["replayed"] == 0
+    assert "libbroker._registry" in warm["modules"] and "libbroker._tables" not in warm["modules"]
+
+
+def test_unsafe_cache_dir_is_used_by_neither(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    os.chmod(env["LIBBROKER_CACHE_DIR"], 0o770)
+    out = run_python(consumer_dir, PROBE.replace("EXTRA", ""), env)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["replayed"] == 0 and "libbroker._tables" in result["modules"]
+    assert "ignores its disk cache" in out.stderr
+
+
+def test_corrupt_entry_is_rebuilt(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    [entry] = Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir()
+    raw = bytearray(entry.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    entry.write_bytes(bytes(raw))
+    assert probe(consumer_dir, env)["replayed"] == 0
+    assert probe(consumer_dir, env)["replayed"] == 1
+
+
+def test_python_loader_already_running_takes_over(consumer_dir: Path, env: dict[str, str]) -> None:
+    probe(consumer_dir, env)
+    code = PROBE.replace("import c_consumer\n", "import libbroker._loader\nimport c_consumer\n", 1)
+    out = run_python(consumer_dir, code.replace("EXTRA", "out['n'] = len(__import__('libbroker').loaded())"), env)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # One Library for the file, whichever path mapped it.
+    assert result["ok"] and result["replayed"] == 0 and result["n"] == 1
