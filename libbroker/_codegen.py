@@ -11,6 +11,7 @@ import os
 import threading
 
 from ._cdecl import (
+    C_KEYWORDS,
     CXX_KEYWORDS,
     STANDARD_TYPES,
     Array,
@@ -20,7 +21,6 @@ from ._cdecl import (
     Record,
     cython_safe,
     render,
-    render_params,
     resolve,
     uses,
 )
@@ -82,6 +82,8 @@ def _banner(spec: Spec) -> list[str]:
 
 
 def _c_string(text: str) -> str:
+    if text.isascii() and text.isprintable() and not any(c in text for c in '\\"?'):
+        return f'"{text}"'  # nothing to escape: the usual case, kept cheap
     out = []
     previous = ""
     for char in text:
@@ -111,9 +113,8 @@ def _used_names(spec: Spec) -> set[str]:
     return found
 
 
-# Above this many bytes the spec text is a char-array initializer, not a string
-# literal: C99 only promises 4,095 characters per literal (-Woverlength-strings),
-# MSVC stops at 65,535 bytes; an initializer list has no such limit.
+# Long texts are lists of literals of at most this many bytes: C99 only promises 4,095
+# characters per literal (-Woverlength-strings), MSVC 16,380 per piece and 65,535 in all.
 MAX_LITERAL_BYTES = 4000
 
 
@@ -133,8 +134,23 @@ def _cxx_safe(ctype: CType) -> CType:
     return ctype
 
 
+# Every character that cannot be part of a C identifier, as a space.
+_NOT_IDENTIFIER = str.maketrans({c: " " for c in map(chr, range(128))
+                                 if not (c.isalnum() or c == "_")})
+# A parameter name is never a C keyword: only these can need dropping.
+_CXX_ONLY_KEYWORDS = CXX_KEYWORDS - C_KEYWORDS
+
+
+def _cxx_type(fn: Function) -> CType:
+    """``_cxx_safe(fn._type)``, without the rebuild when the declaration names no C++
+    keyword (every parameter name in the type comes from that text)."""
+    if _CXX_ONLY_KEYWORDS.isdisjoint(fn.prototype.translate(_NOT_IDENTIFIER).split()):
+        return fn._type
+    return _cxx_safe(fn._type)
+
+
 def _stub_params(fn: Function) -> FuncType:
-    ftype = _cxx_safe(fn._type)
+    ftype = _cxx_type(fn)
     assert isinstance(ftype, FuncType)
     names = [name or f"a{index}" for index, (name, _) in enumerate(ftype.params)]
     if len(set(names)) != len(names):  # a written "a1" next to an unnamed second parameter
@@ -152,15 +168,21 @@ def embedded_text(spec: Spec) -> str:
     kept = [_without_comment(line).strip() for line in text.split("\n")]
     body = "".join(line + "\n" for line in kept if line)
     # A '#' or indentation inside a multi-line TOML string is data: keep the
-    # original text whenever compacting would change what it means.
-    try:
-        same = _load_toml(body, spec.path) == _load_toml(text, spec.path)
-    except SpecError:  # e.g. the end of a multi-line string was cut off as a comment
-        same = False
+    # original text whenever compacting would change what it means. Without one, every
+    # line is whole TOML: _without_comment keeps one-line strings, so nothing can change
+    # (and the two parses, most of the render time of a large spec, are skipped).
+    same = True
+    if '"""' in text or "'''" in text:
+        try:
+            same = _load_toml(body, spec.path) == _load_toml(text, spec.path)
+        except SpecError:  # e.g. the end of a multi-line string was cut off as a comment
+            same = False
     return f"{DIGEST_MARK}{spec.spec_digest}\n{body if same else text}"
 
 
 def _without_comment(line: str) -> str:
+    if "#" not in line:
+        return line
     quote = ""
     escaped = False
     for index, char in enumerate(line):
@@ -176,20 +198,6 @@ def _without_comment(line: str) -> str:
         elif char == "#":
             return line[:index]
     return line
-
-
-def _c_text_initializer(data: bytes) -> list[str]:
-    items = []
-    for byte in data:
-        char = chr(byte)
-        if char == "\n":
-            items.append("'\\n'")
-        elif " " <= char <= "~" and char not in "'\\":
-            items.append(f"'{char}'")
-        else:  # in C++ a numeric item above 127 would be a narrowing error
-            items.append(f"'\\{byte:03o}'")
-    items.append("0")
-    return ["    " + ", ".join(items[i:i + 16]) + "," for i in range(0, len(items), 16)]
 
 
 def _typedef_block(spec: Spec) -> list[str]:
@@ -228,10 +236,168 @@ def _typedef_block(spec: Spec) -> list[str]:
     return out
 
 
-def _returns_void(ctype: CType) -> bool:
-    from ._cdecl import Base
+def _spec_text_for_header(spec: Spec) -> str:
+    """The text ``libbroker_import_<name>()`` hands the runtime's ``import_table``: the
+    one place that decides it (today the compacted spec, see ``embedded_text``)."""
+    return embedded_text(spec)
 
-    return isinstance(ctype, Base) and ctype.name == "void"
+
+def _text_block(name: str, text: str) -> list[str]:
+    """``libbroker__<name>_spec_text``: the text as chunks of string literals, each under
+    MAX_LITERAL_BYTES, NULL last; the import joins them (libbroker.h). A char-array
+    initializer would cost the compiler one token per byte."""
+    out = [
+        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
+        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_spec_text[] = {{",
+    ]
+    lines = text.split("\n")
+    pieces = [line + "\n" for line in lines[:-1]]
+    if lines[-1] or not pieces:  # text not ending with a newline (or empty)
+        pieces.append(lines[-1])
+    size = 0
+    for line in pieces:
+        # A piece of at most 900 characters is at most 3,600 UTF-8 bytes.
+        for piece in (line[i:i + 900] for i in range(0, max(len(line), 1), 900)):
+            length = len(piece.encode("utf-8"))
+            if size and size + length >= MAX_LITERAL_BYTES:
+                out[-1] += ","
+                size = 0
+            out.append(f"    {_c_string(piece)}")
+            size += length
+    out[-1] += ","
+    return out + ["    NULL", "};", ""]
+
+
+def _signature_block(name: str, signatures: list[str]) -> list[str]:
+    """``libbroker__<name>_signatures``, packed as libbroker.h reads them: chunks of
+    NUL-terminated strings under MAX_LITERAL_BYTES, one pointer per chunk, NULL last."""
+    out = [
+        "/* The slot signatures the import compares (packed: see libbroker.h). */",
+        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_signatures[] = {{",
+    ]
+    size = 0
+    for signature in signatures:
+        length = len(signature.encode("utf-8")) + 1
+        if size and size + length >= MAX_LITERAL_BYTES:
+            out[-1] += ","
+            size = 0
+        out.append(f'    {_c_string(signature)[:-1]}\\0"')
+        size += length
+    if size:
+        out[-1] += ","
+    return out + ["    NULL", "};", ""]
+
+
+def _stub_prototype(fn: Function, ctype: CType, member: str, stub: str) -> tuple[str, list[str]]:
+    """The C stub's prototype and argument names. ``member`` is the slot's struct member,
+    ``render(Pointer(ctype), fn.name)``: with every parameter named once, the prototype is
+    that text with the declarator ``(*NAME)`` (always its first such text) renamed."""
+    assert isinstance(ctype, FuncType)
+    names = [pname for pname, _ in ctype.params]
+    if all(names) and len(set(names)) == len(names):
+        return member.replace(f"(*{fn.name})", stub, 1), [n for n in names if n]
+    ftype = _stub_params(fn)
+    return render(ftype, stub), [pname or "" for pname, _ in ftype.params]
+
+
+def _stub_block(spec: Spec, types: list[CType], members: list[str]) -> list[str]:
+    """The stub table ``libbroker_<name>`` starts at, and the code behind it: thunks in
+    one assembler block where libbroker.h says LIBBROKER_ASM_STUBS, else one cold C stub
+    per function (libbroker.h explains both). ``types``/``members``: each slot's C++-safe
+    type and struct member."""
+    name = spec.name
+    table = f"libbroker_{name}"
+    struct = f"libbroker_{name}_table"
+    # Linker names of the shared (weak, hidden) asm-path symbols: the spec digest keeps
+    # two specs, or two versions of one, from ever sharing a table pointer.
+    tag = f"{name}_{spec.spec_digest[:16]}"
+    stubs = f"libbroker__{tag}_stubs"
+    resolver = f"libbroker__{tag}_resolve"
+    label = f".Llibbroker__{tag}_"
+    functions = [(slot, fn) for slot, fn in enumerate(spec.functions) if fn.kind == "function"]
+    out = [
+        f"static int libbroker_import_{name}(void);",
+        "",
+        "/* The table in use until the import: a call through it imports first (or stops",
+        " * the process with a message saying why). A variable's address is NULL until then. */",
+        "#if LIBBROKER_ASM_STUBS",
+        f'extern LIBBROKER_HIDDEN {struct} libbroker__{name}_stubs __asm__("{stubs}");',
+        f'extern LIBBROKER_HIDDEN {struct} *{table} __asm__("libbroker_{tag}");',
+        f"LIBBROKER_SHARED {struct} *{table} = &libbroker__{name}_stubs;",
+        "#else",
+    ]
+    c_stubs = [(slot, fn, f"libbroker__{name}_stub_{fn.name}") for slot, fn in functions]
+    prototypes = {stub: _stub_prototype(fn, types[slot], members[slot], stub)
+                  for slot, fn, stub in c_stubs}
+    out += [f"static LIBBROKER_COLD {prototypes[stub][0]};" for _, _, stub in c_stubs]
+    out += ["", f"static LIBBROKER_UNUSED {struct} libbroker__{name}_stubs = {{"]
+    # The universal zero initialiser: "{0}" in C, "{}" in C++ (where {0} warns).
+    out += ["#ifdef __cplusplus", "    {},", "#else", "    {0},", "#endif"]
+    by_slot = {slot: stub for slot, _, stub in c_stubs}
+    out += [f"    {by_slot[slot]}," if slot in by_slot else
+            f"    NULL, /* {fn.name}: the variable's address, set by the import */"
+            for slot, fn in enumerate(spec.functions)]
+    out += [
+        "};",
+        f"static LIBBROKER_UNUSED {struct} *{table} = &libbroker__{name}_stubs;",
+        "#endif",
+        "",
+        "/* The table for a call made through the stubs: imported now if need be. */",
+        f"static LIBBROKER_UNUSED LIBBROKER_COLD {struct} *libbroker__{name}_early(uint32_t slot)",
+        "{",
+        f"    if ({table}->header.magic != LIBBROKER_TABLE_MAGIC) {{",
+        (f'        libbroker_stub_import(libbroker_import_{name}, "{name}", '
+         f"libbroker__{name}_signatures, slot);"),
+        "    }",
+        f'    (void)libbroker_stub_slot(&{table}->header, "{name}", libbroker__{name}_signatures,',
+        "                              slot);",
+        f"    return {table};",
+        "}",
+        "",
+        "#if LIBBROKER_ASM_STUBS",
+        f'LIBBROKER_RESOLVER libbroker_fn libbroker__{name}_resolve(uint32_t slot) __asm__("{resolver}");',
+        f"LIBBROKER_RESOLVER libbroker_fn libbroker__{name}_resolve(uint32_t slot)",
+        "{",
+        f"    return ((const libbroker_fn *)(const void *)(&libbroker__{name}_early(slot)->header + 1))[slot];",
+        "}",
+        "",
+        "/* Once per assembler file: LTO may put every C file's copy into one. */",
+        "__asm__(",
+        f'    ".ifndef {label}guard\\n"',
+        f'    ".set {label}guard, 1\\n"',
+        '    ".pushsection .data.rel.ro,\\"aw\\",@progbits\\n"',
+        '    ".p2align 3\\n"',
+        f'    ".weak {stubs}\\n"',
+        f'    ".hidden {stubs}\\n"',
+        f'    ".type {stubs}, @object\\n"',
+        (f'    ".size {stubs}, " LIBBROKER_X86_64_HEADER_BYTES " + '
+         f'{8 * len(spec.functions)}\\n"'),
+        f'    "{stubs}:\\n"',
+        '    ".zero " LIBBROKER_X86_64_HEADER_BYTES "\\n"',
+    ]
+    out += [f'    ".quad {label}{slot}\\n"' if slot in by_slot else '    ".quad 0\\n"'
+            for slot in range(len(spec.functions))]
+    out += [
+        '    ".popsection\\n"',
+        '    ".pushsection .text.unlikely,\\"ax\\",@progbits\\n"',
+        f'    "{label}resolve:\\n\\t"',
+        f'    LIBBROKER_X86_64_RESOLVE("{resolver}")',
+    ]
+    out += [f'    "{label}{slot}:\\n\\t" LIBBROKER_X86_64_ENDBR "movl ${slot}, %r11d\\n\\t'
+            f'jmp {label}resolve\\n"' for slot, _ in functions]
+    out += ['    ".popsection\\n"', '    ".endif\\n"', ");", "#else"]
+    for slot, fn, stub in c_stubs:
+        prototype, names = prototypes[stub]
+        out += [f"static LIBBROKER_UNUSED LIBBROKER_COLD {prototype}", "{"]
+        if fn.variadic:  # C cannot forward '...': this first call stops the process
+            out += [f"    (void){pname};" for pname in names]
+            out += [f"    (void)libbroker__{name}_early({slot});",
+                    f'    libbroker_variadic_early("{name}", "{fn.name}");', "}"]
+            continue
+        call = f"(libbroker__{name}_early({slot})->{fn.name})({', '.join(names)});"
+        returns_void = fn.return_type == "void"
+        out += [f"    {call}" if returns_void else f"    return {call}", "}"]
+    return out + ["#endif", ""]
 
 
 def render_header(spec: Spec) -> str:
@@ -282,76 +448,28 @@ def render_header(spec: Spec) -> str:
         out += [f"{tag};" for tag in tags] + [""]
     if spec._type_order:
         out += _typedef_block(spec)
+    types = [_cxx_type(fn) for fn in spec.functions]
+    members = [render(Pointer(ctype), fn.name) for fn, ctype in zip(spec.functions, types)]
     out.append(f"typedef struct {struct} {{")
     out.append("    libbroker_table_header header;")
     previous: tuple[str, bool] | None = None
-    for fn in spec.functions:
+    for slot, fn in enumerate(spec.functions):
         if (fn.kind, fn.required) != previous:
             previous = (fn.kind, fn.required)
             what = "" if fn.kind == "function" else "variables (the object's address), "
             out.append(f"    /* {what}required */" if fn.required else
                        f"    /* {what}optional: NULL when the loaded library lacks it */")
-        out.append(f"    {render(Pointer(_cxx_safe(fn._type)), fn.name)};")
+        out.append(f"    {members[slot]};")
     out += [f"}} {struct};", ""]
     out += [
         f"#define LIBBROKER_{upper}_SPEC_DIGEST {_c_string(spec.spec_digest)}",
         f"#define LIBBROKER_{upper}_LAYOUT_DIGEST UINT64_C(0x{spec.layout_digest:016x})",
         f"#define LIBBROKER_{upper}_SLOT_COUNT {len(spec.functions)}u",
         "",
-        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
-        f"static LIBBROKER_UNUSED const char libbroker__{name}_spec_text[] =",
     ]
-    embedded = embedded_text(spec)
-    if len(embedded.encode("utf-8")) < MAX_LITERAL_BYTES:
-        out += [f"    {_c_string(line + chr(10))}" for line in embedded.split("\n")[:-1]]
-        out[-1] += ";"
-    else:
-        out[-1] = out[-1].replace("[] =", "[] = {")
-        out += _c_text_initializer(embedded.encode("utf-8")) + ["};"]
-    out += [
-        "",
-        f"static LIBBROKER_UNUSED const char *const libbroker__{name}_signatures[] = {{",
-    ]
-    out += [f"    {_c_string(sig)}," for sig in spec.signatures]
-    out += ["};", "", f"static int libbroker_import_{name}(void);", ""]
-    out.append("/* Stubs: the table in use until the import, so an early call imports first. */")
-    out.append("/* (A variable's address is NULL until the import.) */")
-    stubs = [(fn, _stub_params(fn), f"libbroker__{name}_stub_{fn.name}") for fn in spec.functions
-             if fn.kind == "function"]
-    for _fn, ftype, stub in stubs:
-        out.append(f"static {render(ftype, stub)};")
-    out += ["", f"static LIBBROKER_UNUSED {struct} libbroker__{name}_stubs = {{"]
-    # The universal zero initialiser: "{0}" in C, "{}" in C++ (where {0} warns).
-    out += ["#ifdef __cplusplus", "    {},", "#else", "    {0},", "#endif"]
-    out += [f"    {stub}," for _fn, _ftype, stub in stubs]
-    out += [f"    NULL, /* {fn.name}: the variable's address, set by the import */"
-            for fn in spec.functions if fn.kind == "variable"]
-    out += [
-        "};",
-        "",
-        f"static LIBBROKER_UNUSED {struct} *{table} = &libbroker__{name}_stubs;",
-        "",
-    ]
-    for fn, ftype, stub in stubs:
-        args = ", ".join(pname or "" for pname, _ in ftype.params)
-        call = f"({table}->{fn.name})({args});"
-        out += [
-            f"static LIBBROKER_UNUSED {render(ftype, stub)}",
-            "{",
-            f'    libbroker_lazy_import(libbroker_import_{name}, "{name}", "{fn.name}");',
-        ]
-        if ftype.variadic:  # C cannot forward '...': this first call stops the process
-            out += [f"    (void){pname};" for pname, _ in ftype.params]
-            out += [f'    libbroker_variadic_early("{name}", "{fn.name}");', "}", ""]
-            continue
-        if not fn.required:
-            out += [
-                f"    if ({table}->{fn.name} == NULL) {{",
-                f'        libbroker_absent_optional("{name}", "{fn.name}");',
-                "    }",
-            ]
-        out.append(f"    {call}" if _returns_void(ftype.result) else f"    return {call}")
-        out += ["}", ""]
+    out += _text_block(name, _spec_text_for_header(spec))
+    out += _signature_block(name, spec.signatures)
+    out += _stub_block(spec, types, members)
     out += [
         "/* 0, or -1 with ImportError set. Idempotent; needs the GIL. */",
         f"static LIBBROKER_UNUSED int libbroker_import_{name}(void)",
@@ -360,11 +478,11 @@ def render_header(spec: Spec) -> str:
         f"    if ({table}->header.magic == LIBBROKER_TABLE_MAGIC) {{",
         "        return 0;",
         "    }",
-        (f'    if (libbroker_import_table("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
+        (f'    if (libbroker_import_packed("{name}", LIBBROKER_{upper}_SPEC_DIGEST, '
          f"libbroker__{name}_spec_text,"),
-        (f"                               LIBBROKER_{upper}_LAYOUT_DIGEST, "
+        (f"                                LIBBROKER_{upper}_LAYOUT_DIGEST, "
          f"LIBBROKER_{upper}_SLOT_COUNT,"),
-        f"                               libbroker__{name}_signatures, &table) < 0) {{",
+        f"                                libbroker__{name}_signatures, &table) < 0) {{",
         "        return -1;",
         "    }",
         f"    {table} = ({struct} *)table;",
@@ -458,10 +576,12 @@ def render_pxd(spec: Spec) -> str:
         out.append("")
     out.append(f"    ctypedef struct libbroker_{name}_table:")
     out.append("        libbroker_table_header header")
+    members = []
     for fn in spec.functions:
         pyname = cython_name(spec, fn)
         member = pyname if pyname == fn.name else f'{pyname} "{fn.name}"'
-        out.append(f"        {render(Pointer(fn._type), member, style='pxd', names=tags)}")
+        members.append((member, render(Pointer(fn._type), member, style="pxd", names=tags)))
+        out.append(f"        {members[-1][1]}")
     out += [
         "",
         f'    const char *SPEC_DIGEST "LIBBROKER_{upper}_SPEC_DIGEST"',
@@ -471,19 +591,15 @@ def render_pxd(spec: Spec) -> str:
         f'    int import_{name} "libbroker_import_{name}"() except -1',
         "",
     ]
-    for fn in spec.functions:
-        ctype = fn._type
+    for fn, (member, text) in zip(spec.functions, members):
         declarator = f'{cython_name(spec, fn)} "(libbroker_{name}->{fn.name})"'
-        if not isinstance(ctype, FuncType):  # a variable: its address, NULL before the import
-            out.append(f"    {render(Pointer(ctype), declarator, style='pxd', names=tags)}")
-            continue
-        params = render_params(ctype.params, style="pxd", names=tags)
-        if ctype.variadic:
-            params += ", ..."
-        # The outermost function type is rendered by hand so the cname string sits
-        # right after the name, where Cython expects it.
-        inner = f"{declarator}({params}) noexcept nogil"
-        out.append(f"    {render(ctype.result, inner, style='pxd', names=tags)}")
+        # The slot's member with its declarator "(*member)" (the first such text: the
+        # parameters come after it) renamed: a function declaration whose cname string
+        # sits right after the name, where Cython expects it.
+        if fn.kind == "function":
+            out.append(f"    {text.replace(f'(*{member})', declarator, 1)}")
+        else:  # a variable: its address, NULL before the import
+            out.append(f"    {render(Pointer(fn._type), declarator, style='pxd', names=tags)}")
     out.append("")
     return "\n".join(out)
 
@@ -508,7 +624,7 @@ def generate(spec: Spec | str | os.PathLike[str], outdir: str | os.PathLike[str]
             continue  # keep the mtime: build systems would re-cythonize and recompile
         temporary = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(temporary, "wb") as f:
-            f.write(text.encode("utf-8"))
+            f.write(data)
         os.replace(temporary, target)
     return written
 

@@ -6,6 +6,7 @@ Regenerate the golden files with LIBBROKER_UPDATE_GOLDEN=1.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -89,9 +90,12 @@ def test_header_content() -> None:
     assert f'#define LIBBROKER_ZLIB_SPEC_DIGEST "{spec.spec_digest}"' in header
     assert "#define LIBBROKER_ZLIB_SLOT_COUNT 8u" in header
     assert "static LIBBROKER_UNUSED libbroker_zlib_table *libbroker_zlib = &libbroker__zlib_stubs;" in header
-    assert 'libbroker_lazy_import(libbroker_import_zlib, "zlib", "crc32");' in header
-    assert 'libbroker_absent_optional("zlib", "crc32_z");' in header
-    assert 'libbroker_absent_optional("zlib", "crc32");' not in header
+    assert "LIBBROKER_SHARED libbroker_zlib_table *libbroker_zlib = &libbroker__zlib_stubs;" in header
+    # C stubs: one tail call each through the shared cold path; asm thunks: 2 instructions.
+    assert "    return (libbroker__zlib_early(1)->crc32)(crc, buf, len);" in header
+    assert '"movl $1, %r11d\\n\\tjmp .Llibbroker__zlib_' in header
+    assert f'__asm__("libbroker_zlib_{spec.spec_digest[:16]}")' in header
+    assert "libbroker_lazy_import" not in header
     assert "libbroker_zlib->header.magic == LIBBROKER_TABLE_MAGIC" in header
 
 
@@ -134,10 +138,10 @@ def test_names_cython_reserves_are_renamed() -> None:
     assert 'int table_ "(libbroker_edge->table)"(int a1, int) noexcept nogil' in pxd
     assert 'ctypedef bint c_bool "bool"' in pxd and "cdef struct tagged" in pxd
     header = render_header(Spec.from_string(EDGE))
-    assert "static int libbroker__edge_stub_table(int a0, int a1);" in header  # a1 collision
+    assert "static LIBBROKER_COLD int libbroker__edge_stub_table(int a0, int a1);" in header
     # C++ keywords as parameter names are dropped (the C++ test compiles this header).
     assert "void *(*grow)(void *, size_t);" in header
-    assert "static void *libbroker__edge_stub_grow(void *a0, size_t a1);" in header
+    assert "static LIBBROKER_COLD void *libbroker__edge_stub_grow(void *a0, size_t a1);" in header
 
 
 def _gcc(*args: str) -> subprocess.CompletedProcess:
@@ -147,17 +151,123 @@ def _gcc(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([gcc, *args], capture_output=True, text=True, check=False)
 
 
+STUBS = {"asm": [], "c": ["-DLIBBROKER_C_STUBS"]}  # x86-64 ELF thunks, or the C fallback
+
+
+@pytest.mark.parametrize("stubs", list(STUBS))
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
 @pytest.mark.parametrize("language", ["c", "c++"])
-def test_headers_compile_without_warnings(tmp_path, language: str) -> None:
+def test_headers_compile_without_warnings(tmp_path, language: str, compiler: str,
+                                          stubs: str) -> None:
+    # -c -O2, not -fsyntax-only: the assembler blocks are assembled too.
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
     for name in ALL:
         generate(load(name), tmp_path)
     generate(Spec.from_string(EDGE), tmp_path)
     source = tmp_path / "all.c"
     source.write_text("".join(f'#include "libbroker_{n}.h"\n' for n in (*ALL, "edge")))
-    std = ["-std=c99", "-Wpedantic"] if language == "c" else ["-std=c++11"]
-    result = _gcc("-x", language, "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *std,
-                  f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source))
+    std = (["-std=c99", "-Wpedantic", "-Wmissing-prototypes"] if language == "c"
+           else ["-std=c++11"])
+    result = subprocess.run([compiler, "-x", language, "-c", "-O2", "-fPIC", "-Wall", "-Wextra",
+                             "-Werror", *std, *STUBS[stubs], f"-I{INCLUDE}", f"-I{tmp_path}",
+                             f"-I{PY_INCLUDE}", str(source), "-o", str(tmp_path / "all.o")],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+EARLY_MAIN = r"""
+#include <stdio.h>
+#include "libbroker_zlib.h"
+#include "libbroker_libm.h"
+unsigned long other_crc(const unsigned char *p, unsigned int n);
+double other_hypot(double x, double y);
+int main(void) {
+    Py_Initialize();
+    /* Both first calls happen in the other file, before any import. */
+    printf("%lu %.6f\n", other_crc((const unsigned char *)"hello", 5), other_hypot(3.0, 4.0));
+    printf("%lu %.6f\n", (libbroker_zlib->adler32)(1, (const unsigned char *)"hello", 5),
+           (libbroker_libm->cos)(0.5));
+    printf("%d\n", libbroker_zlib->header.magic == LIBBROKER_TABLE_MAGIC);
+    return 0;
+}
+"""
+
+EARLY_OTHER = r"""
+#include "libbroker_zlib.h"
+#include "libbroker_libm.h"
+unsigned long other_crc(const unsigned char *p, unsigned int n);
+double other_hypot(double x, double y);
+unsigned long other_crc(const unsigned char *p, unsigned int n)
+{ return (libbroker_zlib->crc32)(0, p, n); }
+double other_hypot(double x, double y) { return (libbroker_libm->hypot)(x, y); }
+"""
+
+
+def _embedded(tmp_path, sources: list, flags: list[str], compiler: str = "gcc"):
+    """Build an executable embedding Python from *sources*; run it, return the result."""
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
+    exe = tmp_path / "prog"
+    built = subprocess.run([compiler, "-Wall", "-Wextra", "-Werror", *flags, f"-I{INCLUDE}",
+                            f"-I{tmp_path}", f"-I{PY_INCLUDE}", *map(str, sources), "-o",
+                            str(exe), f"-L{libdir}", f"-Wl,-rpath,{libdir}",
+                            f"-lpython{version}"], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [root, *[p for p in sys.path if p.endswith("site-packages")]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("flags", [["-O2"], ["-O0"], ["-O2", "-flto=auto"],
+                                   ["-O2", "-fcf-protection=full"]])
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("stubs", list(STUBS))
+def test_early_calls_import_and_forward(tmp_path, stubs: str, compiler: str,
+                                        flags: list[str]) -> None:
+    """Calls before the import, from a second C file: integer and floating arguments
+    reach the real functions (Python's zlib and math are the oracles) and the import is
+    shared."""
+    import math
+    import zlib
+
+    generate(load("zlib"), tmp_path)
+    generate(load("libm"), tmp_path)
+    (tmp_path / "main.c").write_text(EARLY_MAIN)
+    (tmp_path / "other.c").write_text(EARLY_OTHER)
+    done = _embedded(tmp_path, [tmp_path / "main.c", tmp_path / "other.c"],
+                     [*flags, *STUBS[stubs]], compiler)
+    lines = done.stdout.split("\n")
+    assert lines[0] == f"{zlib.crc32(b'hello')} {math.hypot(3, 4):.6f}", done.stderr
+    assert lines[1] == f"{zlib.adler32(b'hello')} {math.cos(0.5):.6f}"
+    assert lines[2] == "1"
+    assert done.returncode == 0, done.stderr
+
+
+def test_early_call_that_cannot_proceed_stops_naming_the_function(tmp_path) -> None:
+    generate(load("zlib"), tmp_path)
+    (tmp_path / "absent.c").write_text('#include "libbroker_zlib.h"\nint main(void) {\n'
+                                       "    Py_Initialize();\n"
+                                       "    return (libbroker_zlib->libbroker_absent_probe)();\n}\n")
+    for stubs in STUBS.values():
+        done = _embedded(tmp_path, [tmp_path / "absent.c"], ["-O2", *stubs])
+        assert done.returncode != 0
+        assert ("optional function zlib.libbroker_absent_probe is absent from the loaded "
+                "library" in done.stderr), done.stderr
+
+    spec = Spec.from_string('[library]\nname = "gone"\nnames = ["libbroker_no_such_lib"]\n'
+                            '[functions]\nrequired = ["int a(void)", "double gone_f(double x)"]\n')
+    generate(spec, tmp_path)
+    (tmp_path / "m.c").write_text('#include "libbroker_gone.h"\nint main(void) {\n'
+                                  "    Py_Initialize();\n"
+                                  "    return (int)(libbroker_gone->gone_f)(1.0);\n}\n")
+    for stubs in STUBS.values():
+        done = _embedded(tmp_path, [tmp_path / "m.c"], ["-O2", *stubs])
+        assert done.returncode != 0
+        assert "gone.gone_f was called before libbroker_import_gone()" in done.stderr, done.stderr
 
 
 PROGRAM = r"""
@@ -169,8 +279,9 @@ int main(void) {
     printf("%u %u\n", (unsigned int)(sizeof(libbroker_NAME_table) - sizeof(libbroker_table_header)),
            (unsigned int)LIBBROKER_UPPER_SLOT_COUNT);
     printf("%d\n", libbroker_NAME->header.magic == 0);
-    for (i = 0; i < LIBBROKER_UPPER_SLOT_COUNT; i++) printf("%s\n", libbroker__NAME_signatures[i]);
-    fputs(libbroker__NAME_spec_text, stdout);
+    for (i = 0; i < LIBBROKER_UPPER_SLOT_COUNT; i++)
+        printf("%s\n", libbroker_packed_signature(libbroker__NAME_signatures, i));
+    for (i = 0; libbroker__NAME_spec_text[i] != NULL; i++) fputs(libbroker__NAME_spec_text[i], stdout);
     return 0;
 }
 """
@@ -304,8 +415,10 @@ def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:
     spec = Spec.from_string(_big_spec_text(1500), path="big.toml")
     assert len(spec.text.encode()) > 65536  # beyond MSVC's string literal limit
     header = render_header(spec)
-    assert "static LIBBROKER_UNUSED const char libbroker__big_spec_text[] = {" in header
-    assert "'b', '\\303', '\\257', 'g', '#'" in header  # UTF-8 bytes, one per item
+    assert "static LIBBROKER_UNUSED const char *const libbroker__big_spec_text[] = {" in header
+    assert 'b\\303\\257g#1' in header  # UTF-8 bytes, octal escapes
+    chunks = header.split("libbroker__big_spec_text[] = {", 1)[1].split("};", 1)[0]
+    assert chunks.count("\",\n") > 30  # one literal per chunk, each under C99's 4,095 bytes
     generate(spec, tmp_path)
     source = tmp_path / "prog_big.c"
     # Python.h first, as Python requires under a strict -std.
@@ -326,7 +439,7 @@ def test_large_spec_text_is_an_array_that_parses_back(tmp_path) -> None:
     assert (again.spec_digest, again.layout_digest) == (spec.spec_digest, spec.layout_digest)
     # A small spec keeps a readable literal.
     small = render_header(load("zlib"))
-    assert 'libbroker__zlib_spec_text[] =\n    "# libbroker spec-digest ' in small
+    assert 'libbroker__zlib_spec_text[] = {\n    "# libbroker spec-digest ' in small
 
 
 ZLIB_USER = r"""
@@ -397,7 +510,7 @@ def test_slots_are_called_through_parentheses_under_tgmath(tmp_path) -> None:
     spec = load("libm")
     generate(spec, tmp_path)
     header = render_header(spec)
-    assert "return (libbroker_libm->cos)(x);" in header
+    assert "return (libbroker__libm_early(0)->cos)(x);" in header
     assert "libbroker_libm->cos(" not in header
     assert '"(libbroker_libm->cos)"' in render_pxd(spec)
     source = tmp_path / "tg.c"
@@ -501,6 +614,7 @@ def test_shapes_slots_signatures_and_layout() -> None:
     assert 'libbroker_variadic_early("shapes", "log_message");' in header
     # A variable has no stub: its slot is NULL until the import.
     assert "libbroker__shapes_stub_library_version" not in header
+    assert 'NULL, /* library_version: the variable\'s address, set by the import */' in header
 
 
 def test_shapes_pxd_compiles_with_cython(tmp_path) -> None:
@@ -618,33 +732,54 @@ def test_odd_spec_file_names_cannot_break_the_banner(tmp_path, filename: str) ->
 
 
 VARIADIC_EARLY = r"""
+#include <stdio.h>
 #include "libbroker_zv.h"
 int main(void) {
     Py_Initialize();
-    /* Called before libbroker_import_zv(): the stub imports, then must stop with a
-       message, since C cannot forward the '...' arguments it received. */
-    (libbroker_zv->gzprintf)(NULL, "%d", 1);
+    /* Called before libbroker_import_zv(): forwarded by a thunk, stopped by a C stub. */
+    printf("%d\n", (libbroker_zv->gzprintf)(NULL, "%d %f", 1, 2.5));
     return 0;
 }
 """
 
 
-def test_variadic_call_before_the_import_stops_with_a_message(tmp_path) -> None:
+@pytest.mark.parametrize("stubs", list(STUBS))
+def test_variadic_call_before_the_import(tmp_path, stubs: str) -> None:
+    """The assembler thunks forward '...' (they keep al and every argument register);
+    C stubs cannot, so there the first call stops the process with a message."""
     spec = Spec.from_string('[library]\nname = "zv"\nnames = ["z"]\n[types]\n'
                             'gzFile = "struct gzFile_s *"\n[functions]\n'
                             'required = ["int gzprintf(gzFile file, const char *format, ...)"]\n')
     generate(spec, tmp_path)
     (tmp_path / "early.c").write_text(VARIADIC_EARLY)
-    libdir = sysconfig.get_config_var("LIBDIR") or ""
-    version = sysconfig.get_config_var("LDVERSION") or sysconfig.get_python_version()
-    exe = tmp_path / "early"
-    result = _gcc("-O1", "-Wall", "-Wextra", "-Werror", f"-I{INCLUDE}", f"-I{tmp_path}",
-                  f"-I{PY_INCLUDE}", str(tmp_path / "early.c"), "-o", str(exe), f"-L{libdir}",
-                  f"-Wl,-rpath,{libdir}", f"-lpython{version}")
-    assert result.returncode == 0, result.stderr
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    paths = [root, *[p for p in sys.path if p.endswith("site-packages")]]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    done = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode != 0
-    assert "variadic function zv.gzprintf was called before libbroker_import_zv()" in done.stderr
+    done = _embedded(tmp_path, [tmp_path / "early.c"], ["-O1", *STUBS[stubs]])
+    if stubs == "asm" and platform.machine() in ("x86_64", "AMD64"):
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "-2\n"  # Z_STREAM_ERROR: zlib's gzprintf got the NULL file
+    else:
+        assert done.returncode != 0
+        assert ("variadic function zv.gzprintf was called before libbroker_import_zv()"
+                in done.stderr)
+
+
+CROSS = [("aarch64-linux-gnu", 0), ("x86_64-macos", 0), ("aarch64-macos", 0), ("x86_64-linux-gnu", 1)]
+
+
+@pytest.mark.parametrize(("target", "asm"), CROSS)
+def test_headers_cross_compile_on_the_stub_path_of_their_target(tmp_path, target: str,
+                                                                 asm: int) -> None:
+    """Thunks only where libbroker.h says (x86-64 ELF); C stubs compile elsewhere. zig cc
+    cross-compiles; this host's Python headers stand in (LP64 on every target here)."""
+    from _zig import HAVE_ZIG, zig_cc
+
+    if not HAVE_ZIG:
+        pytest.skip("needs zig cc (ziglang, in the test extra)")
+    for name in ALL:
+        generate(load(name), tmp_path)
+    generate(Spec.from_string(EDGE), tmp_path)
+    source = tmp_path / "cross.c"
+    source.write_text("".join(f'#include "libbroker_{n}.h"\n' for n in (*ALL, "edge"))
+                      + f"#if LIBBROKER_ASM_STUBS != {asm}\n#error wrong stub path\n#endif\n")
+    zig_cc("-target", target, "-D_DARWIN_C_SOURCE=1", "-c", "-O2", "-Wall", "-Wextra", "-Werror",
+           f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source), "-o",
+           str(tmp_path / "cross.o"))

@@ -95,7 +95,7 @@ typedef struct libbroker_zlib_table {
 #define LIBBROKER_ZLIB_SLOT_COUNT 8u
 
 /* The spec, compacted; the runtime parses it when no cached table fits. */
-static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
+static LIBBROKER_UNUSED const char *const libbroker__zlib_spec_text[] = {
     "# libbroker spec-digest 92cf4277b5f3b06325e080f68b2ed817ef5acb5faf9f8afe0ba157c6aaf3b49c\n"
     "[library]\n"
     "name = \"zlib\"\n"
@@ -121,31 +121,40 @@ static LIBBROKER_UNUSED const char libbroker__zlib_spec_text[] =
     "optional = [\n"
     "\"uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)\",\n"
     "\"int libbroker_absent_probe(void)\",\n"
-    "]\n";
+    "]\n",
+    NULL
+};
 
+/* The slot signatures the import compares (packed: see libbroker.h). */
 static LIBBROKER_UNUSED const char *const libbroker__zlib_signatures[] = {
-    "zlibVersion: const char *(void)",
-    "crc32: unsigned long (unsigned long, const unsigned char *, unsigned int)",
-    "adler32: unsigned long (unsigned long, const unsigned char *, unsigned int)",
-    "compress2: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long, int)",
-    "uncompress: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long)",
-    "compressBound: unsigned long (unsigned long)",
-    "crc32_z: unsigned long (unsigned long, const unsigned char *, size_t)",
-    "libbroker_absent_probe: int (void)",
+    "zlibVersion: const char *(void)\0"
+    "crc32: unsigned long (unsigned long, const unsigned char *, unsigned int)\0"
+    "adler32: unsigned long (unsigned long, const unsigned char *, unsigned int)\0"
+    "compress2: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long, int)\0"
+    "uncompress: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long)\0"
+    "compressBound: unsigned long (unsigned long)\0"
+    "crc32_z: unsigned long (unsigned long, const unsigned char *, size_t)\0"
+    "libbroker_absent_probe: int (void)\0",
+    NULL
 };
 
 static int libbroker_import_zlib(void);
 
-/* Stubs: the table in use until the import, so an early call imports first. */
-/* (A variable's address is NULL until the import.) */
-static const char *libbroker__zlib_stub_zlibVersion(void);
-static uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len);
-static uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len);
-static int libbroker__zlib_stub_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level);
-static int libbroker__zlib_stub_uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen);
-static uLong libbroker__zlib_stub_compressBound(uLong sourceLen);
-static uLong libbroker__zlib_stub_crc32_z(uLong crc, const Bytef *buf, z_size_t len);
-static int libbroker__zlib_stub_libbroker_absent_probe(void);
+/* The table in use until the import: a call through it imports first (or stops
+ * the process with a message saying why). A variable's address is NULL until then. */
+#if LIBBROKER_ASM_STUBS
+extern LIBBROKER_HIDDEN libbroker_zlib_table libbroker__zlib_stubs __asm__("libbroker__zlib_92cf4277b5f3b063_stubs");
+extern LIBBROKER_HIDDEN libbroker_zlib_table *libbroker_zlib __asm__("libbroker_zlib_92cf4277b5f3b063");
+LIBBROKER_SHARED libbroker_zlib_table *libbroker_zlib = &libbroker__zlib_stubs;
+#else
+static LIBBROKER_COLD const char *libbroker__zlib_stub_zlibVersion(void);
+static LIBBROKER_COLD uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len);
+static LIBBROKER_COLD uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len);
+static LIBBROKER_COLD int libbroker__zlib_stub_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level);
+static LIBBROKER_COLD int libbroker__zlib_stub_uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen);
+static LIBBROKER_COLD uLong libbroker__zlib_stub_compressBound(uLong sourceLen);
+static LIBBROKER_COLD uLong libbroker__zlib_stub_crc32_z(uLong crc, const Bytef *buf, z_size_t len);
+static LIBBROKER_COLD int libbroker__zlib_stub_libbroker_absent_probe(void);
 
 static LIBBROKER_UNUSED libbroker_zlib_table libbroker__zlib_stubs = {
 #ifdef __cplusplus
@@ -162,62 +171,96 @@ static LIBBROKER_UNUSED libbroker_zlib_table libbroker__zlib_stubs = {
     libbroker__zlib_stub_crc32_z,
     libbroker__zlib_stub_libbroker_absent_probe,
 };
-
 static LIBBROKER_UNUSED libbroker_zlib_table *libbroker_zlib = &libbroker__zlib_stubs;
+#endif
 
-static LIBBROKER_UNUSED const char *libbroker__zlib_stub_zlibVersion(void)
+/* The table for a call made through the stubs: imported now if need be. */
+static LIBBROKER_UNUSED LIBBROKER_COLD libbroker_zlib_table *libbroker__zlib_early(uint32_t slot)
 {
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "zlibVersion");
-    return (libbroker_zlib->zlibVersion)();
-}
-
-static LIBBROKER_UNUSED uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "crc32");
-    return (libbroker_zlib->crc32)(crc, buf, len);
-}
-
-static LIBBROKER_UNUSED uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "adler32");
-    return (libbroker_zlib->adler32)(adler, buf, len);
-}
-
-static LIBBROKER_UNUSED int libbroker__zlib_stub_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "compress2");
-    return (libbroker_zlib->compress2)(dest, destLen, source, sourceLen, level);
-}
-
-static LIBBROKER_UNUSED int libbroker__zlib_stub_uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "uncompress");
-    return (libbroker_zlib->uncompress)(dest, destLen, source, sourceLen);
-}
-
-static LIBBROKER_UNUSED uLong libbroker__zlib_stub_compressBound(uLong sourceLen)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "compressBound");
-    return (libbroker_zlib->compressBound)(sourceLen);
-}
-
-static LIBBROKER_UNUSED uLong libbroker__zlib_stub_crc32_z(uLong crc, const Bytef *buf, z_size_t len)
-{
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "crc32_z");
-    if (libbroker_zlib->crc32_z == NULL) {
-        libbroker_absent_optional("zlib", "crc32_z");
+    if (libbroker_zlib->header.magic != LIBBROKER_TABLE_MAGIC) {
+        libbroker_stub_import(libbroker_import_zlib, "zlib", libbroker__zlib_signatures, slot);
     }
-    return (libbroker_zlib->crc32_z)(crc, buf, len);
+    (void)libbroker_stub_slot(&libbroker_zlib->header, "zlib", libbroker__zlib_signatures,
+                              slot);
+    return libbroker_zlib;
 }
 
-static LIBBROKER_UNUSED int libbroker__zlib_stub_libbroker_absent_probe(void)
+#if LIBBROKER_ASM_STUBS
+LIBBROKER_RESOLVER libbroker_fn libbroker__zlib_resolve(uint32_t slot) __asm__("libbroker__zlib_92cf4277b5f3b063_resolve");
+LIBBROKER_RESOLVER libbroker_fn libbroker__zlib_resolve(uint32_t slot)
 {
-    libbroker_lazy_import(libbroker_import_zlib, "zlib", "libbroker_absent_probe");
-    if (libbroker_zlib->libbroker_absent_probe == NULL) {
-        libbroker_absent_optional("zlib", "libbroker_absent_probe");
-    }
-    return (libbroker_zlib->libbroker_absent_probe)();
+    return ((const libbroker_fn *)(const void *)(&libbroker__zlib_early(slot)->header + 1))[slot];
 }
+
+/* Once per assembler file: LTO may put every C file's copy into one. */
+__asm__(
+    ".ifndef .Llibbroker__zlib_92cf4277b5f3b063_guard\n"
+    ".set .Llibbroker__zlib_92cf4277b5f3b063_guard, 1\n"
+    ".pushsection .data.rel.ro,\"aw\",@progbits\n"
+    ".p2align 3\n"
+    ".weak libbroker__zlib_92cf4277b5f3b063_stubs\n"
+    ".hidden libbroker__zlib_92cf4277b5f3b063_stubs\n"
+    ".type libbroker__zlib_92cf4277b5f3b063_stubs, @object\n"
+    ".size libbroker__zlib_92cf4277b5f3b063_stubs, " LIBBROKER_X86_64_HEADER_BYTES " + 64\n"
+    "libbroker__zlib_92cf4277b5f3b063_stubs:\n"
+    ".zero " LIBBROKER_X86_64_HEADER_BYTES "\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_0\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_1\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_2\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_3\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_4\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_5\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_6\n"
+    ".quad .Llibbroker__zlib_92cf4277b5f3b063_7\n"
+    ".popsection\n"
+    ".pushsection .text.unlikely,\"ax\",@progbits\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_resolve:\n\t"
+    LIBBROKER_X86_64_RESOLVE("libbroker__zlib_92cf4277b5f3b063_resolve")
+    ".Llibbroker__zlib_92cf4277b5f3b063_0:\n\t" LIBBROKER_X86_64_ENDBR "movl $0, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_1:\n\t" LIBBROKER_X86_64_ENDBR "movl $1, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_2:\n\t" LIBBROKER_X86_64_ENDBR "movl $2, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_3:\n\t" LIBBROKER_X86_64_ENDBR "movl $3, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_4:\n\t" LIBBROKER_X86_64_ENDBR "movl $4, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_5:\n\t" LIBBROKER_X86_64_ENDBR "movl $5, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_6:\n\t" LIBBROKER_X86_64_ENDBR "movl $6, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".Llibbroker__zlib_92cf4277b5f3b063_7:\n\t" LIBBROKER_X86_64_ENDBR "movl $7, %r11d\n\tjmp .Llibbroker__zlib_92cf4277b5f3b063_resolve\n"
+    ".popsection\n"
+    ".endif\n"
+);
+#else
+static LIBBROKER_UNUSED LIBBROKER_COLD const char *libbroker__zlib_stub_zlibVersion(void)
+{
+    return (libbroker__zlib_early(0)->zlibVersion)();
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD uLong libbroker__zlib_stub_crc32(uLong crc, const Bytef *buf, uInt len)
+{
+    return (libbroker__zlib_early(1)->crc32)(crc, buf, len);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD uLong libbroker__zlib_stub_adler32(uLong adler, const Bytef *buf, uInt len)
+{
+    return (libbroker__zlib_early(2)->adler32)(adler, buf, len);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD int libbroker__zlib_stub_compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)
+{
+    return (libbroker__zlib_early(3)->compress2)(dest, destLen, source, sourceLen, level);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD int libbroker__zlib_stub_uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)
+{
+    return (libbroker__zlib_early(4)->uncompress)(dest, destLen, source, sourceLen);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD uLong libbroker__zlib_stub_compressBound(uLong sourceLen)
+{
+    return (libbroker__zlib_early(5)->compressBound)(sourceLen);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD uLong libbroker__zlib_stub_crc32_z(uLong crc, const Bytef *buf, z_size_t len)
+{
+    return (libbroker__zlib_early(6)->crc32_z)(crc, buf, len);
+}
+static LIBBROKER_UNUSED LIBBROKER_COLD int libbroker__zlib_stub_libbroker_absent_probe(void)
+{
+    return (libbroker__zlib_early(7)->libbroker_absent_probe)();
+}
+#endif
 
 /* 0, or -1 with ImportError set. Idempotent; needs the GIL. */
 static LIBBROKER_UNUSED int libbroker_import_zlib(void)
@@ -226,9 +269,9 @@ static LIBBROKER_UNUSED int libbroker_import_zlib(void)
     if (libbroker_zlib->header.magic == LIBBROKER_TABLE_MAGIC) {
         return 0;
     }
-    if (libbroker_import_table("zlib", LIBBROKER_ZLIB_SPEC_DIGEST, libbroker__zlib_spec_text,
-                               LIBBROKER_ZLIB_LAYOUT_DIGEST, LIBBROKER_ZLIB_SLOT_COUNT,
-                               libbroker__zlib_signatures, &table) < 0) {
+    if (libbroker_import_packed("zlib", LIBBROKER_ZLIB_SPEC_DIGEST, libbroker__zlib_spec_text,
+                                LIBBROKER_ZLIB_LAYOUT_DIGEST, LIBBROKER_ZLIB_SLOT_COUNT,
+                                libbroker__zlib_signatures, &table) < 0) {
         return -1;
     }
     libbroker_zlib = (libbroker_zlib_table *)table;
