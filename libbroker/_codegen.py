@@ -238,8 +238,12 @@ def _typedef_block(spec: Spec) -> list[str]:
 
 def _spec_text_for_header(spec: Spec) -> str:
     """The text ``libbroker_import_<name>()`` hands the runtime's ``import_table``: the
-    one place that decides it (today the compacted spec, see ``embedded_text``)."""
-    return embedded_text(spec)
+    table request (``_request.render``: the spec already parsed, so a consumer's cold
+    import needs neither tomllib nor pycparser). ``embedded_text`` (the compacted spec)
+    is what headers of earlier versions carry; the runtime still reads it."""
+    from ._request import render
+
+    return render(spec)
 
 
 def _text_block(name: str, text: str) -> list[str]:
@@ -247,7 +251,7 @@ def _text_block(name: str, text: str) -> list[str]:
     MAX_LITERAL_BYTES, NULL last; the import joins them (libbroker.h). A char-array
     initializer would cost the compiler one token per byte."""
     out = [
-        "/* The spec, compacted; the runtime parses it when no cached table fits. */",
+        "/* The table request (libbroker/_request.py), read when no cached table fits. */",
         f"static LIBBROKER_UNUSED const char *const libbroker__{name}_spec_text[] = {{",
     ]
     lines = text.split("\n")

@@ -94,34 +94,26 @@ typedef struct libbroker_zlib_table {
 #define LIBBROKER_ZLIB_LAYOUT_DIGEST UINT64_C(0x87eb1d421630c65f)
 #define LIBBROKER_ZLIB_SLOT_COUNT 8u
 
-/* The spec, compacted; the runtime parses it when no cached table fits. */
+/* The table request (libbroker/_request.py), read when no cached table fits. */
 static LIBBROKER_UNUSED const char *const libbroker__zlib_spec_text[] = {
-    "# libbroker spec-digest 92cf4277b5f3b06325e080f68b2ed817ef5acb5faf9f8afe0ba157c6aaf3b49c\n"
-    "[library]\n"
-    "name = \"zlib\"\n"
-    "names = [\"z\", \"zlib1\", \"zlib\"]\n"
-    "version = \">=1.2.11\"\n"
-    "version-function = \"zlibVersion\"\n"
-    "[types]\n"
-    "uLong = \"unsigned long\"\n"
-    "uLongf = \"unsigned long\"\n"
-    "uInt = \"unsigned int\"\n"
-    "Bytef = \"unsigned char\"\n"
-    "z_size_t = \"size_t\"\n"
-    "z_stream = \"opaque\"\n"
-    "[functions]\n"
-    "required = [\n"
-    "\"const char *zlibVersion(void)\",\n"
-    "\"uLong crc32(uLong crc, const Bytef *buf, uInt len)\",\n"
-    "\"uLong adler32(uLong adler, const Bytef *buf, uInt len)\",\n"
-    "\"int compress2(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen, int level)\",\n"
-    "\"int uncompress(Bytef *dest, uLongf *destLen, const Bytef *source, uLong sourceLen)\",\n"
-    "\"uLong compressBound(uLong sourceLen)\",\n"
-    "]\n"
-    "optional = [\n"
-    "\"uLong crc32_z(uLong crc, const Bytef *buf, z_size_t len)\",\n"
-    "\"int libbroker_absent_probe(void)\",\n"
-    "]\n",
+    "libbroker-request 1\n"
+    "name\tzlib\n"
+    "digest\t92cf4277b5f3b06325e080f68b2ed817ef5acb5faf9f8afe0ba157c6aaf3b49c\n"
+    "layout\t9793953984324617823\n"
+    "names\tz\tzlib1\tzlib\n"
+    "version\t>=1.2.11\n"
+    "version-function\tzlibVersion\n"
+    "packages\n"
+    "symbol-prefix\t\n"
+    "symbol-suffix\t\n"
+    "slot\tr\tfunction\tzlibVersion: const char *(void)\n"
+    "slot\tr\tfunction\tcrc32: unsigned long (unsigned long, const unsigned char *, unsigned int)\n"
+    "slot\tr\tfunction\tadler32: unsigned long (unsigned long, const unsigned char *, unsigned int)\n"
+    "slot\tr\tfunction\tcompress2: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long, int)\n"
+    "slot\tr\tfunction\tuncompress: int (unsigned char *, unsigned long *, const unsigned char *, unsigned long)\n"
+    "slot\tr\tfunction\tcompressBound: unsigned long (unsigned long)\n"
+    "slot\to\tfunction\tcrc32_z: unsigned long (unsigned long, const unsigned char *, size_t)\n"
+    "slot\to\tfunction\tlibbroker_absent_probe: int (void)\n",
     NULL
 };
 
