@@ -217,7 +217,7 @@ def heavy_imports(figures: list[dict]) -> list[str]:
     """The HEAVY modules (and libbroker's own) any of these processes imported in *code*."""
     seen: set[str] = set()
     for f in figures:
-        seen.update(m for m in f["new"] if m in HEAVY or m.startswith("libbroker"))
+        seen.update(m for m in f["new"] if m in HEAVY or m.startswith("libbroker") or m == "_libbroker_warm")
     return sorted(seen)
 
 

@@ -130,10 +130,12 @@ def build_memory(fx: fixtures.Fixtures) -> None:
 
 
 def bench_memory(s: Settings, fx: fixtures.Fixtures) -> tuple[dict, list[dict]]:
-    """RSS the child gains from `import libbroker` and from a 1,500-slot consumer (warm)."""
+    """RSS the child gains from `import libbroker` (lazy: next to nothing), from a first
+    `find` and from a 1,500-slot consumer (warm)."""
     env = fx.environ()
     children = {
         "import libbroker": Child("import libbroker", env, fx.build),
+        "libbroker.find": Child("import libbroker; libbroker.find('z')", env, fx.build),
         "1500-slot consumer": Child("import mem1500", env, fx.build),
         "1500 linked (-lscipy_openblas)": Child("import memlnk1500", env, fx.build),
         "import ctypes": Child("import ctypes", env, fx.build),

@@ -136,9 +136,9 @@ def test_children_report_in_child_time_beside_whole_process(report: dict[str, An
 
 def test_consumer_comparison_records_imports(report: dict[str, Any]) -> None:
     imported = report["results"]["consumer_import"]["imported"]
-    # The brokered consumer imports libbroker's compiled module; the linked one nothing of it.
-    assert "libbroker._master" in imported["consumer warm"]
-    assert not any(m.startswith("libbroker") for m in imported["linked -lz"])
+    # The brokered consumer imports libbroker's warm-path module; the linked one nothing of it.
+    assert "_libbroker_warm" in imported["consumer warm"]
+    assert not any("libbroker" in m for m in imported["linked -lz"])
 
 
 def test_find_warm_has_the_lru_cache_baseline(report: dict[str, Any]) -> None:
@@ -148,8 +148,8 @@ def test_find_warm_has_the_lru_cache_baseline(report: dict[str, Any]) -> None:
 
 def test_memory_is_measured(report: dict[str, Any]) -> None:
     medians = report["results"]["memory"]["medians"]
-    # Importing libbroker maps its compiled module: resident memory grows.
-    assert medians["import libbroker"] > 0
+    # `import libbroker` is lazy; a first find imports the search modules: memory grows.
+    assert medians["libbroker.find"] > medians["import libbroker"] >= 0
     assert medians["1500-slot consumer"] > 0
 
 
