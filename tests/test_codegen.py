@@ -785,3 +785,21 @@ def test_headers_cross_compile_on_the_stub_path_of_their_target(tmp_path, target
     zig_cc("-target", target, "-D_DARWIN_C_SOURCE=1", "-c", "-O2", "-Wall", "-Wextra", "-Werror",
            f"-I{INCLUDE}", f"-I{tmp_path}", f"-I{PY_INCLUDE}", str(source), "-o",
            str(tmp_path / "cross.o"))
+
+
+def test_a_header_generated_before_packed_signatures_still_works(tmp_path) -> None:
+    """tests/golden/previous_libbroker_zlib.h is the header libbroker generated before
+    packed signatures and thunks (one string per slot, libbroker_import_table,
+    libbroker_lazy_import): with today's libbroker.h it compiles, imports and forwards."""
+    import zlib
+
+    shutil.copy(os.path.join(GOLDEN, "previous_libbroker_zlib.h"), tmp_path / "libbroker_zlib.h")
+    (tmp_path / "old.c").write_text(
+        '#include <stdio.h>\n#include "libbroker_zlib.h"\nint main(void) {\n'
+        "    Py_Initialize();\n"
+        '    printf("%lu\\n", (libbroker_zlib->crc32)(0, (const Bytef *)"hello", 5));\n'
+        '    printf("%lu\\n", (libbroker_zlib->adler32)(1, (const Bytef *)"hello", 5));\n'
+        "    return 0;\n}\n")
+    done = _embedded(tmp_path, [tmp_path / "old.c"], ["-O2"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{zlib.crc32(b'hello')}\n{zlib.adler32(b'hello')}\n"
