@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
-    from ._binary import BinaryInfo
     from ._pep440 import Specifier
 
 _FACTS_KIND = "elf2"  # 2: with the C-library flavour
@@ -156,9 +155,14 @@ def soname_mismatch(filename: str, soname: str | None) -> str | None:
 
 
 def exported_functions(real: str) -> frozenset[str]:
-    from ._binary import read_binary
+    """The functions *real* exports, from the facts `_closure` reads once per identity
+    (the closure check reads the same file); InvalidBinaryError when unreadable."""
+    from ._binary import InvalidBinaryError
+    from ._closure import read_facts
 
-    info: BinaryInfo = read_binary(real)
+    info = read_facts(real)
+    if isinstance(info, str):
+        raise InvalidBinaryError(real, info)
     return info.functions
 
 
