@@ -122,7 +122,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
                 if not valid and not packages:
                     # Only a sys.path directory changed (a pip install) and the same
                     # providers are there: the verdict stands (`_cache.refreshed`).
-                    from ._discovery import provider_snapshot
+                    from ._distinfo import provider_snapshot
 
                     fresh = _cache.refreshed(stamps, provider_snapshot)
                     if fresh is not None:
