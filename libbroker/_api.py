@@ -51,15 +51,12 @@ def _loaded_copy(name: str, version: str | None) -> Library | None:
         return None
     if version is None:
         return copies[0]
-    from ._resolve import parse_specifier
+    from ._resolve import checked_version, parse_specifier
 
     specifier = parse_specifier(version)
     for library in copies:
-        if (
-            library.version is not None
-            and specifier is not None
-            and specifier.contains(library.version, prereleases=True)
-        ):
+        seen = checked_version(library.version_text, specifier)
+        if seen is not None and specifier is not None and specifier.contains(seen, prereleases=True):
             return library
     return None
 
@@ -125,7 +122,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
                 if not valid and not packages:
                     # Only a sys.path directory changed (a pip install) and the same
                     # providers are there: the verdict stands (`_cache.refreshed`).
-                    from ._discovery import provider_snapshot
+                    from ._distinfo import provider_snapshot
 
                     fresh = _cache.refreshed(stamps, provider_snapshot)
                     if fresh is not None:
@@ -443,13 +440,12 @@ def _dlclose(handle: int) -> None:
 def _specifier_problem(version: str | None, text: str | None) -> str | None:
     if version is None:
         return None
-    from ._resolve import parse_specifier
-    from ._types import parse_version
+    from ._resolve import checked_version, parse_specifier
 
     specifier = parse_specifier(version)
     if specifier is None:
         return None
-    parsed = parse_version(text)
+    parsed = checked_version(text, specifier)
     if parsed is None:
         return f"its version is unknown (the library does not say), so the specifier {version!r} cannot be checked"
     if not specifier.contains(parsed, prereleases=True):
@@ -704,12 +700,13 @@ def _refine_version(library: Library) -> None:
 
 def _check_loaded_version(library: Library, version: str) -> None:
     from ._errors import IncompatibleLibraryError
-    from ._resolve import parse_specifier
+    from ._resolve import checked_version, parse_specifier
 
     specifier = parse_specifier(version)
     if specifier is None:
         return
-    if library.version is None or not specifier.contains(library.version, prereleases=True):
+    seen = checked_version(library.version_text, specifier)
+    if seen is None or not specifier.contains(seen, prereleases=True):
         raise IncompatibleLibraryError(
             library.path,
             f"version {library.version_text!r} is outside the specifier {version!r}",

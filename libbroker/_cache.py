@@ -261,6 +261,13 @@ def _store_file(path: str, data: "dict[Any, Any]") -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
         with open(fd, "wb") as f:
             f.write(_wrap(marshal.dumps(data)))
+        # Unlink first: ext4 (auto_da_alloc) flushes the new file to disk when a rename
+        # replaces an existing one, milliseconds each time. A reader in between finds
+        # no file, which is a cold cache, never a wrong one.
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
         os.replace(tmp, path)
     except (OSError, ValueError):
         try:

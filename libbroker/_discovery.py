@@ -452,12 +452,10 @@ def _site_stamps(result: Search) -> None:
 
 
 def provider_snapshot() -> tuple[tuple[str, str, str], ...]:
-    """Every provider entry point on the search path: (metadata directory, name, value),
-    in order. What the provider part of any search (and of any closure) saw."""
-    from ._distinfo import provider_entry_points
-    from ._providers import search_path
+    """`_distinfo.provider_snapshot`: the provider entry points a search sees."""
+    from ._distinfo import provider_snapshot as snapshot
 
-    return tuple(provider_entry_points(search_path()))
+    return snapshot()
 
 
 def _providers(name: str, result: Search, enabled: bool) -> None:

@@ -19,6 +19,7 @@ that directory alone. Only ``os`` and `_cache` are imported.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from . import _cache
@@ -230,6 +231,42 @@ def flush() -> None:
     _cache.store(_KIND, data)
 
 
+def search_path() -> list[str]:
+    """sys.path without the entries that mean the current directory (design.md 5.1).
+
+    `python -c` and the REPL put '' first, `python -m` the cwd itself: a wheel
+    unpacked in a project directory must not become a provider. Relative
+    entries and the cwd (by real path) are dropped.
+    """
+    cwd: str | None
+    try:
+        cwd = os.path.realpath(os.getcwd())
+        here = os.stat(cwd)
+    except OSError:
+        cwd = None
+    kept = []
+    for entry in sys.path:
+        if not isinstance(entry, str) or not entry or not os.path.isabs(entry):
+            continue
+        if cwd is not None:
+            try:
+                st = os.stat(entry)
+                other = (st.st_dev, st.st_ino) != (here.st_dev, here.st_ino)
+            except OSError:
+                other = False  # realpath decides, as it always did
+            # Another (device, inode) cannot have the cwd's real path: no realpath then.
+            if not other and os.path.realpath(entry) == cwd:
+                continue
+        kept.append(entry)
+    return kept
+
+
+def provider_snapshot() -> tuple[tuple[str, str, str], ...]:
+    """Every provider entry point on the search path: (metadata directory, name, value),
+    in order. What the provider part of any search (and of any closure) saw."""
+    return tuple(provider_entry_points(search_path()))
+
+
 def provider_entry_points(path: list[str]) -> list[tuple[str, str, str]]:
     """(metadata directory, entry point name, value) of every ``libbroker.providers`` entry
     point on *path*; a distribution shadowed by an earlier one of the same normalized name
@@ -334,5 +371,6 @@ def record_paths(info_dir: str) -> list[str] | None:
 
 __all__ = [
     "GROUP", "distributions", "find_distribution", "flush", "name_and_version", "normalize",
-    "parse_entry_points", "posix_normal", "provider_entry_points", "record_paths",
+    "parse_entry_points", "posix_normal", "provider_entry_points", "provider_snapshot",
+    "record_paths", "search_path",
 ]

@@ -12,6 +12,10 @@ Two layouts exist (glibc's ``dl-cache.h``):
 
 The cache is written by the host's ldconfig, so it is in native byte order.
 When both layouts are present the new one wins, as in ld.so.
+
+A search asks for one name: `entries_for_link` and `paths_for_soname` decode only
+that name's entries (same filter and order as `entries_for_host`, which parses the
+whole file once per process and identity, for listings).
 """
 
 from __future__ import annotations

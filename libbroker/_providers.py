@@ -194,24 +194,8 @@ def _provider_entry_points() -> Iterator[tuple[_Dist, str, str]]:
 
 
 def search_path() -> list[str]:
-    """sys.path without the entries that mean the current directory (design.md 5.1).
-
-    `python -c` and the REPL put '' first, `python -m` the cwd itself: a wheel
-    unpacked in a project directory must not become a provider. Relative
-    entries and the cwd (by real path) are dropped.
-    """
-    try:
-        cwd: str | None = os.path.realpath(os.getcwd())
-    except OSError:
-        cwd = None
-    kept = []
-    for entry in sys.path:
-        if not isinstance(entry, str) or not entry or not os.path.isabs(entry):
-            continue
-        if cwd is not None and os.path.realpath(entry) == cwd:
-            continue
-        kept.append(entry)
-    return kept
+    """sys.path without the entries that mean the current directory (`_distinfo.search_path`)."""
+    return _distinfo.search_path()
 
 
 def _place_problem(path: str, what: str) -> str | None:

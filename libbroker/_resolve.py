@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
-    from ._binary import BinaryInfo
+    from ._pep440 import Specifier
 
 _FACTS_KIND = "elf2"  # 2: with the C-library flavour
 _FACTS_LIMIT = 4096
@@ -154,16 +155,21 @@ def soname_mismatch(filename: str, soname: str | None) -> str | None:
 
 
 def exported_functions(real: str) -> frozenset[str]:
-    from ._binary import read_binary
+    """The functions *real* exports, from the facts `_closure` reads once per identity
+    (the closure check reads the same file); InvalidBinaryError when unreadable."""
+    from ._binary import InvalidBinaryError
+    from ._closure import read_facts
 
-    info: BinaryInfo = read_binary(real)
+    info = read_facts(real)
+    if isinstance(info, str):
+        raise InvalidBinaryError(real, info)
     return info.functions
 
 
 def judge(
     entry: Entry,
     name: str,
-    specifier: SpecifierSet | None,
+    specifier: SpecifierSet | Specifier | None,
     required: Sequence[str] | Callable[[Entry], Sequence[str]],
     rank: int,
     defer_unknown: bool = False,
@@ -234,7 +240,7 @@ def judge(
     elif entry.origin.startswith("provider:") or entry.dist:
         cand.version_source = "provider"
     if specifier is not None:
-        version = cand.version
+        version = checked_version(cand.version_text, specifier)
         if version is None and not defer_unknown:
             cand.reason = (
                 f"its version is unknown (no provider metadata, no package database entry, not "
@@ -358,9 +364,16 @@ def fix_hint(name: str, version: str | None, rejected: list[tuple[str, str]]) ->
     )
 
 
-def parse_specifier(version: str | None) -> SpecifierSet | None:
+def parse_specifier(version: str | None) -> SpecifierSet | Specifier | None:
+    """The specifier set *version* (PEP 440), None for none. Plain clauses over release
+    numbers are checked by `_pep440` (no packaging import); the rest by packaging."""
     if version is None or str(version).strip() == "":
         return None
+    from ._pep440 import parse
+
+    plain = parse(str(version))
+    if plain is not None:
+        return plain
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     try:
@@ -372,6 +385,21 @@ def parse_specifier(version: str | None) -> SpecifierSet | None:
             f"version specifier {version!r} does not parse as PEP 440 (e.g. '>=1.2.11'): {exc}",
             path="<version argument>",
         ) from exc
+
+
+def checked_version(text: str | None, specifier: object) -> str | Version | None:
+    """*text* as the specifier will compare it: the normalized plain release ("1.02" ->
+    "1.2") for a `_pep440.Specifier` when the text is one, else `_types.parse_version`
+    (a packaging Version, or None when the text holds no version)."""
+    from ._pep440 import Specifier, release
+
+    if isinstance(specifier, Specifier):
+        numbers = release(text)
+        if numbers is not None:
+            return ".".join(str(n) for n in numbers)
+    from ._types import parse_version
+
+    return parse_version(text)
 
 
 class Resolution:
