@@ -17,7 +17,6 @@ import pytest
 
 from libbroker._codegen import (
     _version,
-    embedded_text,
     generate,
     render_header,
     render_pxd,
