@@ -204,3 +204,16 @@ def test_every_issue_target_is_reported(report: dict[str, Any]) -> None:
     stdout = report["_proc"].stdout
     assert stdout.count("held") + stdout.count("MISSED") + stdout.count("not measured") >= \
         len(targets)
+
+
+def test_summary_lists_every_target_of_every_run(report: dict[str, Any], tmp_path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(report))
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "summarize.py"), str(path), str(path)],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    for target in report["targets"]:
+        row = next(line for line in out.splitlines() if line.startswith(f"| {target['measure']} |"))
+        assert row.count("|") == 6  # measure, goal, two runs, all held
+        assert row.rstrip(" |").endswith("yes" if target["held"] else "NO")
+    for sweep in SWEEPS:
+        assert f"**{sweep}**" in out
