@@ -123,13 +123,14 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
         return names
     key, stamp, entries = _listed(directory)
     hit = _listings.get(key)
-    if hit is not None and hit[0] == stamp and hit[3]:
-        # Asked before: an index per listing (fifty libraries, one listing of /usr/lib).
+    if hit is not None and hit[0] == stamp and (hit[2] is not None or hit[3] not in (None, name)):
+        # Asked for another name before: an index per listing (fifty libraries, one
+        # listing of /usr/lib). The same name twice is merged /usr, not a second search.
         present, index = _link_names(directory)
         names = sorted({*index.get(name, ()), *((name,) if name in present else ())})
     else:
         if hit is not None and hit[0] == stamp:
-            _listings[key] = (stamp, entries, hit[2], True)
+            _listings[key] = (stamp, entries, hit[2], name)
         stem = f"lib{name}.so"  # every match starts so: the full test runs on a few names only
         names = sorted(n for n in entries if (n == name or n.startswith(stem)) and matches_link_name(n, name))
     # Higher versions first within one directory; the unversioned dev symlink last.
@@ -138,9 +139,9 @@ def names_in(directory: str, name: str, platform: str) -> list[str]:
 
 
 # (device, inode) of a directory -> (its other stamps, its entries, (the entries as a set,
-# link name -> entries) built on a second search of the listing, whether one searched it)
+# link name -> entries) built when a second name is searched, the last name searched)
 _Index = tuple[frozenset[str], dict[str, list[str]]]
-_listings: dict[tuple[int, int], tuple[object, list[str], _Index | None, bool]] = {}
+_listings: dict[tuple[int, int], tuple[object, list[str], _Index | None, str | None]] = {}
 
 
 def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
@@ -159,7 +160,7 @@ def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
         after.st_mtime_ns, after.st_ctime_ns, after.st_mode, after.st_uid) == stamp:
         if len(_listings) > 1024:  # not changed while being listed
             _listings.clear()
-        _listings[key] = (stamp, entries, None, False)
+        _listings[key] = (stamp, entries, None, None)
     return key, stamp, entries
 
 
@@ -187,7 +188,7 @@ def _link_names(directory: str) -> _Index:
             index.setdefault(link, []).append(entry)
     built = (frozenset(entries), index)
     if hit is not None and hit[0] == stamp:
-        _listings[key] = (stamp, entries, built, True)
+        _listings[key] = (stamp, entries, built, hit[3])
     return built
 
 
