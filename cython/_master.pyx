@@ -968,3 +968,77 @@ def in_shared_cache(path):
         answer = lb_in_shared_cache(cpath)
     return None if answer < 0 else bool(answer)
 
+
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static void *lb_global_scope(void) { return NULL; }
+    static void *lb_global_sym(void *scope, const char *name) { (void)scope; (void)name; return NULL; }
+    #else
+    #include <dlfcn.h>
+    /* dlopen(NULL): the executable and every RTLD_GLOBAL object, the scope that
+       the loader binds a private copy's own calls to first (design.md 5.1). */
+    static void *lb_global_scope(void) {
+        void *h = dlopen(NULL, RTLD_NOW);
+        if (h == NULL) (void)dlerror();
+        return h;
+    }
+    static void *lb_global_sym(void *scope, const char *name) {
+        void *p = dlsym(scope, name);
+        if (p == NULL) (void)dlerror();
+        return p;
+    }
+    #endif
+    """
+    void *lb_global_scope() nogil
+    void *lb_global_sym(void *scope, const char *name) nogil
+
+
+def global_symbols(symbols, int limit):
+    """(name, address) of the first *limit* of *symbols* (str) defined in the global scope
+    (the executable and RTLD_GLOBAL objects), in order; [] on Windows.
+
+    What `_api._interposition` asks; ctypes answered before, at the cost of importing
+    _ctypes and libffi on every cold find.
+    """
+    cdef void *scope
+    cdef void *address
+    cdef bytes name
+    cdef list hits = []
+    with nogil:
+        scope = lb_global_scope()
+    if scope == NULL:
+        return hits
+    for symbol in symbols:
+        try:
+            name = _c_string(symbol, "symbol name")
+        except (TypeError, ValueError):
+            continue  # a name no real symbol has (NUL, not text)
+        address = lb_global_sym(scope, name)
+        if address != NULL:
+            hits.append((symbol, <uintptr_t>address))
+            if len(hits) >= limit:
+                break
+    return hits
+
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static int lb_close(void *h) { return FreeLibrary((HMODULE)h) ? 0 : -1; }
+    #else
+    static int lb_close(void *h) { int rc = dlclose(h); if (rc != 0) (void)dlerror(); return rc; }
+    #endif
+    """
+    int lb_close(void *h) nogil
+
+
+def dlclose(handle):
+    """Drop one reference to *handle* (a probe's; never a table's library). True when the
+    loader accepted it. ctypes did this before, at the cost of importing _ctypes."""
+    cdef void *h = _handle(handle)
+    cdef int rc
+    with nogil:
+        rc = lb_close(h)
+    return rc == 0

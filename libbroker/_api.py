@@ -427,14 +427,9 @@ def _dlopen_text(exc: OSError) -> str:
 
 
 def _dlclose(handle: int) -> None:
-    try:
-        from _ctypes import dlclose
-    except ImportError:  # pragma: no cover - every CPython on POSIX has it
-        return
-    try:
-        dlclose(handle)
-    except OSError:
-        pass
+    from . import _master
+
+    _master.dlclose(handle)
 
 
 def _specifier_problem(version: str | None, text: str | None) -> str | None:
@@ -614,26 +609,13 @@ def _interposition(real: str) -> str | None:
     """Why loading *real* privately is refused: a copy in the global symbol scope
     defines functions it exports, so its own internal calls would bind there
     (design.md 5.1). None when no such copy exists."""
-    try:
-        from _ctypes import dlopen as c_dlopen
-        from _ctypes import dlsym as c_dlsym
-    except ImportError:  # pragma: no cover
-        return None
+    from . import _master
     from ._closure import read_facts
 
     facts = read_facts(real)
     if isinstance(facts, str) or not facts.functions:
         return None
-    scope = c_dlopen(None, 0x00002)  # type: ignore[arg-type]  # RTLD_NOW: the global scope (executable + RTLD_GLOBAL)
-    hits: list[tuple[str, int]] = []
-    for symbol in sorted(facts.functions):
-        try:
-            address = c_dlsym(scope, symbol)
-        except (OSError, UnicodeEncodeError, ValueError):  # a name no real symbol has (not UTF-8, NUL)
-            continue
-        hits.append((symbol, address))
-        if len(hits) >= 3:
-            break
+    hits: list[tuple[str, int]] = _master.global_symbols(sorted(facts.functions), 3)
     if not hits:
         return None
     owner = _owner_of(hits[0][1])

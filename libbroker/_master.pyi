@@ -89,3 +89,9 @@ def call_context_triple(
 def in_shared_cache(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> bool | None:
     """macOS 11+: whether dyld's shared cache holds *path*; None elsewhere (no cache to ask)."""
 
+
+def global_symbols(symbols: Sequence[str], limit: int) -> list[tuple[str, int]]:
+    """(name, address) of the first *limit* symbols defined in the global scope; [] on Windows."""
+
+def dlclose(handle: int) -> bool:
+    """Drop one reference to a handle; True when the loader accepted it."""

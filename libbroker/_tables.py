@@ -252,10 +252,15 @@ def _version_problem(  # type: ignore[no-untyped-def]
             return _version_function_problem(symbol, problems, str(specifier))
     if specifier is None:
         return None
-    if library.version is None:
+    from ._resolve import checked_version
+
+    # A plain release against a plain specifier is compared without packaging (_pep440):
+    # a consumer's cold import must not import it.
+    version = checked_version(library.version_text, specifier)
+    if version is None:
         return f"its version is unknown, so the specifier {str(specifier)!r} cannot be checked"
-    if not specifier.contains(library.version, prereleases=True):
-        return (f"version {str(library.version)!r} (from {library.version_source or 'unknown'}) "
+    if not specifier.contains(version, prereleases=True):
+        return (f"version {library.version_text!r} (from {library.version_source or 'unknown'}) "
                 f"is outside the specifier {str(specifier)!r}")
     return None
 
