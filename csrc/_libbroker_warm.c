@@ -47,7 +47,7 @@
 #define LBW_CACHE_FORMAT 2
 #define LBW_CACHE_MAGIC "LBc\x02"
 #define LBW_CACHE_MAX_BYTES (4 << 20)
-#define LBW_ENTRY_FORMAT 3
+#define LBW_ENTRY_FORMAT 4  /* 4: "needed" (each dependency's DT_NEEDED name and judged copy) */
 #define LBW_CAPSULE_NAME_MAX 128
 #define LBW_PROC_FD "/proc/self/fd/"
 
@@ -737,7 +737,7 @@ static int entry_ok(PyObject *entry)
         {"env", &PyTuple_Type}, {"stamps", &PyList_Type}, {"path", &PyUnicode_Type},
         {"link", &PyUnicode_Type}, {"origin", &PyUnicode_Type}, {"symbols", &PyList_Type},
         {"required", &PyList_Type}, {"signatures", &PyList_Type}, {"layout", &PyLong_Type},
-        {"table", &PyUnicode_Type},
+        {"table", &PyUnicode_Type}, {"needed", &PyList_Type},
     };
     static const char *optional_text[] = {"soname", "version", "version_source", "config"};
     PyObject *value, *symbols, *required, *signatures;
@@ -766,6 +766,13 @@ static int entry_ok(PyObject *entry)
         if (!PyBytes_CheckExact(PyList_GET_ITEM(symbols, k))
             || !PyBool_Check(PyList_GET_ITEM(required, k))
             || !PyUnicode_CheckExact(PyList_GET_ITEM(signatures, k)))
+            return 0;
+    }
+    value = PyDict_GetItemString(entry, "needed");
+    for (k = 0; k < PyList_GET_SIZE(value); k++) {
+        PyObject *pair = PyList_GET_ITEM(value, k);
+        if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2
+            || !PyUnicode_CheckExact(PyList_GET_ITEM(pair, 0)) || !PyUnicode_CheckExact(PyList_GET_ITEM(pair, 1)))
             return 0;
     }
     return 1;
@@ -819,6 +826,53 @@ done:
     return handle;
 }
 
+/* 1 when replaying here would bind other bytes than those judged (the rules of
+ * `_registry._scope_conflict`): an object in the global symbol scope (LD_PRELOAD, an
+ * RTLD_GLOBAL load) defines one of the table's symbols, or a dependency's DT_NEEDED name is
+ * already answered by another file, to which the loader would bind. 0 otherwise. */
+static int scope_conflict(PyObject *symbols, PyObject *needed)
+{
+    void *scope = dlopen(NULL, RTLD_NOW);
+    Py_ssize_t k;
+    if (scope == NULL) {
+        (void)dlerror();
+        return 1;
+    }
+    for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
+        if (dlsym(scope, PyBytes_AS_STRING(PyList_GET_ITEM(symbols, k))) != NULL) return 1;
+        (void)dlerror();
+    }
+    for (k = 0; k < PyList_GET_SIZE(needed); k++) {
+        PyObject *pair = PyList_GET_ITEM(needed, k), *name, *real;
+        struct link_map *map = NULL;
+        struct stat mapped, judged;
+        void *handle;
+        int differ;
+        name = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(pair, 0));
+        real = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(pair, 1));
+        if (name == NULL || real == NULL) {
+            Py_XDECREF(name);
+            Py_XDECREF(real);
+            PyErr_Clear();
+            return 1;
+        }
+        handle = dlopen(PyBytes_AS_STRING(name), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+        if (handle == NULL) {
+            (void)dlerror();
+            differ = 0;  /* nothing answers that name yet: our copy will */
+        } else {
+            differ = dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == NULL || map->l_name == NULL
+                     || stat(map->l_name, &mapped) != 0 || stat(PyBytes_AS_STRING(real), &judged) != 0
+                     || mapped.st_dev != judged.st_dev || mapped.st_ino != judged.st_ino;
+            dlclose(handle);  /* the probe's own reference */
+        }
+        Py_DECREF(name);
+        Py_DECREF(real);
+        if (differ) return 1;
+    }
+    return 0;
+}
+
 static int mapped_already(PyObject *real)
 {
     PyObject *bytes = PyUnicode_EncodeFSDefault(real);
@@ -862,6 +916,8 @@ static PyObject *replay(PyObject *digest)
     if (key == NULL || PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
     stamps = PyDict_GetItemString(entry, "stamps");
     if (stamps_hold(stamps, PyDict_GetItemString(entry, "config")) != 1) goto out;
+    if (scope_conflict(PyDict_GetItemString(entry, "symbols"), PyDict_GetItemString(entry, "needed")))
+        goto out;  /* the Python rules judge it afresh (and refuse, or reuse that copy) */
     files = PyList_New(0);
     if (files == NULL) goto out;
     for (k = 0; k < PyList_GET_SIZE(stamps); k++) {

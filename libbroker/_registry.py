@@ -86,6 +86,8 @@ def _from_disk(spec_digest: str) -> object | None:
             return None
         from . import _loader
 
+        if _scope_conflict(entry):
+            return None  # the Python rules judge it afresh (and refuse, or reuse the copy)
         files = _judged_files(entry["stamps"])
         for real, ident in files[1:]:
             # The closure, dependencies first, by absolute path and identity: the
@@ -114,6 +116,28 @@ def _from_disk(spec_digest: str) -> object | None:
         return None
 
 
+def _scope_conflict(entry: "dict[Any, Any]") -> bool:
+    """True when replaying *entry* here would bind other bytes than those judged: an object
+    in the global symbol scope defines one of the table's symbols (LD_PRELOAD, an
+    RTLD_GLOBAL load since the verdict), or a dependency's DT_NEEDED name is already
+    answered by another file (the loader binds by that name, not by our path)."""
+    symbols = [s.decode("utf-8", "surrogateescape") for s in entry["symbols"]]
+    if _master.global_symbols(symbols, 1):
+        return True
+    for needed, real in entry["needed"]:
+        handle = _master.noload(needed)
+        if not handle:
+            continue
+        info = _master.link_map(handle)
+        _master.dlclose(handle)  # the probe's own reference
+        if info is None or not info[2]:
+            return True  # no file to compare with: let the rules decide
+        mapped, judged = _cache.identity(info[2]), _cache.identity(real)
+        if mapped is None or judged is None or mapped[:2] != judged[:2]:
+            return True
+    return False
+
+
 _ENTRY_TYPES = {
     "env": tuple,
     "stamps": list,
@@ -125,6 +149,7 @@ _ENTRY_TYPES = {
     "signatures": list,
     "layout": int,
     "table": str,
+    "needed": list,
 }
 
 
@@ -145,6 +170,8 @@ def _entry_shape_ok(entry: "dict[Any, Any]") -> bool:
         and all(isinstance(s, bytes) for s in symbols)
         and all(isinstance(r, bool) for r in required)
         and all(isinstance(s, str) for s in signatures)
+        and all(isinstance(n, list) and len(n) == 2 and all(isinstance(x, str) for x in n)
+                for n in entry["needed"])
     )
 
 

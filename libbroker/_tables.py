@@ -109,6 +109,9 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
         "signatures": list(spec.signatures),
         "layout": spec.layout_digest,
         "table": spec.name,
+        # Each dependency's DT_NEEDED name with the copy judged for it: a replay defers when
+        # another copy answers that name in the process (the loader would bind to it).
+        "needed": [[d.needed, os.path.realpath(d.path)] for d in library.dependencies],
     }
     _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
 

@@ -191,3 +191,97 @@ def test_unique_fd_paths_never_repeat() -> None:
     names = {_warm.unique_fd_path(5) for _ in range(100)} | {_loader._unique_fd_path(5) for _ in range(100)}
     assert len(names) == 200
     assert all(os.path.normpath(n) == "/proc/self/fd/5" for n in names)
+
+
+# -- replays that would bind other bytes than those judged (findings F1, F2) ---------------
+
+FOO_SPEC = '[library]\nname = "foo"\nnames = ["foo"]\n[functions]\nrequired = ["int foo(void)"]\n'
+
+CHILD = """
+import ctypes, json, os, sys
+for path, mode in {preload!r}:
+    ctypes.CDLL(path, mode=mode)
+import _libbroker_warm as w
+from libbroker import _master
+out = {{"replayed": 0}}
+try:
+    capsule = w.import_table("foo", {digest!r}, {request!r})
+except Exception as exc:
+    out["error"] = f"{{type(exc).__name__}}: {{exc}}"
+else:
+    out["replayed"] = len(w.warm_pending)
+    out["foo"] = ctypes.CFUNCTYPE(ctypes.c_int)(_master.table_info(capsule)["slots"][0])()
+print(json.dumps(out))
+"""
+
+
+def _gcc(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["gcc", "-shared", "-fPIC", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def foo_tree(tmp_path: Path) -> dict[str, str]:
+    """libfoo.so (foo() = 40 + bar()) NEEDED libbar.so, RUNPATH $ORIGIN/../second where
+    bar() = 2; another libbar.so (bar() = 1) in other/, not on any search path."""
+    os.chmod(tmp_path, 0o755)
+    for name, value in (("second", 2), ("other", 1)):
+        (tmp_path / name).mkdir(mode=0o755)
+        src = tmp_path / f"bar{value}.c"
+        src.write_text(f"int bar(void) {{ return {value}; }}\n")
+        _gcc("-o", str(tmp_path / name / "libbar.so"), "-Wl,-soname,libbar.so", str(src))
+    (tmp_path / "lib").mkdir(mode=0o755)
+    (tmp_path / "foo.c").write_text("int bar(void);\nint foo(void) { return 40 + bar(); }\n")
+    _gcc("-o", str(tmp_path / "lib" / "libfoo.so"), str(tmp_path / "foo.c"), "-Wl,-soname,libfoo.so",
+         f"-L{tmp_path / 'second'}", "-lbar", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../second")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    return {"root": str(tmp_path), "LIBBROKER_PATH": str(tmp_path / "lib"), "LIBBROKER_CACHE_DIR": str(cache),
+            "LIBBROKER_CONFIG": str(tmp_path / "none.toml")}
+
+
+def _child(tree: dict[str, str], preload: list[tuple[str, int]], cache: str | None = None) -> dict:
+    import json
+    import subprocess
+
+    from libbroker import Spec, _request
+
+    spec = Spec.from_string(FOO_SPEC)
+    request = _request.render(spec)
+    env = {**os.environ, **{k: v for k, v in tree.items() if k != "root"}}
+    if cache:
+        env["LIBBROKER_CACHE_DIR"] = cache
+    out = subprocess.run([sys.executable, "-c", CHILD.format(preload=preload, request=request, digest=spec.spec_digest)],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=tree["root"])
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_dependency_answered_by_another_copy_is_not_replayed(foo_tree: dict[str, str], tmp_path: Path) -> None:
+    assert _child(foo_tree, []) == {"replayed": 0, "foo": 42}  # judged cold: RUNPATH's libbar
+    assert _child(foo_tree, []) == {"replayed": 1, "foo": 42}  # replayed in C
+    other = [(os.path.join(foo_tree["root"], "other", "libbar.so"), os.RTLD_LOCAL)]
+    # Another libbar.so already answers the DT_NEEDED name: the loader would bind libfoo to
+    # it, so the replay defers and the result is what a fresh evaluation gives there.
+    replayed = _child(foo_tree, other)
+    fresh = _child(foo_tree, other, cache=str(tmp_path / "fresh-cache"))
+    assert replayed["replayed"] == 0
+    assert {k: v for k, v in replayed.items() if k != "replayed"} == {k: v for k, v in fresh.items() if k != "replayed"}
+
+
+def test_a_copy_in_the_global_scope_is_not_replayed(foo_tree: dict[str, str], tmp_path: Path) -> None:
+    import shutil
+
+    assert _child(foo_tree, []) == {"replayed": 0, "foo": 42}
+    assert _child(foo_tree, [])["replayed"] == 1
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    shutil.copy(os.path.join(foo_tree["LIBBROKER_PATH"], "libfoo.so"), elsewhere / "libfoo.so")
+    shutil.copy(os.path.join(foo_tree["root"], "second", "libbar.so"), elsewhere / "libbar.so")
+    glob = [(str(elsewhere / "libbar.so"), os.RTLD_GLOBAL), (str(elsewhere / "libfoo.so"), os.RTLD_GLOBAL)]
+    replayed = _child(foo_tree, glob)
+    fresh = _child(foo_tree, glob, cache=str(tmp_path / "fresh-cache"))
+    assert replayed["replayed"] == 0
+    assert "error" in fresh and "global symbol scope" in fresh["error"]  # the rule (design.md 5.1)
+    assert replayed.get("error") == fresh["error"]
