@@ -560,6 +560,13 @@ static int stamps_hold(PyObject *stamps, PyObject *config)
             if (among == NULL) return -1;
             ok = PyObject_RichCompareBool(among, PyTuple_GET_ITEM(stamp, 1), Py_EQ);
             Py_DECREF(among);
+        } else if (PyUnicode_CompareWithASCIIString(kind, "@site") == 0) {
+            /* A sys.path directory whose providers the verdict saw: a changed one defers, and
+             * Python re-stamps it when the same providers are there (`_cache.refreshed`). */
+            if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
+            ok = dir_stamp_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
+        } else if (PyUnicode_CompareWithASCIIString(kind, "@providers") == 0) {
+            ok = 1;  /* compared by `_cache.refreshed` only, as `stamps_valid` does */
         } else if (PyUnicode_READ_CHAR(kind, 0) == '@') {
             return 0;  /* a stamp this version does not know: not valid */
         } else {

@@ -82,8 +82,19 @@ def _from_disk(spec_digest: str) -> object | None:
     if not entry or not _entry_shape_ok(entry):
         return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
     try:
-        if entry["env"] != _cache.env_key() or not _cache.stamps_valid(entry["stamps"]):
+        if entry["env"] != _cache.env_key():
             return None
+        if not _cache.stamps_valid(entry["stamps"]):
+            # Only a sys.path directory changed (a pip install, a file written beside a
+            # script) and the same providers are there: the verdict stands, re-stamped, and
+            # the next process replays it in C again.
+            from ._distinfo import provider_snapshot
+
+            fresh = _cache.refreshed(entry["stamps"], provider_snapshot)
+            if fresh is None:
+                return None
+            entry["stamps"] = fresh
+            _cache.store(f"{TABLES_KIND}/{spec_digest}", entry)
         from . import _loader
 
         if _scope_conflict(entry):

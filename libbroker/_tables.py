@@ -97,6 +97,9 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
             resolution.search.stamps, [library.path, *(d.path for d in library.dependencies)],
             {library.path: resolution.chosen._identity if resolution.chosen else None,
              **{d.path: d._identity for d in library.dependencies}},
+            # A pip install that brings no provider leaves the verdict standing (re-stamped
+            # by `_registry._from_disk`); a spec naming `packages` is judged afresh, as find's.
+            refreshable=not spec.packages,
         ),
         "path": library.path,
         "link": library.name,

@@ -155,3 +155,17 @@ def test_python_loader_already_running_takes_over(consumer_dir: Path, env: dict[
     result = json.loads(out.stdout.strip().splitlines()[-1])
     # One Library for the file, whichever path mapped it.
     assert result["ok"] and result["replayed"] == 0 and result["n"] == 1
+
+
+def test_a_file_written_beside_the_consumer_keeps_the_verdict(consumer_dir: Path, env: dict[str, str]) -> None:
+    # The consumer's directory is on sys.path: a new file there (a log, a pip install that
+    # brings no provider) changes no provider, so the verdict is re-stamped, not re-judged.
+    probe(consumer_dir, env)
+    assert probe(consumer_dir, env)["replayed"] == 1
+    (consumer_dir / "output.log").write_text("written by the application")
+    try:
+        again = probe(consumer_dir, env)
+        assert again["replayed"] == 0 and "libbroker._tables" not in again["modules"]
+        assert probe(consumer_dir, env)["replayed"] == 1  # re-stamped: the C replay again
+    finally:
+        (consumer_dir / "output.log").unlink()
