@@ -196,7 +196,10 @@ def load(kind: str) -> "dict[Any, Any]":
 
 def _load_file(path: str) -> "dict[Any, Any]":
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: opening a FIFO planted there must not wait for a writer (review F6);
+        # the S_ISREG check below then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return {}
     try:
@@ -504,6 +507,14 @@ def decision_stamps(
     *refreshable*: keep the search's "@site" and "@providers" stamps, so that `refreshed`
     can re-stamp the verdict after a sys.path directory changed (`find` uses it); without
     it a sys.path directory is a plain directory stamp, as before.
+
+    The "@place" stamps are the trace of the place walk itself (`_places.place_trace`):
+    every directory from "/", every link of a symlink chain and every directory on the
+    way to each link's target (review F8, F11). A file that walk refuses now gets a
+    stamp that never holds: its verdict is not replayed. The config file's own walk
+    (root and us trusted, as `_config` reads it) is stamped too (review F10), and so is
+    every directory the closure search looked in before the copies it chose, as plain
+    directory stamps, and ld.so.cache when it was read (`_closure.searched_for`, F9).
     """
     if isinstance(closure_paths, str):
         closure_paths = [closure_paths]
@@ -514,20 +525,57 @@ def decision_stamps(
         # directory is a plain directory stamp and the providers seen are not recorded.
         stamps = [(s[1][0], s[1][1]) if s[0] == "@site" else s
                   for s in search_stamps if s[0] != "@providers"]
-    stamps.append(("@config", config_stamp()[1]))
+    config, config_ident = config_stamp()
+    stamps.append(("@config", config_ident))
     dirs = tuple(searched_dirs(search_stamps))
     stamps.append(("@cwd", (dirs, _cwd_among(dirs))))
+    from ._places import base_uids, place_trace
+
     seen: set[str] = set()
+
+    def places(trace: "list[tuple[str, object]]") -> None:
+        for entry, stamp in trace:
+            if entry not in seen:  # the first observation: what the walk judged
+                seen.add(entry)
+                stamps.append(("@place", (entry, stamp)))
+
+    if config is not None and config_ident is not None and os.name != "nt":
+        places(place_trace(config, trusted_uids=base_uids())[1])
     for given in closure_paths:
         real = os.path.realpath(given)
         ident = judged.get(given) if judged else None
-        stamps.append(("@file", (real, ident if ident is not None else identity(real))))
+        judged_ident = ident if ident is not None else identity(real)
+        stamps.append(("@file", (real, judged_ident)))
+        if given != real:
+            # What the given path resolves to now: a link of the chain removed and recreated
+            # (its inode reused, so its "@place" stamp alike) to point elsewhere is caught
+            # here. "@input", not "@file": the "@file" stamps are the files the replay maps.
+            stamps.append(("@input", (given, judged_ident)))
         parent = os.path.dirname(real)
         stamps.append(("@dir", (parent, identity(parent))))
-        for entry in [*_ancestors(given), given, *_ancestors(real)]:
-            if entry not in seen:
-                seen.add(entry)
-                stamps.append(("@place", (entry, _place_stamp(entry))))
+        reason, trace = place_trace(given)
+        if reason is not None and os.name != "nt":
+            # Unsafe now, though judged safe (changed in between): never replayed.
+            stamps.append(("@place", (given, _NEVER)))
+        places(trace)
+        places([(entry, _place_stamp(entry)) for entry in [*_ancestors(real), real]])
+    if closure_paths:
+        stamps.extend(_closure_searched(closure_paths[0], {s[0] for s in stamps}))
+    return stamps
+
+
+_NEVER = "unsafe when stamped"  # a "@place" stamp no (device, inode, mode, owner) tuple equals
+
+
+def _closure_searched(path: str, known: "set[object]") -> "list[Any]":
+    """Plain directory stamps of the directories the closure search of *path* looked in
+    before the copies it chose, and "@input" stamps of the files it read to choose."""
+    closure = sys.modules.get(__name__.rpartition(".")[0] + "._closure")
+    if closure is None:
+        return []  # no closure resolved in this process: nothing it searched to stamp
+    directories, inputs = closure.searched_for(path)
+    stamps: list[Any] = [(d, dir_stamp(d)) for d in directories if d not in known]
+    stamps += [("@input", (f, identity(f))) for f in inputs]
     return stamps
 
 

@@ -58,10 +58,15 @@ class Closure:
     dependents, the file itself excluded, C library and loader excluded).
     `reason`: None when every file would load, else why not, naming the
     dependency; `fix`: what to do about that reason; `paths`: every file of
-    the closure (for cache stamps).
+    the closure (for cache stamps); `searched`: every directory the search looked
+    in before the copy it chose, for any member (RPATH/LD_LIBRARY_PATH/RUNPATH
+    entries and their glibc-hwcaps subdirectories, ld.so.cache and default
+    directories passed), and `inputs`: files it read to choose (ld.so.cache) -
+    a file appearing in one of them changes the verdict (`_cache.decision_stamps`).
     """
 
-    __slots__ = ("dependencies", "fix", "identities", "notes", "path", "paths", "reason")
+    __slots__ = ("dependencies", "fix", "identities", "inputs", "notes", "path", "paths", "reason",
+                 "searched")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -69,6 +74,8 @@ class Closure:
         self.reason: str | None = None
         self.fix: str | None = None
         self.paths: list[str] = []
+        self.searched: list[str] = []
+        self.inputs: list[str] = []
         self.notes: list[str] = []  # entries and files skipped on the way, for reports
         self.identities: list[tuple[str, tuple[int, ...] | None]] = []  # for the memo
 
@@ -274,6 +281,7 @@ class _Resolver:
         self.mapped = _Mapped()
         self.chosen: dict[str, _Node] = {}  # needed name / soname -> node
         self.done: set[str] = set()  # real paths already walked
+        self.searched_set: set[str] = set()  # closure.searched, for membership
         self.flavour = host_libc()
         self.ld_path = os.environ.get("LD_LIBRARY_PATH", "")
         self._hwcaps: list[str] | None = None  # read when a search directory needs them
@@ -380,6 +388,7 @@ class _Resolver:
             candidates += [(os.path.join(d, needed), "default") for d in system_dirs()]
         for path, origin in candidates:
             if not os.path.exists(path):
+                self.passed(path, origin)
                 continue
             why = self.fits(path)
             if why is None:
@@ -388,13 +397,36 @@ class _Resolver:
                     why = f"unsafe place: {why}"
             if why is not None:
                 skipped.append(f"{path} ({why})")
+                self.passed(path, origin)
                 continue
             info = read_facts(path)
             assert not isinstance(info, str)
+            if origin == "ld.so.cache":
+                self.read_cache()
             return _Node(path, info, origin)
         self.closure.notes.extend(skipped)
         detail = f"; skipped: {'; '.join(skipped)}" if skipped else ""
         return f"cannot be found (searched the way ld.so would: RPATH/RUNPATH, LD_LIBRARY_PATH, ld.so.cache, default directories){detail}"
+
+    def passed(self, path: str, origin: str) -> None:
+        """Note the directory (and ld.so.cache) a candidate was looked for in: the verdict
+        holds only while nothing appears there (a copy earlier on the search path)."""
+        if origin.startswith("provider"):
+            return  # providers: the sys.path directories, stamped by the search itself
+        closure = self.closure
+        directory = os.path.dirname(path)
+        if directory not in self.searched_set:
+            self.searched_set.add(directory)
+            closure.searched.append(directory)
+        if origin == "ld.so.cache":
+            self.read_cache()
+
+    def read_cache(self) -> None:
+        """The choice depended on ld.so.cache's content (a candidate of it was reached)."""
+        if not self.closure.inputs:
+            from ._ldcache import LD_SO_CACHE
+
+            self.closure.inputs.append(LD_SO_CACHE)
 
     def walk(self, node: _Node, chain: list[_Node]) -> bool:
         """Resolve *node*'s needs depth-first; append dependencies after theirs."""
@@ -494,6 +526,7 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     key = (real, _identity(real), os.environ.get("LD_LIBRARY_PATH"), mapped_key, use_providers)
     hit = _memo.get(key)
     if hit is not None and all(_identity(p) == ident for p, ident in hit.identities):
+        _note_searched(hit)
         return hit  # and no file of the closure changed since (one stat each)
     closure = Closure(real)
     info = read_facts(real)
@@ -542,7 +575,31 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     if len(_memo) > _MEMO_LIMIT:
         _memo.clear()
     _memo[key] = closure
+    _note_searched(closure)
     return closure
 
 
-__all__ = ["Closure", "host_libc", "is_runtime", "place_problem", "resolve_closure", "system_dirs"]
+# The closure last resolved for each file (real path): what `_cache.decision_stamps`
+# stamps besides the closure's files, without every caller passing it along.
+_last: dict[str, Closure] = {}
+
+
+def _note_searched(closure: Closure) -> None:
+    if len(_last) > _MEMO_LIMIT:
+        _last.clear()
+    _last[closure.path] = closure
+
+
+def searched_for(path: str) -> tuple[list[str], list[str]]:
+    """(directories, input files) the last closure resolution of *path* looked in before
+    the copies it chose (`Closure.searched`, `Closure.inputs`); empty when this process
+    resolved no closure for *path*."""
+    closure = _last.get(os.path.realpath(path))
+    if closure is None:
+        return [], []
+    return list(closure.searched), list(closure.inputs)
+
+
+__all__ = [
+    "Closure", "host_libc", "is_runtime", "place_problem", "resolve_closure", "searched_for", "system_dirs",
+]

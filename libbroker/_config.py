@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 
 PREFER_CHOICES = ("provider", "package", "environment", "system")
 MAX_TOML_BYTES = 1 << 20  # a config file or manifest is a few hundred bytes
-_parsed: dict[tuple[str | None, object], Config] = {}
+# (path, identity) -> the parsed config and the place trace of its walk (`_places.place_trace`):
+# reused only while every entry of that trace is unchanged (a directory on the way that became
+# writable by others makes a fresh read refuse the file, review F10).
+_parsed: dict[tuple[str | None, object], tuple[Config, list[tuple[str, object]]]] = {}
 _warned: set[tuple[str | None, object]] = set()
 
 
@@ -66,14 +69,15 @@ class Config:
 def load_config() -> Config:
     stamp = config_stamp()
     cached = _parsed.get(stamp)
-    if cached is not None:
-        return cached
+    if cached is not None and _places_hold(cached[1]):
+        return cached[0]
     path = stamp[0]
+    trace: list[tuple[str, object]] = []
     if path is None or stamp[1] is None:
         config = Config(path)
     else:
         _require_regular(path)
-        reason = _unsafe_config(path)
+        reason = _unsafe_config(path, trace)
         if reason is None:
             config = _parse(path)
         else:
@@ -95,8 +99,15 @@ def load_config() -> Config:
                     stacklevel=3,
                 )
     _parsed.clear()
-    _parsed[stamp] = config
+    _parsed[stamp] = (config, trace)
     return config
+
+
+def _places_hold(trace: list[tuple[str, object]]) -> bool:
+    """True while every entry the config file's place walk inspected is unchanged."""
+    from ._cache import _place_stamp
+
+    return all(_place_stamp(entry) == stamp for entry, stamp in trace)
 
 
 def _require_regular(path: str) -> None:
@@ -113,13 +124,18 @@ def _require_regular(path: str) -> None:
         )
 
 
-def _unsafe_config(path: str) -> str | None:
-    """Why the config file may not be trusted: place rules with root and the current user only."""
+def _unsafe_config(path: str, trace: list[tuple[str, object]] | None = None) -> str | None:
+    """Why the config file may not be trusted: place rules with root and the current user only.
+
+    *trace*, when given, receives what the walk inspected (`_places.place_trace`)."""
     if os.name == "nt":  # pragma: no cover - no POSIX owners
         return None
-    from ._places import base_uids, unsafe_reason
+    from ._places import base_uids, place_trace
 
-    return unsafe_reason(path, trusted_uids=base_uids())
+    reason, inspected = place_trace(path, trusted_uids=base_uids())
+    if trace is not None:
+        trace.extend(inspected)
+    return reason
 
 
 def _file_kind(mode: int) -> str:

@@ -203,5 +203,23 @@ def unsafe_dir_reason(directory: str, *, trusted_uids: "frozenset[int] | None" =
     )
 
 
+def place_trace(path: str, *, trusted_uids: "frozenset[int] | None" = None
+                ) -> "tuple[str | None, list[tuple[str, object]]]":
+    """(`unsafe_reason(path)`, the trace of that walk) for a file at absolute *path*.
+
+    The trace lists (path, (device, inode, mode, owner) or None) of every entry the
+    walk `lstat`ed, in order: each directory from "/", every symlink of a chain, and
+    every directory on the way to each symlink's target (a walk that stops at an
+    unsafe component lists what it inspected up to there). The verdict holds while
+    every entry gives the same tuple (a symlink cannot be rewritten in place, so a
+    repointed link is a new inode) and the trusted owners are the same;
+    `_cache.decision_stamps` records it as "@place" stamps.
+    """
+    trace: list[tuple[str, object]] = []
+    reason = _walk(path, trusted_uids if trusted_uids is not None else _trusted_default(),
+                   want_dir=False, trace=trace)
+    return reason, trace
+
+
 def _trusted_default() -> "frozenset[int]":
     return trusted_uids()

@@ -236,3 +236,125 @@ def test_unusable_cache_dir_warns_with_one_cache_fix(tmp_path, setting) -> None:
     assert line.startswith("libbroker: warning: libbroker ") and ".py:" not in line
     assert line.lower().count("fix:") == 1 and "LIBBROKER_CACHE_DIR" in line
     assert "chmod go-w" not in line and "move the library" not in line and "trusted-owners" not in line
+
+
+def _both_hold(stamps) -> bool:
+    """`_cache.stamps_valid`, checked to agree with the compiled replay's `stamps_hold`."""
+    valid = _cache.stamps_valid(stamps)
+    if sys.platform.startswith("linux"):
+        import _libbroker_warm
+
+        assert _libbroker_warm.stamps_hold(stamps, _cache.config_path()) is valid
+    return valid
+
+
+def _chain(tmp_path, libz):
+    """a/libz.so.1 -> b/link2 -> c/libz.so.1 (the shape of /etc/alternatives), all 0755."""
+    for d in "abcd":
+        (tmp_path / d).mkdir()
+        os.chmod(tmp_path / d, 0o755)
+    os.chmod(tmp_path, 0o755)
+    shutil.copy(os.path.realpath(libz), tmp_path / "c" / "libz.so.1")
+    shutil.copy(os.path.realpath(libz), tmp_path / "d" / "libz.so.1")
+    os.symlink(tmp_path / "c" / "libz.so.1", tmp_path / "b" / "link2")
+    os.symlink(tmp_path / "b" / "link2", tmp_path / "a" / "libz.so.1")
+    return str(tmp_path / "a" / "libz.so.1")
+
+
+def test_repointing_the_middle_link_of_a_chain_voids_the_stamps(tmp_path, libz) -> None:
+    # review F8: update-alternatives replaces only the middle link.
+    given = _chain(tmp_path, libz)
+    stamps = _cache.decision_stamps([], [given])
+    places = {stamp[0] for kind, stamp in stamps if kind == "@place"}
+    assert str(tmp_path / "b" / "link2") in places  # the middle link itself
+    assert _both_hold(stamps)
+    os.symlink(tmp_path / "d" / "libz.so.1", tmp_path / "b" / "link2.new")
+    os.replace(tmp_path / "b" / "link2.new", tmp_path / "b" / "link2")
+    assert os.path.realpath(given) == str(tmp_path / "d" / "libz.so.1")
+    assert not _both_hold(stamps)
+
+
+def test_directory_of_a_middle_link_becoming_writable_voids_the_stamps(tmp_path, libz) -> None:
+    # review F11: the walk judges the directory holding every link; so must the stamps.
+    from libbroker._places import place_trace
+
+    given = _chain(tmp_path, libz)
+    stamps = _cache.decision_stamps([], [given])
+    reason, trace = place_trace(given)
+    assert reason is None
+    places = [stamp for kind, stamp in stamps if kind == "@place"]
+    assert all(item in places for item in trace)  # exactly what the walk inspected, all stamped
+    assert _both_hold(stamps)
+    os.chmod(tmp_path / "b", 0o757)
+    assert place_trace(given)[0] is not None  # a fresh walk refuses the chain now...
+    assert not _both_hold(stamps)  # ...and the recorded verdict is void
+
+
+def test_file_unsafe_when_stamped_is_never_replayed(tmp_path, libz) -> None:
+    given = _chain(tmp_path, libz)
+    os.chmod(tmp_path / "b", 0o777)
+    assert not _both_hold(_cache.decision_stamps([], [given]))
+
+
+def test_config_directory_becoming_writable_voids_the_stamps(tmp_path, monkeypatch) -> None:
+    # review F10: the config is used only while the walk to it is safe.
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(cfg_dir, 0o755)
+    cfg = cfg_dir / "config.toml"
+    cfg.write_text("[libraries.z]\nprefer = \"system\"\n")
+    os.chmod(cfg, 0o600)
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(cfg))
+    stamps = _cache.decision_stamps([], [])
+    assert (str(cfg_dir), _cache._place_stamp(str(cfg_dir))) in [s for k, s in stamps if k == "@place"]
+    assert _both_hold(stamps)
+    os.chmod(cfg_dir, 0o757)
+    assert not _both_hold(stamps)
+
+
+def test_closure_search_directories_are_stamped(tmp_path, monkeypatch) -> None:
+    # review F9: a copy appearing in a directory the closure search passed voids the verdict.
+    if shutil.which("gcc") is None or not sys.platform.startswith("linux"):
+        pytest.skip("needs gcc and ELF")
+    from libbroker._closure import resolve_closure
+
+    os.chmod(tmp_path, 0o755)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for d in (first, second):
+        d.mkdir()
+        os.chmod(d, 0o755)
+    (tmp_path / "bar.c").write_text("int bar(void){return 2;}\n")
+    (tmp_path / "foo.c").write_text("int bar(void); int foo(void){return bar()+40;}\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(second / "libbar.so"), str(tmp_path / "bar.c"),
+                    "-Wl,-soname,libbar.so"], check=True)
+    foo = tmp_path / "first" / "libfoo.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(foo), str(tmp_path / "foo.c"), f"-L{second}",
+                    "-lbar", f"-Wl,--enable-new-dtags,-rpath,{first}:{second}"], check=True)
+    closure = resolve_closure(str(foo))
+    assert closure.ok and [d.path for d in closure.dependencies] == [str(second / "libbar.so")]
+    stamps = _cache.decision_stamps([], [str(foo), str(second / "libbar.so")])
+    assert (str(first), _cache.dir_stamp(str(first))) in stamps
+    assert _both_hold(stamps)
+    shutil.copy(second / "libbar.so", first / "libbar.so")
+    assert not _both_hold(stamps)
+
+
+def test_fifo_in_the_cache_directory_does_not_hang(tmp_path, monkeypatch) -> None:
+    # review F6: open() of a FIFO blocks until a writer comes unless O_NONBLOCK.
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o755)
+    env = {**os.environ, "LIBBROKER_CACHE_DIR": str(cache), "LIBBROKER_CONFIG": str(tmp_path / "none.toml")}
+    code = "import libbroker; print(libbroker.find('z').path)"
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    files = [f for f in os.listdir(cache) if f.endswith(".marshal")]
+    assert files
+    for name in files:
+        os.unlink(cache / name)
+        os.mkfifo(cache / name, 0o600)
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
