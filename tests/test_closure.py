@@ -578,3 +578,22 @@ def test_openssl_symbol_version_need_checked(tmp_path: Path) -> None:
     assert not loads_in_child(lib)  # the loader refuses it too
     closure = resolve_closure(str(lib))
     assert not closure.ok and "OPENSSL_9.0.0" in (closure.reason or "") and "libcrypto.so.3" in (closure.reason or "")
+
+
+@needs_gcc
+def test_directories_searched_before_each_choice_are_recorded(tmp_path: Path) -> None:
+    # review F9: what the cache stamps so that a copy appearing earlier voids the verdict.
+    from libbroker._closure import searched_for
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    cc(second / "libbar.so.1", "int bar(void){return 2;}")
+    top = cc(tmp_path / "lib" / "libtop.so.1", "int bar(void); int top(void){return bar();}",
+             f"-L{second}", "-l:libbar.so.1", f"-Wl,--enable-new-dtags,-rpath,{first}:{second}")
+    closure = resolve_closure(str(top))
+    assert closure.ok, closure.reason
+    assert ldd(top)["libbar.so.1"] == str(second / "libbar.so.1")  # the loader agrees on the choice
+    assert str(first) in closure.searched  # passed before the chosen copy
+    assert str(second) not in closure.searched  # the chosen copy's directory: an "@dir" stamp already
+    assert searched_for(str(top)) == (closure.searched, closure.inputs)
+    assert closure.inputs == []  # libc is the copy this process maps: no ld.so.cache read for it

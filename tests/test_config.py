@@ -137,3 +137,19 @@ def test_config_of_another_user_gets_a_config_fix(tmp_path) -> None:
     assert line.startswith("libbroker: warning: libbroker ignores the config file")
     assert line.lower().count("fix:") == 1 and "LIBBROKER_CONFIG" in line
     assert "trusted-owners" not in line and "move the library" not in line and ".py:" not in line
+
+
+def test_parsed_config_is_not_reused_once_its_directory_is_unsafe(tmp_path, monkeypatch) -> None:
+    # review F10: the same file (same identity) in a directory that became world-writable is
+    # refused by a fresh read, so the memo of the earlier read must not answer.
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(cfg_dir, 0o755)
+    monkeypatch.setenv("LIBBROKER_CONFIG", _write(cfg_dir, '[libraries.z]\npath = "/opt/z/libz.so.1"\n', 0o600))
+    _config._parsed.clear()
+    assert _config.load_config().pins == {"z": "/opt/z/libz.so.1"}
+    os.chmod(cfg_dir, 0o777)
+    with pytest.warns(libbroker.BrokerWarning, match="ignores the config file.*world-writable"):
+        config = _config.load_config()
+    assert config.pins == {} and config.ignored

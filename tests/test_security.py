@@ -707,3 +707,210 @@ def test_every_real_library_passes_the_loader_checks() -> None:
                 seen += 1
                 assert loader_refusal(path) is None, path
     assert seen > 50
+
+
+# --- 3. stale verdicts: every input the place walk and the closure search read is stamped ----
+
+WHO = 'const char *foo_who(void) {{ return "{}"; }}\n'
+CALL_WHO = """
+    import ctypes, libbroker
+    try:
+        lib = libbroker.load('foo')
+        f = ctypes.CFUNCTYPE(ctypes.c_char_p)(lib.address('foo_who'))
+        print('WHO', f().decode(), [d.path for d in lib.dependencies])
+    except libbroker.BrokerError as e:
+        print('REFUSED', type(e).__name__)
+"""
+
+
+def _twice_then(code: str, env: dict, change) -> tuple[str, str]:
+    """(stdout of a run served by the cache after *change*, stdout of a fresh-cache run)."""
+    for _ in range(2):  # the second run replays the first one's verdict
+        r = child(code, env)
+        assert r.returncode == 0 and "WHO" in r.stdout, r.stdout + r.stderr
+    change()
+    cached = child(code, env)
+    fresh = child(code, {**env, "LIBBROKER_CACHE_DIR": env["LIBBROKER_CACHE_DIR"] + "-fresh"})
+    assert cached.returncode == 0 and fresh.returncode == 0, cached.stderr + fresh.stderr
+    return cached.stdout, fresh.stdout
+
+
+def _chain(tmp):
+    """a/libfoo.so.1 -> b/link2 -> c/libfoo.so.1 (an /etc/alternatives chain); d/ holds another copy."""
+    gcc(tmp / "c", "libfoo.so.1", WHO.format("c"))
+    gcc(tmp / "d", "libfoo.so.1", WHO.format("d"))
+    os.makedirs(tmp / "a")
+    os.makedirs(tmp / "b")
+    os.symlink(tmp / "c" / "libfoo.so.1", tmp / "b" / "link2")
+    os.symlink(tmp / "b" / "link2", tmp / "a" / "libfoo.so.1")
+
+
+def test_repointed_middle_link_of_a_chain_is_seen(box) -> None:
+    # review F8: update-alternatives replaces the middle link only.
+    tmp, _, env = box
+    _chain(tmp)
+    env["LIBBROKER_PATH"] = str(tmp / "a")
+
+    def repoint() -> None:
+        os.symlink(tmp / "d" / "libfoo.so.1", tmp / "b" / "link2.new")
+        os.replace(tmp / "b" / "link2.new", tmp / "b" / "link2")
+
+    cached, fresh = _twice_then(CALL_WHO, env, repoint)
+    assert "WHO d " in fresh  # the oracle: a process with no cache maps the new target
+    assert cached == fresh
+
+
+def test_chain_through_a_directory_that_became_writable_is_refused(box) -> None:
+    # review F11: the directory holding the middle link is judged by the walk, so it is stamped.
+    tmp, _, env = box
+    _chain(tmp)
+    env["LIBBROKER_PATH"] = str(tmp / "a")
+    cached, fresh = _twice_then(CALL_WHO, env, lambda: os.chmod(tmp / "b", 0o777))
+    assert "REFUSED" in fresh
+    assert cached == fresh
+    r = child("import libbroker\ntry:\n    libbroker.find('foo')\nexcept libbroker.BrokerError as e:\n"
+              "    print('REFUSED', e)", env)
+    assert "REFUSED" in r.stdout and "writable" in r.stdout, r.stdout + r.stderr
+
+
+def test_copy_appearing_earlier_on_a_dependency_runpath_is_seen(box) -> None:
+    # review F9: the closure search passed first/ before it found second/libbar.so.
+    tmp, _, env = box
+    first, second = tmp / "first", tmp / "second"
+    os.makedirs(first)
+    gcc(second, "libbar.so", 'const char *bar(void) { return "second"; }\n')
+    foo = gcc(tmp / "lib", "libfoo.so.1", 'const char *bar(void); const char *foo_who(void) { return bar(); }\n',
+              f"-L{second}", "-l:libbar.so", f"-Wl,--enable-new-dtags,-rpath,{first}:{second}")
+    env["LIBBROKER_PATH"] = str(tmp / "lib")
+    cached, fresh = _twice_then(
+        CALL_WHO, env, lambda: gcc(first, "libbar.so", 'const char *bar(void) { return "first"; }\n'))
+    oracle = child(f"import ctypes; f = ctypes.CDLL({foo!r}).foo_who; f.restype = ctypes.c_char_p; "
+                   "print(f().decode())", env)
+    assert oracle.stdout.strip() == "first", oracle.stderr  # the system loader takes the earlier copy
+    assert f"WHO first ['{first}/libbar.so']" in fresh
+    assert cached == fresh
+    r = child("import libbroker; print([d.path for d in libbroker.find('foo').dependencies])", env)
+    assert f"{first}/libbar.so" in r.stdout, r.stdout + r.stderr
+
+
+def test_config_pin_after_its_directory_became_writable_is_not_replayed(box) -> None:
+    # review F10: a fresh read ignores that config file, so no verdict made with it is replayed.
+    tmp, _, env = box
+    pinned = gcc(tmp / "pinned", "libfoo.so.1", WHO.format("pinned"))
+    cfg = tmp / "cfg"
+    os.makedirs(cfg)
+    os.chmod(cfg, 0o755)
+    (cfg / "config.toml").write_text(f'[libraries.foo]\npath = "{pinned}"\n')
+    os.chmod(cfg / "config.toml", 0o600)
+    env["LIBBROKER_CONFIG"] = str(cfg / "config.toml")
+    cached, fresh = _twice_then(CALL_WHO, env, lambda: os.chmod(cfg, 0o777))
+    assert "REFUSED" in fresh and "WHO" not in cached
+    assert cached == fresh
+
+
+# The same four through the compiled warm path (csrc/_libbroker_warm.c replays the stamps).
+
+FOO_SPEC = '[library]\nname = "foo"\nnames = ["foo"]\n[functions]\nrequired = ["int foo(void)"]\n'
+WARM_CHILD = """
+import ctypes, json
+import _libbroker_warm as w
+from libbroker import _master
+out = {{"replayed": 0}}
+try:
+    capsule = w.import_table("foo", {digest!r}, {request!r})
+except Exception as exc:
+    out["error"] = type(exc).__name__
+else:
+    out["replayed"] = len(w.warm_pending)
+    out["foo"] = ctypes.CFUNCTYPE(ctypes.c_int)(_master.table_info(capsule)["slots"][0])()
+print(json.dumps(out))
+"""
+
+
+def _warm_child(env: dict, tmp, fresh: bool = False) -> dict:
+    import json
+
+    from libbroker import Spec, _request
+
+    spec = Spec.from_string(FOO_SPEC)
+    code = WARM_CHILD.format(digest=spec.spec_digest, request=_request.render(spec))
+    if fresh:
+        env = {**env, "LIBBROKER_CACHE_DIR": str(tmp / "fresh" / "cache")}
+    run = tmp / "run"  # a cwd nothing writes to: the child's sys.path[0]
+    run.mkdir(mode=0o755, exist_ok=True)
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=run, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _warm_then(env: dict, tmp, change) -> tuple[dict, dict]:
+    """(the run after *change* with the cache two runs wrote, a run with an empty cache)."""
+    (tmp / "fresh").mkdir(mode=0o700)
+    first = _warm_child(env, tmp)
+    assert first["replayed"] == 0 and "foo" in first, first
+    assert _warm_child(env, tmp) == {**first, "replayed": 1}  # the C replay serves it now
+    change()
+    return _warm_child(env, tmp), _warm_child(env, tmp, fresh=True)
+
+
+def _same_verdict(replayed: dict, fresh: dict) -> None:
+    assert replayed["replayed"] == 0, replayed  # the replay deferred to the Python rules
+    assert {k: v for k, v in replayed.items() if k != "replayed"} == {k: v for k, v in fresh.items() if k != "replayed"}
+
+
+def _int_chain(tmp) -> None:
+    gcc(tmp / "c", "libfoo.so.1", "int foo(void) { return 3; }\n")
+    gcc(tmp / "d", "libfoo.so.1", "int foo(void) { return 4; }\n")
+    os.makedirs(tmp / "a")
+    os.makedirs(tmp / "b")
+    os.symlink(tmp / "c" / "libfoo.so.1", tmp / "b" / "link2")
+    os.symlink(tmp / "b" / "link2", tmp / "a" / "libfoo.so.1")
+
+
+def test_warm_replay_sees_a_repointed_middle_link(box) -> None:
+    tmp, _, env = box
+    _int_chain(tmp)
+    env["LIBBROKER_PATH"] = str(tmp / "a")
+
+    def repoint() -> None:
+        os.symlink(tmp / "d" / "libfoo.so.1", tmp / "b" / "link2.new")
+        os.replace(tmp / "b" / "link2.new", tmp / "b" / "link2")
+
+    replayed, fresh = _warm_then(env, tmp, repoint)
+    assert fresh.get("foo") == 4
+    _same_verdict(replayed, fresh)
+
+
+def test_warm_replay_sees_a_chain_directory_become_writable(box) -> None:
+    tmp, _, env = box
+    _int_chain(tmp)
+    env["LIBBROKER_PATH"] = str(tmp / "a")
+    replayed, fresh = _warm_then(env, tmp, lambda: os.chmod(tmp / "b", 0o777))
+    assert "error" in fresh
+    _same_verdict(replayed, fresh)
+
+
+def test_warm_replay_sees_a_copy_earlier_on_a_dependency_runpath(box) -> None:
+    tmp, _, env = box
+    first, second = tmp / "first", tmp / "second"
+    os.makedirs(first)
+    gcc(second, "libbar.so", "int bar(void) { return 2; }\n")
+    gcc(tmp / "lib", "libfoo.so", "int bar(void); int foo(void) { return 40 + bar(); }\n",
+        f"-L{second}", "-l:libbar.so", f"-Wl,--enable-new-dtags,-rpath,{first}:{second}")
+    env["LIBBROKER_PATH"] = str(tmp / "lib")
+    replayed, fresh = _warm_then(env, tmp, lambda: gcc(first, "libbar.so", "int bar(void) { return 3; }\n"))
+    assert fresh.get("foo") == 43  # what the system loader binds: first/ comes first
+    _same_verdict(replayed, fresh)
+
+
+def test_warm_replay_drops_a_pin_of_a_config_that_became_unsafe(box) -> None:
+    tmp, _, env = box
+    pinned = gcc(tmp / "pinned", "libfoo.so.1", "int foo(void) { return 5; }\n")
+    cfg = tmp / "cfg"
+    os.makedirs(cfg)
+    (cfg / "config.toml").write_text(f'[libraries.foo]\npath = "{pinned}"\n')
+    os.chmod(cfg / "config.toml", 0o600)
+    env["LIBBROKER_CONFIG"] = str(cfg / "config.toml")
+    replayed, fresh = _warm_then(env, tmp, lambda: os.chmod(cfg, 0o777))
+    assert "foo" not in fresh  # the pin is ignored by a fresh read: nothing else serves foo
+    _same_verdict(replayed, fresh)
