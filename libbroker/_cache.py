@@ -511,7 +511,8 @@ def decision_stamps(
     The "@place" stamps are the trace of the place walk itself (`_places.place_trace`):
     every directory from "/", every link of a symlink chain and every directory on the
     way to each link's target (review F8, F11). A file that walk refuses now gets a
-    stamp that never holds: its verdict is not replayed. The config file's own walk
+    stamp that never holds: its verdict is not replayed (except a copy the closure
+    reused because this process had mapped it: no place rule judged that one). The config file's own walk
     (root and us trusted, as `_config` reads it) is stamped too (review F10), and so is
     every directory the closure search looked in before the copies it chose, as plain
     directory stamps, and ld.so.cache when it was read (`_closure.searched_for`, F9).
@@ -541,6 +542,8 @@ def decision_stamps(
 
     if config is not None and config_ident is not None and os.name != "nt":
         places(place_trace(config, trusted_uids=base_uids())[1])
+    closure = sys.modules.get(__name__.rpartition(".")[0] + "._closure")
+    reused = closure.reused_for(closure_paths[0]) if closure is not None and closure_paths else set()
     for given in closure_paths:
         real = os.path.realpath(given)
         ident = judged.get(given) if judged else None
@@ -554,25 +557,23 @@ def decision_stamps(
         parent = os.path.dirname(real)
         stamps.append(("@dir", (parent, identity(parent))))
         reason, trace = place_trace(given)
-        if reason is not None and os.name != "nt":
+        if reason is not None and os.name != "nt" and given not in reused:
             # Unsafe now, though judged safe (changed in between): never replayed.
             stamps.append(("@place", (given, _NEVER)))
         places(trace)
         places([(entry, _place_stamp(entry)) for entry in [*_ancestors(real), real]])
-    if closure_paths:
-        stamps.extend(_closure_searched(closure_paths[0], {s[0] for s in stamps}))
+    if closure is not None and closure_paths:
+        stamps.extend(_closure_searched(closure, closure_paths[0], {s[0] for s in stamps}))
     return stamps
 
 
 _NEVER = "unsafe when stamped"  # a "@place" stamp no (device, inode, mode, owner) tuple equals
 
 
-def _closure_searched(path: str, known: "set[object]") -> "list[Any]":
+def _closure_searched(closure: "Any", path: str, known: "set[object]") -> "list[Any]":
     """Plain directory stamps of the directories the closure search of *path* looked in
-    before the copies it chose, and "@input" stamps of the files it read to choose."""
-    closure = sys.modules.get(__name__.rpartition(".")[0] + "._closure")
-    if closure is None:
-        return []  # no closure resolved in this process: nothing it searched to stamp
+    before the copies it chose, and "@input" stamps of the files it read to choose
+    (*closure*: the `_closure` module, imported only if this process resolved a closure)."""
     directories, inputs = closure.searched_for(path)
     stamps: list[Any] = [(d, dir_stamp(d)) for d in directories if d not in known]
     stamps += [("@input", (f, identity(f))) for f in inputs]

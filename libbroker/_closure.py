@@ -600,6 +600,16 @@ def searched_for(path: str) -> tuple[list[str], list[str]]:
     return list(closure.searched), list(closure.inputs)
 
 
+def reused_for(path: str) -> set[str]:
+    """The dependencies of *path*'s last closure that are copies this process already
+    mapped (origin "mapped"): ld.so reuses them wherever they lie, so no place rule judged them."""
+    closure = _last.get(os.path.realpath(path))
+    if closure is None:
+        return set()
+    return {d.path for d in closure.dependencies if d.origin == "mapped"}
+
+
 __all__ = [
-    "Closure", "host_libc", "is_runtime", "place_problem", "resolve_closure", "searched_for", "system_dirs",
+    "Closure", "host_libc", "is_runtime", "place_problem", "resolve_closure", "reused_for", "searched_for",
+    "system_dirs",
 ]
