@@ -379,12 +379,47 @@ static void fill(const struct stat *st, ident_t *out)
 }
 
 /* 0 and *out filled, -1 when absent or unreadable; *bytes (borrowed) must name a path. */
+static int stat_of_uncached(PyObject *path, ident_t *out)
+{
+    PyObject *bytes = PyUnicode_EncodeFSDefault(path);
+    struct stat st;
+    int rc;
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    rc = (Py_ssize_t)strlen(PyBytes_AS_STRING(bytes)) != PyBytes_GET_SIZE(bytes)
+             ? -1 : stat(PyBytes_AS_STRING(bytes), &st);
+    Py_DECREF(bytes);
+    if (rc != 0) return -1;
+    fill(&st, out);
+    return 0;
+}
+
+/* Within one check of a stamp list, the stat (symlinks followed) of each path is taken once:
+ * the searched directories are stamped and also compared with the cwd. NULL outside. */
+static PyObject *stat_memo;
+
 static int stat_of(PyObject *path, int follow, ident_t *out)
 {
     PyObject *bytes;
     struct stat st;
     int rc;
     if (!PyUnicode_Check(path)) return -1;
+    if (follow && stat_memo != NULL) {
+        PyObject *known = PyDict_GetItemWithError(stat_memo, path);
+        if (known != NULL) {
+            if (known == Py_None) return -1;
+            memcpy(out, PyBytes_AS_STRING(known), sizeof(*out));
+            return 0;
+        }
+        PyErr_Clear();
+        rc = stat_of_uncached(path, out);
+        known = rc == 0 ? PyBytes_FromStringAndSize((const char *)out, sizeof(*out)) : Py_NewRef(Py_None);
+        if (known == NULL || PyDict_SetItem(stat_memo, path, known) < 0) PyErr_Clear();
+        Py_XDECREF(known);
+        return rc;
+    }
     bytes = PyUnicode_EncodeFSDefault(path);
     if (bytes == NULL) {
         PyErr_Clear();
@@ -519,7 +554,19 @@ fail:
 
 /* `_cache.stamps_valid`, with the config file's path recorded by the writer (a function of
  * environment variables the entry's env key already pins). 1, 0, or -1 with an error. */
+static int stamps_hold_once(PyObject *stamps, PyObject *config);
+
 static int stamps_hold(PyObject *stamps, PyObject *config)
+{
+    int ok;
+    stat_memo = PyDict_New();  /* NULL (no memo) is fine: every stat is then taken afresh */
+    if (stat_memo == NULL) PyErr_Clear();
+    ok = stamps_hold_once(stamps, config);
+    Py_CLEAR(stat_memo);
+    return ok;
+}
+
+static int stamps_hold_once(PyObject *stamps, PyObject *config)
 {
     Py_ssize_t k;
     if (!PyList_Check(stamps)) return 0;
