@@ -96,11 +96,24 @@ def load_config() -> Config:
                     "it a file you own that no one else can write (chown, chmod 600) in a directory "
                     "only root or you can write, or set LIBBROKER_CONFIG to such a file",
                     BrokerWarning,
-                    stacklevel=3,
+                    stacklevel=_caller_level(),
                 )
     _parsed.clear()
     _parsed[stamp] = (config, trace)
     return config
+
+
+def _caller_level() -> int:
+    """The `warnings.warn` stacklevel naming the first frame outside libbroker: the config is
+    read from many depths (find, a table import, a place check), and a warning attributed to
+    a libbroker line tells the user nothing about which of their calls read it."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)  # load_config
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _places_hold(trace: list[tuple[str, object]]) -> bool:

@@ -153,3 +153,18 @@ def test_parsed_config_is_not_reused_once_its_directory_is_unsafe(tmp_path, monk
     with pytest.warns(libbroker.BrokerWarning, match="ignores the config file.*world-writable"):
         config = _config.load_config()
     assert config.pins == {} and config.ignored
+
+
+def test_ignored_config_warning_names_the_callers_line(tmp_path, monkeypatch) -> None:
+    # review F10 (message): the warning points at the user's call, not at a libbroker line.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("LIBBROKER_CONFIG", _write(shared, 'search-paths = ["/opt/evil"]\n', 0o600))
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    _config._parsed.clear()
+    _config._warned.clear()
+    with pytest.warns(libbroker.BrokerWarning, match="ignores the config file") as record:
+        libbroker.find("z")
+    assert [w.filename for w in record if "config file" in str(w.message)] == [__file__]
