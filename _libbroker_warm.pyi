@@ -52,3 +52,6 @@ def read_entry(path: str) -> object:
 
 def stamps_hold(stamps: object, config: str | None) -> bool:
     """`_cache.stamps_valid` as the warm path computes it."""
+
+def crc32(data: bytes) -> int:
+    """zlib's and binascii's CRC-32 of *data*."""

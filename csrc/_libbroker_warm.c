@@ -47,7 +47,7 @@
 #define LBW_CACHE_FORMAT 2
 #define LBW_CACHE_MAGIC "LBc\x02"
 #define LBW_CACHE_MAX_BYTES (4 << 20)
-#define LBW_ENTRY_FORMAT 4  /* 4: "needed" (each dependency's DT_NEEDED name and judged copy) */
+#define LBW_ENTRY_FORMAT 5  /* 4: "needed"; 5: "request_crc" (the CRC-32 of the request text) */
 #define LBW_CAPSULE_NAME_MAX 128
 #define LBW_PROC_FD "/proc/self/fd/"
 
@@ -57,7 +57,6 @@ static unsigned long long fd_serial;
 
 /* ---- CRC-32 (zlib's and binascii's polynomial): binascii's import is a dlopen ---- */
 
-#if LBW_SUPPORTED
 
 static uint32_t crc_table[256];
 static int crc_ready;
@@ -79,7 +78,17 @@ static uint32_t lbw_crc32(const unsigned char *p, size_t n)
     for (i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
     return c ^ 0xFFFFFFFFu;
 }
-#endif
+
+static PyObject *py_crc32(PyObject *self, PyObject *data)
+{
+    (void)self;
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "crc32 takes bytes");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(lbw_crc32((const unsigned char *)PyBytes_AS_STRING(data),
+                                             (size_t)PyBytes_GET_SIZE(data)));
+}
 
 /* ---- the table builder (the one implementation; _master.make_table validates, then calls it) ---- */
 
@@ -794,6 +803,7 @@ static int entry_ok(PyObject *entry)
         {"table", &PyUnicode_Type}, {"needed", &PyList_Type},
     };
     static const char *optional_text[] = {"soname", "version", "version_source", "config"};
+    PyObject *crc;
     PyObject *value, *symbols, *required, *signatures;
     Py_ssize_t k, n;
     size_t f;
@@ -811,6 +821,8 @@ static int entry_ok(PyObject *entry)
         value = PyDict_GetItemString(entry, optional_text[f]);
         if (value == NULL || (value != Py_None && !PyUnicode_CheckExact(value))) return 0;
     }
+    crc = PyDict_GetItemString(entry, "request_crc");
+    if (crc == NULL || (crc != Py_None && !PyLong_CheckExact(crc))) return 0;
     symbols = PyDict_GetItemString(entry, "symbols");
     required = PyDict_GetItemString(entry, "required");
     signatures = PyDict_GetItemString(entry, "signatures");
@@ -944,7 +956,7 @@ static int mapped_already(PyObject *real)
 
 /* The capsule rebuilt from the table index entry of *digest*; None when this path defers;
  * NULL only with MemoryError set. */
-static PyObject *replay(PyObject *digest)
+static PyObject *replay(PyObject *digest, PyObject *text)
 {
 #if LBW_SUPPORTED
     PyObject *directory = NULL, *path = NULL, *entry = NULL, *key = NULL, *stamps, *files = NULL;
@@ -966,6 +978,19 @@ static PyObject *replay(PyObject *digest)
     if (path == NULL) goto out;
     entry = read_entry(path);
     if (entry == NULL || entry_ok(entry) != 1) goto out;
+    if (text != NULL && PyDict_GetItemString(entry, "request_crc") != Py_None) {
+        /* The request this header carries must be the one judged: a header edited by
+         * hand (its digest kept) is judged afresh rather than served another's verdict. */
+        PyObject *utf8 = PyUnicode_AsUTF8String(text), *made;
+        int same;
+        if (utf8 == NULL) goto out;
+        made = PyLong_FromUnsignedLong(lbw_crc32((const unsigned char *)PyBytes_AS_STRING(utf8),
+                                                 (size_t)PyBytes_GET_SIZE(utf8)));
+        Py_DECREF(utf8);
+        same = made == NULL ? -1 : PyObject_RichCompareBool(made, PyDict_GetItemString(entry, "request_crc"), Py_EQ);
+        Py_XDECREF(made);
+        if (same != 1) goto out;
+    }
     key = py_env_key(NULL, NULL);
     if (key == NULL || PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
     stamps = PyDict_GetItemString(entry, "stamps");
@@ -1097,7 +1122,7 @@ static PyObject *py_replay(PyObject *self, PyObject *digest)
         PyErr_SetString(PyExc_TypeError, "spec digest must be a str");
         return NULL;
     }
-    return replay(digest);
+    return replay(digest, NULL);
 }
 
 /* ---- consumers ---- */
@@ -1200,7 +1225,7 @@ static PyObject *py_import_table(PyObject *self, PyObject *args, PyObject *kwarg
     } else {
         PyObject *known;
         if (PyErr_Occurred()) return NULL;
-        capsule = replay(digest);
+        capsule = replay(digest, text);
         if (capsule == NULL) return NULL;
         if (capsule == Py_None) {
             /* The Python path: the Python replay, else search, judge, load, check, remember. */
@@ -1251,6 +1276,7 @@ static PyMethodDef methods[] = {
     {"unique_fd_path", py_unique_fd_path, METH_O,
      "unique_fd_path(fd) -> '/proc/self/fd/...N', a name the loader has never seen."},
     {"env_key", py_env_key, METH_NOARGS, "`_cache.env_key()`, computed here."},
+    {"crc32", py_crc32, METH_O, "crc32(data: bytes) -> int: zlib's and binascii's CRC-32."},
     {"cache_dir", py_cache_dir, METH_NOARGS,
      "`_cache.cache_dir()`, or None where the warm path defers to Python."},
     {"cache_dir_is_safe", py_cache_dir_is_safe, METH_O,

@@ -58,8 +58,11 @@ def note_consumer(capsule: "Any", module: str) -> None:
     _warm.note_consumer(capsule, module)
 
 
-def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
-    """The process's capsule for a spec: in memory, else from the disk index, else built."""
+def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "int | None" = None) -> object:
+    """The process's capsule for a spec: in memory, else from the disk index, else built.
+
+    *request_crc*: the CRC-32 of the request a header carries; an entry judged for
+    another request text (a header edited by hand) is not replayed."""
     capsule = by_spec.get(spec_digest)
     if capsule is not None:
         return capsule
@@ -67,20 +70,22 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]") -> object:
         sync()
         capsule = by_spec.get(spec_digest)
         if capsule is None:
-            capsule = _from_disk(spec_digest)
+            capsule = _from_disk(spec_digest, request_crc)
         if capsule is None:
             capsule = build()
         by_spec[spec_digest] = capsule
         return capsule
 
 
-def _from_disk(spec_digest: str) -> object | None:
+def _from_disk(spec_digest: str, request_crc: "int | None" = None) -> object | None:
     # One small file per spec: a consumer's import reads its own entry only.
     entry = _cache.load(f"{TABLES_KIND}/{spec_digest}")
     if entry.get("format") != ENTRY_FORMAT:
         return None  # absent, or written by another version: resolve afresh (and rewrite)
     if not entry or not _entry_shape_ok(entry):
         return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
+    if request_crc is not None and entry["request_crc"] not in (None, request_crc):
+        return None  # judged for another request text: judge this one afresh
     try:
         if entry["env"] != _cache.env_key():
             return None
@@ -149,7 +154,7 @@ def _scope_conflict(entry: "dict[Any, Any]") -> bool:
     return False
 
 
-_ENTRY_TYPES = {
+_ENTRY_TYPES: "dict[str, Any]" = {
     "env": tuple,
     "stamps": list,
     "path": str,
@@ -161,6 +166,7 @@ _ENTRY_TYPES = {
     "layout": int,
     "table": str,
     "needed": list,
+    "request_crc": (int, type(None)),
 }
 
 

@@ -38,7 +38,14 @@ def import_table(
 
         return build_table(Spec.from_string(spec_text, path=where))
 
-    capsule = _registry.capsule_for(spec_digest, build)
+    from . import _request
+
+    crc = None
+    if _request.is_request(spec_text):
+        import _libbroker_warm
+
+        crc = _libbroker_warm.crc32(spec_text.encode("utf-8", "surrogateescape"))
+    capsule = _registry.capsule_for(spec_digest, build, crc)
     if module is None:
         module = _importing_module()
     if module is not None:

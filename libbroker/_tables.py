@@ -115,6 +115,7 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
         # Each dependency's DT_NEEDED name with the copy judged for it: a replay defers when
         # another copy answers that name in the process (the loader would bind to it).
         "needed": [[d.needed, os.path.realpath(d.path)] for d in library.dependencies],
+        "request_crc": getattr(spec, "text_crc", None),
     }
     _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
 

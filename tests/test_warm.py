@@ -285,3 +285,25 @@ def test_a_copy_in_the_global_scope_is_not_replayed(foo_tree: dict[str, str], tm
     assert replayed["replayed"] == 0
     assert "error" in fresh and "global symbol scope" in fresh["error"]  # the rule (design.md 5.1)
     assert replayed.get("error") == fresh["error"]
+
+
+def test_a_header_edited_by_hand_is_judged_afresh(foo_tree: dict[str, str]) -> None:
+    import json
+    import subprocess
+
+    from libbroker import Spec, _request
+
+    original = Spec.from_string(FOO_SPEC)
+    assert _child(foo_tree, []) == {"replayed": 0, "foo": 42}
+    assert _child(foo_tree, [])["replayed"] == 1
+    # The same digest, another requirement (as if the embedded request were edited): the
+    # cached verdict was judged for the other text, so neither replay serves it.
+    edited = _request.render(Spec.from_string(FOO_SPEC.replace('names = ["foo"]', 'names = ["foo"]\nversion = ">=99"')))
+    edited = "\n".join(f"digest\t{original.spec_digest}" if line.startswith("digest\t") else line
+                       for line in edited.split("\n"))
+    env = {**os.environ, **{k: v for k, v in foo_tree.items() if k != "root"}}
+    code = CHILD.format(preload=[], request=edited, digest=original.spec_digest)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=foo_tree["root"])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replayed"] == 0 and "99" in result.get("error", ""), result
