@@ -12,12 +12,17 @@ while every input it depended on is unchanged (`decision_stamps`).
 """
 
 import _thread
-import binascii
 import marshal
 import os
 import stat
 import sys
 import time
+
+
+def _crc32(data: bytes) -> int:
+    import _libbroker_warm
+
+    return _libbroker_warm.crc32(data)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -227,7 +232,9 @@ def _unwrap(raw: bytes) -> "bytes | None":
 
     marshal trusts a list/dict count and allocates it before reading the items:
     one flipped bit turned a 3 KB file into a 6 GB allocation. A CRC-32 over the
-    payload (binascii: a builtin module, gigabytes per second) rejects any such
+    payload (computed by `_libbroker_warm.crc32`, zlib's polynomial: binascii's shared library
+    links libz, and libbroker must not map a libz of its own choosing into the process it
+    judges) rejects any such
     corruption before `marshal.loads` sees it. It is no defence against a
     deliberate writer; that is what the owner and mode checks are for.
     """
@@ -235,13 +242,13 @@ def _unwrap(raw: bytes) -> "bytes | None":
         return None
     size = int.from_bytes(raw[4:8], "little")
     payload = raw[12:]
-    if size != len(payload) or int.from_bytes(raw[8:12], "little") != binascii.crc32(payload):
+    if size != len(payload) or int.from_bytes(raw[8:12], "little") != _crc32(payload):
         return None
     return payload
 
 
 def _wrap(payload: bytes) -> bytes:
-    return _MAGIC + len(payload).to_bytes(4, "little") + binascii.crc32(payload).to_bytes(4, "little") + payload
+    return _MAGIC + len(payload).to_bytes(4, "little") + _crc32(payload).to_bytes(4, "little") + payload
 
 
 def store(kind: str, data: "dict[Any, Any]") -> None:

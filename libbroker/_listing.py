@@ -640,12 +640,14 @@ def listing() -> Groups:
     """
     if not sys.platform.startswith("linux"):
         return _uncached()
-    import binascii
+    # Not binascii: its shared library links libz, and libbroker must not map a libz
+    # of its own choosing into the process it judges (one copy per process).
+    import _libbroker_warm
 
     from . import _cache
 
     key = _cache_key()
-    kind = f"{_CACHE_KIND}-{binascii.crc32(repr(key).encode('utf-8', 'surrogateescape')) % _SLOTS}"
+    kind = f"{_CACHE_KIND}-{_libbroker_warm.crc32(repr(key).encode('utf-8', 'surrogateescape')) % _SLOTS}"
     cached = _cache.load(kind)
     if cached.get("key") != key:
         cached = {"key": key}

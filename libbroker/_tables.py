@@ -112,9 +112,11 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
         "signatures": list(spec.signatures),
         "layout": spec.layout_digest,
         "table": spec.name,
-        # Each dependency's DT_NEEDED name with the copy judged for it: a replay defers when
-        # another copy answers that name in the process (the loader would bind to it).
-        "needed": [[d.needed, os.path.realpath(d.path)] for d in library.dependencies],
+        # Each dependency's DT_NEEDED name with the copy judged for it, then the library's
+        # own SONAME: a replay defers when another copy answers one of those names in the
+        # process (the loader would bind to it; one copy per process counts every copy).
+        "needed": [[d.needed, os.path.realpath(d.path)] for d in library.dependencies]
+        + ([[library.soname, os.path.realpath(library.path)]] if library.soname else []),
         "request_crc": getattr(spec, "text_crc", None),
     }
     _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
@@ -151,6 +153,7 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     lacking: list[Candidate] = []  # candidates rejected only for missing required symbols
     searched: list[str] = []
     version_failures = 0
+    checked_mapped = False
     for link in spec.names:
         resolution = resolve(
             link,
@@ -170,6 +173,14 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
             failures: list[tuple[str, str]] = []
             info = _api.info_of(cand)
             info.name = link
+            if not checked_mapped:
+                # One copy per process counts every copy, whoever mapped it (design.md 5.1):
+                # the same rule as load(), so a consumer reuses a copy CPython's zlib already
+                # mapped, or loads its own beside it with a DuplicateLibraryWarning.
+                checked_mapped = True
+                mapped = _api._mapped_copy(link, None if spec.version_function else spec.version, info)
+                if mapped is not None and _satisfies_loaded(spec, mapped, specifier, required):
+                    return mapped, None
             was_loaded = bool(_loader.loaded_named(link)) and any(
                 os.path.realpath(lib.path) == os.path.realpath(cand.path) for lib in _loader.loaded_named(link)
             )

@@ -169,3 +169,20 @@ def test_a_file_written_beside_the_consumer_keeps_the_verdict(consumer_dir: Path
         assert probe(consumer_dir, env)["replayed"] == 1  # re-stamped: the C replay again
     finally:
         (consumer_dir / "output.log").unlink()
+
+
+def test_another_copy_already_mapped_is_counted(consumer_dir: Path, env: dict[str, str]) -> None:
+    # One copy per process counts every copy (design.md 5.1): with the system's libz already
+    # mapped, the private copy's verdict is not replayed blindly; the rules decide, as load()
+    # does (reuse the mapped copy, or load the other with a DuplicateLibraryWarning).
+    probe(consumer_dir, env)
+    assert probe(consumer_dir, env)["replayed"] == 1
+    code = PROBE.replace("import c_consumer\n", "import ctypes\nctypes.CDLL('libz.so.1')\nimport c_consumer\n", 1)
+    out = run_python(consumer_dir, code.replace("EXTRA", "out['n'] = [l.path for l in __import__('libbroker').loaded()]"),
+                     {**env, "PYTHONWARNINGS": "always"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["replayed"] == 0
+    private = os.path.realpath(os.path.join(env["LIBBROKER_PATH"], "libz.so.1"))
+    if any(os.path.realpath(p) == private for p in result["n"]):
+        assert "DuplicateLibraryWarning" in out.stderr  # a second copy, said aloud
