@@ -302,7 +302,18 @@ def _mark_refused(items: list[Item]) -> list[Item]:
     from ._places import trusted_uids, unsafe_reason
 
     trusted = trusted_uids()  # once: it reads the config file
+    try:
+        cwd: str | None = os.path.realpath(os.getcwd())
+    except OSError:
+        cwd = None
     for item in items:
+        directory = os.path.dirname(str(item["path"]))
+        if cwd is not None and os.path.realpath(directory) == cwd:
+            # find never searches the current directory (the listing is stamped with the
+            # cwd's part, "@cwd", so another cwd lists afresh).
+            item["refused"] = (f"{directory!r} is the current directory, which is never "
+                               "searched (a library dropped there must not be picked up)")
+            continue
         reason = unsafe_reason(str(item["path"]), trusted_uids=trusted)
         if reason:
             item["refused"] = f"unsafe place: {reason}"

@@ -331,3 +331,24 @@ def test_places_valid_refuses_what_it_cannot_check() -> None:
     st = os.lstat("/etc/passwd")
     assert _listing.places_valid({"/etc": {"passwd": (st.st_ino, st.st_ctime_ns)}})
     assert not _listing.places_valid({"/etc": {"passwd": (st.st_ino, st.st_ctime_ns + 1)}})
+
+
+def test_libraries_in_the_current_directory_are_listed_as_refused(tmp_path, monkeypatch) -> None:
+    # find never searches the cwd (review F15): list says so instead of showing them usable.
+    import shutil
+
+    from libbroker import _listing
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    shutil.copy(os.path.realpath("/lib/x86_64-linux-gnu/libz.so.1"), lib / "libz.so.1")
+    monkeypatch.setenv("LIBBROKER_PATH", str(lib))
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(lib)
+    rows = [item for group in _listing.listing().values() for item in group
+            if os.path.dirname(str(item["path"])) == str(lib)]
+    assert rows and all("is the current directory" in str(item.get("refused")) for item in rows)
+    monkeypatch.chdir(tmp_path)
+    rows = [item for group in _listing.listing().values() for item in group
+            if os.path.dirname(str(item["path"])) == str(lib)]
+    assert rows and not any("current directory" in str(item.get("refused", "")) for item in rows)
