@@ -19,6 +19,7 @@ that directory alone. Only ``os`` and `_cache` are imported.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 
@@ -57,16 +58,91 @@ def normalize(name: str) -> str:
     return out
 
 
-def _read_text(path: str) -> str | None:
-    """The file's text (UTF-8, bad bytes replaced), None when absent, unreadable or over the bound."""
+class MetadataError(ValueError):
+    """A metadata file of a distribution exists but cannot be used: not a regular file,
+    unreadable, over the size bound, or (RECORD) not UTF-8. The message names the file,
+    what was found and the fix; callers turn it into the verdict of that distribution."""
+
+
+# O_NONBLOCK: a FIFO (or a symlink to a terminal) named like a metadata file must not
+# block the open; O_NOCTTY: opening a terminal must not make it ours.
+_OPEN_FLAGS = os.O_RDONLY
+for _flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY", "O_NOINHERIT"):
+    _OPEN_FLAGS |= getattr(os, _flag, 0)
+
+
+def _fix(path: str) -> str:
+    dist = os.path.basename(os.path.dirname(path)).rpartition(".")[0].partition("-")[0] or path
+    return f"reinstall {dist} with pip (pip install --force-reinstall {dist})"
+
+
+def read_bounded(path: str, limit: int = _MAX_TEXT) -> tuple[bytes | None, Any]:
+    """(bytes, identity) of the regular file *path*, read with one bounded, non-blocking open.
+
+    Returns (None, None) when the file does not exist; the identity is `_cache.identity`'s
+    tuple taken from the open file, so it matches what a later stat says. Raises
+    `MetadataError` for anything else that is there but cannot be read: a FIFO, device,
+    socket or directory (never read, never blocks), a file over *limit* bytes, an I/O error.
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_TEXT + 1)
-    except OSError:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        raise MetadataError(f"{path!r} cannot be examined: {getattr(exc, 'strerror', None) or exc}"
+                            f" (fix: {_fix(path)})") from exc
+    if not stat.S_ISREG(st.st_mode):  # not even opened: opening a device can act on it
+        raise MetadataError(f"{path!r} is not a regular file (a FIFO, device, socket or "
+                            f"directory) and is not read (fix: {_fix(path)})")
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise MetadataError(f"{path!r} cannot be opened: {exc.strerror or exc} "
+                            f"(fix: {_fix(path)})") from exc
+    try:
+        st = os.fstat(fd)  # what was opened, not what was stat'ed a moment ago
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
+        if not stat.S_ISREG(st.st_mode):
+            raise MetadataError(f"{path!r} is not a regular file (a FIFO, device, socket or "
+                                f"directory) and is not read (fix: {_fix(path)})")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit and st.st_size <= limit:  # short reads of a regular file
+            more = os.read(fd, limit + 1 - total)
+            if not more:
+                break
+            chunks.append(more)
+            total += len(more)
+        if total > limit or st.st_size > limit:
+            raise MetadataError(f"{path!r} is over {limit} bytes, more than any metadata file "
+                                f"needs, and is not read (fix: {_fix(path)})")
+    except OSError as exc:
+        raise MetadataError(f"{path!r} cannot be read: {exc.strerror or exc} "
+                            f"(fix: {_fix(path)})") from exc
+    finally:
+        os.close(fd)
+    return b"".join(chunks), ident
+
+
+def decode_utf8(data: bytes, path: str) -> str:
+    """*data* as UTF-8; `MetadataError` naming *path*, the byte and its offset when it is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(
+            f"{path!r} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
+            f"(the file is damaged; fix: {_fix(path)})") from exc
+
+
+def _read_text(path: str) -> str | None:
+    """The file's text (UTF-8, bad bytes replaced); None when absent or unusable (`read_bounded`)."""
+    try:
+        data, _ = read_bounded(path)
+    except MetadataError:
         return None
-    if len(data) > _MAX_TEXT:
-        return None
-    return data.decode("utf-8", "replace")
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def parse_entry_points(text: str, group: str = GROUP) -> list[tuple[str, str]]:
@@ -100,26 +176,20 @@ def _ep_identity(info_dir: str) -> object:
 
 def _record_of(info_dir: str) -> Any:
     """One distribution's record: its entry_points.txt identity (None: absent) and provider
-    lines, read now with one open (identity from the open file, so they agree)."""
+    lines, read now with one open (identity from the open file, so they agree).
+
+    An entry_points.txt that cannot be read (a FIFO, a device, over the bound) gives no
+    provider lines, under the identity of what is there (so it is not re-examined until
+    it changes).
+    """
     path = os.path.join(info_dir, "entry_points.txt")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+        data, ident = read_bounded(path)
+    except MetadataError:
+        return _cache.identity(path), []
+    if data is None:
         return None, []
     lines: list[tuple[str, str]] = []
-    try:
-        st = os.fstat(fd)
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
-        data = os.read(fd, _MAX_TEXT + 1) if st.st_size <= _MAX_TEXT else b""
-        while len(data) < min(st.st_size, _MAX_TEXT):  # a short read of a regular file
-            more = os.read(fd, _MAX_TEXT + 1 - len(data))
-            if not more:
-                break
-            data += more
-    except OSError:
-        return None, []
-    finally:
-        os.close(fd)
     if GROUP.encode() in data:
         lines = parse_entry_points(data.decode("utf-8", "replace"))
     return ident, lines
@@ -362,15 +432,20 @@ def posix_normal(path: str) -> str:
 
 def record_paths(info_dir: str) -> list[str] | None:
     """The paths RECORD lists (its first column, as importlib.metadata's ``files``), relative
-    to the directory holding *info_dir*; None when there is no readable RECORD."""
-    text = _read_text(os.path.join(info_dir, "RECORD"))
-    if text is None:
+    to the directory holding *info_dir*; None when there is no RECORD.
+
+    Raises `MetadataError` when RECORD is there but unusable (`read_bounded`) or not UTF-8
+    (importlib.metadata would raise a bare UnicodeDecodeError).
+    """
+    path = os.path.join(info_dir, "RECORD")
+    data, _ = read_bounded(path)
+    if data is None:
         return None
-    return [posix_normal(_first_field(line)) for line in text.splitlines() if line]
+    return [posix_normal(_first_field(line)) for line in decode_utf8(data, path).splitlines() if line]
 
 
 __all__ = [
-    "GROUP", "distributions", "find_distribution", "flush", "name_and_version", "normalize",
-    "parse_entry_points", "posix_normal", "provider_entry_points", "provider_snapshot",
-    "record_paths", "search_path",
+    "GROUP", "MetadataError", "decode_utf8", "distributions", "find_distribution", "flush",
+    "name_and_version", "normalize", "parse_entry_points", "posix_normal", "provider_entry_points", "provider_snapshot",
+    "read_bounded", "record_paths", "search_path",
 ]

@@ -123,6 +123,13 @@ class _Dist:
 
 def _egg_files(info_dir: str) -> list[str] | None:
     # Legacy (setuptools) metadata: installed-files.txt / SOURCES.txt, as importlib reads them.
+    # Each is first read here, bounded and non-blocking (`_distinfo.MetadataError` for a FIFO,
+    # a device or bad UTF-8), since importlib's own read would block or raise a bare error.
+    for name in ("installed-files.txt", "SOURCES.txt"):
+        path = os.path.join(info_dir, name)
+        data, _ = _distinfo.read_bounded(path)
+        if data is not None:
+            _distinfo.decode_utf8(data, path)
     import pathlib
     from importlib import metadata
 
@@ -346,11 +353,15 @@ def provider_files(
                 f"holding {MANIFEST})"
             )
             continue
-        manifest = _locate_manifest(dist, package)
-        if inputs is not None:
+        if inputs is not None:  # also when RECORD is unreadable: the verdict depends on it
             inputs.append(os.path.realpath(os.path.join(dist.path, "RECORD")))
-            if manifest is not None:
-                inputs.append(manifest)
+        try:
+            manifest = _locate_manifest(dist, package)
+        except _distinfo.MetadataError as exc:
+            searched.append(f"{label}: its metadata cannot be read: {exc} (ignored)")
+            continue
+        if inputs is not None and manifest is not None:
+            inputs.append(manifest)
         if manifest is None:
             searched.append(
                 f"{label}: {package.replace('.', '/')}/{MANIFEST} is not listed in its RECORD "
@@ -421,7 +432,11 @@ def package_files(
         label = f"package {dist_name!r} {dist.version}"
         if inputs is not None:
             inputs.append(os.path.realpath(os.path.join(info_dir, "RECORD")))
-        listed = dist.files()
+        try:
+            listed = dist.files()
+        except _distinfo.MetadataError as exc:
+            searched.append(f"{label}: its metadata cannot be read: {exc}")
+            continue
         if listed is None:
             searched.append(
                 f"{label}: has no RECORD, its files cannot be listed "

@@ -7,7 +7,8 @@ costs tens of milliseconds, so a successful check is cached on disk per file
 identity: any rewrite of the file (reinstall, tampering, ``touch``) changes the
 identity and forces a new hash.
 
-Cold path: uses importlib.metadata.
+Cold path: reads RECORD with `_distinfo`'s bounded, non-blocking reader and csv,
+as importlib.metadata's ``files`` parses it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,8 @@ import base64
 import hashlib
 import os
 
-from . import _cache
+from . import _cache, _distinfo
 from ._errors import IncompatibleLibraryError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from importlib.metadata import Distribution, PackagePath
 
 __all__ = ["verify_record"]
 
@@ -49,53 +46,92 @@ def _hash_file(path: str, algorithm: str) -> str:
     return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode("ascii")
 
 
-def _normalise(name: str) -> str:
-    return name.replace("_", "-").replace(".", "-").lower()
+def _distributions(dist: str) -> list[str]:
+    """Metadata directories of every installed copy of *dist* on the search path, in order.
 
-
-def _distributions(dist: str) -> list[Distribution]:
-    from importlib import metadata
-
-    # name= lets importlib look only at matching directories (normalised names on
-    # 3.10+); the full scan covers older spellings of the directory name.
+    Read with `_distinfo` (bounded, non-blocking reads, never importlib.metadata: a FIFO
+    named METADATA or RECORD must not hang, a bad byte must not raise a bare error). By
+    directory name first, as ``importlib.metadata.distributions(name=...)``; then by
+    METADATA's Name, for older spellings of the directory name.
+    """
     from ._providers import search_path
 
     path = search_path()  # never the RECORD of a copy in the current directory
-    found = list(metadata.distributions(name=dist, path=path))
+    wanted = _distinfo.normalize(dist)
+    records = [r for directory in path for r in _distinfo.distributions(directory)]
+    _distinfo.flush()
+    found = [str(r[1]) for r in records if r[0] == wanted]
     if found:
         return found
-    wanted = _normalise(dist)
-    for candidate in metadata.distributions(path=path):
-        name = candidate.metadata["Name"]
-        if name is not None and _normalise(name) == wanted:
-            found.append(candidate)
+    for record in records:
+        name = _distinfo.name_and_version(str(record[1]))[0]
+        if name is not None and _distinfo.normalize(name) == wanted:
+            found.append(str(record[1]))
     return found
 
 
+class _Entry:
+    """One RECORD row: path (as written), hash algorithm and urlsafe-base64 value (or None)."""
+
+    __slots__ = ("algorithm", "path", "value")
+
+    def __init__(self, row: list[str]) -> None:
+        self.path = row[0]
+        spec = row[1] if len(row) > 1 else ""
+        # importlib.metadata's FileHash: "mode=value"; an empty field is no hash.
+        self.algorithm, _, value = spec.partition("=")
+        self.value: str | None = value if spec else None
+
+
+def _rows(info_dir: str, name: str) -> list[_Entry] | None:
+    """The rows of *info_dir*'s RECORD (csv, as importlib.metadata reads it), None without one.
+
+    Raises IncompatibleLibraryError naming the file when RECORD is there but cannot be
+    used (a FIFO or device, over the size bound, not UTF-8, not CSV).
+    """
+    import csv
+
+    path = os.path.join(info_dir, "RECORD")
+    try:
+        data, _ = _distinfo.read_bounded(path)
+        if data is None:
+            return None
+        text = _distinfo.decode_utf8(data, path)
+        return [_Entry(row) for row in csv.reader(text.splitlines()) if row]
+    except (_distinfo.MetadataError, csv.Error) as exc:
+        raise IncompatibleLibraryError(
+            path, f"the RECORD of {name!r} cannot be read: {exc}",
+            fix=f"reinstall {name} with pip (pip install --force-reinstall {name})",
+        ) from exc
+
+
 def _record_entry(
-    path: str, dists: list[Distribution]
-) -> tuple[Distribution | None, PackagePath | None]:
-    """The RECORD line listing *path*, searching every installed copy of the dist.
+    path: str, dists: list[str], name: str
+) -> tuple[str | None, list[_Entry] | None, _Entry | None]:
+    """The RECORD line listing *path*, searching every installed copy of the dist:
+    (metadata directory, its RECORD rows, the row), or the first copy with a RECORD
+    and no row.
 
     Two copies of one distribution can be visible (a venv with system site
     packages, a --target directory); the one whose RECORD lists the file is the
     one that vouches for it.
     """
     base = os.path.basename(path)
-    with_record: Distribution | None = None
-    for dist in dists:
-        files = dist.files
-        if files is None:
+    with_record: tuple[str, list[_Entry]] | None = None
+    for info_dir in dists:
+        rows = _rows(info_dir, _distinfo.name_and_version(info_dir)[0] or name)
+        if rows is None:
             continue
-        with_record = dist
-        for entry in files:
-            if entry.name != base:
+        if with_record is None:
+            with_record = (info_dir, rows)
+        for entry in rows:
+            if _distinfo.posix_normal(entry.path).rpartition("/")[2] != base:
                 continue
-            if os.path.realpath(str(dist.locate_file(entry))) == path:
-                return dist, entry
+            if os.path.realpath(os.path.join(os.path.dirname(info_dir), entry.path)) == path:
+                return info_dir, rows, entry
     if with_record is not None:
-        return with_record, None
-    return (dists[0], None) if dists else (None, None)
+        return with_record[0], with_record[1], None
+    return (dists[0], None, None) if dists else (None, None, None)
 
 
 def verify_record(path: str, dist: str) -> None:
@@ -111,7 +147,7 @@ def verify_record(path: str, dist: str) -> None:
         raise IncompatibleLibraryError(
             path, f"cannot read the file to check it against the RECORD of {dist!r}: {exc}"
         ) from exc
-    key = f"{_normalise(dist)}\0{real}"
+    key = f"{_distinfo.normalize(dist)}\0{real}"
     cache = _cache.load(_CACHE_KIND)
     if cache.get(key) == ident and isinstance(cache.get(key), tuple):
         return
@@ -123,10 +159,10 @@ def verify_record(path: str, dist: str) -> None:
             f"distribution {dist!r} is not installed, so no RECORD vouches for the file",
             fix=f"pip install {dist}",
         )
-    owner, entry = _record_entry(real, dists)
+    owner, rows, entry = _record_entry(real, dists, dist)
     assert owner is not None
-    owner_name = owner.metadata["Name"] or dist
-    if owner.files is None:
+    owner_name = _distinfo.name_and_version(owner)[0] or dist
+    if rows is None:
         raise IncompatibleLibraryError(
             path,
             f"distribution {owner_name!r} has no RECORD file, so its files cannot be checked",
@@ -150,13 +186,13 @@ def verify_record(path: str, dist: str) -> None:
             f"(an editable install, or a file added after installation)",
             fix=f"reinstall {owner_name} with pip, not in editable mode",
         )
-    if entry.hash is None or not entry.hash.value:
+    if not entry.value:
         raise IncompatibleLibraryError(
             path,
             f"the RECORD of {owner_name!r} lists the file without a hash, so it cannot be checked",
             fix=f"reinstall {owner_name} with pip (pip install --force-reinstall {owner_name})",
         )
-    algorithm = entry.hash.mode.lower()
+    algorithm = entry.algorithm.lower()
     if algorithm in _WEAK or algorithm not in hashlib.algorithms_available:
         raise IncompatibleLibraryError(
             path,
@@ -165,7 +201,7 @@ def verify_record(path: str, dist: str) -> None:
             fix=f"reinstall {owner_name} from a wheel built by a current tool",
         )
     actual = _hash_file(real, algorithm)
-    expected = entry.hash.value.rstrip("=")
+    expected = entry.value.rstrip("=")
     if actual != expected:
         raise IncompatibleLibraryError(
             path,

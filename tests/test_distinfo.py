@@ -105,3 +105,118 @@ def test_a_new_distribution_rescans_only_its_directory(tmp_path, monkeypatch) ->
     _distinfo._checked.clear()  # identities are rechecked once a second (`_RECHECK_SECONDS`)
     assert [r[3] for r in _distinfo.distributions(str(site)) if r[0] == "d0"] == [[("other", "pkg0")]]
     assert _cache.dir_stamp(str(site)) != -1 and sys.path  # the stamps used exist
+
+
+# --- metadata files that are not regular files (review 2, F3/F4) ----------------------------
+
+_NOT_REGULAR = ["fifo", "stdin", "directory"]
+
+
+def _plant(path, kind: str) -> None:
+    """Something that is not a regular file at *path*: a FIFO (open(O_RDONLY) blocks until a
+    writer comes), a symlink to /dev/stdin (a pipe from the parent that never writes), a directory."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "stdin":
+        os.symlink("/dev/stdin", path)
+    else:
+        os.mkdir(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("kind", _NOT_REGULAR)
+def test_non_regular_metadata_files_are_skipped_without_blocking(tmp_path, kind: str) -> None:
+    import subprocess
+
+    site = tmp_path / "site"
+    for name in ("entry_points.txt", "METADATA", "PKG-INFO", "RECORD"):
+        info = site / f"evil_{name.replace('.', '_').replace('-', '_').lower()}-1.0.dist-info"
+        info.mkdir(parents=True)
+        _plant(info / name, kind)
+    good = site / "good-1.0.dist-info"
+    good.mkdir()
+    (good / "METADATA").write_text("Metadata-Version: 2.1\nName: good\nVersion: 1.0\n\n")
+    (good / "entry_points.txt").write_text("[libbroker.providers]\ngoodlib = goodpkg\n")
+    code = f"""
+import os, json
+from libbroker import _distinfo
+site = {str(site)!r}
+out = {{"eps": _distinfo.provider_entry_points([site]), "heads": {{}}, "records": {{}}}}
+for child in sorted(os.listdir(site)):
+    info = os.path.join(site, child)
+    out["heads"][child] = _distinfo.name_and_version(info)
+    try:
+        out["records"][child] = _distinfo.record_paths(info)
+    except _distinfo.MetadataError as exc:
+        out["records"][child] = "error: " + str(exc)
+print(json.dumps(out))
+"""
+    # stdin: a pipe nobody writes to, held open by this process (the reader would wait forever).
+    r, w = os.pipe()
+    try:
+        done = subprocess.run([sys.executable, "-c", code], stdin=r, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "c")})
+    finally:
+        os.close(r)
+        os.close(w)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    out = json.loads(done.stdout)
+    assert out["eps"] == [[str(good), "goodlib", "goodpkg"]]  # the unreadable ones provide nothing
+    assert out["heads"]["good-1.0.dist-info"] == ["good", "1.0"]
+    assert out["heads"]["evil_metadata-1.0.dist-info"] == [None, None]
+    assert out["heads"]["evil_pkg_info-1.0.dist-info"] == [None, None]
+    record = out["records"]["evil_record-1.0.dist-info"]
+    assert record.startswith("error: ") and "RECORD' is not a regular file" in record
+    assert "fix: reinstall evil_record" in record
+    assert out["records"]["good-1.0.dist-info"] is None  # absent, not an error
+
+
+def test_unreadable_entry_points_keep_an_exact_identity(tmp_path, monkeypatch) -> None:
+    # A directory (a FIFO would hang this process were the reader wrong: the subprocess
+    # test above covers FIFOs).
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    info = site / "d-1.0.dist-info"
+    info.mkdir(parents=True)
+    ep = info / "entry_points.txt"
+    ep.mkdir()
+    [record] = _distinfo.distributions(str(site))
+    # Stamped with what is there, so the next check does not reopen it...
+    assert record[2] == _cache.identity(str(ep)) and record[3] == []
+    read: list[str] = []
+    real = _distinfo._record_of
+    monkeypatch.setattr(_distinfo, "_record_of", lambda d: (read.append(d), real(d))[1])
+    _distinfo._checked.clear()
+    assert _distinfo.distributions(str(site)) == [record] and read == []
+    # ...and a regular file put in its place is read.
+    ep.rmdir()
+    ep.write_text("[libbroker.providers]\nlib = pkg\n")
+    _distinfo._checked.clear()
+    assert [r[3] for r in _distinfo.distributions(str(site))] == [[("lib", "pkg")]]
+    assert read == [str(info)]
+
+
+def test_over_bound_metadata_is_refused(tmp_path) -> None:
+    path = tmp_path / "x-1.0.dist-info" / "RECORD"
+    path.parent.mkdir()
+    with open(path, "wb") as f:
+        f.truncate(_distinfo._MAX_TEXT + 1)  # sparse: no disk used
+    with pytest.raises(_distinfo.MetadataError, match="is over 4194304 bytes"):
+        _distinfo.record_paths(str(path.parent))
+
+
+def test_record_that_is_not_utf8_names_the_byte_and_its_offset(tmp_path) -> None:
+    info = tmp_path / "x-1.0.dist-info"
+    info.mkdir()
+    good = b"x/__init__.py,,\nx-1.0.dist-info/RECORD,,\n"
+    (info / "RECORD").write_bytes(good + b"\xff\xfe\x00garbage\n")
+    with pytest.raises(_distinfo.MetadataError) as err:
+        _distinfo.record_paths(str(info))
+    message = str(err.value)
+    assert f"RECORD' is not UTF-8: byte 0xff at offset {len(good)}" in message
+    assert "fix: reinstall x with pip" in message
+    # importlib.metadata (the oracle) cannot read it either.
+    with pytest.raises(UnicodeDecodeError):
+        metadata.PathDistribution(info).files  # noqa: B018
