@@ -29,6 +29,8 @@ from ._cdecl import (
 )
 from ._errors import SpecError
 
+_MAX_SPEC_BYTES = 16 << 20  # a spec over 16 MiB is not a spec: refused, never read whole
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -429,12 +431,37 @@ class Spec:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Spec:
         path = os.fspath(path)
+        import stat
+
+        # Non-blocking open, regular file only (fstat after the open), bounded read: a
+        # FIFO, terminal or device given as the spec must not hang or fill memory.
+        flags = os.O_RDONLY
+        for name in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
+            flags |= getattr(os, name, 0)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise SpecError("expected a spec file (TOML text) but found a directory, FIFO, "
+                                "device or socket", path=path)
+            fd = os.open(path, flags)
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise SpecError("expected a spec file (TOML text) but found a directory, "
+                                    "FIFO, device or socket", path=path)
+                data = b""
+                while len(data) <= _MAX_SPEC_BYTES:
+                    more = os.read(fd, _MAX_SPEC_BYTES + 1 - len(data))
+                    if not more:
+                        break
+                    data += more
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise SpecError(f"cannot read the spec file: {exc.strerror or exc}",
                             path=path) from exc
+        if len(data) > _MAX_SPEC_BYTES:
+            raise SpecError(f"the spec file is over {_MAX_SPEC_BYTES} bytes; a spec is a short "
+                            "TOML text (fix: give the spec file, not another file)", path=path)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -434,3 +434,42 @@ def test_record_and_manifest_reads_are_stamped(site, kind) -> None:
     record.with_suffix(".new").write_text(text)  # same bytes, a new file (pip's rename)
     os.rename(record.with_suffix(".new"), record)
     assert not _cache.stamps_valid(stamps)
+
+
+def test_record_that_is_not_utf8_skips_the_provider_with_its_reason(site) -> None:
+    install_fake(site, "broken-prov", {MANIFEST: '[[library]]\nname = "brk"\nfile = "lib/real.so"\n',
+                                       "brokenprov/lib/real.so": "x"}, EP)
+    record = site / "broken_prov-1.0.dist-info" / "RECORD"
+    offset = record.stat().st_size
+    with open(record, "ab") as f:
+        f.write(b"\xff\xfe\x00garbage\n")
+    files, searched = provider_files("brk")
+    assert files == []
+    [line] = searched
+    assert line.startswith("provider 'broken-prov' 1.0: its metadata cannot be read: ")
+    assert f"{str(record)!r} is not UTF-8: byte 0xff at offset {offset}" in line
+    assert "reinstall broken_prov with pip" in line and line.endswith("(ignored)")
+    files, searched = package_files(["broken-prov"], ["real"])
+    assert files == [] and "is not UTF-8: byte 0xff" in searched[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_fifo_record_skips_the_provider_without_blocking(site, tmp_path) -> None:
+    install_fake(site, "broken-prov", {MANIFEST: '[[library]]\nname = "brk"\nfile = "lib/real.so"\n',
+                                       "brokenprov/lib/real.so": "x"}, EP)
+    record = site / "broken_prov-1.0.dist-info" / "RECORD"
+    record.unlink()
+    os.mkfifo(record)
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(site)!r})
+from libbroker._providers import package_files, provider_files
+print(json.dumps([provider_files("brk"), package_files(["broken-prov"], ["real"])]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "c")})
+    assert done.returncode == 0, done.stderr
+    (files, searched), (pfiles, psearched) = json.loads(done.stdout)
+    assert files == [] and pfiles == []
+    assert "RECORD' is not a regular file" in searched[0] and searched[0].endswith("(ignored)")
+    assert "RECORD' is not a regular file" in psearched[0]

@@ -230,3 +230,55 @@ def test_unwritable_cache_is_not_fatal(site: str, zlib_bytes: bytes, tmp_path, m
     make_dist(site, "zprov", {"zprov/libz.so.1": zlib_bytes})
     verify_record(os.path.join(site, "zprov/libz.so.1"), "zprov")
     verify_record(os.path.join(site, "zprov/libz.so.1"), "zprov")
+
+
+# --- RECORD files that cannot be read (review 2, F4/F5) -------------------------------------
+
+
+def test_record_that_is_not_utf8_refuses_the_file_naming_byte_and_offset(site: str, zlib_bytes: bytes) -> None:
+    make_dist(site, "zprov", {"zprov/libz.so.1": zlib_bytes})
+    record = os.path.join(site, "zprov-1.0.dist-info", "RECORD")
+    offset = os.path.getsize(record)
+    with open(record, "ab") as f:
+        f.write(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(IncompatibleLibraryError) as err:
+        verify_record(os.path.join(site, "zprov/libz.so.1"), "zprov")
+    message = str(err.value)
+    assert err.value.path == record
+    assert f"the RECORD of 'zprov' cannot be read: {record!r} is not UTF-8: byte 0xff at offset {offset}" in message
+    assert "pip install --force-reinstall zprov" in message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("name", ["RECORD", "METADATA"])
+def test_fifo_record_or_metadata_does_not_block(site: str, zlib_bytes: bytes, tmp_path, name: str) -> None:
+    import subprocess
+
+    make_dist(site, "zprov", {"zprov/libz.so.1": zlib_bytes})
+    # Another distribution's FIFO METADATA: the by-Name fallback reads every METADATA.
+    os.makedirs(os.path.join(site, "other-1.0.dist-info"))
+    os.mkfifo(os.path.join(site, "other-1.0.dist-info", "METADATA"))
+    path = os.path.join(site, "zprov-1.0.dist-info", name)
+    os.unlink(path)
+    os.mkfifo(path)
+    code = f"""
+import sys
+sys.path.insert(0, {site!r})
+from libbroker._record import verify_record
+from libbroker._errors import IncompatibleLibraryError
+for dist in ("zprov", "Zprov_Other_Spelling"):
+    try:
+        verify_record({os.path.join(site, "zprov/libz.so.1")!r}, dist)
+        print("accepted")
+    except IncompatibleLibraryError as exc:
+        print("refused:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "c2")})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    if name == "RECORD":
+        assert "RECORD' is not a regular file" in lines[0] and "reinstall zprov" in lines[0]
+    else:  # METADATA is not needed to check a file against RECORD
+        assert lines[0] == "accepted"
+    assert "is not installed" in lines[1]

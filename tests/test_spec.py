@@ -465,3 +465,36 @@ def test_prototypes_of_the_same_types_keep_their_own_names() -> None:
         ("k", [(None, "int")], False, "k: int (int)"),
         ("v", [], False, "v: int *"),
     ]
+
+
+# --- spec files that are not regular files (review 2) --------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_fifo_spec_is_refused_without_blocking(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "spec.toml"
+    os.mkfifo(path)
+    code = f"""
+from libbroker._errors import SpecError
+from libbroker._spec import Spec
+try:
+    Spec.from_file({str(path)!r})
+except SpecError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{path}: expected a spec file (TOML text) but found a directory, FIFO")
+
+
+def test_directory_and_oversized_spec_are_refused(tmp_path) -> None:
+    with pytest.raises(SpecError, match="expected a spec file"):
+        Spec.from_file(tmp_path)
+    big = tmp_path / "big.toml"
+    with open(big, "wb") as f:
+        f.truncate((16 << 20) + 1)  # sparse
+    with pytest.raises(SpecError, match="over 16777216 bytes"):
+        Spec.from_file(big)

@@ -83,6 +83,10 @@ def open_binary(path: str, what: str = "shared library file") -> tuple[BinaryIO,
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InvalidBinaryError(path, "expected a regular file but found a device, pipe or socket")
+        if hasattr(os, "pread"):
+            # A "regular" file whose reads fail (/proc/self/mem: EIO at offset 0) is
+            # reported here, not as an OSError from the middle of a reader.
+            os.pread(fd, 1, 0)
         return open(fd, "rb", buffering=0, closefd=True), st.st_size
     except BaseException as exc:
         os.close(fd)

@@ -473,3 +473,10 @@ def test_musl_flavour(tmp_path) -> None:
     out = tmp_path / "libm1.so"
     subprocess.run(["musl-gcc", "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
     assert read_binary(str(out)).libc == "musl"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux /proc")
+def test_regular_file_whose_reads_fail_is_reported(tmp_path) -> None:
+    # /proc/self/mem is a "regular file" of size 0 whose read at offset 0 fails with EIO.
+    with pytest.raises(InvalidBinaryError, match="cannot be examined: Input/output error"):
+        read_binary("/proc/self/mem")
