@@ -531,10 +531,9 @@ def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | N
     """(origin, {name, path, version}) for the shared libraries of installed ``packages``."""
     if not packages:
         return []
-    from importlib import metadata
-
+    from . import _distinfo
     from ._discovery import link_name_of
-    from ._providers import distribution_name_problem, package_files
+    from ._providers import _Dist, distribution_name_problem, package_files, search_path
 
     found: list[tuple[str, dict[str, str | None]]] = []
     for package in packages:
@@ -542,13 +541,19 @@ def _package_libraries(packages: list[str]) -> list[tuple[str, dict[str, str | N
         if problem is not None:
             print(f"libbroker list: --package {package!r} ignored: {problem}", file=sys.stderr)
             continue
-        try:
-            listed = metadata.distribution(package).files or []
-        except metadata.PackageNotFoundError:
+        # `_distinfo`, not importlib.metadata: a FIFO as RECORD must not hang, a bad byte
+        # must not be a traceback (review2 F4/F5).
+        info_dir = _distinfo.find_distribution(package, search_path())
+        if info_dir is None:
             print(f"libbroker list: package {package!r} is not installed (fix: pip install "
                   f"{package})", file=sys.stderr)
             continue
-        names = sorted({n for n in (link_name_of(f.name) for f in listed) if n})
+        try:
+            listed = _Dist(info_dir).files() or []  # RECORD, or an egg-info's file lists
+        except _distinfo.MetadataError as exc:
+            print(f"libbroker list: package {package!r} ignored: {exc}", file=sys.stderr)
+            continue
+        names = sorted({n for n in (link_name_of(f.rpartition("/")[2]) for f in listed) if n})
         files, _ = package_files([package], names)
         for provided in files:
             name = link_name_of(os.path.basename(provided.path)) or os.path.basename(provided.path)

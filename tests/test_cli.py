@@ -363,3 +363,39 @@ def test_list_and_doctor_do_not_import_argparse_or_json() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[-2] == "[]"
+
+
+# --- inputs that are not regular files (review 2) ----------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+@pytest.mark.parametrize("command", [["check"], ["generate", "-o", "OUT"]])
+def test_check_and_generate_refuse_a_fifo_spec(tmp_path, command: list[str]) -> None:
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    out = run(args[0], str(fifo), *args[1:])  # run() times out after 120 s: a hang fails
+    assert out.returncode == 2, out.stderr
+    assert "expected a spec file (TOML text) but found a directory, FIFO" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux /proc")
+def test_inspect_proc_self_mem_is_a_clear_error() -> None:
+    out = run("inspect", "/proc/self/mem")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "'/proc/self/mem': the file cannot be examined: Input/output error" in out.stderr
+
+
+def test_list_package_with_a_record_that_is_not_utf8(tmp_path) -> None:
+    site = tmp_path / "site"
+    info = site / "badrec-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badrec\nVersion: 1.0\n\n")
+    (info / "RECORD").write_bytes(b"badrec/libbad.so.1,,\n\xff\n")
+    out = run("list", "--package", "badrec",
+              env={"PYTHONPATH": str(site), "LIBBROKER_CACHE_DIR": str(tmp_path / "c")})
+    assert "Traceback" not in out.stderr and out.returncode == 0, out.stderr
+    assert "package 'badrec' ignored:" in out.stderr
+    assert "RECORD' is not UTF-8: byte 0xff at offset 21" in out.stderr
