@@ -307,10 +307,18 @@ def _dpkg_scan(admin: str, real_path: str) -> tuple[str, str] | None:
     except OSError:
         return None
     dirs: dict[str, str] = {}
-    candidates: list[str] = []
-    for entry in names:
-        if not entry.endswith(".list"):
-            continue
+    lists = [entry for entry in names if entry.endswith(".list")]
+    # A regular file is listed by one package at most (dpkg refuses to overwrite another's
+    # file unless it Replaces it, and then drops it from that list), so the first list that
+    # names the path is its owner. The lists a library's own package is likely to have
+    # ("libz" -> zlib1g, "libsqlite3" -> libsqlite3-0) are read first: a system library's
+    # owner is found after a few reads instead of all of them; a file no package owns
+    # still costs every list.
+    stem = name[3:].split(".so", 1)[0].split(".", 1)[0].lower() if name.startswith("lib") else ""
+    if stem:
+        likely = [e for e in lists if e.startswith((f"lib{stem}", f"{stem}lib", f"{stem}1", f"{stem}-"))]
+        lists = likely + [e for e in lists if e not in set(likely)]
+    for entry in lists:
         data = _read_bytes(os.path.join(info, entry), _MAX_LIST_BYTES)
         if not data or needle not in data:
             continue
@@ -323,17 +331,31 @@ def _dpkg_scan(admin: str, real_path: str) -> tuple[str, str] | None:
                 start = data.rfind(b"\n", 0, at) + 1
                 line = data[start:end].decode("utf-8", "surrogateescape")
                 if line.startswith("/") and _canonical(line, dirs) == real_path:
-                    candidates.append(entry[: -len(".list")])
+                    package = entry[: -len(".list")]
+                    version = _installed_version(admin, package)
+                    if version is not None:
+                        return version, package
                     break
             at = data.find(needle, at + 1)
-    if not candidates:
-        return None
-    status = _read_text(os.path.join(admin, "status"), _MAX_STATUS_BYTES) or ""
-    versions = _dpkg_versions(status)
-    for package in candidates:
-        if package in versions:
-            return versions[package], package
     return None
+
+
+def _installed_version(admin: str, package: str) -> str | None:
+    """`_dpkg_versions(status)[package]` from the paragraphs of *package* alone: a search for
+    its "Package:" line instead of splitting the whole status file (megabytes)."""
+    status = _read_text(os.path.join(admin, "status"), _MAX_STATUS_BYTES) or ""
+    bare = package.split(":", 1)[0]
+    at = 0
+    while True:
+        at = status.find(f"Package: {bare}\n", at)
+        if at < 0:
+            return None
+        if at == 0 or status[at - 1] == "\n":
+            end = status.find("\n\n", at)
+            found = _dpkg_versions(status[at:end if end >= 0 else len(status)]).get(package)
+            if found is not None:
+                return found
+        at += 1
 
 
 def _conda_prefix(real_path: str) -> str | None:
