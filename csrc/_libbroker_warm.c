@@ -265,7 +265,31 @@ static PyObject *py_unique_fd_path(PyObject *self, PyObject *arg)
 
 static PyObject *environ_get(PyObject *env, const char *key)
 {
-    PyObject *value = PyMapping_GetItemString(env, key);
+    PyObject *value, *data = LBW_SUPPORTED ? PyObject_GetAttrString(env, "_data") : NULL;
+    if (data != NULL && PyDict_CheckExact(data)) {
+        /* os.environ's own dict (bytes to bytes on POSIX): what os.environ.get decodes,
+         * without its Python-level __getitem__ (as `_cache.env_key` reads it too). */
+        PyObject *bkey = PyBytes_FromString(key), *raw, *result;
+        raw = bkey == NULL ? NULL : PyDict_GetItemWithError(data, bkey);
+        Py_XDECREF(bkey);
+        Py_XINCREF(raw);
+        Py_DECREF(data);
+        if (raw == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyBytes_Check(raw)) {
+            Py_DECREF(raw);
+            PyErr_SetString(PyExc_TypeError, "os.environ holds a value that is not bytes");
+            return NULL;
+        }
+        result = PyUnicode_DecodeFSDefaultAndSize(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw));
+        Py_DECREF(raw);
+        return result;
+    }
+    Py_XDECREF(data);
+    PyErr_Clear();
+    value = PyMapping_GetItemString(env, key);
     if (value == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
         PyErr_Clear();
@@ -458,28 +482,70 @@ static int equals(PyObject *stamp, PyObject *made)
     return same;
 }
 
+/* 1 when *stamp* is exactly the tuple of ints *values* (each as signed or unsigned 64-bit,
+ * *is_signed* per field), 0 otherwise: the comparison Python makes of the same tuples,
+ * without building one per stat (the stamps of a warm import are dozens). */
+static int tuple_is(PyObject *stamp, const unsigned long long *values, const char *is_signed, Py_ssize_t n)
+{
+    Py_ssize_t k;
+    if (!PyTuple_CheckExact(stamp) || PyTuple_GET_SIZE(stamp) != n) return 0;
+    for (k = 0; k < n; k++) {
+        PyObject *item = PyTuple_GET_ITEM(stamp, k);
+        int overflow = 0;
+        long long x;
+        if (!PyLong_CheckExact(item)) return 0;
+        x = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow == 0) {
+            if (x == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (is_signed[k] ? x != (long long)values[k] : (x < 0 || (unsigned long long)x != values[k]))
+                return 0;
+        } else if (overflow > 0 && !is_signed[k]) {
+            unsigned long long u = PyLong_AsUnsignedLongLong(item);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (u != values[k]) return 0;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* `_cache.identity` (7-tuple, symlinks followed) compared with *stamp* (None: never). */
 static int identity_is(PyObject *path, PyObject *stamp)
 {
     ident_t i;
+    unsigned long long v[7];
     if (stamp == Py_None || stat_of(path, 1, &i) != 0) return 0;
-    return equals(stamp, ident_tuple(&i));
+    v[0] = i.dev; v[1] = i.ino; v[2] = (unsigned long long)i.size; v[3] = (unsigned long long)i.mtime;
+    v[4] = (unsigned long long)i.ctime; v[5] = i.mode; v[6] = i.uid;
+    return tuple_is(stamp, v, "\0\0\1\1\1\0\0", 7);
 }
 
 /* `_cache._place_stamp` (lstat: dev, ino, mode, uid, or None) compared with *stamp*. */
 static int place_is(PyObject *path, PyObject *stamp)
 {
     ident_t i;
+    unsigned long long v[4];
     if (stat_of(path, 0, &i) != 0) return stamp == Py_None;
-    return equals(stamp, Py_BuildValue("(KKKK)", i.dev, i.ino, i.mode, i.uid));
+    v[0] = i.dev; v[1] = i.ino; v[2] = i.mode; v[3] = i.uid;
+    return tuple_is(stamp, v, "\0\0\0\0", 4);
 }
 
 /* `_cache.dir_stamp` ((ino, mtime, ctime, mode, uid), or -1 when absent) compared with *stamp*. */
 static int dir_stamp_is(PyObject *path, PyObject *stamp)
 {
     ident_t i;
+    unsigned long long v[5];
     if (stat_of(path, 1, &i) != 0) return equals(stamp, PyLong_FromLong(-1));
-    return equals(stamp, Py_BuildValue("(KLLKK)", i.ino, i.mtime, i.ctime, i.mode, i.uid));
+    v[0] = i.ino; v[1] = (unsigned long long)i.mtime; v[2] = (unsigned long long)i.ctime; v[3] = i.mode;
+    v[4] = i.uid;
+    return tuple_is(stamp, v, "\0\1\1\0\0", 5);
 }
 
 static PyObject *os_path_realpath(PyObject *path)
