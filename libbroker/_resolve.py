@@ -173,11 +173,15 @@ def judge(
     required: Sequence[str] | Callable[[Entry], Sequence[str]],
     rank: int,
     defer_unknown: bool = False,
+    version_later: bool = False,
 ) -> Candidate:
     """The verdict on one file and its dependency closure; never raises for a bad file.
 
     With *defer_unknown*, a file whose version is unknown without loading it is
     accepted so that `load()` can ask the library and check the specifier.
+    With *version_later* (and no specifier), the package databases are not asked here:
+    the caller asks the library itself once it is loaded (a spec's `version-function`)
+    and falls back to `product_version` only if that gives nothing.
     """
     path = entry.path
     cand = Candidate(name, path, entry.origin, rank=rank, version_text=entry.version)
@@ -233,7 +237,7 @@ def judge(
         )
         cand.fix = f"use a build of the library made for {_host_libc()}"
         return cand
-    if cand.version_text is None:
+    if cand.version_text is None and not (version_later and specifier is None):
         found = product_version(real, name, cand.soname)
         if found is not None:
             cand.version_text, cand.version_source = found
@@ -429,8 +433,10 @@ def resolve(
     required: Sequence[str] | Callable[[Entry], Sequence[str]] = (),
     stop_at_first: bool = True,
     defer_unknown: bool = False,
+    version_later: bool = False,
 ) -> Resolution:
-    """Search and judge; `chosen` is the first accepted candidate in rank order."""
+    """Search and judge; `chosen` is the first accepted candidate in rank order.
+    *version_later*: see `judge`."""
     from ._config import load_config
 
     specifier = parse_specifier(version)
@@ -456,7 +462,7 @@ def resolve(
         seen[real] = len(resolution.candidates)
         cand = judge(
             entry, name, specifier, required, rank=len(resolution.candidates),
-            defer_unknown=defer_unknown,
+            defer_unknown=defer_unknown, version_later=version_later,
         )
         if cand.accepted and cand.soname:
             sibling = os.path.join(os.path.dirname(entry.path), cand.soname)

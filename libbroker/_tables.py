@@ -161,6 +161,9 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
             packages=spec.packages,
             required=required_for,
             stop_at_first=False,
+            # The version comes from the library's own function after loading; the package
+            # databases are asked only if it gives nothing (`_version_problem`).
+            version_later=bool(spec.version_function),
         )
         searched.extend(resolution.search.searched)
         for cand in resolution.candidates:
@@ -264,10 +267,15 @@ def _version_problem(  # type: ignore[no-untyped-def]
                                problems=problems)
         if text is not None:
             library._set_version_text(text, "library")
-        elif symbol not in library and fn not in library:
-            return f"does not export the version function {symbol!r} named by version-function"
-        elif specifier is not None:
-            return _version_function_problem(symbol, problems, str(specifier))
+        else:
+            if library.version_text is None:
+                found = _late_version(library)  # what judge would have found before loading
+                if found is not None:
+                    library._set_version_text(*found)
+            if symbol not in library and fn not in library:
+                return f"does not export the version function {symbol!r} named by version-function"
+            if specifier is not None:
+                return _version_function_problem(symbol, problems, str(specifier))
     if specifier is None:
         return None
     from ._resolve import checked_version
@@ -281,6 +289,13 @@ def _version_problem(  # type: ignore[no-untyped-def]
         return (f"version {library.version_text!r} (from {library.version_source or 'unknown'}) "
                 f"is outside the specifier {str(specifier)!r}")
     return None
+
+
+def _late_version(library: Library) -> tuple[str, str] | None:
+    """The version `_resolve.judge` skipped (version_later): package databases, file name."""
+    from ._resolve import product_version
+
+    return product_version(os.path.realpath(library.path), library.name, library.soname, library.handle)
 
 
 def _version_function_problem(symbol: str, problems: list[str], specifier: str) -> str:
