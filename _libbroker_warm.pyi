@@ -55,3 +55,6 @@ def stamps_hold(stamps: object, config: str | None) -> bool:
 
 def crc32(data: bytes) -> int:
     """zlib's and binascii's CRC-32 of *data*."""
+
+def env_tag(key: tuple[object, ...]) -> str:
+    """The 8-hex-digit name part of a table entry for the environment *key*."""

@@ -348,6 +348,76 @@ static int absolute(PyObject *text)
     return PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0 && PyUnicode_READ_CHAR(text, 0) == '/';
 }
 
+/* The name part of a table entry for the environment *key* (an env_key tuple): the CRC-32
+ * of its fields, each as UTF-8 ("\x01" for None) followed by a NUL, sys.path's entries
+ * likewise. Two programs with different sys.path (each script's directory is its first
+ * entry) keep one entry each instead of replacing each other's. One implementation,
+ * called by the Python writer too. New reference: an 8-digit hex str. */
+static PyObject *env_tag(PyObject *key)
+{
+    uint32_t crc = 0;
+    Py_ssize_t k, n;
+    PyObject *bytes;
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) return NULL;
+    if (!PyTuple_Check(key)) {
+        Py_DECREF(parts);
+        PyErr_SetString(PyExc_TypeError, "env_tag takes an env_key tuple");
+        return NULL;
+    }
+    for (k = 0; k < PyTuple_GET_SIZE(key); k++) {
+        PyObject *item = PyTuple_GET_ITEM(key, k);
+        if (PyTuple_Check(item)) {  /* sys.path */
+            for (n = 0; n < PyTuple_GET_SIZE(item); n++) {
+                if (PyList_Append(parts, PyTuple_GET_ITEM(item, n)) < 0) goto fail;
+            }
+        } else if (PyList_Append(parts, item) < 0) {
+            goto fail;
+        }
+    }
+    {
+        PyObject *out = PyBytes_FromStringAndSize(NULL, 0);
+        if (out == NULL) goto fail;
+        for (k = 0; k < PyList_GET_SIZE(parts); k++) {
+            PyObject *item = PyList_GET_ITEM(parts, k), *piece;
+            if (item == Py_None) {
+                piece = PyBytes_FromStringAndSize("\x01", 1);
+            } else if (PyUnicode_Check(item)) {
+                piece = PyUnicode_AsEncodedString(item, "utf-8", "surrogatepass");
+            } else {
+                piece = PyObject_Str(item);
+                if (piece != NULL) {
+                    PyObject *text = piece;
+                    piece = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+                    Py_DECREF(text);
+                }
+            }
+            if (piece == NULL) {
+                Py_DECREF(out);
+                goto fail;
+            }
+            PyBytes_ConcatAndDel(&out, piece);
+            if (out == NULL) goto fail;
+            PyBytes_ConcatAndDel(&out, PyBytes_FromStringAndSize("", 1));
+            if (out == NULL) goto fail;
+        }
+        bytes = out;
+    }
+    crc = lbw_crc32((const unsigned char *)PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
+    Py_DECREF(bytes);
+    Py_DECREF(parts);
+    return PyUnicode_FromFormat("%08x", (unsigned int)crc);
+fail:
+    Py_DECREF(parts);
+    return NULL;
+}
+
+static PyObject *py_env_tag(PyObject *self, PyObject *key)
+{
+    (void)self;
+    return env_tag(key);
+}
+
 /* `_cache.cache_dir()`, or None where this path defers to Python (no HOME: Python asks
  * the password database; a relative override: Python warns). New reference. */
 static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
@@ -1040,7 +1110,14 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (directory == NULL || directory == Py_None) goto out;
     same = safe_dir(directory);
     if (same != 1) goto out;
-    path = PyUnicode_FromFormat("%U/tables/%U-v%d.marshal", directory, digest, LBW_CACHE_FORMAT);
+    key = py_env_key(NULL, NULL);
+    if (key == NULL) goto out;
+    {
+        PyObject *tag = env_tag(key);
+        if (tag == NULL) goto out;
+        path = PyUnicode_FromFormat("%U/tables/%U-%U-v%d.marshal", directory, digest, tag, LBW_CACHE_FORMAT);
+        Py_DECREF(tag);
+    }
     if (path == NULL) goto out;
     entry = read_entry(path);
     if (entry == NULL || entry_ok(entry) != 1) goto out;
@@ -1057,8 +1134,7 @@ static PyObject *replay(PyObject *digest, PyObject *text)
         Py_XDECREF(made);
         if (same != 1) goto out;
     }
-    key = py_env_key(NULL, NULL);
-    if (key == NULL || PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
+    if (PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
     stamps = PyDict_GetItemString(entry, "stamps");
     if (stamps_hold(stamps, PyDict_GetItemString(entry, "config")) != 1) goto out;
     if (scope_conflict(PyDict_GetItemString(entry, "symbols"), PyDict_GetItemString(entry, "needed")))
@@ -1343,6 +1419,8 @@ static PyMethodDef methods[] = {
      "unique_fd_path(fd) -> '/proc/self/fd/...N', a name the loader has never seen."},
     {"env_key", py_env_key, METH_NOARGS, "`_cache.env_key()`, computed here."},
     {"crc32", py_crc32, METH_O, "crc32(data: bytes) -> int: zlib's and binascii's CRC-32."},
+    {"env_tag", py_env_tag, METH_O,
+     "env_tag(env_key) -> str: the 8-hex-digit name part of a table entry for that environment."},
     {"cache_dir", py_cache_dir, METH_NOARGS,
      "`_cache.cache_dir()`, or None where the warm path defers to Python."},
     {"cache_dir_is_safe", py_cache_dir_is_safe, METH_O,

@@ -38,6 +38,14 @@ table_consumers: "dict[int, list[str]]" = _warm.table_consumers
 _adopted = [0]  # how many of _warm.warm_pending this module has taken in
 
 
+def entry_kind(spec_digest: str) -> str:
+    """The table index entry for *spec_digest* in this environment: one per (spec,
+    environment), so programs whose sys.path differ (each script's own directory comes
+    first) do not replace each other's verdicts. The name is computed by the same C
+    function the warm replay uses (`_libbroker_warm.env_tag`)."""
+    return f"{TABLES_KIND}/{spec_digest}-{_warm.env_tag(_cache.env_key())}"
+
+
 def sync() -> None:
     """Take in the tables the compiled warm path made since the last call: each one's
     Library (adopted by `_loader`) becomes known to `table_library`."""
@@ -79,7 +87,7 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "i
 
 def _from_disk(spec_digest: str, request_crc: "int | None" = None) -> object | None:
     # One small file per spec: a consumer's import reads its own entry only.
-    entry = _cache.load(f"{TABLES_KIND}/{spec_digest}")
+    entry = _cache.load(entry_kind(spec_digest))
     if entry.get("format") != ENTRY_FORMAT:
         return None  # absent, or written by another version: resolve afresh (and rewrite)
     if not entry or not _entry_shape_ok(entry):
@@ -99,7 +107,7 @@ def _from_disk(spec_digest: str, request_crc: "int | None" = None) -> object | N
             if fresh is None:
                 return None
             entry["stamps"] = fresh
-            _cache.store(f"{TABLES_KIND}/{spec_digest}", entry)
+            _cache.store(entry_kind(spec_digest), entry)
         from . import _loader
 
         if _scope_conflict(entry):

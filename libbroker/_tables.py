@@ -119,7 +119,7 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
         + ([[library.soname, os.path.realpath(library.path)]] if library.soname else []),
         "request_crc": getattr(spec, "text_crc", None),
     }
-    _cache.store(f"{_registry.TABLES_KIND}/{spec.spec_digest}", entry)
+    _cache.store(_registry.entry_kind(spec.spec_digest), entry)
 
 
 def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:

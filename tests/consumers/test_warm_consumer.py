@@ -186,3 +186,16 @@ def test_another_copy_already_mapped_is_counted(consumer_dir: Path, env: dict[st
     private = os.path.realpath(os.path.join(env["LIBBROKER_PATH"], "libz.so.1"))
     if any(os.path.realpath(p) == private for p in result["n"]):
         assert "DuplicateLibraryWarning" in out.stderr  # a second copy, said aloud
+
+
+def test_two_programs_keep_their_own_verdicts(consumer_dir: Path, env: dict[str, str], tmp_path: Path) -> None:
+    # sys.path differs per program (a script's own directory comes first): each keeps its
+    # own table index entry, so alternating between them stays warm for both.
+    other = {**env, "PYTHONPATH": f"{tmp_path}"}  # one more sys.path entry for the second program
+    probe(consumer_dir, env)
+    probe(consumer_dir, other)
+    entries = list(Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir())
+    assert len(entries) == 2, entries
+    for _ in range(2):
+        assert probe(consumer_dir, env)["replayed"] == 1
+        assert probe(consumer_dir, other)["replayed"] == 1
