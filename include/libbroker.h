@@ -374,24 +374,16 @@ libbroker_function_name(const char *signature, char *out, size_t size)
  * (under the GIL, which the caller may not hold), or stop the process with a message
  * naming the function and the import call: never a jump through a NULL pointer.
  */
+static void libbroker_lazy_import(int (*import_fn)(void), const char *table, const char *function);
+
 static LIBBROKER_UNUSED LIBBROKER_COLD void
 libbroker_stub_import(int (*import_fn)(void), const char *table,
                       const char *const *slot_signatures, uint32_t slot)
 {
-    PyGILState_STATE state = PyGILState_Ensure();
-    if (import_fn() < 0) {
-        char message[512], function[128];
-        PyErr_Print();
-        libbroker_function_name(libbroker_packed_signature(slot_signatures, slot), function,
-                                sizeof(function));
-        PyOS_snprintf(message, sizeof(message),
-                      "libbroker: %s.%s was called before libbroker_import_%s() (import_%s() in "
-                      "Cython) succeeded, and importing it on first use failed (see above); "
-                      "call the import in the module's init function",
-                      table, function, table, table);
-        Py_FatalError(message);
-    }
-    PyGILState_Release(state);
+    char function[128];
+    libbroker_function_name(libbroker_packed_signature(slot_signatures, slot), function,
+                            sizeof(function));
+    libbroker_lazy_import(import_fn, table, function);  /* the C stubs' path, named from the slot */
 }
 
 /* The imported table's slot `slot`; stops the process when that optional function is

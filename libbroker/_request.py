@@ -52,13 +52,12 @@ class Request:
     `symbol_prefix`, `symbol_suffix`, `functions`, `signatures`, `layout_digest`,
     `spec_digest`, `path`)."""
 
-    def __init__(self, fields: dict[str, list[str]], slots: list[Slot], where: str, text: str) -> None:
-        import _libbroker_warm
-
+    def __init__(self, fields: dict[str, list[str]], slots: list[Slot], where: str) -> None:
         self.path = where
-        #: CRC-32 of the text as the header carries it: the table index entry records it,
-        #: so a header edited by hand is judged afresh, never served another's verdict.
-        self.text_crc: int | None = _libbroker_warm.crc32(text.encode("utf-8", "surrogateescape"))
+        #: CRC-32 of the text as the header carries it, set by `_runtime` (which computed it
+        #: to look the entry up): the table index entry records it, so a header edited by
+        #: hand is judged afresh, never served another's verdict.
+        self.text_crc: int | None = None
         self.name = fields["name"][0]
         self.spec_digest = fields["digest"][0]
         self.layout_digest = int(fields["layout"][0])
@@ -148,4 +147,4 @@ def parse(text: str, where: str) -> Request:
         raise bad(len(lines), f"missing {', '.join(missing)}")
     if not fields["names"] or not fields["layout"][0].isdigit():
         raise bad(len(lines), "no link names, or a layout digest that is not a number")
-    return Request(fields, slots, where, text)
+    return Request(fields, slots, where)

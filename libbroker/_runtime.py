@@ -26,19 +26,20 @@ def import_table(
     headers), the module the import system is initialising, if any.
     """
 
+    from . import _request
+
     def build() -> object:
-        from . import _request
         from ._tables import build_table
 
         where = f"<spec of table {name!r}>"
         if _request.is_request(spec_text):
             # A header from this version: the spec arrives parsed (no TOML, no C parser).
-            return build_table(_request.parse(spec_text, where))
+            request = _request.parse(spec_text, where)
+            request.text_crc = crc
+            return build_table(request)
         from ._spec import Spec  # a header generated before requests: its compacted spec
 
         return build_table(Spec.from_string(spec_text, path=where))
-
-    from . import _request
 
     crc = None
     if _request.is_request(spec_text):
