@@ -29,6 +29,7 @@ _FIELD_TYPES: dict[str, object] = {
     "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),
     "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
 }
+_PENDING_FIELD = "version_pending"  # the version was not needed: asked when read (`LibraryInfo`)
 _IDENTITY_FIELD = "identity"  # kept out of LibraryInfo's keyword arguments
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 _LOADER = f"{__package__}._loader"
@@ -86,8 +87,9 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         copy = _loaded_copy(name, version)
         if copy is not None:
             return copy
-    if info.version_text is None:
-        # Its version is knowable without loading once something mapped it.
+    if not info._version_pending and info.version_text is None:
+        # Its version is knowable without loading once something mapped it (a pending
+        # version asks the mapped copy first anyway, when it is read).
         from ._resolve import _version_if_mapped
 
         text = _version_if_mapped(os.path.realpath(info.path), name)
@@ -117,7 +119,8 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
             stamps, fields = disk
             fields = dict(fields)  # the entry may be this process's own pending update (`_cache`)
             ident = fields.pop(_IDENTITY_FIELD, None)
-            if _is_identity(ident) and _cache.typed(fields, _FIELD_TYPES):
+            pending = fields.pop(_PENDING_FIELD, False)
+            if _is_identity(ident) and type(pending) is bool and _cache.typed(fields, _FIELD_TYPES):
                 valid = _cache.stamps_valid(stamps)
                 if not valid and not packages:
                     # Only a sys.path directory changed (a pip install) and the same
@@ -127,10 +130,12 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
                     fresh = _cache.refreshed(stamps, provider_snapshot)
                     if fresh is not None:
                         stamps, valid = fresh, True
-                        _cache.update(_FIND_KIND, key, (stamps, {**fields, _IDENTITY_FIELD: ident}))
+                        _cache.update(_FIND_KIND, key, (stamps, {
+                            **fields, _IDENTITY_FIELD: ident, _PENDING_FIELD: pending}))
                 if valid:
                     info = LibraryInfo(**fields)
                     info._identity = ident
+                    info._version_pending = pending and info._version_text is None
                     _memo[key] = (now, info, stamps)
                     return info
         except (TypeError, ValueError, AttributeError, KeyError):
@@ -149,10 +154,11 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         "path": info.path,
         "soname": info.soname,
         "origin": info.origin,
-        "version_text": info.version_text,
-        "version_source": info.version_source,
+        "version_text": info._version_text,
+        "version_source": info._version_source,
         "dependencies": [(d.needed, d.path, d.origin, d._identity) for d in info.dependencies],
         _IDENTITY_FIELD: info._identity,
+        _PENDING_FIELD: info._version_pending,
     }
     _cache.update(_FIND_KIND, key, (stamps, fields))
     return info
@@ -171,11 +177,12 @@ def info_of(cand: Candidate) -> LibraryInfo:
         os.path.abspath(cand.path),
         soname=cand.soname,
         origin=cand.origin,
-        version_text=cand.version_text,
-        version_source=cand.version_source,
+        version_text=cand._version_text,
+        version_source=cand._version_source,
         dependencies=cand.dependencies,
     )
     info._identity = cand._identity
+    info._version_pending = cand._version_pending
     return info
 
 
@@ -485,12 +492,17 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         failures.append((info.path, f"failed to load: {_dlopen_text(exc)}"))
         return None
     opened.append(probe)
-    text = info.version_text
-    source = info.version_source
+    # A version nobody needed yet (`LibraryInfo._version_pending`) is not read here: the
+    # loaded library is asked first, and the other sources only when a specifier needs them
+    # or `.version` is read.
+    pending = info._version_pending
+    text, source = info._version_text, info._version_source
     if not info.origin.startswith("provider:"):
         asked = library_version_text(probe, info.name, info.soname)
         if asked:
-            text, source = asked, "library"
+            text, source, pending = asked, "library", False
+    if pending and version is not None:
+        text, source, pending = info.version_text, info.version_source, False
     problem = _specifier_problem(version, text)
     if problem is not None:
         if was_mapped:
@@ -508,7 +520,9 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         undo()
         failures.append((info.path, f"failed to load: {exc.reason}"))
         return None
-    if text and library.version_text != text:
+    if pending and library._version_text is None and not library._version_pending:
+        library._version_pending = True  # asked when read, like the verdict's
+    elif text and library.version_text != text:
         library._set_version_text(text, source)
     elif library.version_source is None and library.version_text:
         library.version_source = source

@@ -42,6 +42,29 @@ _MAX_CONDA_PREFIXES = 16
 _CONDA_DEPTH = 6  # <prefix>/lib/x.so ... <prefix>/lib/python3.X/site-packages/pkg/x.so
 _REPACK_SUFFIXES = (".dfsg", ".ds", ".repack", ".orig")
 
+# Where a distribution's package manager never installs a file: /tmp and /var/tmp (FHS
+# 3.18 and 5.15; lintian's dir-or-file-in-tmp), /usr/local (Debian Policy 9.1.2, FHS 4.9),
+# /home, /root, /srv, /mnt, /media (lintian's dir-or-file-in-home/-srv/-mnt, FHS), /run and
+# /dev (not on disk). A library there belongs to no dpkg, pacman or apk package, and proving
+# it by reading the database (thousands of dpkg lists) is what a first lookup would pay.
+UNMANAGED_PREFIXES: tuple[str, ...] = (
+    "/tmp/", "/var/tmp/", "/usr/local/", "/home/", "/root/", "/srv/", "/mnt/", "/media/",
+    "/run/", "/dev/",
+)
+
+
+def system_managed(real_path: str) -> bool:
+    """False when *real_path* (resolved) lies where no distribution package installs files
+    (`UNMANAGED_PREFIXES`) or inside this interpreter's virtual environment (created by
+    `venv`/virtualenv, never by a package manager); True otherwise."""
+    if real_path.startswith(UNMANAGED_PREFIXES):
+        return False
+    import sys
+
+    prefix = sys.prefix
+    return not (prefix != sys.base_prefix and real_path.startswith(prefix.rstrip("/") + "/"))
+
+
 # (stamp, directory -> file name -> package, package -> version): grouped by directory, the
 # few directories and the package names are stored once.
 _Index = tuple[object, dict[str, dict[str, str]], dict[str, str]]
@@ -540,15 +563,17 @@ def package_version(real_path: str) -> tuple[str, str] | None:
     ``"package:dpkg:<package>"`` (``<package>`` as dpkg names its list,
     ``zlib1g:amd64`` for multiarch; versions cleaned by `upstream_version`),
     ``"package:pacman:<name>"``, ``"package:apk:<name>"``. dpkg diversions are
-    not followed. Never raises: an unreadable database gives None.
+    not followed. dpkg, pacman and apk are not asked about files where no distribution
+    package installs (`system_managed`). Never raises: an unreadable database gives None.
     """
     try:
         if os.name == "nt":
             # Only conda keeps a database on Windows; "/var/lib/dpkg" would name a directory
             # on the current drive (under wine, the Linux host's own dpkg database: slow and wrong).
             return _conda_version(real_path)
-        return (_conda_version(real_path) or _brew_version(real_path)
-                or _dpkg_version(real_path) or _pacman_version(real_path)
-                or _apk_version(real_path))
+        found = _conda_version(real_path) or _brew_version(real_path)
+        if found or not system_managed(real_path):
+            return found
+        return _dpkg_version(real_path) or _pacman_version(real_path) or _apk_version(real_path)
     except (OSError, ValueError, MemoryError, RecursionError):
         return None

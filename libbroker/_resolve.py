@@ -179,7 +179,8 @@ def judge(
 
     With *defer_unknown*, a file whose version is unknown without loading it is
     accepted so that `load()` can ask the library and check the specifier.
-    With *version_later* (and no specifier), the package databases are not asked here:
+    Without a specifier the version is not needed for the verdict: the candidate asks
+    its sources when `.version` is first read. With *version_later* (and no specifier),
     the caller asks the library itself once it is loaded (a spec's `version-function`)
     and falls back to `product_version` only if that gives nothing.
     """
@@ -237,7 +238,13 @@ def judge(
         )
         cand.fix = f"use a build of the library made for {_host_libc()}"
         return cand
-    if cand.version_text is None and not (version_later and specifier is None):
+    if cand.version_text is None and specifier is None:
+        # No specifier: the verdict does not depend on the version, so its sources
+        # (a package database may mean reading thousands of files) are asked when
+        # `.version` is first read, not here. *version_later*: the caller asks the
+        # library once it is loaded.
+        cand._version_pending = not version_later
+    elif cand.version_text is None:
         found = product_version(real, name, cand.soname)
         if found is not None:
             cand.version_text, cand.version_source = found

@@ -63,6 +63,12 @@ class Dependency:
         return f"<Dependency {self.needed!r} {self.path!r} ({self.origin})>"
 
 
+def _realpath(path: str) -> str:
+    import os
+
+    return os.path.realpath(path)
+
+
 def _is_identity(value: object) -> bool:
     """True for a `_cache.identity` tuple (seven ints)."""
     return isinstance(value, tuple) and len(value) == 7 and all(type(x) is int for x in value)
@@ -98,13 +104,14 @@ class LibraryInfo:
     __slots__ = (
         "_identity",
         "_version",
+        "_version_pending",
+        "_version_source",
+        "_version_text",
         "dependencies",
         "name",
         "origin",
         "path",
         "soname",
-        "version_source",
-        "version_text",
     )
 
     def __init__(
@@ -124,22 +131,69 @@ class LibraryInfo:
         self.path = path
         self.soname = soname
         self.origin = origin
-        self.version_text = version_text
+        self._version_text = version_text
         self._version: object = _UNSET
-        self.version_source = version_source if version_text else None
+        self._version_source = version_source if version_text else None
+        # True: nobody asked for the version yet and no specifier needed it; the sources
+        # of design.md 5.2 are asked on first access (`_ask_version`), not while judging.
+        self._version_pending = False
         self.dependencies = _dependencies(dependencies)
 
     def _set_version_text(self, text: str | None, source: str | None = "library") -> None:
         """Replace the version (e.g. with what the library itself reports)."""
-        self.version_text = text
-        self.version_source = source if text else None
+        self._version_text = text
+        self._version_source = source if text else None
+        self._version_pending = False
         self._version = _UNSET
+
+    def _ask_version(self) -> None:
+        # `_resolve.product_version` never raises: a library or database that misbehaves
+        # leaves the version unknown (None), as it would have while judging.
+        self._version_pending = False
+        from ._resolve import product_version
+
+        found = product_version(_realpath(self.path), self.name, self.soname)
+        if found is not None:
+            self._version_text, self._version_source = found
+            self._version = _UNSET
+
+    @property
+    def version_text(self) -> str | None:
+        """The version as the source states it ("1.2.13"), or None when unknown.
+
+        Asked on first access when the verdict did not need it (`find(name)` without a
+        specifier): the library itself when this process maps it, else the package
+        database that owns the file, else the file name (design.md 5.2).
+        """
+        if self._version_pending:
+            self._ask_version()
+        return self._version_text
+
+    @version_text.setter
+    def version_text(self, text: str | None) -> None:
+        self._version_pending = False
+        self._version_text = text
+        self._version = _UNSET
+
+    @property
+    def version_source(self) -> str | None:
+        """Where `.version` came from (design.md 5.2: "library", "provider",
+        "package:<manager>:<package>", "file-name"), None when unknown."""
+        if self._version_pending:
+            self._ask_version()
+        return self._version_source
+
+    @version_source.setter
+    def version_source(self, source: str | None) -> None:
+        self._version_source = source
 
     @property
     def version(self) -> "Version | None":
         """The library's version, a `packaging.version.Version`, or None when unknown."""
+        if self._version_pending:
+            self._ask_version()
         if self._version is _UNSET:
-            self._version = parse_version(self.version_text)
+            self._version = parse_version(self._version_text)
         return self._version  # type: ignore[return-value]
 
     def as_dict(self) -> dict[str, object]:
@@ -172,6 +226,9 @@ class Candidate:
 
     __slots__ = (
         "_identity",
+        "_version_pending",
+        "_version_source",
+        "_version_text",
         "accepted",
         "dependencies",
         "fix",
@@ -182,8 +239,6 @@ class Candidate:
         "rank",
         "reason",
         "soname",
-        "version_source",
-        "version_text",
     )
 
     def __init__(
@@ -204,13 +259,45 @@ class Candidate:
         self.accepted = accepted
         self.reason = reason
         self.soname = soname
-        self.version_text = version_text
+        self._version_text = version_text
         self.rank = rank
         self.missing: list[str] = []  # required symbols it lacks, when that is the reason
-        self.version_source: str | None = None
+        self._version_source: str | None = None
+        # True: accepted without needing its version; asked on first access (LibraryInfo).
+        self._version_pending = False
         self.dependencies: list[Dependency] = []  # the judged closure, load order
         self.fix: str | None = None  # the fix line for this rejection's reason
         self._identity: tuple[int, ...] | None = None  # of the file judged (`_cache.identity`)
+
+    def _ask_version(self) -> None:
+        self._version_pending = False
+        from ._resolve import product_version
+
+        found = product_version(_realpath(self.path), self.name, self.soname)
+        if found is not None:
+            self._version_text, self._version_source = found
+
+    @property
+    def version_text(self) -> str | None:
+        """As `LibraryInfo.version_text` (asked on first access when the verdict did not need it)."""
+        if self._version_pending:
+            self._ask_version()
+        return self._version_text
+
+    @version_text.setter
+    def version_text(self, text: str | None) -> None:
+        self._version_pending = False
+        self._version_text = text
+
+    @property
+    def version_source(self) -> str | None:
+        if self._version_pending:
+            self._ask_version()
+        return self._version_source
+
+    @version_source.setter
+    def version_source(self, source: str | None) -> None:
+        self._version_source = source
 
     @property
     def version(self) -> "Version | None":

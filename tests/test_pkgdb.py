@@ -174,7 +174,35 @@ def test_brew_cellar(tmp_path) -> None:
     assert package_version(str(real)) == (zlib_version(), "package:brew:zlib")
 
 
+def _databases_may_list_tmp(monkeypatch) -> None:
+    # These databases, written by the test, list files under pytest's tmp_path, where no
+    # real package manager installs (`_pkgdb.UNMANAGED_PREFIXES`): let them be asked.
+    monkeypatch.setattr(_pkgdb, "UNMANAGED_PREFIXES", ())
+
+
+def test_unmanaged_places_are_not_looked_up(tmp_path, monkeypatch) -> None:
+    real, _ = _copy_zlib(tmp_path)
+    assert real.startswith("/tmp/") and not _pkgdb.system_managed(real)
+    assert _pkgdb.system_managed(os.path.realpath(os.path.join(SYSLIB, "libz.so.1")))
+    # A dpkg database that does list the copy: it is not read for a file in /tmp.
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "info" / "zlib1g:amd64.list").write_text(f"{os.path.dirname(real)}\n{real}\n")
+    (admin / "status").write_text(
+        "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\n"
+        "Version: 1:1.2.13.dfsg-1\n\n")
+    monkeypatch.setattr(_pkgdb, "DPKG_ADMIN_DIR", str(admin))
+    monkeypatch.setattr(_pkgdb, "_memo", {})  # this process's indexes, restored afterwards
+    monkeypatch.setattr(_pkgdb, "_dpkg_scans", {})
+    assert package_version(real) is None
+    assert _pkgdb._dpkg_scans == {} and _pkgdb._memo == {}  # not one list was read
+    # The same database, asked where packages do install: it answers.
+    _databases_may_list_tmp(monkeypatch)
+    assert package_version(real) == ("1.2.13", "package:dpkg:zlib1g:amd64")
+
+
 def test_pacman_local_database(tmp_path, monkeypatch) -> None:
+    _databases_may_list_tmp(monkeypatch)
     real, own = _copy_zlib(tmp_path)
     local = tmp_path / "var" / "lib" / "pacman" / "local"
     entry = local / f"zlib-1:{own}-2"
@@ -192,6 +220,7 @@ def test_pacman_local_database(tmp_path, monkeypatch) -> None:
 
 
 def test_apk_installed_database(tmp_path, monkeypatch) -> None:
+    _databases_may_list_tmp(monkeypatch)
     real, own = _copy_zlib(tmp_path)
     installed = tmp_path / "lib" / "apk" / "db" / "installed"
     installed.parent.mkdir(parents=True)
@@ -206,6 +235,7 @@ def test_apk_installed_database(tmp_path, monkeypatch) -> None:
 
 
 def test_unreadable_databases_give_none(tmp_path, monkeypatch) -> None:
+    _databases_may_list_tmp(monkeypatch)
     real, _ = _copy_zlib(tmp_path)
     for name in ("DPKG_ADMIN_DIR", "PACMAN_LOCAL_DIR", "APK_INSTALLED"):
         bogus = tmp_path / name
@@ -215,6 +245,7 @@ def test_unreadable_databases_give_none(tmp_path, monkeypatch) -> None:
 
 
 def test_index_and_records_are_bounded(tmp_path, monkeypatch) -> None:
+    _databases_may_list_tmp(monkeypatch)
     real, own = _copy_zlib(tmp_path)
     local = tmp_path / "pacman"
     entry = local / f"many-{own}-1"
