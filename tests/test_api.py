@@ -307,3 +307,29 @@ def test_pip_install_without_providers_keeps_the_verdict(tmp_path) -> None:
     (provider / "entry_points.txt").write_text("[libbroker.providers]\nz = zprov\n")
     changed = subprocess.run([sys.executable, "-c", code, "forbid"], env=env, capture_output=True, text=True)
     assert "RESOLVED" in changed.stderr  # a new provider: judged afresh
+
+
+def test_version_is_asked_when_read_and_agrees_with_dpkg(tmp_path) -> None:
+    """find() without a specifier does not read package databases; `.version` read later
+    (in the same process, or from the cached verdict in the next one) still comes from
+    the sources of design.md 5.2, and agrees with dpkg-query for the host's zlib."""
+    from _host import host
+
+    if not os.path.isdir("/var/lib/dpkg"):
+        pytest.skip("no dpkg database")
+    real, package, expected = host("libz.so.1", "zlib1g")
+    env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "c"))
+    code = (
+        "import sys; import libbroker; i = libbroker.find('z'); "
+        "asked = 'libbroker._pkgdb' in sys.modules; "
+        "print(asked, i.version, i.version_source, i.as_dict()['version'])"
+    )
+    for _ in range(2):  # judged afresh, then replayed from the cache
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert out == ["False", expected, f"package:dpkg:{package}", expected], out
+    # With a specifier the version is the verdict's business: asked while judging.
+    code = "import sys; import libbroker; i = libbroker.find('z', '>=1'); print('libbroker._pkgdb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, LIBBROKER_CACHE_DIR=str(tmp_path / "d")),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True"]
