@@ -296,8 +296,25 @@ cdef extern from *:
         *count = list.count;
         return list.failed ? -1 : 0;
     }
+
+    #include <stddef.h>
+    /* dlpi_adds + dlpi_subs (glibc >= 2.4, musl): they change whenever an object is
+       mapped or unmapped, so an unchanged sum means an unchanged list of objects. */
+    static int lb_generation_of(struct dl_phdr_info *info, size_t size, void *data) {
+        if (size < offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) return 2;
+        *(unsigned long long *)data = (unsigned long long)info->dlpi_adds
+                                      + ((unsigned long long)info->dlpi_subs << 32);
+        return 1;
+    }
+    #define LB_HAVE_GENERATION 1
+    static int lb_generation(unsigned long long *gen) {
+        return dl_iterate_phdr(lb_generation_of, gen) == 1 ? 0 : -1;
+    }
     #endif
     #endif  /* _WIN32 */
+    #ifndef LB_HAVE_GENERATION
+    static int lb_generation(unsigned long long *gen) { (void)gen; return -1; }
+    #endif
 
     /* Copy at most cap-1 bytes of the C string at p into out, without ever
      * faulting: a "version function" that is not really const char *(void)
@@ -378,6 +395,7 @@ cdef extern from *:
     void *lb_open(const char *path, int noload, char *err, size_t errlen) nogil
     void *lb_sym(void *handle, const char *name) nogil
     int lb_objects(lb_object **out, size_t *count) nogil
+    int lb_generation(unsigned long long *gen) nogil
     void lb_free_objects(lb_object *objs, size_t count) nogil
     long lb_safe_strcpy(const char *p, char *out, size_t cap) nogil
 
@@ -636,21 +654,43 @@ def table_info(capsule):
     }
 
 
+# The last list of `loaded_objects` and the loader's generation it was read at: a search
+# asks several times per library, and fifty tables would rebuild it 150 times. Dropped when
+# `set_link_name` renames an object (the generation does not change then).
+cdef object _objects_memo = None
+cdef unsigned long long _objects_generation = 0
+
+
 def loaded_objects():
-    """(path, base address) of every shared object mapped in the process."""
+    """(path, base address) of every shared object mapped in the process, a new list.
+
+    Read again whenever the loader's generation (dl_iterate_phdr's dlpi_adds and
+    dlpi_subs) changed since the last call, and always where there is none (Windows, macOS).
+    """
+    global _objects_memo, _objects_generation
     cdef lb_object *objs = NULL
     cdef size_t count = 0, i
-    cdef int rc
+    cdef int rc, have
+    cdef unsigned long long generation = 0
     # Collected in C without the GIL: the callback runs under the loader's lock,
-    # where calling into Python could deadlock with a thread inside dlopen.
+    # where calling into Python could deadlock with a thread inside dlopen. The generation
+    # is read first: an object mapped meanwhile makes the next call read the list again.
+    with nogil:
+        have = lb_generation(&generation)
+    if have == 0 and _objects_memo is not None and generation == _objects_generation:
+        return list(<tuple>_objects_memo)
     with nogil:
         rc = lb_objects(&objs, &count)
     try:
         if rc != 0:
             raise MemoryError("could not list the objects mapped in the process")
-        return [(os.fsdecode(<bytes>objs[i].name), objs[i].addr) for i in range(count)]
+        found = [(os.fsdecode(<bytes>objs[i].name), objs[i].addr) for i in range(count)]
     finally:
         lb_free_objects(objs, count)
+    if have == 0:
+        _objects_memo = tuple(found)
+        _objects_generation = generation
+    return found
 
 
 # ---------------------------------------------------------------------------
@@ -704,9 +744,11 @@ def set_link_name(handle, path, only_if):
 
     Returns 1 renamed, 0 left alone, -1 no link map (not Linux, or dlinfo failed).
     """
+    global _objects_memo
     cdef void *h = _handle(handle)
     cdef bytes name = _path_bytes(path)
     cdef bytes prefix = _path_bytes(only_if)
+    _objects_memo = None  # a renamed object: `loaded_objects` reads the names again
     return lbt_set_name(h, name, prefix)
 
 

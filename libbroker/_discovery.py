@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+from time import monotonic
 
 from ._cache import dir_stamp, identity
 
@@ -246,6 +247,18 @@ def split_path_list(value: str | None) -> list[str]:
 
 
 _place_memo: dict[str, tuple[object, list[tuple[str, object]], str | None]] = {}
+# (directory, cwd) -> (when, refusal): the whole answer of `place_refusal`, given again
+# without a system call for a second, as `_api` gives a verdict again (`_api._RECHECK_SECONDS`):
+# the fifty tables of one import burst search the same dozen directories.
+_answers: dict[tuple[str, str | None], tuple[float, str | None]] = {}
+_RECHECK_SECONDS = 1.0
+
+
+def forget_places() -> None:
+    """Drop every remembered place verdict (tests that chmod a directory, then search again
+    within a second; a process that must see a change at once)."""
+    _place_memo.clear()
+    _answers.clear()
 
 
 def _is_cwd(directory: str, cwd: str) -> bool:
@@ -265,8 +278,22 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
 
     The place rules' verdict (`_places.unsafe_dir_reason`) is remembered with every
     entry it inspected and the config file's stamp (trusted owners): it is replayed
-    while each of those entries has the same device, inode, mode and owner.
+    while each of those entries has the same device, inode, mode and owner. The whole
+    answer is given again without a system call within a second of the last check
+    (`forget_places` drops them).
     """
+    now = monotonic()
+    answer = _answers.get((directory, cwd))
+    if answer is not None and now - answer[0] < _RECHECK_SECONDS:
+        return answer[1]
+    refusal = _place_refusal(directory, cwd)
+    if len(_answers) > 1024:
+        _answers.clear()
+    _answers[(directory, cwd)] = (now, refusal)
+    return refusal
+
+
+def _place_refusal(directory: str, cwd: str | None) -> str | None:
     if not directory:
         return "an empty search path entry means the current directory, which is never searched"
     if not os.path.isabs(directory):

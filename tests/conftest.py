@@ -18,11 +18,13 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("LIBBROKER_CONFIG", str(home / "config.toml"))
     monkeypatch.delenv("LIBBROKER_PATH", raising=False)
-    from libbroker import _api
+    from libbroker import _api, _discovery
 
     _api._memo.clear()
+    _discovery.forget_places()  # place answers are given again for a second (`place_refusal`)
     yield
     _api._memo.clear()
+    _discovery.forget_places()
 
 
 def real_library(soname: str) -> str:

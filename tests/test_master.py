@@ -129,6 +129,32 @@ def test_noload_and_loaded_objects(libz_copy: str) -> None:
     assert bases[0] <= crc_copy < bases[0] + os.path.getsize(libz_copy) + (1 << 20)
 
 
+def test_loaded_objects_follow_dlopen_dlclose_and_renames(tmp_path: Path) -> None:
+    # The list is read again when the loader's generation moves (dlpi_adds/dlpi_subs) and
+    # when libbroker renames an object: each answer still agrees with /proc/self/maps.
+    copy = str(tmp_path / "libzgen.so.1")
+    shutil.copy2(need(LIBZ), copy)
+
+    def listed() -> list[str]:
+        objects = _master.loaded_objects()
+        maps = mapped_files()
+        assert all(base in maps[os.path.realpath(path)] for path, base in objects)
+        return [path for path, _ in objects]
+
+    before = listed()
+    assert copy not in before and listed() == before
+    handle = _master.dlopen(copy)
+    assert copy in listed()
+    _master.dlclose(handle)
+    assert copy not in listed()
+    from libbroker import _loader
+
+    library = _loader.load_file(copy)  # mapped as /proc/self/fd/N, then renamed
+    names = listed()
+    assert copy in names and not any(n.startswith("/proc/self/fd/") for n in names)
+    assert library.path == copy
+
+
 def test_loaded_objects_agree_with_proc_maps() -> None:
     _master.dlopen(need(LIBZ))
     objects = _master.loaded_objects()
