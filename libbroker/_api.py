@@ -233,12 +233,9 @@ def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple
     """(path, version text) of a mapped copy of *name* other than *chosen_real* that
     satisfies *version*, else None. Never loads anything (RTLD_NOLOAD probes)."""
     from . import _master
-    from ._discovery import link_name_of
     from ._resolve import library_version_text
 
-    for path, _ in _master.loaded_objects():
-        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
-            continue
+    for path in _mapped_named(name):
         if os.path.realpath(path) == chosen_real:
             return None
         handle = _master.noload(path)
@@ -552,6 +549,33 @@ def discard(library: Library) -> None:
     _dlclose(library.handle)
 
 
+# (`_master.loaded_objects_version()`, link name -> absolute paths of the mapped objects of
+# that link name, in mapping order): fifty tables built in a row index the objects once.
+_mapped_index: "tuple[int, dict[str, list[str]]] | None" = None
+
+
+def _mapped_named(name: str) -> "list[str]":
+    """The absolute paths of the objects mapped in the process whose file name has link
+    name *name* (`_discovery.link_name_of`), in `_master.loaded_objects()` order."""
+    global _mapped_index
+    from . import _master
+    from ._discovery import link_name_of
+
+    version = _master.loaded_objects_version()
+    index = _mapped_index
+    if index is None or index[0] != version:
+        by_name: dict[str, list[str]] = {}
+        for path, _ in _master.loaded_objects():
+            if os.path.isabs(path):
+                link = link_name_of(os.path.basename(path))
+                if link is not None:
+                    by_name.setdefault(link, []).append(path)
+        # Indexed from a list read after the version: an object mapped in between moves
+        # the version again, so the next call indexes again (never a list without it).
+        index = _mapped_index = (version, by_name)
+    return index[1].get(name, [])
+
+
 def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library | None:
     """A copy of *name* already mapped by anyone, reused when it satisfies *version*.
 
@@ -561,13 +585,10 @@ def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library
     is loaded with a DuplicateLibraryWarning naming both files.
     """
     from . import _loader, _master
-    from ._discovery import link_name_of
     from ._resolve import library_version_text
 
     real = os.path.realpath(chosen.path)
-    for path, _ in _master.loaded_objects():
-        if not os.path.isabs(path) or link_name_of(os.path.basename(path)) != name:
-            continue
+    for path in _mapped_named(name):
         other = os.path.realpath(path)
         if other == real:
             return None  # the chosen file itself is mapped: load_file reuses it

@@ -263,14 +263,43 @@ def store(kind: str, data: "dict[Any, Any]") -> None:
     _store_file(path, data)
 
 
+_made: "set[str]" = set()  # cache subdirectories this process made or found
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _store_file(path: str, data: "dict[Any, Any]") -> None:
     # pid and thread: two writers in one process must not share a temporary file.
     tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-        with open(fd, "wb") as f:
-            f.write(_wrap(marshal.dumps(data)))
+        folder = os.path.dirname(path)
+        if folder not in _made:  # once per process: fifty table entries, one directory
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            _made.add(folder)
+        payload = _wrap(marshal.dumps(data))
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            # A file that is not there yet is written in place: every reader checks the
+            # length and CRC (`_unwrap`), so one that finds it half written sees a cold
+            # cache, never a wrong one (the table entries of a first run: no rename each).
+            fd = os.open(path, flags | os.O_EXCL, 0o600)
+        except FileExistsError:
+            fd = -1
+        except FileNotFoundError:  # removed since (a cleared cache): made again
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            fd = os.open(path, flags | os.O_EXCL, 0o600)
+        if fd >= 0:
+            _write_all(fd, payload)
+            return
+        with open(os.open(tmp, flags | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(payload)
         # Unlink first: ext4 (auto_da_alloc) flushes the new file to disk when a rename
         # replaces an existing one, milliseconds each time. A reader in between finds
         # no file, which is a cold cache, never a wrong one.
@@ -456,6 +485,25 @@ def _cwd_among(dirs: object) -> "str | None":
         here = os.stat(".")
     except OSError:
         here = None
+    # Given again for a second while the cwd is the same directory (as `_api` gives a
+    # verdict again): fifty tables judged in one burst share the same searched directories.
+    key = (dirs, None if here is None else (here.st_dev, here.st_ino))
+    now = time.monotonic()
+    hit = _cwd_answers.get(key)
+    if hit is not None and now - hit[0] < _RECHECK_SECONDS:
+        return hit[1]
+    found = _cwd_among_now(dirs, here)
+    if len(_cwd_answers) > 256:
+        _cwd_answers.clear()
+    _cwd_answers[key] = (now, found)
+    return found
+
+
+_cwd_answers: "dict[tuple[Any, ...], tuple[float, str | None]]" = {}
+_RECHECK_SECONDS = 1.0
+
+
+def _cwd_among_now(dirs: "tuple[Any, ...]", here: "os.stat_result | None") -> "str | None":
     cwd: str | None | bool = False  # False: not computed yet
     for d in dirs:
         if not isinstance(d, str) or not os.path.isabs(d):

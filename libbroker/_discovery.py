@@ -145,7 +145,43 @@ _Index = tuple[frozenset[str], dict[str, list[str]]]
 _listings: dict[tuple[int, int], tuple[object, list[str], _Index | None, str | None]] = {}
 
 
+# directory -> (when, its dir_stamp, the (device, inode) and stamp it was listed with): a
+# search directory's facts given again for a second (`_RECHECK_SECONDS`), without a stat.
+_seen: dict[str, tuple[float, object, tuple[int, int] | None, object]] = {}
+
+
+def _seen_recently(directory: str) -> tuple[float, object, tuple[int, int] | None, object] | None:
+    hit = _seen.get(directory)
+    if hit is not None and monotonic() - hit[0] < _RECHECK_SECONDS:
+        return hit
+    return None
+
+
+def _searched_dir_stamp(directory: str) -> object:
+    """`dir_stamp(directory)`, given again for a second."""
+    hit = _seen_recently(directory)
+    if hit is not None:
+        return hit[1]
+    stamp = dir_stamp(directory)
+    if len(_seen) > 1024:
+        _seen.clear()
+    _seen[directory] = (monotonic(), stamp, None, None)
+    return stamp
+
+
 def _listed(directory: str) -> tuple[tuple[int, int], object, list[str]]:
+    hit = _seen_recently(directory)
+    if hit is not None and hit[2] is not None:
+        listed = _listings.get(hit[2])
+        if listed is not None and listed[0] == hit[3]:
+            return hit[2], hit[3], listed[1]
+    key, stamp, entries = _listed_now(directory)
+    if hit is not None:
+        _seen[directory] = (hit[0], hit[1], key, stamp)
+    return key, stamp, entries
+
+
+def _listed_now(directory: str) -> tuple[tuple[int, int], object, list[str]]:
     st = os.stat(directory)
     key = (st.st_dev, st.st_ino)
     stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
@@ -255,10 +291,12 @@ _RECHECK_SECONDS = 1.0
 
 
 def forget_places() -> None:
-    """Drop every remembered place verdict (tests that chmod a directory, then search again
-    within a second; a process that must see a change at once)."""
+    """Drop every remembered place verdict and directory stamp (tests that chmod a directory
+    or add a file, then search again within a second; a process that must see a change at
+    once)."""
     _place_memo.clear()
     _answers.clear()
+    _seen.clear()
 
 
 def _is_cwd(directory: str, cwd: str) -> bool:
@@ -348,7 +386,7 @@ def scan_dir(
     refusal: str | None = None,
 ) -> None:
     """Append *directory*'s files for *name* to *search*; *refusal* (already judged) or the place rules."""
-    search.stamps.append((directory, dir_stamp(directory)))
+    search.stamps.append((directory, _searched_dir_stamp(directory)))
     refusal = refusal or refusal_for(directory, cwd, platform)
     target = directory if os.path.isabs(directory) else os.path.join(cwd or "/", directory or ".")
     try:

@@ -308,6 +308,27 @@ def search_path() -> list[str]:
     unpacked in a project directory must not become a provider. Relative
     entries and the cwd (by real path) are dropped.
     """
+    try:
+        here = os.stat(".")
+    except OSError:
+        here = None
+    # Given again for a second while sys.path and the cwd are the same (`_RECHECK_SECONDS`).
+    key = (tuple(sys.path), None if here is None else (here.st_dev, here.st_ino))
+    now = time.monotonic()
+    hit = _search_paths.get(key)
+    if hit is not None and now - hit[0] < _RECHECK_SECONDS:
+        return list(hit[1])
+    kept = _search_path_now()
+    if len(_search_paths) > 64:
+        _search_paths.clear()
+    _search_paths[key] = (now, tuple(kept))
+    return kept
+
+
+_search_paths: dict[tuple[object, ...], tuple[float, tuple[str, ...]]] = {}
+
+
+def _search_path_now() -> list[str]:
     cwd: str | None
     try:
         cwd = os.path.realpath(os.getcwd())

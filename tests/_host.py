@@ -45,3 +45,14 @@ def zlib_version() -> str:
     import zlib
 
     return zlib.ZLIB_RUNTIME_VERSION
+
+
+def forget_answers() -> None:
+    """Drop the answers a process gives again for a second (as `_api` gives verdicts
+    again): what a fresh interpreter has, for tests that change a directory and search
+    again at once."""
+    from libbroker import _cache, _discovery, _distinfo
+
+    _discovery.forget_places()
+    _cache._cwd_answers.clear()
+    _distinfo._search_paths.clear()

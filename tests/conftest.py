@@ -8,6 +8,7 @@ import shutil
 import sys
 
 import pytest
+from _host import forget_answers
 
 SYSLIB = f"/usr/lib/{getattr(sys.implementation, '_multiarch', 'x86_64-linux-gnu')}"
 
@@ -18,13 +19,14 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("LIBBROKER_CONFIG", str(home / "config.toml"))
     monkeypatch.delenv("LIBBROKER_PATH", raising=False)
-    from libbroker import _api, _discovery
+    from libbroker import _api
 
     _api._memo.clear()
-    _discovery.forget_places()  # place answers are given again for a second (`place_refusal`)
+    forget_answers()
     yield
     _api._memo.clear()
-    _discovery.forget_places()
+    forget_answers()
+
 
 
 def real_library(soname: str) -> str:

@@ -317,7 +317,7 @@ def test_version_is_asked_when_read_and_agrees_with_dpkg(tmp_path) -> None:
 
     if not os.path.isdir("/var/lib/dpkg"):
         pytest.skip("no dpkg database")
-    real, package, expected = host("libz.so.1", "zlib1g")
+    _real, package, expected = host("libz.so.1", "zlib1g")
     env = dict(os.environ, LIBBROKER_CACHE_DIR=str(tmp_path / "c"))
     code = (
         "import sys; import libbroker; i = libbroker.find('z'); "

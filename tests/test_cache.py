@@ -9,6 +9,7 @@ import sys
 
 import platformdirs
 import pytest
+from _host import forget_answers
 
 import libbroker
 from libbroker import _api, _cache, _config
@@ -32,6 +33,7 @@ def test_locations_match_platformdirs(monkeypatch, xdg) -> None:
 def _fresh_process() -> None:
     """What a new interpreter has: no in-process memo, only the disk."""
     _api._memo.clear()
+    forget_answers()
 
 
 def test_directory_change_invalidates(tmp_path, monkeypatch, libz) -> None:

@@ -284,3 +284,31 @@ def test_ld_cache_hwcaps_and_platform_entries_found(tmp_path, monkeypatch) -> No
     with pytest.raises(LibraryNotFoundError) as caught:
         libbroker.find("lbhwonly", ">=99")
     assert "(1 entries for 'lbhwonly')" in str(caught.value)
+
+
+def test_directory_answers_are_given_again_for_one_second_only(tmp_path, monkeypatch, libz) -> None:
+    """A search directory's place verdict and listing are given again without a system call
+    for a second (`_discovery._RECHECK_SECONDS`, as `_api` gives verdicts again); after
+    that, a directory made world-writable is refused and a new file is seen."""
+    import time
+
+    from libbroker import _api, _discovery
+
+    directory = tmp_path / "libs"
+    directory.mkdir()
+    os.chmod(directory, 0o755)
+    shutil.copy(os.path.realpath(libz), directory / "liblbwin.so.1")
+    monkeypatch.setenv("LIBBROKER_PATH", str(directory))
+    assert libbroker.find("lbwin").origin == "override"
+    shutil.copy(os.path.realpath(libz), directory / "liblbwin2.so.1")
+    os.chmod(directory, 0o777)
+    time.sleep(_discovery._RECHECK_SECONDS + 0.1)
+    assert _discovery.names_in(str(directory), "lbwin2", "linux") == ["liblbwin2.so.1"]
+    _api._memo.clear()  # the find verdict's own second, and its stamps now differ
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbwin")
+    assert "writable" in str(caught.value)
+    os.chmod(directory, 0o755)
+    _discovery.forget_places()  # at once, without waiting
+    _api._memo.clear()
+    assert libbroker.find("lbwin").origin == "override"
