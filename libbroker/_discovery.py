@@ -469,8 +469,11 @@ def _providers(name: str, result: Search, enabled: bool) -> None:
         return
     result.stamps.append(("@providers", provider_snapshot()))
     inputs: list[str] = []
-    files, searched = provider_files(name, inputs)
+    refused: list[tuple[str, str, str]] = []
+    files, searched = provider_files(name, inputs, refused)
     result.searched.extend(searched)
+    # A provider refused for its metadata is a rejected candidate (its damaged file, the reason).
+    result.entries.extend(Entry(path, origin, reason) for path, origin, reason in refused)
     for path in inputs:  # a manifest or RECORD changed (in place or by rename) voids the verdict
         result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
@@ -488,8 +491,10 @@ def _packages(name: str, packages: Sequence[str], result: Search) -> None:
     from ._providers import package_files
 
     inputs: list[str] = []
-    files, searched = package_files(list(packages), [name], inputs)
+    refused: list[tuple[str, str, str]] = []
+    files, searched = package_files(list(packages), [name], inputs, refused)
     result.searched.extend(searched)
+    result.entries.extend(Entry(path, origin, reason) for path, origin, reason in refused)
     for path in inputs:  # a reinstall rewrites RECORD: the verdict is judged afresh
         result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
