@@ -453,6 +453,11 @@ def test_record_that_is_not_utf8_skips_the_provider_with_its_reason(site) -> Non
     assert "reinstall broken_prov with pip" in line and line.endswith("(ignored)")
     files, searched = package_files(["broken-prov"], ["real"])
     assert files == [] and "is not UTF-8: byte 0xff" in searched[0]
+    # candidates() (and so find --all) list it too: the RECORD, rejected, with the reason.
+    [refused] = [c for c in libbroker.candidates("brk") if c.path == str(record)]
+    assert not refused.accepted and refused.origin == "provider:broken-prov"
+    assert f"is not UTF-8: byte 0xff at offset {offset}" in refused.reason
+    assert "as the recording installed projects specification requires" in refused.reason
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
