@@ -534,8 +534,11 @@ def _providers(name: str, result: Search, enabled: bool) -> None:
         return
     result.stamps.append(("@providers", provider_snapshot()))
     inputs: list[str] = []
-    files, searched = provider_files(name, inputs)
+    refused: list[tuple[str, str, str]] = []
+    files, searched = provider_files(name, inputs, refused)
     result.searched.extend(searched)
+    # A provider refused for its metadata is a rejected candidate (its damaged file, the reason).
+    result.entries.extend(Entry(path, origin, reason) for path, origin, reason in refused)
     for path in inputs:  # a manifest or RECORD changed (in place or by rename) voids the verdict
         result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
@@ -553,8 +556,10 @@ def _packages(name: str, packages: Sequence[str], result: Search) -> None:
     from ._providers import package_files
 
     inputs: list[str] = []
-    files, searched = package_files(list(packages), [name], inputs)
+    refused: list[tuple[str, str, str]] = []
+    files, searched = package_files(list(packages), [name], inputs, refused)
     result.searched.extend(searched)
+    result.entries.extend(Entry(path, origin, reason) for path, origin, reason in refused)
     for path in inputs:  # a reinstall rewrites RECORD: the verdict is judged afresh
         result.stamps.append(("@input", (path, identity(path))))
     for provided in files:
@@ -569,8 +574,28 @@ def _environment(name: str, result: Search, cwd: str | None) -> None:
         scan_dir(directory, name, "environment", result, cwd, "environment")
 
 
+def _hwcaps_dirs(directory: str, name: str, result: Search, cwd: str | None) -> None:
+    """Scan *directory*'s ``glibc-hwcaps/<level>/`` subdirectories, as ld.so (glibc >= 2.33)
+    tries them before the directory itself: the levels this CPU runs, best first
+    (`_ldcache.supported_hwcaps`, the list `_closure` uses; ``ld.so --help`` prints it).
+    Each goes through the place rules like any search directory. An absent one is only
+    stamped (creating it voids a cached verdict) and not listed: three lines per entry
+    for directories that almost never exist would bury the report."""
+    if not sys.platform.startswith("linux") or not directory or not os.path.isabs(directory):
+        return  # an empty or relative entry is refused by scan_dir itself, never read
+    from ._ldcache import supported_hwcaps
+
+    for level in supported_hwcaps():
+        sub = os.path.join(directory, "glibc-hwcaps", level)
+        if os.path.isdir(sub):
+            scan_dir(sub, name, "system", result, cwd, f"LD_LIBRARY_PATH glibc-hwcaps {level}")
+        else:
+            result.stamps.append((sub, dir_stamp(sub)))
+
+
 def _system(name: str, result: Search, cwd: str | None) -> None:
     for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
+        _hwcaps_dirs(directory, name, result, cwd)
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
     if sys.platform.startswith("linux"):
         from . import _ldcache

@@ -43,7 +43,8 @@ _disk: dict[Any, Any] | None = None
 _dirty = False
 _checked: dict[str, float] = {}  # directory -> when its records' identities were last checked
 _RECHECK_SECONDS = 1.0  # as `_api`: within a second, one search per process serves every table
-_heads: dict[tuple[str, object], tuple[str | None, str | None]] = {}
+_heads: dict[tuple[str, object], tuple[str | None, str | None, str | None]] = {}
+_ep_problems: dict[str, tuple[object, str | None]] = {}  # entry_points.txt -> (identity, problem)
 
 
 _SEPARATORS = str.maketrans("-.", "__")
@@ -126,23 +127,39 @@ def read_bounded(path: str, limit: int = _MAX_TEXT) -> tuple[bytes | None, Any]:
     return b"".join(chunks), ident
 
 
+# What each metadata file's specification says its encoding is (packaging.python.org,
+# "Core metadata specifications", "Entry points specification", "Recording installed projects").
+_SPECS = {
+    "METADATA": "the core metadata specification",
+    "PKG-INFO": "the core metadata specification",
+    "entry_points.txt": "the entry points specification",
+    "RECORD": "the recording installed projects specification",
+}
+
+
 def decode_utf8(data: bytes, path: str) -> str:
-    """*data* as UTF-8; `MetadataError` naming *path*, the byte and its offset when it is not."""
+    """*data* as UTF-8; `MetadataError` naming *path*, the byte and its offset when it is not.
+
+    The offset counts bytes from the start of the file (*data* is the whole file), as
+    ``UnicodeDecodeError.start`` does; the message says which specification asks for UTF-8.
+    """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        spec = _SPECS.get(os.path.basename(path))
+        expected = f"expected UTF-8, as {spec} requires" if spec else "expected UTF-8"
         raise MetadataError(
             f"{path!r} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} "
-            f"(the file is damaged; fix: {_fix(path)})") from exc
+            f"({expected}; the file is damaged; fix: {_fix(path)}, or rebuild the wheel "
+            f"with UTF-8 metadata if a fresh install has the same bytes)") from exc
 
 
-def _read_text(path: str) -> str | None:
-    """The file's text (UTF-8, bad bytes replaced); None when absent or unusable (`read_bounded`)."""
-    try:
-        data, _ = read_bounded(path)
-    except MetadataError:
-        return None
-    return None if data is None else data.decode("utf-8", "replace")
+def dist_label(info_dir: str) -> tuple[str, str | None]:
+    """(name, version) as the metadata directory's name spells them (``foo_bar-1.0.dist-info``
+    gives ("foo_bar", "1.0")): what names a distribution whose METADATA cannot be read."""
+    stem = os.path.basename(info_dir).rpartition(".")[0]
+    name, sep, version = stem.partition("-")
+    return name or stem, (version.partition("-")[0] or None) if sep else None
 
 
 def parse_entry_points(text: str, group: str = GROUP) -> list[tuple[str, str]]:
@@ -388,11 +405,11 @@ def find_distribution(name: str, path: list[str]) -> str | None:
     return None
 
 
-def name_and_version(info_dir: str) -> tuple[str | None, str | None]:
-    """METADATA's (or PKG-INFO's) first ``Name`` and ``Version`` headers; None when absent.
+def _head(info_dir: str) -> tuple[str | None, str | None, str | None]:
+    """(Name, Version, problem) of METADATA (or PKG-INFO), memoised per file identity.
 
-    The header block ends at the first blank line, as the email parser reads it;
-    names compare case-insensitively, values are stripped. Memoised per file identity.
+    problem: why the file cannot be used (`read_bounded`'s reasons, or not UTF-8); Name and
+    Version are then read from what could be read, bad bytes replaced, for labels only.
     """
     for filename in ("METADATA", "PKG-INFO"):
         path = os.path.join(info_dir, filename)
@@ -402,9 +419,18 @@ def name_and_version(info_dir: str) -> tuple[str | None, str | None]:
         hit = _heads.get((path, ident))
         if hit is not None:
             return hit
-        text = _read_text(path)
-        if text is None:
-            continue
+        problem: str | None = None
+        try:
+            data, _ = read_bounded(path)
+        except MetadataError as exc:
+            data, problem = b"", str(exc)
+        if data is None:
+            continue  # removed since the stat
+        try:
+            text = decode_utf8(data, path)
+        except MetadataError as exc:
+            problem = str(exc)
+            text = data.decode("utf-8", "replace")
         name: str | None = None
         version: str | None = None
         for line in text.splitlines():
@@ -420,9 +446,58 @@ def name_and_version(info_dir: str) -> tuple[str | None, str | None]:
                 name = value.strip()
             elif key == "version" and version is None:
                 version = value.strip()
-        _heads[(path, ident)] = (name, version)
-        return name, version
-    return None, None
+        _heads[(path, ident)] = (name, version, problem)
+        return name, version, problem
+    return None, None, None
+
+
+def name_and_version(info_dir: str) -> tuple[str | None, str | None]:
+    """METADATA's (or PKG-INFO's) first ``Name`` and ``Version`` headers; None when absent.
+
+    The header block ends at the first blank line, as the email parser reads it;
+    names compare case-insensitively, values are stripped. Memoised per file identity.
+    A file that is not UTF-8 gives its headers with bad bytes replaced (`metadata_problem`
+    says why such a distribution must not be used).
+    """
+    name, version, _ = _head(info_dir)
+    return name, version
+
+
+def metadata_problem(info_dir: str, *, entry_points: bool = True) -> tuple[str, str] | None:
+    """(path, why) of the first of the distribution's METADATA (or PKG-INFO) and, with
+    *entry_points*, its entry_points.txt that cannot be used, else None; *why* covers
+    every such file. Reasons: not UTF-8 (the core metadata and entry points
+    specifications require it; importlib.metadata raises UnicodeDecodeError on both),
+    not a regular file, unreadable or over the size bound. Each names the file, the byte
+    and its offset, and the fix. Absent files are no problem here.
+    Memoised per file identity: one read per file while it is unchanged.
+    """
+    problems: list[tuple[str, str]] = []
+    head = _head(info_dir)[2]
+    if head is not None:
+        name = "METADATA" if _cache.identity(os.path.join(info_dir, "METADATA")) else "PKG-INFO"
+        problems.append((os.path.join(info_dir, name), head))
+    if entry_points:
+        path = os.path.join(info_dir, "entry_points.txt")
+        ident = _cache.identity(path)
+        if ident is not None:
+            hit = _ep_problems.get(path)
+            if hit is None or hit[0] != ident:
+                problem: str | None = None
+                try:
+                    data, _ = read_bounded(path)
+                    if data is not None:
+                        decode_utf8(data, path)
+                except MetadataError as exc:
+                    problem = str(exc)
+                if len(_ep_problems) > 4096:
+                    _ep_problems.clear()
+                hit = _ep_problems[path] = (ident, problem)
+            if hit[1] is not None:
+                problems.append((path, hit[1]))
+    if not problems:
+        return None
+    return problems[0][0], "; and ".join(why for _, why in problems)
 
 
 def _first_field(line: str) -> str:
@@ -466,7 +541,7 @@ def record_paths(info_dir: str) -> list[str] | None:
 
 
 __all__ = [
-    "GROUP", "MetadataError", "decode_utf8", "distributions", "find_distribution", "flush",
-    "name_and_version", "normalize", "parse_entry_points", "posix_normal", "provider_entry_points", "provider_snapshot",
+    "GROUP", "MetadataError", "decode_utf8", "dist_label", "distributions", "find_distribution", "flush",
+    "metadata_problem", "name_and_version", "normalize", "parse_entry_points", "posix_normal", "provider_entry_points", "provider_snapshot",
     "read_bounded", "record_paths", "search_path",
 ]

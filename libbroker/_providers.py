@@ -141,6 +141,20 @@ def _dist_name(dist: _Dist) -> str:
     return dist.name or "<unnamed>"
 
 
+def _damaged_name(dist: _Dist) -> tuple[str, str]:
+    """(name, label) of a distribution whose metadata cannot be read: Name and Version from
+    METADATA when that file is sound, else as its directory spells them (a damaged METADATA
+    can carry any name; the reason names the file by its full path)."""
+    if _distinfo.metadata_problem(dist.path, entry_points=False) is None and dist.name:
+        return dist.name, f"{dist.name!r} {dist.version}"
+    name, version = _distinfo.dist_label(dist.path)
+    return name, f"{name!r} {version}"
+
+
+# (path of the refused metadata file, origin, reason) of a distribution refused for its metadata
+Refusal = tuple[str, str, str]
+
+
 def _valid_name(name: str) -> bool:
     """PEP 508's name rule (``^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$``, case-insensitive)."""
     if not name or not name.isascii():
@@ -195,9 +209,9 @@ def _provider_entry_points() -> Iterator[tuple[_Dist, str, str]]:
         dist = dists.get(info_dir)
         if dist is None:
             dist = dists[info_dir] = _Dist(info_dir)
-        if dist.name is None:
+        if dist.name is None and _distinfo.metadata_problem(dist.path) is None:
             continue  # no Name header: importlib.metadata's consumers skip it too
-        yield dist, name, value
+        yield dist, name, value  # (a damaged METADATA may hide Name: refused by provider_files)
 
 
 def search_path() -> list[str]:
@@ -329,20 +343,44 @@ def _is_package_name(value: str) -> bool:
 
 
 def provider_files(
-    link_name: str, inputs: list[str] | None = None
+    link_name: str, inputs: list[str] | None = None, refused: list[Refusal] | None = None
 ) -> tuple[list[ProvidedFile], list[str]]:
     """Files that provider distributions declare for *link_name*, and where we looked.
 
     A provider whose metadata is broken is not fatal (one bad wheel must not hide
     every other copy of a library): it is skipped, and the second list says why.
-    *inputs*, when given, receives the absolute path of every manifest and RECORD
-    read: a cached verdict depends on them (design.md 5.1; `_cache` "@input" stamps).
+    A METADATA or entry_points.txt that is not UTF-8 (`_distinfo.metadata_problem`)
+    refuses the provider named by its metadata directory; when the bad byte is inside
+    an entry point's name, which library it provides cannot be known, and it is
+    listed in every search.
+    *inputs*, when given, receives the absolute path of every manifest, RECORD,
+    METADATA and entry_points.txt read: a cached verdict depends on them (design.md
+    5.1; `_cache` "@input" stamps). *refused*, when given, receives a `Refusal` for
+    each provider refused for its metadata (METADATA, entry_points.txt or RECORD), so
+    that ``candidates()`` and ``find --all`` list it, rejected, with the reason.
     """
     files: list[ProvidedFile] = []
     searched: list[str] = []
+    seen: set[str] = set()
     for dist, ep_name, value in _provider_entry_points():
-        if ep_name != link_name:
+        # U+FFFD: `_distinfo` parsed a damaged entry_points.txt with bad bytes replaced.
+        if ep_name != link_name and "\ufffd" not in ep_name:
             continue
+        problem = _distinfo.metadata_problem(dist.path)
+        if inputs is not None and (ep_name == link_name or problem is not None):
+            inputs.extend(os.path.realpath(os.path.join(dist.path, f))
+                          for f in ("METADATA", "entry_points.txt"))
+        if problem is not None:
+            if dist.path not in seen:
+                seen.add(dist.path)
+                name, shown = _damaged_name(dist)
+                reason = f"the metadata of provider {shown} cannot be read: {problem[1]}"
+                searched.append(f"provider {shown}: its metadata cannot be read: {problem[1]} (ignored)")
+                if refused is not None:
+                    refused.append((problem[0], f"provider:{name}", reason))
+            continue
+        if ep_name != link_name:
+            continue  # a real U+FFFD in a valid UTF-8 name
         dist_name = _dist_name(dist)
         label = f"provider {dist_name!r} {dist.version}"
         package = value.partition(":")[0].strip()
@@ -359,6 +397,9 @@ def provider_files(
             manifest = _locate_manifest(dist, package)
         except _distinfo.MetadataError as exc:
             searched.append(f"{label}: its metadata cannot be read: {exc} (ignored)")
+            if refused is not None:
+                refused.append((os.path.join(dist.path, "RECORD"), f"provider:{dist_name}",
+                                f"the metadata of provider {dist_name!r} {dist.version} cannot be read: {exc}"))
             continue
         if inputs is not None and manifest is not None:
             inputs.append(manifest)
@@ -407,11 +448,14 @@ def _library_matcher(link_names: list[str]) -> Callable[[str], bool]:
 
 
 def package_files(
-    packages: list[str], link_names: list[str], inputs: list[str] | None = None
+    packages: list[str], link_names: list[str], inputs: list[str] | None = None,
+    refused: list[Refusal] | None = None,
 ) -> tuple[list[ProvidedFile], list[str]]:
     """Shared libraries named like *link_names* among the RECORD-listed files of *packages*.
 
-    *inputs*, when given, receives each RECORD read (a cached verdict depends on it)."""
+    *inputs*, when given, receives each RECORD and METADATA read (a cached verdict depends
+    on them); *refused* a `Refusal` for each package whose METADATA or RECORD cannot be
+    read (as `provider_files`)."""
     files: list[ProvidedFile] = []
     searched: list[str] = []
     if not link_names:
@@ -431,11 +475,23 @@ def package_files(
         dist_name = _dist_name(dist)
         label = f"package {dist_name!r} {dist.version}"
         if inputs is not None:
-            inputs.append(os.path.realpath(os.path.join(info_dir, "RECORD")))
+            inputs.extend(os.path.realpath(os.path.join(info_dir, f)) for f in ("RECORD", "METADATA"))
+        # Only METADATA and RECORD of a package are read (its entry points are not used).
+        damaged = _distinfo.metadata_problem(info_dir, entry_points=False)
+        if damaged is not None:
+            name, shown = _damaged_name(dist)
+            searched.append(f"package {shown}: its metadata cannot be read: {damaged[1]}")
+            if refused is not None:
+                refused.append((damaged[0], f"package:{name}",
+                                f"the metadata of package {shown} cannot be read: {damaged[1]}"))
+            continue
         try:
             listed = dist.files()
         except _distinfo.MetadataError as exc:
             searched.append(f"{label}: its metadata cannot be read: {exc}")
+            if refused is not None:
+                refused.append((os.path.join(info_dir, "RECORD"), f"package:{dist_name}",
+                                f"the metadata of {label} cannot be read: {exc}"))
             continue
         if listed is None:
             searched.append(

@@ -312,3 +312,120 @@ def test_directory_answers_are_given_again_for_one_second_only(tmp_path, monkeyp
     _discovery.forget_places()  # at once, without waiting
     _api._memo.clear()
     assert libbroker.find("lbwin").origin == "override"
+
+
+def _ld_so_hwcaps_order() -> list[str] | None:
+    """The oracle: the glibc-hwcaps subdirectories ld.so itself searches, in its priority
+    order ("Subdirectories of glibc-hwcaps directories, in priority order" of ``ld.so --help``)."""
+    interp = next((p for p in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1") if os.path.exists(p)), None)
+    if interp is None:
+        return None
+    out = subprocess.run([interp, "--help"], capture_output=True, text=True, check=False).stdout
+    names: list[str] = []
+    inside = False
+    for line in out.splitlines():
+        if line.startswith("Subdirectories of glibc-hwcaps"):
+            inside = True
+        elif inside and line.startswith("  "):
+            name, _, state = line.strip().partition(" ")
+            if "searched" in state:
+                names.append(name)
+        elif inside:
+            break
+    return names if inside else None
+
+
+_HWCAPS_PROBE = """
+import ctypes, json, sys, libbroker
+out = {}
+if sys.argv[1] == "ld.so":
+    out["which"] = ctypes.CDLL("liblbhwc.so.1").which()
+else:
+    found = libbroker.find("lbhwc")
+    out["find"] = [found.path, found.origin]
+    out["all"] = [[c.path, c.origin, c.accepted] for c in libbroker.candidates("lbhwc")]
+    lib = libbroker.load("lbhwc")
+    out["which"] = ctypes.CFUNCTYPE(ctypes.c_int)(lib.address("which"))()
+    out["load"] = [lib.path, lib.origin]
+out["maps"] = sorted({l.split()[-1] for l in open("/proc/self/maps") if "liblbhwc" in l})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or not sys.platform.startswith("linux"), reason="needs gcc, Linux")
+def test_ld_library_path_hwcaps_copies_in_ld_so_order(tmp_path) -> None:
+    # F13: a copy in $LD_LIBRARY_PATH/glibc-hwcaps/<level>/ is what ld.so maps, so it is
+    # what find() names and load() maps, origin "system". Copies in every level ld.so
+    # searches and in the entry itself; each round removes the copy ld.so chose, so each
+    # position of the order is checked against ld.so (a separate process per side).
+    import json
+
+    from libbroker._ldcache import supported_hwcaps
+
+    levels = _ld_so_hwcaps_order()
+    if not levels:
+        pytest.skip("ld.so searches no glibc-hwcaps subdirectory on this machine")
+    assert supported_hwcaps() == levels  # the same names in the same order as ld.so
+    entry = tmp_path / "ldlp"
+    places = [entry / "glibc-hwcaps" / level for level in levels] + [entry]
+    for index, place in enumerate(places):
+        place.mkdir(parents=True, exist_ok=True)
+        src = tmp_path / f"which{index}.c"
+        src.write_text(f"int which(void){{return {index};}}\n")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(place / "liblbhwc.so.1"), str(src),
+                        "-Wl,-soname,liblbhwc.so.1"], check=True)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(entry))
+
+    def probe(side: str) -> dict:
+        run = subprocess.run([sys.executable, "-c", _HWCAPS_PROBE, side], capture_output=True, text=True,
+                             env=env, check=False, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    for index, place in enumerate(places):
+        expected = str(place / "liblbhwc.so.1")
+        ld_so, ours = probe("ld.so"), probe("libbroker")
+        assert ld_so == {"which": index, "maps": [expected]}
+        assert ours["find"] == [expected, "system"]
+        assert ours["load"] == [expected, "system"] and ours["which"] == index
+        assert ours["maps"] == [expected]  # one copy: the one find named
+        assert [c[0] for c in ours["all"]] == [str(p / "liblbhwc.so.1") for p in places[index:]]
+        (place / "liblbhwc.so.1").unlink()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or not sys.platform.startswith("linux"), reason="needs gcc, Linux")
+def test_ld_library_path_hwcaps_subdirectory_follows_the_place_rules(tmp_path, monkeypatch) -> None:
+    from libbroker import _api
+    from libbroker._ldcache import supported_hwcaps
+
+    levels = supported_hwcaps()
+    if not levels:
+        pytest.skip("this CPU supports no glibc-hwcaps level")
+    entry = tmp_path / "ldlp"
+    hw = entry / "glibc-hwcaps" / levels[0]
+    for place, value in ((hw, 1), (entry, 2)):
+        place.mkdir(parents=True, exist_ok=True)
+        src = tmp_path / f"v{value}.c"
+        src.write_text(f"int which(void){{return {value};}}\n")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(place / "liblbhwp.so.1"), str(src),
+                        "-Wl,-soname,liblbhwp.so.1"], check=True)
+    os.chmod(hw, 0o777)  # anyone could swap the library: refused, listed with the reason
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(entry))
+    cands = libbroker.candidates("lbhwp")
+    assert [c.path for c in cands[:2]] == [str(hw / "liblbhwp.so.1"), str(entry / "liblbhwp.so.1")]
+    assert not cands[0].accepted and "unsafe place" in cands[0].reason, cands[0].reason
+    assert cands[1].accepted and cands[1].origin == "system"
+    assert libbroker.find("lbhwp").path == str(entry / "liblbhwp.so.1")
+    os.chmod(hw, 0o755)
+    _api._memo.clear()  # the in-process memo is trusted for a second (`_api._RECHECK_SECONDS`)
+    assert libbroker.find("lbhwp").path == str(hw / "liblbhwp.so.1")
+    # A level directory absent at the first search and created later voids the cached verdict
+    # (its absence is stamped; glibc-hwcaps/ itself and the entry keep their mtimes).
+    (hw / "liblbhwp.so.1").rename(tmp_path / "kept.so")
+    hw.rmdir()
+    _api._memo.clear()
+    assert libbroker.find("lbhwp").path == str(entry / "liblbhwp.so.1")
+    hw.mkdir()
+    (tmp_path / "kept.so").rename(hw / "liblbhwp.so.1")
+    _api._memo.clear()
+    assert libbroker.find("lbhwp").path == str(hw / "liblbhwp.so.1")

@@ -141,10 +141,11 @@ def test_non_regular_metadata_files_are_skipped_without_blocking(tmp_path, kind:
 import os, json
 from libbroker import _distinfo
 site = {str(site)!r}
-out = {{"eps": _distinfo.provider_entry_points([site]), "heads": {{}}, "records": {{}}}}
+out = {{"eps": _distinfo.provider_entry_points([site]), "heads": {{}}, "records": {{}}, "problems": {{}}}}
 for child in sorted(os.listdir(site)):
     info = os.path.join(site, child)
     out["heads"][child] = _distinfo.name_and_version(info)
+    out["problems"][child] = _distinfo.metadata_problem(info)
     try:
         out["records"][child] = _distinfo.record_paths(info)
     except _distinfo.MetadataError as exc:
@@ -171,6 +172,11 @@ print(json.dumps(out))
     assert record.startswith("error: ") and "RECORD' is not a regular file" in record
     assert "fix: reinstall evil_record" in record
     assert out["records"]["good-1.0.dist-info"] is None  # absent, not an error
+    # A provider whose METADATA or entry_points.txt is such a file is refused by name, not skipped.
+    assert out["problems"]["good-1.0.dist-info"] is None
+    for child in ("evil_metadata", "evil_entry_points_txt"):
+        path, why = out["problems"][f"{child}-1.0.dist-info"]
+        assert path.endswith(("METADATA", "entry_points.txt")) and "is not a regular file" in why
 
 
 def test_unreadable_entry_points_keep_an_exact_identity(tmp_path, monkeypatch) -> None:
@@ -220,3 +226,78 @@ def test_record_that_is_not_utf8_names_the_byte_and_its_offset(tmp_path) -> None
     # importlib.metadata (the oracle) cannot read it either.
     with pytest.raises(UnicodeDecodeError):
         metadata.PathDistribution(info).files  # noqa: B018
+
+
+# --- METADATA and entry_points.txt that are not UTF-8 ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wrapped_site(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real provider wheel made by ``libbroker wrap`` from a gcc-built library, installed
+    by pip into a directory (the pristine copy; tests copy it before damaging it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the test library")
+    base = tmp_path_factory.mktemp("wrapped")
+    src = base / "u.c"
+    src.write_text("int lbw_one(void) { return 1; }\n")
+    lib = base / "liblbw.so.1"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbw.so.1", "-o", str(lib), str(src)], check=True)
+    subprocess.run([sys.executable, "-m", "libbroker", "wrap", str(lib), "--name", "lbw", "--version", "2.0",
+                    "-o", str(base / "dist")], check=True, capture_output=True)
+    [wheel] = (base / "dist").iterdir()
+    site = base / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--no-index", "--target", str(site), str(wheel)], check=True)
+    return str(site)
+
+
+def test_wrapped_wheel_metadata_matches_importlib(wrapped_site) -> None:
+    import pathlib
+
+    [info] = [p for p in pathlib.Path(wrapped_site).iterdir() if p.name.endswith(".dist-info")]
+    oracle = metadata.PathDistribution(info)
+    assert _distinfo.name_and_version(str(info)) == (oracle.metadata["Name"], oracle.version)
+    assert _distinfo.provider_entry_points([wrapped_site]) == [
+        (str(info), ep.name, ep.value) for ep in oracle.entry_points.select(group=_distinfo.GROUP)]
+    assert _distinfo.metadata_problem(str(info)) is None
+    assert _distinfo.dist_label(str(info)) == ("libbroker_provider_lbw", "2.0")
+
+
+@pytest.mark.parametrize("filename", ["METADATA", "entry_points.txt"])
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3(", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82"])
+def test_metadata_that_is_not_utf8_names_the_file_byte_and_offset(wrapped_site, tmp_path, filename: str,
+                                                                    bad: bytes) -> None:
+    # Invalid start byte, bad continuation, an encoded surrogate, a code point past U+10FFFF,
+    # a sequence cut off at the end of the file: importlib.metadata (the oracle) raises
+    # UnicodeDecodeError on each; _distinfo says where, and what to do.
+    import pathlib
+    import shutil
+
+    site = pathlib.Path(shutil.copytree(wrapped_site, tmp_path / "site"))
+    [info] = [p for p in site.iterdir() if p.name.endswith(".dist-info")]
+    path = info / filename
+    good = path.read_bytes()
+    path.write_bytes(good + b"# " + bad)  # after every header and entry point: those still read
+    oracle = metadata.PathDistribution(info)
+    with pytest.raises(UnicodeDecodeError) as caught:
+        oracle.metadata if filename == "METADATA" else oracle.entry_points  # noqa: B018
+    offset = caught.value.start
+    assert offset == len(good) + 2
+    problem = _distinfo.metadata_problem(str(info))
+    assert problem is not None
+    where, why = problem
+    assert where == str(path)
+    assert f"{str(path)!r} is not UTF-8: byte 0x{bad[0]:02x} at offset {offset}" in why
+    spec = "core metadata" if filename == "METADATA" else "entry points"
+    assert f"expected UTF-8, as the {spec} specification requires" in why
+    assert "fix: reinstall libbroker_provider_lbw with pip" in why
+    # The rest still reads (no exception): the name, version and entry points are intact.
+    assert _distinfo.name_and_version(str(info)) == ("libbroker-provider-lbw", "2.0")
+    assert [ep[1:] for ep in _distinfo.provider_entry_points([str(site)])] == [("lbw", "libbroker_provider_lbw")]
+    # A package (a spec's `packages`) is judged by METADATA alone: its entry points are not read.
+    assert (_distinfo.metadata_problem(str(info), entry_points=False) is None) == (filename != "METADATA")
+    path.write_bytes(good)  # repaired (a new identity): no problem any more
+    assert _distinfo.metadata_problem(str(info)) is None

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import textwrap
 import venv
+from importlib import metadata
 
 import pytest
 
 import libbroker
+from libbroker import LibraryNotFoundError
 from libbroker._providers import ProvidedFile, package_files, provider_files, provider_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(libbroker.__file__)))
@@ -451,6 +453,11 @@ def test_record_that_is_not_utf8_skips_the_provider_with_its_reason(site) -> Non
     assert "reinstall broken_prov with pip" in line and line.endswith("(ignored)")
     files, searched = package_files(["broken-prov"], ["real"])
     assert files == [] and "is not UTF-8: byte 0xff" in searched[0]
+    # candidates() (and so find --all) list it too: the RECORD, rejected, with the reason.
+    [refused] = [c for c in libbroker.candidates("brk") if c.path == str(record)]
+    assert not refused.accepted and refused.origin == "provider:broken-prov"
+    assert f"is not UTF-8: byte 0xff at offset {offset}" in refused.reason
+    assert "as the recording installed projects specification requires" in refused.reason
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
@@ -473,3 +480,148 @@ print(json.dumps([provider_files("brk"), package_files(["broken-prov"], ["real"]
     assert files == [] and pfiles == []
     assert "RECORD' is not a regular file" in searched[0] and searched[0].endswith("(ignored)")
     assert "RECORD' is not a regular file" in psearched[0]
+
+
+# --- metadata that is not UTF-8 (METADATA, entry_points.txt) -----------------------------
+
+LBU_C = "int lbu_which(void) { return WHICH; }\n"
+
+
+@pytest.fixture(scope="module")
+def lbu_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two real provider wheels for link name 'lbu' (`wrap`), installed by pip into two
+    directories: {"bad": site, "good": site}. Tests copy them before damaging one."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the test library")
+    from libbroker._wrap import wrap
+
+    base = tmp_path_factory.mktemp("lbu")
+    sites = {}
+    for which, kind in enumerate(("bad", "good")):
+        src = base / f"{kind}.c"
+        src.write_text(LBU_C.replace("WHICH", str(which)))
+        lib = base / kind / "liblbu.so.1"
+        lib.parent.mkdir()
+        subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,liblbu.so.1", "-o", str(lib), str(src)], check=True)
+        wheel = wrap(str(lib), name="lbu", version="1.0", out_dir=str(base / "dist"), dist_name=f"lbu-{kind}")
+        sites[kind] = str(base / f"{kind}-site")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--no-index", "--target", sites[kind], wheel], check=True)
+    return sites
+
+
+def _damage(path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "name":  # inside the value of a header / the name of an entry point
+        data = data.replace(b"lbu", b"l\xffu", 1)
+    elif how == "continuation":  # a lead byte followed by ASCII, in the last "lbu" (a value)
+        at = data.rindex(b"lbu")
+        data = data[:at] + b"l\xc3u" + data[at + 3:]
+    elif how == "truncated":  # a sequence cut off at the end of the file
+        data += b"\n[console_scripts]\nx = y:main  # \xe2\x82"
+    elif how == "surrogate":  # UTF-8 of a lone surrogate, which UTF-8 forbids
+        data += b"\n[console_scripts]\nx = y:main  # \xed\xa0\x80\n"
+    path.write_bytes(data)
+
+
+def _oracle_offset(info_dir, filename: str) -> int:
+    """Where importlib.metadata (the oracle) fails on the file: UnicodeDecodeError.start."""
+    import pathlib
+
+    dist = metadata.PathDistribution(pathlib.Path(info_dir))
+    with pytest.raises(UnicodeDecodeError) as caught:
+        if filename == "METADATA":
+            dist.metadata  # noqa: B018
+        else:
+            dist.entry_points  # noqa: B018
+    return caught.value.start
+
+
+@pytest.mark.parametrize(("filename", "how"), [
+    ("METADATA", "name"), ("METADATA", "continuation"), ("METADATA", "truncated"),
+    ("entry_points.txt", "name"), ("entry_points.txt", "continuation"),
+    ("entry_points.txt", "truncated"), ("entry_points.txt", "surrogate"),
+])
+def test_metadata_that_is_not_utf8_refuses_the_provider_by_name(lbu_wheels, tmp_path, monkeypatch,
+                                                                 filename: str, how: str) -> None:
+    bad_site, good_site = (shutil.copytree(lbu_wheels[k], tmp_path / k) for k in ("bad", "good"))
+    monkeypatch.syspath_prepend(str(good_site))
+    monkeypatch.syspath_prepend(str(bad_site))  # the damaged provider comes first
+    info = bad_site / "lbu_bad-1.0.dist-info"
+    damaged = info / filename
+    if filename == "METADATA" and how == "truncated":
+        damaged.write_bytes(damaged.read_bytes() + b"\n\xe2\x82")  # cut off in the description
+    else:
+        _damage(damaged, how)
+    offset = _oracle_offset(info, filename)
+    byte = damaged.read_bytes()[offset]
+    spec = "core metadata" if filename == "METADATA" else "entry points"
+
+    def check(reason: str) -> None:
+        assert f"{str(damaged)!r} is not UTF-8: byte 0x{byte:02x} at offset {offset}" in reason, reason
+        assert f"expected UTF-8, as the {spec} specification requires" in reason
+        assert "fix: reinstall lbu_bad with pip" in reason and "rebuild the wheel" in reason
+
+    cands = libbroker.candidates("lbu")
+    [refused] = [c for c in cands if c.path == str(damaged)]
+    assert not refused.accepted and refused.origin.startswith("provider:lbu")
+    assert "provider 'lbu" in refused.reason  # by name (METADATA's, or its directory's)
+    check(refused.reason)
+    # The other provider is not hidden: it is what find() gives.
+    good = os.path.realpath(good_site / "libbroker_provider_lbu" / "lib" / "liblbu.so.1")
+    chosen = libbroker.find("lbu")
+    assert (chosen.path, chosen.origin) == (good, "provider:lbu-good")
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbu", ">=99")
+    check(str(caught.value))
+    # A bad byte in an entry point's name: which library it provides cannot be known, so
+    # every search lists it; elsewhere, only searches for the names it provides.
+    other = [c for c in libbroker.candidates("lbunone") if c.path == str(damaged)]
+    assert len(other) == (1 if (filename, how) == ("entry_points.txt", "name") else 0)
+    # The command line says the same (a child process: the search path is PYTHONPATH).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(bad_site), str(good_site), ROOT]))
+    out = subprocess.run([sys.executable, "-m", "libbroker", "find", "lbu", "--all"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    [line] = [x for x in out.stdout.splitlines() if x.startswith(str(damaged))]
+    assert "\trejected: " in line
+    check(line)
+
+
+def test_repaired_entry_points_void_the_cached_refusal(lbu_wheels, tmp_path, monkeypatch) -> None:
+    # The bad byte is outside the provider section, so the entry points a search sees are
+    # the same before and after: only the entry_points.txt stamp can tell the verdicts apart.
+    from libbroker import _api
+
+    bad_site, good_site = (shutil.copytree(lbu_wheels[k], tmp_path / k) for k in ("bad", "good"))
+    monkeypatch.syspath_prepend(str(good_site))
+    monkeypatch.syspath_prepend(str(bad_site))
+    bad = os.path.realpath(bad_site / "libbroker_provider_lbu" / "lib" / "liblbu.so.1")
+    good = os.path.realpath(good_site / "libbroker_provider_lbu" / "lib" / "liblbu.so.1")
+    assert libbroker.find("lbu").path == bad
+    entry_points = bad_site / "lbu_bad-1.0.dist-info" / "entry_points.txt"
+    original = entry_points.read_bytes()
+    _damage(entry_points, "surrogate")
+    _api._memo.clear()  # the in-process memo is trusted for a second; the disk verdict is not
+    assert libbroker.find("lbu").path == good
+    entry_points.write_bytes(original)
+    _api._memo.clear()
+    assert libbroker.find("lbu").path == bad
+
+
+def test_package_with_metadata_that_is_not_utf8_is_refused(lbu_wheels, tmp_path, monkeypatch) -> None:
+    site = shutil.copytree(lbu_wheels["bad"], tmp_path / "bad")
+    monkeypatch.syspath_prepend(str(site))
+    damaged = site / "lbu_bad-1.0.dist-info" / "METADATA"
+    _damage(damaged, "name")
+    offset = _oracle_offset(damaged.parent, "METADATA")
+    files, searched = package_files(["lbu-bad"], ["lbu"])
+    assert files == []
+    [line] = searched
+    assert line.startswith("package 'lbu_bad' 1.0: its metadata cannot be read: ")
+    assert f"is not UTF-8: byte 0xff at offset {offset}" in line
+    cands = libbroker.candidates("lbu", packages=["lbu-bad"])
+    # Refused once (the provider step comes before the packages step and names the same file).
+    [refused] = [c for c in cands if c.path == str(damaged)]
+    assert not refused.accepted and refused.origin == "provider:lbu_bad"
+    assert f"byte 0xff at offset {offset}" in refused.reason
