@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from _host import forget_answers
 
 import libbroker
 from libbroker import IncompatibleLibraryError, LibraryNotFoundError
@@ -418,14 +419,17 @@ def test_ld_library_path_hwcaps_subdirectory_follows_the_place_rules(tmp_path, m
     assert libbroker.find("lbhwp").path == str(entry / "liblbhwp.so.1")
     os.chmod(hw, 0o755)
     _api._memo.clear()  # the in-process memo is trusted for a second (`_api._RECHECK_SECONDS`)
+    forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbhwp").path == str(hw / "liblbhwp.so.1")
     # A level directory absent at the first search and created later voids the cached verdict
     # (its absence is stamped; glibc-hwcaps/ itself and the entry keep their mtimes).
     (hw / "liblbhwp.so.1").rename(tmp_path / "kept.so")
     hw.rmdir()
     _api._memo.clear()
+    forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbhwp").path == str(entry / "liblbhwp.so.1")
     hw.mkdir()
     (tmp_path / "kept.so").rename(hw / "liblbhwp.so.1")
     _api._memo.clear()
+    forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbhwp").path == str(hw / "liblbhwp.so.1")

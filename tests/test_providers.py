@@ -20,6 +20,7 @@ import venv
 from importlib import metadata
 
 import pytest
+from _host import forget_answers
 
 import libbroker
 from libbroker import LibraryNotFoundError
@@ -603,9 +604,11 @@ def test_repaired_entry_points_void_the_cached_refusal(lbu_wheels, tmp_path, mon
     original = entry_points.read_bytes()
     _damage(entry_points, "surrogate")
     _api._memo.clear()  # the in-process memo is trusted for a second; the disk verdict is not
+    forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbu").path == good
     entry_points.write_bytes(original)
     _api._memo.clear()
+    forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbu").path == bad
 
 

@@ -17,6 +17,7 @@ import sys
 import textwrap
 
 import pytest
+from _host import forget_answers
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="chown/setuid to another user needs root")
@@ -177,6 +178,7 @@ def test_another_interpreter_prefix_does_not_share_verdicts(box, monkeypatch) ->
     assert libbroker.find("pfx").path == str(prefix / "lib" / "libpfx.so.1")
     monkeypatch.setattr(sys, "prefix", sys.base_prefix)
     _api._memo.clear()
+    forget_answers()  # and the directory answers of that second
     with pytest.raises(libbroker.LibraryNotFoundError):
         libbroker.find("pfx")
 
@@ -327,6 +329,7 @@ def test_without_home_there_is_no_config_or_cache_relative_to_the_cwd(box, monke
 
     monkeypatch.setattr(_cache, "_dir", None)
     _api._memo.clear()
+    forget_answers()  # and the directory answers of that second
     assert _cache.config_path() is None and _cache.cache_dir() is None and _cache.usable_dir() is None
     assert libbroker.find("z").path != evil
     assert not (project / "~" / ".cache" / "libbroker" / f"find-v{_cache._FORMAT}.marshal").exists()
