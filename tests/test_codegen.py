@@ -802,3 +802,28 @@ def test_a_header_generated_before_packed_signatures_still_works(tmp_path) -> No
     done = _embedded(tmp_path, [tmp_path / "old.c"], ["-O2"])
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{zlib.crc32(b'hello')}\n{zlib.adler32(b'hello')}\n"
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_c_string_literals_mean_their_text_to_gcc(tmp_path) -> None:
+    """`_codegen._c_string` (both its fast paths and the character loop): gcc reads each
+    literal back as exactly the UTF-8 bytes of its text, trigraphs and all."""
+    import random
+
+    from libbroker._codegen import _c_string
+
+    rng = random.Random(11)
+    alphabet = 'ab?\\"\n\t =\x01\x7fé€~'
+    texts = ["", "plain", "a\tb\nc", "??=", "x??/", 'q"\\', "é", "\t" * 3 + "?" * 5]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(300)]
+    body = ",\n".join(_c_string(t) for t in texts)
+    (tmp_path / "lits.c").write_text(
+        "#include <stdio.h>\n#include <string.h>\n"
+        f"static const char *const texts[] = {{\n{body}\n}};\n"
+        "int main(void) { for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {"
+        " fwrite(texts[i], 1, strlen(texts[i]), stdout); fputc(0, stdout); } return 0; }\n",
+        encoding="utf-8")
+    subprocess.run(["gcc", "-std=c99", "-trigraphs", "-o", str(tmp_path / "lits"), str(tmp_path / "lits.c")],
+                   check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "lits")], check=True, capture_output=True).stdout
+    assert out.split(b"\0")[:-1] == [t.encode("utf-8") for t in texts]
