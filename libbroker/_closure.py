@@ -205,15 +205,38 @@ class _Mapped:
             return self.answers[needed]
         found: str | None = None
         for path in self.paths:
-            if os.path.basename(path) == needed:
-                found = path
-                break
-            info = read_facts(path)
-            if not isinstance(info, str) and info.soname == needed:
+            if os.path.basename(path) == needed or _mapped_soname(path) == needed:
                 found = path
                 break
         self.answers[needed] = found
         return found
+
+
+_sonames: dict[tuple[object, ...], str | None] = {}
+
+
+def _mapped_soname(path: str) -> str | None:
+    """The SONAME of the mapped object *path* (None: none, or unreadable), from its facts
+    when they were read, else from its dynamic section alone (`_elf.read_soname`: the
+    objects before libc in a process include libpython, whose full facts cost a
+    millisecond), memoised per identity."""
+    from ._binary import InvalidBinaryError
+    from ._binary._elf import read_soname
+
+    key = (path, _identity(path))
+    facts = _facts.get(key)
+    if facts is not None:
+        return None if isinstance(facts, str) else facts.soname
+    if key in _sonames:
+        return _sonames[key]
+    try:
+        soname = read_soname(path)
+    except InvalidBinaryError:
+        soname = None
+    if len(_sonames) > 4 * _MEMO_LIMIT:
+        _sonames.clear()
+    _sonames[key] = soname
+    return soname
 
 
 _links_memo: dict[tuple[object, ...], frozenset[str]] = {}

@@ -419,7 +419,32 @@ def read_binary(path: str | os.PathLike[str]) -> BinaryInfo:
             raise InvalidBinaryError(path, f"the file cannot be read: {exc.strerror}") from exc
 
 
-def _parse(r: _Reader, head: bytes) -> BinaryInfo:
+def read_soname(path: str | os.PathLike[str]) -> str | None:
+    """The DT_SONAME of the ELF file at ``path`` (None when it has none), reading the
+    headers, the dynamic section and that one string only: a few KB where `read_binary`
+    reads the whole string and symbol tables (megabytes for libpython).
+
+    Raises InvalidBinaryError as `read_binary` does.
+    """
+    path = os.fspath(path)
+    f, size = _open(path)
+    with f:
+        try:
+            head = f.read(64)
+        except OSError as exc:
+            raise InvalidBinaryError(path, f"the file cannot be read: {exc.strerror}") from exc
+        if not head.startswith(ELF_MAGIC):
+            raise InvalidBinaryError(path, f"expected an ELF file (starting with {ELF_MAGIC!r}) but "
+                                           f"found {_describe_start(head)}")
+        try:
+            return _parse(_Reader(f, path, size), head, soname_only=True).soname
+        except struct.error as exc:
+            raise InvalidBinaryError(path, f"corrupt ELF file: {exc}") from exc
+        except OSError as exc:
+            raise InvalidBinaryError(path, f"the file cannot be read: {exc.strerror}") from exc
+
+
+def _parse(r: _Reader, head: bytes, soname_only: bool = False) -> BinaryInfo:
     info = BinaryInfo(r.path)
     if len(head) < 16:
         r.read(0, 16, "ELF identification")  # raises with the size
@@ -468,7 +493,7 @@ def _parse(r: _Reader, head: bytes) -> BinaryInfo:
             dynamic = (p_offset, p_filesz)
     if dynamic is None:
         return info  # a static executable or an object file: no dynamic facts
-    _parse_dynamic(r, info, e, is64, loads, dynamic, (e_shoff, e_shentsize, e_shnum))
+    _parse_dynamic(r, info, e, is64, loads, dynamic, (e_shoff, e_shentsize, e_shnum), soname_only)
     return info
 
 
@@ -480,6 +505,7 @@ def _parse_dynamic(
     loads: list[tuple[int, int, int]],
     dynamic: tuple[int, int],
     sections: tuple[int, int, int],
+    soname_only: bool = False,
 ) -> None:
     dyn_fmt = e + ("qQ" if is64 else "iI")
     dyn_size = 16 if is64 else 8
@@ -509,6 +535,19 @@ def _parse_dynamic(
         raise InvalidBinaryError(
             r.path, f"corrupt ELF file: DT_STRSZ is {strsz} bytes (a real string table is under {_MAX_STRSZ})"
         )
+    if soname_only:
+        if _DT_SONAME in tags:
+            at = tags[_DT_SONAME]
+            if at >= strsz:
+                raise InvalidBinaryError(
+                    r.path, f"corrupt ELF file: string offset {at} outside the string table")
+            chunk = r.read(offset_of(tags[_DT_STRTAB], "string table") + at,
+                           min(strsz - at, 4096), "SONAME string")
+            end = chunk.find(b"\0")
+            if end < 0:
+                raise InvalidBinaryError(r.path, "corrupt ELF file: the SONAME string has no end")
+            info.soname = chunk[:end].decode("utf-8", "surrogateescape")
+        return
     strtab = r.read(offset_of(tags[_DT_STRTAB], "string table"), strsz, "dynamic string table")
 
     def string(off: int) -> str:

@@ -480,3 +480,26 @@ def test_regular_file_whose_reads_fail_is_reported(tmp_path) -> None:
     # /proc/self/mem is a "regular file" of size 0 whose read at offset 0 fails with EIO.
     with pytest.raises(InvalidBinaryError, match="cannot be examined: Input/output error"):
         read_binary("/proc/self/mem")
+
+
+@needs_readelf
+def test_read_soname_matches_readelf_on_every_mapped_object(tmp_path) -> None:
+    """`_elf.read_soname` (the dynamic section and one string only) gives readelf's SONAME
+    for every object this process maps (libpython, libc, extension modules...), and
+    refuses what read_binary refuses."""
+    from libbroker import _master
+    from libbroker._binary._elf import read_soname
+
+    paths = {p for p, _ in _master.loaded_objects() if os.path.isabs(p)}
+    assert len(paths) >= 3
+    for path in sorted(paths):
+        expected = _readelf_dynamic(path).get("SONAME", [None])[0]
+        assert read_soname(path) == expected, path
+    (tmp_path / "notelf.so").write_text("GROUP ( libc.so.6 )\n")
+    with pytest.raises(InvalidBinaryError):
+        read_soname(str(tmp_path / "notelf.so"))
+    real = os.path.realpath(LIBZ)
+    cut = tmp_path / "libcut.so"
+    cut.write_bytes(open(real, "rb").read()[:200])  # headers only: the dynamic section is gone
+    with pytest.raises(InvalidBinaryError):
+        read_soname(str(cut))
