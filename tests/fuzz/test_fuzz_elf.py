@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from libbroker import BrokerError
 from libbroker._binary import read_binary
+from libbroker._binary._elf import read_soname
 from libbroker._binary._elfload import loader_refusal
 
 from ._harness import FUZZ, apply, bounded, mutations
@@ -45,6 +46,11 @@ def test_elf_reader_and_loader_checks(tmp_path_factory, seed, data) -> None:
     path.write_bytes(apply(raw, edits))
     try:
         bounded(lambda: read_binary(str(path)), "read_binary")
+    except BrokerError:
+        pass
+    try:
+        soname = bounded(lambda: read_soname(str(path)), "read_soname")
+        assert soname is None or isinstance(soname, str)
     except BrokerError:
         pass
     reason = bounded(lambda: loader_refusal(str(path)), "loader_refusal")
