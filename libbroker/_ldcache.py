@@ -169,12 +169,16 @@ def _select(
             at = data.find(needle, at + 1)
     if not starts:
         return []
+    # Every entry's key (the second 32-bit field of both layouts, in the host's byte order
+    # as the whole file is) read as one column by memoryview, rather than unpacking each
+    # of thousands of entries; only the entries whose key is one of those offsets are.
+    size = struct.calcsize(fmt)
+    table = data[start:end]
+    keys = memoryview(table).cast("I")[1::size // 4].tolist()
     found: list[tuple[str, str, int, int, int]] = []
-    for index, fields in enumerate(struct.iter_unpack(fmt, data[start:end])):
-        key = fields[1]
-        if key not in starts:
-            continue
-        soname = _string(data, strbase + key)
+    for index in [i for i, key in enumerate(keys) if key in starts]:
+        fields = struct.unpack_from(fmt, table, index * size)
+        soname = _string(data, strbase + fields[1])
         if keep(soname):
             hwcap = fields[4] if len(fields) == 5 else 0
             found.append((soname, _string(data, strbase + fields[2]), fields[0], hwcap, index))
@@ -405,12 +409,13 @@ def entries_for_link(name: str, matches: Callable[[str], bool], path: str | None
     """The `entries_for_host` entries whose soname is one of link *name*'s (``lib<name>.so``
     prefix, or *name* itself given whole, and *matches*), in the same order, without
     parsing the whole cache."""
-    return _matching(path, (f"lib{name}.so", name), matches, "link\0" + name)
+    # A name given whole matches only a string that is exactly it: "z\0", not every "z".
+    return _matching(path, (f"lib{name}.so", name + "\0"), matches, "link\0" + name)
 
 
 def paths_for_soname(soname: str, path: str | None = None) -> list[str]:
     """The `entries_for_host` paths of exactly *soname*, in the same order."""
-    return [v for _, v in _matching(path, (soname,), soname.__eq__, "soname\0" + soname)]
+    return [v for _, v in _matching(path, (soname + "\0",), soname.__eq__, "soname\0" + soname)]
 
 
 __all__ = [
