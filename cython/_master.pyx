@@ -678,8 +678,9 @@ def loaded_objects_version():
 def loaded_objects():
     """(path, base address) of every shared object mapped in the process, a new list.
 
-    Read again whenever the loader's generation (dl_iterate_phdr's dlpi_adds and
-    dlpi_subs) changed since the last call, and always where there is none (Windows, macOS).
+    Read again whenever the loader's generation (the dlpi_adds and dlpi_subs counters
+    of Linux's program-header walk) changed since the last call, and always where there
+    is none (Windows, macOS).
     """
     global _objects_memo, _objects_generation, _objects_reads
     cdef lb_object *objs = NULL
