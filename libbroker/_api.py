@@ -552,6 +552,7 @@ def discard(library: Library) -> None:
 # (`_master.loaded_objects_version()`, link name -> absolute paths of the mapped objects of
 # that link name, in mapping order): fifty tables built in a row index the objects once.
 _mapped_index: "tuple[int, dict[str, list[str]]] | None" = None
+_link_of_path: "dict[str, str | None]" = {}  # mapped path -> its link name (a pure function of the name)
 
 
 def _mapped_named(name: str) -> "list[str]":
@@ -566,10 +567,14 @@ def _mapped_named(name: str) -> "list[str]":
     if index is None or index[0] != version:
         by_name: dict[str, list[str]] = {}
         for path, _ in _master.loaded_objects():
-            if os.path.isabs(path):
-                link = link_name_of(os.path.basename(path))
-                if link is not None:
-                    by_name.setdefault(link, []).append(path)
+            link = _link_of_path.get(path, "")
+            if link == "":  # a path not seen before (each table maps one more object)
+                link = link_name_of(os.path.basename(path)) if os.path.isabs(path) else None
+                if len(_link_of_path) > 4096:
+                    _link_of_path.clear()
+                _link_of_path[path] = link
+            if link is not None:
+                by_name.setdefault(link, []).append(path)
         # Indexed from a list read after the version: an object mapped in between moves
         # the version again, so the next call indexes again (never a list without it).
         index = _mapped_index = (version, by_name)
