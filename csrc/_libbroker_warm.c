@@ -66,12 +66,14 @@ static int crc_ready;
 
 static void crc_init(void)
 {
-    uint32_t k, v;
+    uint32_t k, v, j;
     int b;
-    for (k = 0; k < 256; k++) {
-        v = k;
-        for (b = 0; b < 8; b++) v = (v & 1) ? 0xEDB88320u ^ (v >> 1) : v >> 1;
-        crc_table[0][k] = v;
+    /* CRC is linear: the entry of i ^ j is the XOR of theirs, so each power of two's entry
+     * (one shift of the register) fills the rest in 255 XORs instead of 2,048 shifts. */
+    crc_table[0][0] = 0;
+    for (k = 128, v = 1; k; k >>= 1) {
+        v = (v & 1) ? 0xEDB88320u ^ (v >> 1) : v >> 1;
+        for (j = 0; j < 256; j += 2 * k) crc_table[0][k + j] = v ^ crc_table[0][j];
     }
     for (k = 0; k < 256; k++) {
         v = crc_table[0][k];
@@ -707,6 +709,18 @@ static int has_dotdot(PyObject *path)
     return 0;
 }
 
+/* os.path.realpath(os.getcwd()): on Linux getcwd() returns the path the kernel keeps for
+ * the directory (glibc refuses an unreachable one), already absolute, without symlinks,
+ * "." or "..", so resolving it again would give the same text back (three readlink()
+ * calls for a path of three components). Anything else is resolved. New reference. */
+static PyObject *cwd_real(PyObject *raw)
+{
+#if defined(__linux__)
+    if (absolute(raw)) return Py_NewRef(raw);
+#endif
+    return c_realpath(raw);
+}
+
 /* `_cache._cwd_among(dirs)`: the current directory's real path if one of *dirs* is it, else None.
  * Equal real paths name the same directory: a directory whose (device, inode) differs from
  * the cwd's cannot match, so one stat settles most; a missing one is compared by Python's
@@ -723,7 +737,7 @@ static PyObject *cwd_among(PyObject *dirs)
     raw = PyUnicode_DecodeFSDefault(buffer);
     if (raw == NULL) return NULL;
     if (stat_of(raw, 1, &here) != 0) {  /* cannot stat it: its real path, which defers the replay */
-        cwd = c_realpath(raw);
+        cwd = cwd_real(raw);
         Py_DECREF(raw);
         return cwd;
     }
@@ -740,14 +754,14 @@ static PyObject *cwd_among(PyObject *dirs)
             if (there.dev != here.dev || there.ino != here.ino) continue;
             same = PyUnicode_Compare(d, raw) == 0;
             if (same) {  /* realpath(d) is realpath(getcwd()): the same call on the same text */
-                if (cwd == NULL && (cwd = c_realpath(raw)) == NULL) goto fail;
+                if (cwd == NULL && (cwd = cwd_real(raw)) == NULL) goto fail;
                 Py_DECREF(raw);
                 return cwd;
             }
             real = c_realpath(d);
         }
         if (real == NULL) goto fail;
-        if (cwd == NULL && (cwd = c_realpath(raw)) == NULL) {
+        if (cwd == NULL && (cwd = cwd_real(raw)) == NULL) {
             Py_DECREF(real);
             goto fail;
         }
