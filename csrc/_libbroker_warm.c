@@ -394,11 +394,6 @@ static int absolute(PyObject *text)
     return PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0 && PyUnicode_READ_CHAR(text, 0) == '/';
 }
 
-/* The name part of a table entry for the environment *key* (an env_key tuple): the CRC-32
- * of its fields, each as UTF-8 ("\x01" for None) followed by a NUL, sys.path's entries
- * likewise. Two programs with different sys.path (each script's directory is its first
- * entry) keep one entry each instead of replacing each other's. One implementation,
- * called by the Python writer too. New reference: an 8-digit hex str. */
 /* The CRC register after one field of an environment key and its NUL; -1 (as a 64-bit
  * value) with an error set. An ASCII str is read in place (its UTF-8 is its data). */
 static int64_t tag_field(uint32_t crc, PyObject *item)
@@ -996,7 +991,7 @@ static PyObject *read_entry(PyObject *path)
         ssize_t r = read(fd, buffer + got, want - got);
         if (r <= 0) break;
         got += (size_t)r;
-        if (got == (size_t)st.st_size) break;  /* a short read of a regular file is its end: no second read */
+        if (got == (size_t)st.st_size) break;  /* all fstat promised: no second read to see EOF */
     }
     if (got < 12 || got > LBW_CACHE_MAX_BYTES || memcmp(buffer, LBW_CACHE_MAGIC, 4) != 0) goto none;
     size = (size_t)buffer[4] | (size_t)buffer[5] << 8 | (size_t)buffer[6] << 16 | (size_t)buffer[7] << 24;
