@@ -1380,6 +1380,7 @@ out:
     return result;
 #else
     (void)digest;
+    (void)text;
     Py_RETURN_NONE;
 #endif
 }
