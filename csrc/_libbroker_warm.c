@@ -58,25 +58,51 @@ static unsigned long long fd_serial;
 /* ---- CRC-32 (zlib's and binascii's polynomial): binascii's import is a dlopen ---- */
 
 
-static uint32_t crc_table[256];
+/* Slicing-by-8 (eight bytes per step through eight 256-entry tables): a warm replay checks
+ * about 5 KB (the entry, the environment tag, the request), which the one-table loop took
+ * 4-5 instructions a byte for. The tables are built on first use, not at import. */
+static uint32_t crc_table[8][256];
 static int crc_ready;
+
+static void crc_init(void)
+{
+    uint32_t k, v, j;
+    int b;
+    /* CRC is linear: the entry of i ^ j is the XOR of theirs, so each power of two's entry
+     * (one shift of the register) fills the rest in 255 XORs instead of 2,048 shifts. */
+    crc_table[0][0] = 0;
+    for (k = 128, v = 1; k; k >>= 1) {
+        v = (v & 1) ? 0xEDB88320u ^ (v >> 1) : v >> 1;
+        for (j = 0; j < 256; j += 2 * k) crc_table[0][k + j] = v ^ crc_table[0][j];
+    }
+    for (k = 0; k < 256; k++) {
+        v = crc_table[0][k];
+        for (b = 1; b < 8; b++) {
+            v = crc_table[0][v & 0xFF] ^ (v >> 8);
+            crc_table[b][k] = v;
+        }
+    }
+    crc_ready = 1;
+}
+
+/* The running register *c* (start from 0xFFFFFFFF, finish with ^ 0xFFFFFFFF) after *n* more bytes. */
+static uint32_t crc_update(uint32_t c, const unsigned char *p, size_t n)
+{
+    if (!crc_ready) crc_init();
+    for (; n >= 8; n -= 8, p += 8) {  /* little-endian byte order, as the tables assume */
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^ crc_table[5][(lo >> 16) & 0xFF]
+            ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xFF] ^ crc_table[2][(hi >> 8) & 0xFF]
+            ^ crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
+    }
+    for (; n; n--, p++) c = crc_table[0][(c ^ *p) & 0xFF] ^ (c >> 8);
+    return c;
+}
 
 static uint32_t lbw_crc32(const unsigned char *p, size_t n)
 {
-    uint32_t c = 0xFFFFFFFFu;
-    size_t i;
-    if (!crc_ready) {
-        uint32_t k, v;
-        int b;
-        for (k = 0; k < 256; k++) {
-            v = k;
-            for (b = 0; b < 8; b++) v = (v & 1) ? 0xEDB88320u ^ (v >> 1) : v >> 1;
-            crc_table[k] = v;
-        }
-        crc_ready = 1;
-    }
-    for (i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+    return crc_update(0xFFFFFFFFu, p, n) ^ 0xFFFFFFFFu;
 }
 
 static PyObject *py_crc32(PyObject *self, PyObject *data)
@@ -263,17 +289,28 @@ static PyObject *py_unique_fd_path(PyObject *self, PyObject *arg)
 
 /* ---- what the Python side computes, computed here (tests/test_warm.py compares) ---- */
 
-static PyObject *environ_get(PyObject *env, const char *key)
+/* os.environ's own dict when it is a dict (bytes to bytes on POSIX), else NULL: looked up
+ * once per call of env_key or cache_dir, not once per variable. New reference. */
+static PyObject *environ_data(PyObject *env)
 {
-    PyObject *value, *data = LBW_SUPPORTED ? PyObject_GetAttrString(env, "_data") : NULL;
-    if (data != NULL && PyDict_CheckExact(data)) {
+    PyObject *data = LBW_SUPPORTED ? PyObject_GetAttrString(env, "_data") : NULL;
+    if (data != NULL && PyDict_CheckExact(data)) return data;
+    Py_XDECREF(data);
+    PyErr_Clear();
+    return NULL;
+}
+
+/* os.environ.get(key), through *data* (environ_data's answer) when there is one. */
+static PyObject *environ_get(PyObject *env, PyObject *data, const char *key)
+{
+    PyObject *value;
+    if (data != NULL) {
         /* os.environ's own dict (bytes to bytes on POSIX): what os.environ.get decodes,
          * without its Python-level __getitem__ (as `_cache.env_key` reads it too). */
         PyObject *bkey = PyBytes_FromString(key), *raw, *result;
         raw = bkey == NULL ? NULL : PyDict_GetItemWithError(data, bkey);
         Py_XDECREF(bkey);
         Py_XINCREF(raw);
-        Py_DECREF(data);
         if (raw == NULL) {
             if (PyErr_Occurred()) return NULL;
             Py_RETURN_NONE;
@@ -287,8 +324,6 @@ static PyObject *environ_get(PyObject *env, const char *key)
         Py_DECREF(raw);
         return result;
     }
-    Py_XDECREF(data);
-    PyErr_Clear();
     value = PyMapping_GetItemString(env, key);
     if (value == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
@@ -300,7 +335,15 @@ static PyObject *environ_get(PyObject *env, const char *key)
 
 static PyObject *os_environ(void)
 {
-    PyObject *os = PyImport_ImportModule("os"), *env;
+    /* sys.modules first: PyImport_ImportModule goes through builtins.__import__ each time. */
+    static PyObject *name;
+    PyObject *os, *env;
+    if (name == NULL && (name = PyUnicode_InternFromString("os")) == NULL) return NULL;
+    os = PyImport_GetModule(name);
+    if (os == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        os = PyImport_ImportModule("os");
+    }
     if (os == NULL) return NULL;
     env = PyObject_GetAttrString(os, "environ");
     Py_DECREF(os);
@@ -312,15 +355,16 @@ static PyObject *py_env_key(PyObject *self, PyObject *unused)
 {
     static const char *keys[] = {"LIBBROKER_PATH", "LD_LIBRARY_PATH", "CONDA_PREFIX", "LIBBROKER_CONFIG",
                                  "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"};
-    PyObject *env = os_environ(), *key, *prefix, *path;
+    PyObject *env = os_environ(), *data, *key = NULL, *prefix, *path;
     int i;
     (void)self;
     (void)unused;
     if (env == NULL) return NULL;
+    data = environ_data(env);
     key = PyTuple_New(9);
     if (key == NULL) goto fail;
     for (i = 0; i < 7; i++) {
-        PyObject *value = environ_get(env, keys[i]);
+        PyObject *value = environ_get(env, data, keys[i]);
         if (value == NULL) goto fail;
         PyTuple_SET_ITEM(key, i, value);
     }
@@ -335,10 +379,12 @@ static PyObject *py_env_key(PyObject *self, PyObject *unused)
     path = PySequence_Tuple(path);
     if (path == NULL) goto fail;
     PyTuple_SET_ITEM(key, 8, path);
+    Py_XDECREF(data);
     Py_DECREF(env);
     return key;
 fail:
     Py_XDECREF(key);
+    Py_XDECREF(data);
     Py_DECREF(env);
     return NULL;
 }
@@ -348,20 +394,41 @@ static int absolute(PyObject *text)
     return PyUnicode_Check(text) && PyUnicode_GET_LENGTH(text) > 0 && PyUnicode_READ_CHAR(text, 0) == '/';
 }
 
+/* The CRC register after one field of an environment key and its NUL; -1 (as a 64-bit
+ * value) with an error set. An ASCII str is read in place (its UTF-8 is its data). */
+static int64_t tag_field(uint32_t crc, PyObject *item)
+{
+    PyObject *piece;
+    if (item == Py_None) return crc_update(crc, (const unsigned char *)"\x01", 2);
+    if (PyUnicode_Check(item) && PyUnicode_IS_ASCII(item))
+        return crc_update(crc_update(crc, (const unsigned char *)PyUnicode_DATA(item),
+                                     (size_t)PyUnicode_GET_LENGTH(item)),
+                          (const unsigned char *)"", 1);
+    if (PyUnicode_Check(item)) {
+        piece = PyUnicode_AsEncodedString(item, "utf-8", "surrogatepass");
+    } else {
+        PyObject *text = PyObject_Str(item);
+        piece = text == NULL ? NULL : PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+        Py_XDECREF(text);
+    }
+    if (piece == NULL) return -1;
+    crc = crc_update(crc, (const unsigned char *)PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece));
+    Py_DECREF(piece);
+    return crc_update(crc, (const unsigned char *)"", 1);
+}
+
 /* The name part of a table entry for the environment *key* (an env_key tuple): the CRC-32
  * of its fields, each as UTF-8 ("\x01" for None) followed by a NUL, sys.path's entries
  * likewise. Two programs with different sys.path (each script's directory is its first
  * entry) keep one entry each instead of replacing each other's. One implementation,
- * called by the Python writer too. New reference: an 8-digit hex str. */
+ * called by the Python writer too; computed as it goes, without joining the bytes.
+ * New reference: an 8-digit hex str. */
 static PyObject *env_tag(PyObject *key)
 {
-    uint32_t crc = 0;
+    uint32_t crc = 0xFFFFFFFFu;
+    int64_t next;
     Py_ssize_t k, n;
-    PyObject *bytes;
-    PyObject *parts = PyList_New(0);
-    if (parts == NULL) return NULL;
     if (!PyTuple_Check(key)) {
-        Py_DECREF(parts);
         PyErr_SetString(PyExc_TypeError, "env_tag takes an env_key tuple");
         return NULL;
     }
@@ -369,47 +436,15 @@ static PyObject *env_tag(PyObject *key)
         PyObject *item = PyTuple_GET_ITEM(key, k);
         if (PyTuple_Check(item)) {  /* sys.path */
             for (n = 0; n < PyTuple_GET_SIZE(item); n++) {
-                if (PyList_Append(parts, PyTuple_GET_ITEM(item, n)) < 0) goto fail;
+                if ((next = tag_field(crc, PyTuple_GET_ITEM(item, n))) < 0) return NULL;
+                crc = (uint32_t)next;
             }
-        } else if (PyList_Append(parts, item) < 0) {
-            goto fail;
+        } else {
+            if ((next = tag_field(crc, item)) < 0) return NULL;
+            crc = (uint32_t)next;
         }
     }
-    {
-        PyObject *out = PyBytes_FromStringAndSize(NULL, 0);
-        if (out == NULL) goto fail;
-        for (k = 0; k < PyList_GET_SIZE(parts); k++) {
-            PyObject *item = PyList_GET_ITEM(parts, k), *piece;
-            if (item == Py_None) {
-                piece = PyBytes_FromStringAndSize("\x01", 1);
-            } else if (PyUnicode_Check(item)) {
-                piece = PyUnicode_AsEncodedString(item, "utf-8", "surrogatepass");
-            } else {
-                piece = PyObject_Str(item);
-                if (piece != NULL) {
-                    PyObject *text = piece;
-                    piece = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
-                    Py_DECREF(text);
-                }
-            }
-            if (piece == NULL) {
-                Py_DECREF(out);
-                goto fail;
-            }
-            PyBytes_ConcatAndDel(&out, piece);
-            if (out == NULL) goto fail;
-            PyBytes_ConcatAndDel(&out, PyBytes_FromStringAndSize("", 1));
-            if (out == NULL) goto fail;
-        }
-        bytes = out;
-    }
-    crc = lbw_crc32((const unsigned char *)PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
-    Py_DECREF(bytes);
-    Py_DECREF(parts);
-    return PyUnicode_FromFormat("%08x", (unsigned int)crc);
-fail:
-    Py_DECREF(parts);
-    return NULL;
+    return PyUnicode_FromFormat("%08x", (unsigned int)(crc ^ 0xFFFFFFFFu));
 }
 
 static PyObject *py_env_tag(PyObject *self, PyObject *key)
@@ -422,11 +457,12 @@ static PyObject *py_env_tag(PyObject *self, PyObject *key)
  * the password database; a relative override: Python warns). New reference. */
 static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
 {
-    PyObject *env = os_environ(), *value, *base = NULL, *result = NULL;
+    PyObject *env = os_environ(), *data, *value, *base = NULL, *result = NULL;
     (void)self;
     (void)unused;
     if (env == NULL) return NULL;
-    value = environ_get(env, "LIBBROKER_CACHE_DIR");
+    data = environ_data(env);
+    value = environ_get(env, data, "LIBBROKER_CACHE_DIR");
     if (value == NULL) goto done;
     if (value != Py_None && PyObject_IsTrue(value)) {
         result = absolute(value) ? value : Py_NewRef(Py_None);
@@ -434,7 +470,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
         goto done;
     }
     Py_DECREF(value);
-    value = environ_get(env, "XDG_CACHE_HOME");
+    value = environ_get(env, data, "XDG_CACHE_HOME");
     if (value == NULL) goto done;
     if (value != Py_None) {
         base = PyObject_CallMethod(value, "strip", NULL);
@@ -445,7 +481,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
         Py_DECREF(value);
     }
     if (base == NULL) {
-        PyObject *home = environ_get(env, "HOME");
+        PyObject *home = environ_get(env, data, "HOME");
         if (home == NULL) goto done;
         if (home == Py_None || !absolute(home)) {
             Py_DECREF(home);
@@ -463,6 +499,7 @@ static PyObject *py_cache_dir(PyObject *self, PyObject *unused)
                                       ? "libbroker" : "/libbroker");
     Py_DECREF(base);
 done:
+    Py_XDECREF(data);
     Py_DECREF(env);
     return result;
 }
@@ -481,19 +518,44 @@ static void fill(const struct stat *st, ident_t *out)
     out->uid = (unsigned long long)st->st_uid;
 }
 
-/* 0 and *out filled, -1 when absent or unreadable; *bytes (borrowed) must name a path. */
-static int stat_of_uncached(PyObject *path, ident_t *out)
+/* The file-system bytes of *path* in *out*: for an ASCII str its own UTF-8 buffer (what
+ * os.fsencode gives, without a copy: a warm replay stats dozens of paths), else through
+ * the file-system codec, the new bytes object left in *owner* (release it with
+ * Py_XDECREF). 0, or -1 (no error set) when *path* cannot name a file (a NUL inside,
+ * an unencodable str). */
+static int fs_path(PyObject *path, const char **out, PyObject **owner)
 {
-    PyObject *bytes = PyUnicode_EncodeFSDefault(path);
-    struct stat st;
-    int rc;
-    if (bytes == NULL) {
-        PyErr_Clear();
+    Py_ssize_t n;
+    *owner = NULL;
+    if (PyUnicode_IS_ASCII(path)) {
+        *out = (const char *)PyUnicode_DATA(path);
+        n = PyUnicode_GET_LENGTH(path);
+    } else {
+        *owner = PyUnicode_EncodeFSDefault(path);
+        if (*owner == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+        *out = PyBytes_AS_STRING(*owner);
+        n = PyBytes_GET_SIZE(*owner);
+    }
+    if ((Py_ssize_t)strlen(*out) != n) {
+        Py_CLEAR(*owner);
         return -1;
     }
-    rc = (Py_ssize_t)strlen(PyBytes_AS_STRING(bytes)) != PyBytes_GET_SIZE(bytes)
-             ? -1 : stat(PyBytes_AS_STRING(bytes), &st);
-    Py_DECREF(bytes);
+    return 0;
+}
+
+/* stat (symlinks followed) or lstat of *path* into *out*: 0, or -1 when absent or unreadable. */
+static int stat_raw(PyObject *path, int follow, ident_t *out)
+{
+    PyObject *owner;
+    const char *name;
+    struct stat st;
+    int rc;
+    if (fs_path(path, &name, &owner) != 0) return -1;
+    rc = follow ? stat(name, &st) : lstat(name, &st);
+    Py_XDECREF(owner);
     if (rc != 0) return -1;
     fill(&st, out);
     return 0;
@@ -505,8 +567,6 @@ static PyObject *stat_memo;
 
 static int stat_of(PyObject *path, int follow, ident_t *out)
 {
-    PyObject *bytes;
-    struct stat st;
     int rc;
     if (!PyUnicode_Check(path)) return -1;
     if (follow && stat_memo != NULL) {
@@ -517,24 +577,13 @@ static int stat_of(PyObject *path, int follow, ident_t *out)
             return 0;
         }
         PyErr_Clear();
-        rc = stat_of_uncached(path, out);
+        rc = stat_raw(path, 1, out);
         known = rc == 0 ? PyBytes_FromStringAndSize((const char *)out, sizeof(*out)) : Py_NewRef(Py_None);
         if (known == NULL || PyDict_SetItem(stat_memo, path, known) < 0) PyErr_Clear();
         Py_XDECREF(known);
         return rc;
     }
-    bytes = PyUnicode_EncodeFSDefault(path);
-    if (bytes == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    rc = (Py_ssize_t)strlen(PyBytes_AS_STRING(bytes)) != PyBytes_GET_SIZE(bytes)
-             ? -1
-             : (follow ? stat(PyBytes_AS_STRING(bytes), &st) : lstat(PyBytes_AS_STRING(bytes), &st));
-    Py_DECREF(bytes);
-    if (rc != 0) return -1;
-    fill(&st, out);
-    return 0;
+    return stat_raw(path, follow, out);
 }
 
 static PyObject *ident_tuple(const ident_t *i)
@@ -655,22 +704,38 @@ static int has_dotdot(PyObject *path)
     return 0;
 }
 
+/* os.path.realpath(os.getcwd()): on Linux getcwd() returns the path the kernel keeps for
+ * the directory (glibc refuses an unreachable one), already absolute, without symlinks,
+ * "." or "..", so resolving it again would give the same text back (three readlink()
+ * calls for a path of three components). Anything else is resolved. New reference. */
+static PyObject *cwd_real(PyObject *raw)
+{
+#if defined(__linux__)
+    if (absolute(raw)) return Py_NewRef(raw);
+#endif
+    return c_realpath(raw);
+}
+
 /* `_cache._cwd_among(dirs)`: the current directory's real path if one of *dirs* is it, else None.
  * Equal real paths name the same directory: a directory whose (device, inode) differs from
  * the cwd's cannot match, so one stat settles most; a missing one is compared by Python's
- * realpath only when ".." could make its best-effort answer the cwd. New reference. */
+ * realpath only when ".." could make its best-effort answer the cwd. The cwd's real path is
+ * computed only when some directory may match (as Python does), and a directory spelled
+ * exactly as getcwd() spells the cwd has the same real path by construction. New reference. */
 static PyObject *cwd_among(PyObject *dirs)
 {
     char buffer[4096];
-    PyObject *cwd, *raw;
+    PyObject *cwd = NULL, *raw;
     ident_t here, there;
     Py_ssize_t k;
     if (getcwd(buffer, sizeof(buffer)) == NULL || !PyTuple_Check(dirs)) Py_RETURN_NONE;
     raw = PyUnicode_DecodeFSDefault(buffer);
     if (raw == NULL) return NULL;
-    cwd = c_realpath(raw);
-    Py_DECREF(raw);
-    if (cwd == NULL || stat_of(cwd, 1, &here) != 0) return cwd;  /* cannot stat it: no match below */
+    if (stat_of(raw, 1, &here) != 0) {  /* cannot stat it: its real path, which defers the replay */
+        cwd = cwd_real(raw);
+        Py_DECREF(raw);
+        return cwd;
+    }
     for (k = 0; k < PyTuple_GET_SIZE(dirs); k++) {
         PyObject *d = PyTuple_GET_ITEM(dirs, k), *real;
         int same;
@@ -682,18 +747,33 @@ static PyObject *cwd_among(PyObject *dirs)
             real = os_path_realpath(d);
         } else {
             if (there.dev != here.dev || there.ino != here.ino) continue;
+            same = PyUnicode_Compare(d, raw) == 0;
+            if (same) {  /* realpath(d) is realpath(getcwd()): the same call on the same text */
+                if (cwd == NULL && (cwd = cwd_real(raw)) == NULL) goto fail;
+                Py_DECREF(raw);
+                return cwd;
+            }
             real = c_realpath(d);
         }
         if (real == NULL) goto fail;
+        if (cwd == NULL && (cwd = cwd_real(raw)) == NULL) {
+            Py_DECREF(real);
+            goto fail;
+        }
         same = PyObject_RichCompareBool(real, cwd, Py_EQ);
         Py_DECREF(real);
         if (same < 0) goto fail;
-        if (same) return cwd;
+        if (same) {
+            Py_DECREF(raw);
+            return cwd;
+        }
     }
-    Py_DECREF(cwd);
+    Py_DECREF(raw);
+    Py_XDECREF(cwd);
     Py_RETURN_NONE;
 fail:
-    Py_DECREF(cwd);
+    Py_DECREF(raw);
+    Py_XDECREF(cwd);
     return NULL;
 }
 
@@ -711,6 +791,13 @@ static int stamps_hold(PyObject *stamps, PyObject *config)
     return ok;
 }
 
+/* *kind* (a str) is exactly the ASCII literal: the stamp kinds compared without decoding. */
+static int kind_is(PyObject *kind, const char *text, Py_ssize_t n)
+{
+    return PyUnicode_IS_ASCII(kind) && PyUnicode_GET_LENGTH(kind) == n && memcmp(PyUnicode_DATA(kind), text, (size_t)n) == 0;
+}
+#define KIND(kind, literal) kind_is((kind), (literal), (Py_ssize_t)sizeof(literal) - 1)
+
 static int stamps_hold_once(PyObject *stamps, PyObject *config)
 {
     Py_ssize_t k;
@@ -722,7 +809,7 @@ static int stamps_hold_once(PyObject *stamps, PyObject *config)
         kind = PyTuple_GET_ITEM(item, 0);
         stamp = PyTuple_GET_ITEM(item, 1);
         if (!PyUnicode_Check(kind)) return 0;
-        if (PyUnicode_CompareWithASCIIString(kind, "@config") == 0) {
+        if (KIND(kind, "@config")) {
             if (config == Py_None) {
                 ok = stamp == Py_None;
             } else if (stamp == Py_None) {
@@ -737,27 +824,27 @@ static int stamps_hold_once(PyObject *stamps, PyObject *config)
                     if (PyErr_Occurred()) return -1;
                 }
             }
-        } else if (PyUnicode_CompareWithASCIIString(kind, "@file") == 0
-                   || PyUnicode_CompareWithASCIIString(kind, "@dir") == 0
-                   || PyUnicode_CompareWithASCIIString(kind, "@input") == 0) {
+        } else if (KIND(kind, "@file")
+                   || KIND(kind, "@dir")
+                   || KIND(kind, "@input")) {
             if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
             ok = identity_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
-        } else if (PyUnicode_CompareWithASCIIString(kind, "@place") == 0) {
+        } else if (KIND(kind, "@place")) {
             if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
             ok = place_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
-        } else if (PyUnicode_CompareWithASCIIString(kind, "@cwd") == 0) {
+        } else if (KIND(kind, "@cwd")) {
             PyObject *among;
             if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
             among = cwd_among(PyTuple_GET_ITEM(stamp, 0));
             if (among == NULL) return -1;
             ok = PyObject_RichCompareBool(among, PyTuple_GET_ITEM(stamp, 1), Py_EQ);
             Py_DECREF(among);
-        } else if (PyUnicode_CompareWithASCIIString(kind, "@site") == 0) {
+        } else if (KIND(kind, "@site")) {
             /* A sys.path directory whose providers the verdict saw: a changed one defers, and
              * Python re-stamps it when the same providers are there (`_cache.refreshed`). */
             if (!PyTuple_Check(stamp) || PyTuple_GET_SIZE(stamp) != 2) return 0;
             ok = dir_stamp_is(PyTuple_GET_ITEM(stamp, 0), PyTuple_GET_ITEM(stamp, 1));
-        } else if (PyUnicode_CompareWithASCIIString(kind, "@providers") == 0) {
+        } else if (KIND(kind, "@providers")) {
             ok = 1;  /* compared by `_cache.refreshed` only, as `stamps_valid` does */
         } else if (PyUnicode_READ_CHAR(kind, 0) == '@') {
             return 0;  /* a stamp this version does not know: not valid */
@@ -792,13 +879,23 @@ static PyObject *py_stamps_hold(PyObject *self, PyObject *args)
 /* ---- the cache directory and its files ---- */
 
 #if LBW_SUPPORTED
+/* The real and effective user ids, read once per public call (each is a system call, and
+ * the ownership checks of one replay ask a dozen times). */
+static uid_t lbw_uid, lbw_euid;
+
+static void refresh_ids(void)
+{
+    lbw_uid = getuid();
+    lbw_euid = geteuid();
+}
+
 /* One component of the cache directory's path: a real directory (not a symlink), owned by
  * root or us, not writable by others unless sticky on the way; the last one owned by root
  * or the real user. */
 static int safe_step(const char *path, int last)
 {
     struct stat st;
-    uid_t uid = getuid(), euid = geteuid();
+    uid_t uid = lbw_uid, euid = lbw_euid;
     if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
     if (st.st_uid != 0 && st.st_uid != uid && st.st_uid != euid) return 0;
     if ((st.st_mode & 022) && !((st.st_mode & S_ISVTX) && !last)) return 0;
@@ -856,6 +953,9 @@ static PyObject *py_cache_dir_is_safe(PyObject *self, PyObject *directory)
         PyErr_SetString(PyExc_TypeError, "directory must be a str");
         return NULL;
     }
+#if LBW_SUPPORTED
+    refresh_ids();
+#endif
     ok = safe_dir(directory);
     return ok < 0 ? NULL : PyBool_FromLong(ok);
 }
@@ -866,29 +966,32 @@ static PyObject *py_cache_dir_is_safe(PyObject *self, PyObject *directory)
 static PyObject *read_entry(PyObject *path)
 {
 #if LBW_SUPPORTED
-    PyObject *bytes = PyUnicode_EncodeFSDefault(path), *result = NULL;
+    PyObject *owner, *result = NULL;
+    const char *name;
     struct stat st;
-    unsigned char *buffer = NULL;
-    size_t got = 0, size;
-    uid_t uid = getuid();
+    unsigned char small[8192], *buffer = NULL;  /* a table entry is 2-4 KB: no malloc for it */
+    size_t got = 0, size, want;
+    uid_t uid = lbw_uid;
     int fd;
-    if (bytes == NULL) return NULL;
+    if (fs_path(path, &name, &owner) != 0) Py_RETURN_NONE;
     /* O_NOFOLLOW: not a symlink swapped in; O_NONBLOCK: a FIFO planted there does not block. */
-    fd = open(PyBytes_AS_STRING(bytes), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    Py_DECREF(bytes);
+    fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    Py_XDECREF(owner);
     if (fd < 0) Py_RETURN_NONE;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > LBW_CACHE_MAX_BYTES
         || (st.st_uid != uid && st.st_uid != 0) || (st.st_mode & 022))
         goto none;
-    buffer = (unsigned char *)malloc((size_t)st.st_size + 1);
+    want = (size_t)st.st_size + 1;  /* one byte more than fstat said: a file that grew is refused */
+    buffer = want <= sizeof(small) ? small : (unsigned char *)malloc(want);
     if (buffer == NULL) {
         close(fd);
         return PyErr_NoMemory();
     }
-    while (got < (size_t)st.st_size + 1) {
-        ssize_t r = read(fd, buffer + got, (size_t)st.st_size + 1 - got);
+    while (got < want) {
+        ssize_t r = read(fd, buffer + got, want - got);
         if (r <= 0) break;
         got += (size_t)r;
+        if (got == (size_t)st.st_size) break;  /* all fstat promised: no second read to see EOF */
     }
     if (got < 12 || got > LBW_CACHE_MAX_BYTES || memcmp(buffer, LBW_CACHE_MAGIC, 4) != 0) goto none;
     size = (size_t)buffer[4] | (size_t)buffer[5] << 8 | (size_t)buffer[6] << 16 | (size_t)buffer[7] << 24;
@@ -906,7 +1009,7 @@ static PyObject *read_entry(PyObject *path)
 none:
     result = Py_NewRef(Py_None);
 done:
-    free(buffer);
+    if (buffer != small) free(buffer);
     close(fd);
     return result;
 #else
@@ -922,46 +1025,68 @@ static PyObject *py_read_entry(PyObject *self, PyObject *path)
         PyErr_SetString(PyExc_TypeError, "path must be a str");
         return NULL;
     }
+#if LBW_SUPPORTED
+    refresh_ids();
+#endif
     return read_entry(path);
 }
 
 /* ---- the replay ---- */
 
 #if LBW_SUPPORTED
+/* The fields of a table index entry, as interned str keys made once: a replay reads about
+ * forty of them, and PyDict_GetItemString makes, hashes and frees a str each time. */
+enum { F_FORMAT, F_CONFIG, F_ENV, F_STAMPS, F_PATH, F_LINK, F_ORIGIN, F_SYMBOLS, F_REQUIRED, F_SIGNATURES, F_LAYOUT, F_TABLE, F_NEEDED, F_SONAME, F_VERSION, F_VERSION_SOURCE, F_REQUEST_CRC, F_COUNT };
+static const char *const field_names[F_COUNT] = {"format", "config", "env", "stamps", "path", "link", "origin", "symbols", "required", "signatures", "layout", "table", "needed", "soname", "version", "version_source", "request_crc"};
+static PyObject *field_keys[F_COUNT];
+
+static int fields_ready(void)
+{
+    int f;
+    for (f = 0; f < F_COUNT; f++) {
+        if (field_keys[f] == NULL && (field_keys[f] = PyUnicode_InternFromString(field_names[f])) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* Borrowed, or NULL when absent (a str key raises nothing). */
+#define FIELD(entry, f) PyDict_GetItemWithError((entry), field_keys[f])
+
 /* Every field of a table index entry has the type `_tables._remember` writes (the checks of
  * `_registry._entry_shape_ok`, plus the format and the config path only this path reads). */
 static int entry_ok(PyObject *entry)
 {
-    const struct { const char *key; PyTypeObject *type; } fields[] = {  /* not static: on Windows the types are imported */
-        {"env", &PyTuple_Type}, {"stamps", &PyList_Type}, {"path", &PyUnicode_Type},
-        {"link", &PyUnicode_Type}, {"origin", &PyUnicode_Type}, {"symbols", &PyList_Type},
-        {"required", &PyList_Type}, {"signatures", &PyList_Type}, {"layout", &PyLong_Type},
-        {"table", &PyUnicode_Type}, {"needed", &PyList_Type},
+    const struct { int key; PyTypeObject *type; } fields[] = {  /* not static: on Windows the types are imported */
+        {F_ENV, &PyTuple_Type}, {F_STAMPS, &PyList_Type}, {F_PATH, &PyUnicode_Type},
+        {F_LINK, &PyUnicode_Type}, {F_ORIGIN, &PyUnicode_Type}, {F_SYMBOLS, &PyList_Type},
+        {F_REQUIRED, &PyList_Type}, {F_SIGNATURES, &PyList_Type}, {F_LAYOUT, &PyLong_Type},
+        {F_TABLE, &PyUnicode_Type}, {F_NEEDED, &PyList_Type},
     };
-    static const char *optional_text[] = {"soname", "version", "version_source", "config"};
+    static const int optional_text[] = {F_SONAME, F_VERSION, F_VERSION_SOURCE, F_CONFIG};
     PyObject *crc;
     PyObject *value, *symbols, *required, *signatures;
     Py_ssize_t k, n;
     size_t f;
     if (!PyDict_CheckExact(entry)) return 0;
-    value = PyDict_GetItemString(entry, "format");
+    value = FIELD(entry, F_FORMAT);
     if (value == NULL || !PyLong_CheckExact(value) || PyLong_AsLong(value) != LBW_ENTRY_FORMAT) {
         PyErr_Clear();
         return 0;
     }
     for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
-        value = PyDict_GetItemString(entry, fields[f].key);
+        value = FIELD(entry, fields[f].key);
         if (value == NULL || Py_TYPE(value) != fields[f].type) return 0;
     }
     for (f = 0; f < 4; f++) {
-        value = PyDict_GetItemString(entry, optional_text[f]);
+        value = FIELD(entry, optional_text[f]);
         if (value == NULL || (value != Py_None && !PyUnicode_CheckExact(value))) return 0;
     }
-    crc = PyDict_GetItemString(entry, "request_crc");
+    crc = FIELD(entry, F_REQUEST_CRC);
     if (crc == NULL || (crc != Py_None && !PyLong_CheckExact(crc))) return 0;
-    symbols = PyDict_GetItemString(entry, "symbols");
-    required = PyDict_GetItemString(entry, "required");
-    signatures = PyDict_GetItemString(entry, "signatures");
+    symbols = FIELD(entry, F_SYMBOLS);
+    required = FIELD(entry, F_REQUIRED);
+    signatures = FIELD(entry, F_SIGNATURES);
     n = PyList_GET_SIZE(symbols);
     if (PyList_GET_SIZE(required) != n || PyList_GET_SIZE(signatures) != n) return 0;
     for (k = 0; k < n; k++) {
@@ -970,7 +1095,7 @@ static int entry_ok(PyObject *entry)
             || !PyUnicode_CheckExact(PyList_GET_ITEM(signatures, k)))
             return 0;
     }
-    value = PyDict_GetItemString(entry, "needed");
+    value = FIELD(entry, F_NEEDED);
     for (k = 0; k < PyList_GET_SIZE(value); k++) {
         PyObject *pair = PyList_GET_ITEM(value, k);
         if (!PyList_CheckExact(pair) || PyList_GET_SIZE(pair) != 2
@@ -1001,7 +1126,7 @@ static void *map_judged(PyObject *real, PyObject *ident)
     fd = open(PyBytes_AS_STRING(bytes), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) goto done;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022)
-        || (st.st_uid != 0 && st.st_uid != getuid() && st.st_uid != geteuid()))
+        || (st.st_uid != 0 && st.st_uid != lbw_uid && st.st_uid != lbw_euid))
         goto done;
     fill(&st, &i);
     made = ident_tuple(&i);
@@ -1106,6 +1231,8 @@ static PyObject *replay(PyObject *digest, PyObject *text)
      * Library): replay through it instead. */
     modules = PyImport_GetModuleDict();
     if (PyDict_GetItemString(modules, "libbroker._loader") != NULL) Py_RETURN_NONE;
+    refresh_ids();
+    if (fields_ready() < 0) goto out;
     directory = py_cache_dir(NULL, NULL);
     if (directory == NULL || directory == Py_None) goto out;
     same = safe_dir(directory);
@@ -1121,7 +1248,7 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (path == NULL) goto out;
     entry = read_entry(path);
     if (entry == NULL || entry_ok(entry) != 1) goto out;
-    if (text != NULL && PyDict_GetItemString(entry, "request_crc") != Py_None) {
+    if (text != NULL && FIELD(entry, F_REQUEST_CRC) != Py_None) {
         /* The request this header carries must be the one judged: a header edited by
          * hand (its digest kept) is judged afresh rather than served another's verdict. */
         PyObject *utf8 = PyUnicode_AsUTF8String(text), *made;
@@ -1130,20 +1257,20 @@ static PyObject *replay(PyObject *digest, PyObject *text)
         made = PyLong_FromUnsignedLong(lbw_crc32((const unsigned char *)PyBytes_AS_STRING(utf8),
                                                  (size_t)PyBytes_GET_SIZE(utf8)));
         Py_DECREF(utf8);
-        same = made == NULL ? -1 : PyObject_RichCompareBool(made, PyDict_GetItemString(entry, "request_crc"), Py_EQ);
+        same = made == NULL ? -1 : PyObject_RichCompareBool(made, FIELD(entry, F_REQUEST_CRC), Py_EQ);
         Py_XDECREF(made);
         if (same != 1) goto out;
     }
-    if (PyObject_RichCompareBool(PyDict_GetItemString(entry, "env"), key, Py_EQ) != 1) goto out;
-    stamps = PyDict_GetItemString(entry, "stamps");
-    if (stamps_hold(stamps, PyDict_GetItemString(entry, "config")) != 1) goto out;
-    if (scope_conflict(PyDict_GetItemString(entry, "symbols"), PyDict_GetItemString(entry, "needed")))
+    if (PyObject_RichCompareBool(FIELD(entry, F_ENV), key, Py_EQ) != 1) goto out;
+    stamps = FIELD(entry, F_STAMPS);
+    if (stamps_hold(stamps, FIELD(entry, F_CONFIG)) != 1) goto out;
+    if (scope_conflict(FIELD(entry, F_SYMBOLS), FIELD(entry, F_NEEDED)))
         goto out;  /* the Python rules judge it afresh (and refuse, or reuse that copy) */
     files = PyList_New(0);
     if (files == NULL) goto out;
     for (k = 0; k < PyList_GET_SIZE(stamps); k++) {
         PyObject *item = PyList_GET_ITEM(stamps, k);
-        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(item, 0), "@file") == 0) {
+        if (PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) && KIND(PyTuple_GET_ITEM(item, 0), "@file")) {
             PyObject *stamp = PyTuple_GET_ITEM(item, 1);
             if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(stamp, 0)) || !PyTuple_CheckExact(PyTuple_GET_ITEM(stamp, 1))
                 || PyTuple_GET_SIZE(PyTuple_GET_ITEM(stamp, 1)) != 7 || PyList_Append(files, stamp) < 0)
@@ -1164,8 +1291,8 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     ident = PyTuple_GET_ITEM(PyList_GET_ITEM(files, 0), 1);
     handle = map_judged(real, ident);
     if (handle == NULL) goto out;
-    symbols = PyDict_GetItemString(entry, "symbols");
-    required = PyDict_GetItemString(entry, "required");
+    symbols = FIELD(entry, F_SYMBOLS);
+    required = FIELD(entry, F_REQUIRED);
     addresses = PyList_New(PyList_GET_SIZE(symbols));
     if (addresses == NULL) goto out;
     for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
@@ -1180,7 +1307,7 @@ static PyObject *replay(PyObject *digest, PyObject *text)
         PyList_SET_ITEM(addresses, k, value);
     }
     layout_key = Py_BuildValue("((OO)OO)", PyTuple_GET_ITEM(ident, 0), PyTuple_GET_ITEM(ident, 1),
-                               PyDict_GetItemString(entry, "layout"), PyDict_GetItemString(entry, "table"));
+                               FIELD(entry, F_LAYOUT), FIELD(entry, F_TABLE));
     if (layout_key == NULL) goto out;
     capsule = PyDict_GetItemWithError(by_layout, layout_key);
     if (capsule != NULL) {
@@ -1192,17 +1319,17 @@ static PyObject *replay(PyObject *digest, PyObject *text)
         sigs = PyList_New(PyList_GET_SIZE(symbols));
         if (sigs == NULL) goto out;
         for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
-            PyObject *sig = PyUnicode_AsUTF8String(PyList_GET_ITEM(PyDict_GetItemString(entry, "signatures"), k));
+            PyObject *sig = PyUnicode_AsUTF8String(PyList_GET_ITEM(FIELD(entry, F_SIGNATURES), k));
             if (sig == NULL) {
                 Py_DECREF(sigs);
                 goto out;
             }
             PyList_SET_ITEM(sigs, k, sig);
         }
-        name = PyDict_GetItemString(entry, "table");
-        libpath = PyDict_GetItemString(entry, "path");
-        version = PyDict_GetItemString(entry, "version");
-        layout = PyLong_AsUnsignedLongLong(PyDict_GetItemString(entry, "layout"));
+        name = FIELD(entry, F_TABLE);
+        libpath = FIELD(entry, F_PATH);
+        version = FIELD(entry, F_VERSION);
+        layout = PyLong_AsUnsignedLongLong(FIELD(entry, F_LAYOUT));
         if (PyErr_Occurred() || !PyUnicode_IS_ASCII(name)) {
             Py_DECREF(sigs);
             goto out;
@@ -1225,11 +1352,11 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     /* For `_loader` to adopt as a Library when it is first used (calls go down only). */
     record = Py_BuildValue(
         "{s:O,s:O,s:N,s:(OO),s:O,s:O,s:O,s:O,s:O,s:N,s:O}",
-        "path", PyDict_GetItemString(entry, "path"), "real", real, "handle", PyLong_FromVoidPtr(handle),
+        "path", FIELD(entry, F_PATH), "real", real, "handle", PyLong_FromVoidPtr(handle),
         "identity", PyTuple_GET_ITEM(ident, 0), PyTuple_GET_ITEM(ident, 1),
-        "name", PyDict_GetItemString(entry, "link"), "origin", PyDict_GetItemString(entry, "origin"),
-        "soname", PyDict_GetItemString(entry, "soname"), "version", PyDict_GetItemString(entry, "version"),
-        "version_source", PyDict_GetItemString(entry, "version_source"),
+        "name", FIELD(entry, F_LINK), "origin", FIELD(entry, F_ORIGIN),
+        "soname", FIELD(entry, F_SONAME), "version", FIELD(entry, F_VERSION),
+        "version_source", FIELD(entry, F_VERSION_SOURCE),
         "table", PyLong_FromVoidPtr(PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))),
         "layout_key", layout_key);
     if (record == NULL || PyList_Append(warm_pending, record) < 0) goto out;
@@ -1253,6 +1380,7 @@ out:
     return result;
 #else
     (void)digest;
+    (void)text;
     Py_RETURN_NONE;
 #endif
 }

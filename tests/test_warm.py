@@ -185,6 +185,27 @@ def test_cwd_among_searched_dirs_matches(tmp_path: Path, monkeypatch: pytest.Mon
     assert _warm.stamps_hold([("@cwd", (dirs, None))], None) is (_cache._cwd_among(dirs) is None)
 
 
+def test_crc32_is_binascii_at_every_alignment() -> None:
+    # Eight bytes a step, then the tail: every length modulo 8 and the empty input.
+    rng = random.Random(11)
+    for n in [*range(0, 41), 1000, 3434, 65537]:
+        data = rng.randbytes(n)
+        assert _warm.crc32(data) == binascii.crc32(data), n
+        assert _warm.crc32(data[1:]) == binascii.crc32(data[1:]), n  # an odd start address
+
+
+def test_env_tag_is_the_crc_of_the_joined_fields() -> None:
+    # The tag is computed field by field; it must equal the CRC of the bytes the writer
+    # describes: each field as UTF-8 (surrogates passed through), "\x01" for None, a NUL after each.
+    key = (None, "/x", "é\udcff", "", None, "a" * 300, None, "/usr", ("", "/a/b", "ü", "\udc80"))
+    parts: list[bytes] = []
+    for item in [*key[:8], *key[8]]:
+        parts.append(b"\x01" if item is None else str(item).encode("utf-8", "surrogatepass"))
+    joined = b"".join(p + bytes(1) for p in parts)
+    assert _warm.env_tag(key) == f"{binascii.crc32(joined):08x}"
+    assert _warm.env_tag(_warm.env_key()) == _warm.env_tag(_cache.env_key())
+
+
 def test_unique_fd_paths_never_repeat() -> None:
     from libbroker import _loader
 
