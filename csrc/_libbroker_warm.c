@@ -128,6 +128,30 @@ static char *lbw_strdup(const char *s, Py_ssize_t n)
     return copy;
 }
 
+/* The text of one slot signature: bytes, or str as UTF-8 (CPython keeps a str's UTF-8 form, and
+ * for ASCII it is the str's own storage: no copy, no new object). NULL with an error for any
+ * other type or an embedded NUL (C would cut the signature there). */
+static const char *lbw_sig_text(PyObject *sig, Py_ssize_t *len)
+{
+    const char *text;
+    if (PyBytes_Check(sig)) {
+        text = PyBytes_AS_STRING(sig);
+        *len = PyBytes_GET_SIZE(sig);
+    } else if (PyUnicode_Check(sig)) {
+        text = PyUnicode_AsUTF8AndSize(sig, len);
+        if (text == NULL) return NULL;
+    } else {
+        PyErr_Format(PyExc_TypeError, "slot signatures must be bytes or str, found %.100s",
+                     Py_TYPE(sig)->tp_name);
+        return NULL;
+    }
+    if ((Py_ssize_t)strlen(text) != *len) {
+        PyErr_SetString(PyExc_ValueError, "a slot signature contains a NUL character");
+        return NULL;
+    }
+    return text;
+}
+
 /* A table that lives as long as the process, in a capsule named LIBBROKER_CAPSULE_PREFIX + name.
  * sigs: list of bytes; addrs: list of int (pointer-sized). New reference, or NULL with an error. */
 static PyObject *build(const char *name, uint64_t layout, const char *path, const char *version,
@@ -156,12 +180,9 @@ static PyObject *build(const char *name, uint64_t layout, const char *path, cons
     values = (uintptr_t *)malloc((size_t)(n ? n : 1) * sizeof(uintptr_t));
     if (values == NULL) return PyErr_NoMemory();
     for (i = 0; i < n; i++) {
-        PyObject *sig = PyList_GET_ITEM(sigs, i);
-        if (!PyBytes_Check(sig)) {
-            PyErr_SetString(PyExc_TypeError, "signatures must be bytes");
-            goto fail;
-        }
-        total += (size_t)PyBytes_GET_SIZE(sig) + 1;
+        Py_ssize_t len;
+        if (lbw_sig_text(PyList_GET_ITEM(sigs, i), &len) == NULL) goto fail;
+        total += (size_t)len + 1;
         values[i] = (uintptr_t)PyLong_AsVoidPtr(PyList_GET_ITEM(addrs, i));
         if (PyErr_Occurred()) goto fail;
     }
@@ -178,11 +199,13 @@ static PyObject *build(const char *name, uint64_t layout, const char *path, cons
     }
     cursor = block;  /* one block for every signature: one malloc, not thousands */
     for (i = 0; i < n; i++) {
-        PyObject *sig = PyList_GET_ITEM(sigs, i);
-        memcpy(cursor, PyBytes_AS_STRING(sig), (size_t)PyBytes_GET_SIZE(sig));
-        cursor[PyBytes_GET_SIZE(sig)] = 0;
+        Py_ssize_t len;
+        const char *text = lbw_sig_text(PyList_GET_ITEM(sigs, i), &len);  /* checked above */
+        if (text == NULL) goto fail;
+        memcpy(cursor, text, (size_t)len);
+        cursor[len] = 0;
         sig_array[i] = cursor;
-        cursor += PyBytes_GET_SIZE(sig) + 1;
+        cursor += len + 1;
     }
     capsule = PyCapsule_New(header, ccapsule, NULL);
     if (capsule == NULL) goto fail;
@@ -1316,16 +1339,9 @@ static PyObject *replay(PyObject *digest, PyObject *text)
         PyObject *sigs, *name, *libpath, *version, *address;
         unsigned long long layout;
         if (PyErr_Occurred()) goto out;
-        sigs = PyList_New(PyList_GET_SIZE(symbols));
-        if (sigs == NULL) goto out;
-        for (k = 0; k < PyList_GET_SIZE(symbols); k++) {
-            PyObject *sig = PyUnicode_AsUTF8String(PyList_GET_ITEM(FIELD(entry, F_SIGNATURES), k));
-            if (sig == NULL) {
-                Py_DECREF(sigs);
-                goto out;
-            }
-            PyList_SET_ITEM(sigs, k, sig);
-        }
+        sigs = FIELD(entry, F_SIGNATURES);  /* str: `build` reads their UTF-8 in place */
+        if (PyList_GET_SIZE(sigs) != PyList_GET_SIZE(symbols)) goto out;
+        Py_INCREF(sigs);
         name = FIELD(entry, F_TABLE);
         libpath = FIELD(entry, F_PATH);
         version = FIELD(entry, F_VERSION);

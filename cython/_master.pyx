@@ -34,6 +34,7 @@ if PyInterpreterState_Get() != PyInterpreterState_Main():
 import os
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.pycapsule cimport (
     PyCapsule_CheckExact,
     PyCapsule_GetName,
@@ -575,7 +576,6 @@ def make_table(str name, layout_digest, library_path, library_version, signature
     cdef Py_ssize_t n = len(sigs), i
     cdef uint64_t digest
     cdef bytes capsule_name
-    cdef list sig_bytes
     cdef uintptr_t value
     if not (name.isascii() and name.isidentifier()):
         raise ValueError(f"table name {name!r} is not an ASCII C identifier; "
@@ -593,8 +593,23 @@ def make_table(str name, layout_digest, library_path, library_version, signature
         raise ValueError(f"table {name!r}: layout digest {layout_digest!r} is not a 64-bit "
                          "unsigned integer")
     digest = layout_digest
-    what = f"table {name!r} signature"  # formatted once: tables have thousands of slots
-    sig_bytes = [_c_string(s, what) for s in sigs]
+    cdef Py_ssize_t size
+    cdef const char *text
+    for i in range(n):
+        # Checked here, passed as they are: `build_table` reads a str's UTF-8 form in place
+        # (the 1,500 signatures of a big table are not copied into bytes first).
+        item = sigs[i]
+        if isinstance(item, str):
+            text = PyUnicode_AsUTF8AndSize(item, &size)
+        elif isinstance(item, bytes):
+            text = PyBytes_AS_STRING(item)
+            size = PyBytes_GET_SIZE(item)
+        else:
+            raise TypeError(f"table {name!r} signature of slot {i} must be str or bytes, found "
+                            f"{type(item).__name__} {item!r}")
+        if <size_t>strlen(text) != <size_t>size:
+            raise ValueError(f"table {name!r} signature of slot {i} {item!r} contains a NUL "
+                             "character; C strings end there")
     path_bytes = _c_string(library_path, f"table {name!r} library path")
     version_bytes = _c_string(library_version, f"table {name!r} library version")
     cdef bint exact = True
@@ -614,7 +629,7 @@ def make_table(str name, layout_digest, library_path, library_version, signature
     import _libbroker_warm as _warm
 
     # `lookup_many`'s list is already exact ints: passed as it is (1,500 slots, 40 us).
-    return _warm.build_table(name.encode("ascii"), digest, path_bytes, version_bytes, sig_bytes,
+    return _warm.build_table(name.encode("ascii"), digest, path_bytes, version_bytes, sigs,
                              addrs if exact else [int(a) for a in addrs])
 
 

@@ -348,11 +348,21 @@ def test_make_table_empty() -> None:
         (("zlib", 0, "/x", "", ["a: int (void)"], [-5]), ValueError, "slot 0"),
         (("zlib", 0, "/x", "", ["a: int (void)"], ["0x10"]), ValueError, "slot 0"),
         ((b"zlib", 0, "/x", "", [], []), TypeError, "str"),
+        (("zlib", 0, "/x", "", [7], [0]), TypeError, "slot 0 must be str or bytes"),
+        (("zlib", 0, "/x", "", ["a: int (void)", b"b\0"], [0, 0]), ValueError, "slot 1"),
     ],
 )
 def test_make_table_validates(args: tuple, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         _master.make_table(*args)
+
+
+def test_make_table_takes_str_and_bytes_signatures_alike() -> None:
+    # str signatures are read as UTF-8 in place by build_table; bytes as they are.
+    sigs = ["a: int (void)", b"b: void (int)", "c: const char *(void)"]
+    capsule = _master.make_table("mixed", 7, "/x", "1.0", sigs, [1, 2, 3])
+    info = _master.table_info(capsule)
+    assert info["signatures"] == ["a: int (void)", "b: void (int)", "c: const char *(void)"]
 
 
 def test_table_functions_refuse_other_objects() -> None:

@@ -188,7 +188,7 @@ def test_cwd_among_searched_dirs_matches(tmp_path: Path, monkeypatch: pytest.Mon
 def test_crc32_is_binascii_at_every_alignment() -> None:
     # Eight bytes a step, then the tail: every length modulo 8 and the empty input.
     rng = random.Random(11)
-    for n in [*range(0, 41), 1000, 3434, 65537]:
+    for n in [*range(41), 1000, 3434, 65537]:
         data = rng.randbytes(n)
         assert _warm.crc32(data) == binascii.crc32(data), n
         assert _warm.crc32(data[1:]) == binascii.crc32(data[1:]), n  # an odd start address
