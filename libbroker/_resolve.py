@@ -73,12 +73,14 @@ def flush_facts() -> None:
 
 
 def _read_facts(real: str) -> dict[str, Any]:
-    from ._binary import check_compatible, host_binary, read_binary
+    from ._binary import check_compatible, host_binary
+    from ._closure import read_facts
 
-    try:
-        info = read_binary(real)
-    except BrokerError as exc:
-        return {"error": getattr(exc, "reason", str(exc))}
+    # The closure's reader, memoised per identity: the closure check and the exported
+    # functions read the same file, and a cold judgement parsed it twice.
+    info = read_facts(real)
+    if isinstance(info, str):
+        return {"error": info}
     return {
         "error": None,
         "incompatible": check_compatible(info, host_binary()),
