@@ -721,6 +721,9 @@ def dir_stamp(path: str) -> object:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
+_config_paths: "dict[tuple[str | None, str | None], str | None]" = {}
+
+
 # The config file's location lives here, not in _config, so that validating a
 # cached decision (which depends on the file) imports nothing more.
 def config_path() -> "str | None":
@@ -734,10 +737,20 @@ def config_path() -> "str | None":
     if override:
         return override if os.path.isabs(override) else None
     if sys.platform.startswith("linux"):
+        # A pure function of two variables (and the password database without HOME):
+        # remembered per their values, as a search asks it for every place it checks.
+        key = (os.environ.get("XDG_CONFIG_HOME"), os.environ.get("HOME"))
+        if key[1] and key in _config_paths:
+            return _config_paths[key]
         # Same XDG rule as platformdirs.user_config_dir (checked by the tests),
         # without importing it on the warm path.
         base = _xdg("XDG_CONFIG_HOME", ".config")
-        return os.path.join(base, "libbroker", "config.toml") if base else None
+        found = os.path.join(base, "libbroker", "config.toml") if base else None
+        if key[1]:
+            if len(_config_paths) > 16:
+                _config_paths.clear()
+            _config_paths[key] = found
+        return found
     import platformdirs
 
     return os.path.join(platformdirs.user_config_dir("libbroker", appauthor=False), "config.toml")
