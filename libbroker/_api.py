@@ -236,7 +236,7 @@ def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple
     from ._resolve import library_version_text
 
     for path in _mapped_named(name):
-        if os.path.realpath(path) == chosen_real:
+        if _cache.realpath(path) == chosen_real:
             return None
         handle = _master.noload(path)
         if not handle:
@@ -459,7 +459,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
     from ._errors import IncompatibleLibraryError
     from ._resolve import library_version_text
 
-    real = os.path.realpath(info.path)
+    real = _cache.realpath(info.path)
     opened: list[int] = []
 
     def undo() -> None:
@@ -592,9 +592,9 @@ def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library
     from . import _loader, _master
     from ._resolve import library_version_text
 
-    real = os.path.realpath(chosen.path)
+    real = _cache.realpath(chosen.path)
     for path in _mapped_named(name):
-        other = os.path.realpath(path)
+        other = _cache.realpath(path)
         if other == real:
             return None  # the chosen file itself is mapped: load_file reuses it
         handle = _master.noload(other)

@@ -600,7 +600,7 @@ def decision_stamps(
     closure = sys.modules.get(__name__.rpartition(".")[0] + "._closure")
     reused = closure.reused_for(closure_paths[0]) if closure is not None and closure_paths else set()
     for given in closure_paths:
-        real = os.path.realpath(given)
+        real = realpath(given)
         ident = judged.get(given) if judged else None
         judged_ident = ident if ident is not None else identity(real)
         stamps.append(("@file", (real, judged_ident)))
@@ -722,6 +722,26 @@ def dir_stamp(path: str) -> object:
 
 
 _config_paths: "dict[tuple[str | None, str | None], str | None]" = {}
+
+# path -> (when, os.path.realpath(path)): given again for a second (`_RECHECK_SECONDS`, as
+# verdicts are). One judgement resolves the same library path a dozen times (the resolver,
+# the closure, the stamps, the table entry), each an lstat per component. The loader keeps
+# its own exact realpath: what it maps is the file it opens, fstat-ed against the judged
+# identity (design.md 5.1), so an answer a second old can refuse a swapped file, never map it.
+_real_answers: "dict[str, tuple[float, str]]" = {}
+
+
+def realpath(path: str) -> str:
+    """`os.path.realpath(path)`, given again for a second (see `_real_answers`)."""
+    now = time.monotonic()
+    hit = _real_answers.get(path)
+    if hit is not None and now - hit[0] < _RECHECK_SECONDS:
+        return hit[1]
+    real = os.path.realpath(path)
+    if len(_real_answers) > 4096:
+        _real_answers.clear()
+    _real_answers[path] = (now, real)
+    return real
 
 
 # The config file's location lives here, not in _config, so that validating a

@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ._cache import realpath as _cache_realpath  # given again for a second
 from ._types import Dependency
 
 TYPE_CHECKING = False
@@ -172,7 +173,7 @@ def _world_writable(path: str) -> str | None:
     # Fallback until `_places` lands: the file and its directory not world-writable.
     import stat
 
-    for target in (os.path.realpath(path), os.path.dirname(os.path.realpath(path))):
+    for target in (_cache_realpath(path), os.path.dirname(_cache_realpath(path))):
         try:
             mode = os.stat(target).st_mode
         except OSError:
@@ -453,7 +454,7 @@ class _Resolver:
 
     def walk(self, node: _Node, chain: list[_Node]) -> bool:
         """Resolve *node*'s needs depth-first; append dependencies after theirs."""
-        real = os.path.realpath(node.path)
+        real = _cache_realpath(node.path)
         if real in self.done:
             return True
         self.done.add(real)
@@ -541,7 +542,7 @@ def resolve_closure(path: str, *, use_providers: bool = True) -> Closure:
     """
     from . import _master
 
-    real = os.path.realpath(path)
+    real = _cache_realpath(path)
     try:
         mapped_key = tuple(p for p, _ in _master.loaded_objects())
     except (AttributeError, MemoryError):
@@ -617,7 +618,7 @@ def searched_for(path: str) -> tuple[list[str], list[str]]:
     """(directories, input files) the last closure resolution of *path* looked in before
     the copies it chose (`Closure.searched`, `Closure.inputs`); empty when this process
     resolved no closure for *path*."""
-    closure = _last.get(os.path.realpath(path))
+    closure = _last.get(_cache_realpath(path))
     if closure is None:
         return [], []
     return list(closure.searched), list(closure.inputs)
@@ -626,7 +627,7 @@ def searched_for(path: str) -> tuple[list[str], list[str]]:
 def reused_for(path: str) -> set[str]:
     """The dependencies of *path*'s last closure that are copies this process already
     mapped (origin "mapped"): ld.so reuses them wherever they lie, so no place rule judged them."""
-    closure = _last.get(os.path.realpath(path))
+    closure = _last.get(_cache_realpath(path))
     if closure is None:
         return set()
     return {d.path for d in closure.dependencies if d.origin == "mapped"}

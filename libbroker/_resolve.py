@@ -203,7 +203,7 @@ def judge(
         cand.reason = "is a directory, not a shared library"
         return cand
     del st
-    real = os.path.realpath(path)
+    real = _cache.realpath(path)
     judged = _cache.identity(real)  # every check below must see this very file (design.md 5.1)
     if not os.access(real, os.R_OK):
         cand.reason = "is not readable by this user (permission denied)"
@@ -453,7 +453,7 @@ def resolve(
     resolution = Resolution(name, found)
     seen: dict[str, int] = {}
     for entry in found.entries:
-        real = os.path.realpath(entry.path)
+        real = _cache.realpath(entry.path)
         if real in seen:
             # The same file under another name (libz.so -> libz.so.1.2.13): keep the
             # soname-named path, which is what the dynamic linker itself would use.
@@ -475,7 +475,7 @@ def resolve(
         )
         if cand.accepted and cand.soname:
             sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
-            if os.path.basename(entry.path) != cand.soname and os.path.realpath(sibling) == real:
+            if os.path.basename(entry.path) != cand.soname and _cache.realpath(sibling) == real:
                 cand.path = sibling
         resolution.candidates.append(cand)
         resolution.entries.append(entry)

@@ -115,8 +115,8 @@ def _remember(spec: Spec | Request, library: Library, resolution: Resolution | N
         # Each dependency's DT_NEEDED name with the copy judged for it, then the library's
         # own SONAME: a replay defers when another copy answers one of those names in the
         # process (the loader would bind to it; one copy per process counts every copy).
-        "needed": [[d.needed, os.path.realpath(d.path)] for d in library.dependencies]
-        + ([[library.soname, os.path.realpath(library.path)]] if library.soname else []),
+        "needed": [[d.needed, _cache.realpath(d.path)] for d in library.dependencies]
+        + ([[library.soname, _cache.realpath(library.path)]] if library.soname else []),
         "request_crc": getattr(spec, "text_crc", None),
     }
     _cache.store(_registry.entry_kind(spec.spec_digest), entry)
@@ -295,7 +295,7 @@ def _late_version(library: Library) -> tuple[str, str] | None:
     """The version `_resolve.judge` skipped (version_later): package databases, file name."""
     from ._resolve import product_version
 
-    return product_version(os.path.realpath(library.path), library.name, library.soname, library.handle)
+    return product_version(_cache.realpath(library.path), library.name, library.soname, library.handle)
 
 
 def _version_function_problem(symbol: str, problems: list[str], specifier: str) -> str:

@@ -64,9 +64,9 @@ class Dependency:
 
 
 def _realpath(path: str) -> str:
-    import os
+    from ._cache import realpath
 
-    return os.path.realpath(path)
+    return realpath(path)
 
 
 def _is_identity(value: object) -> bool:

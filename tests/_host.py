@@ -55,4 +55,6 @@ def forget_answers() -> None:
 
     _discovery.forget_places()
     _cache._cwd_answers.clear()
+    _cache._real_answers.clear()
+    _cache._config_paths.clear()
     _distinfo._search_paths.clear()
