@@ -1240,6 +1240,42 @@ static int mapped_already(PyObject *real)
 
 /* The capsule rebuilt from the table index entry of *digest*; None when this path defers;
  * NULL only with MemoryError set. */
+/* 1 when *text* is a table request (`_request.render`: "libbroker-request 1", then one
+ * TAB-separated field a line) whose "layout" line names another digest than *layout*;
+ * 0 when they agree or *text* is not a request (older headers: the header checks the table's
+ * digest itself). The table would be refused by the consumer's header anyway; an entry that
+ * disagrees with the request is a cold cache, so the Python rules build the right table. */
+static int request_layout_differs(PyObject *text, PyObject *layout)
+{
+    static const char magic[] = "libbroker-request 1\n";
+    const char *utf8, *at;
+    char digits[24];
+    size_t n = 0;
+    PyObject *number;
+    int same;
+    if (!PyUnicode_Check(text)) return 0;
+    utf8 = PyUnicode_AsUTF8(text);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    if (strncmp(utf8, magic, sizeof(magic) - 1) != 0) return 0;
+    at = strstr(utf8, "\nlayout\t");
+    if (at == NULL) return 1;
+    for (at += 8; *at >= '0' && *at <= '9' && n < sizeof(digits) - 1; at++) digits[n++] = *at;
+    digits[n] = 0;
+    if (n == 0 || n > 20 || (*at != '\n' && *at != 0)) return 1;  /* a 64-bit digest: <= 20 digits */
+    number = PyLong_FromString(digits, NULL, 10);
+    if (number == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    same = PyObject_RichCompareBool(number, layout, Py_EQ);
+    Py_DECREF(number);
+    if (same < 0) PyErr_Clear();
+    return same != 1;
+}
+
 static PyObject *replay(PyObject *digest, PyObject *text)
 {
 #if LBW_SUPPORTED
@@ -1271,6 +1307,9 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (path == NULL) goto out;
     entry = read_entry(path);
     if (entry == NULL || entry_ok(entry) != 1) goto out;
+    if (text != NULL && request_layout_differs(text, FIELD(entry, F_LAYOUT))) {
+        goto out;  /* an entry for another layout (damaged, or foreign): judged afresh */
+    }
     if (text != NULL && FIELD(entry, F_REQUEST_CRC) != Py_None) {
         /* The request this header carries must be the one judged: a header edited by
          * hand (its digest kept) is judged afresh rather than served another's verdict. */

@@ -254,6 +254,21 @@ libbroker_import_packed(const char *name, const char *spec_digest,
                 return -1;
             }
         }
+        if (header->slot_count == slot_count) {
+            /* Every slot matches, only the digest differs: not this extension's build, but a
+               table built from a damaged or foreign table-index entry. (No slot to name:
+               slot_signatures[slot_count] is past the end.) */
+            char theirs[24], ours[24];
+            snprintf(theirs, sizeof(theirs), "%016llx", (unsigned long long)header->layout_digest);
+            snprintf(ours, sizeof(ours), "%016llx", (unsigned long long)layout_digest);
+            PyErr_Format(PyExc_ImportError,
+                         "libbroker table %s (%s): layout digest 0x%s but this extension was "
+                         "compiled for 0x%s, with the same %u slots: the table came from a "
+                         "damaged or foreign table-index entry; fix: remove libbroker's cache "
+                         "directory (`libbroker doctor` names it) and import again",
+                         name, header->library_path, theirs, ours, (unsigned int)slot_count);
+            return -1;
+        }
         PyErr_Format(PyExc_ImportError,
                      "libbroker table %s (%s): %u slots but this extension was compiled for %u "
                      "(first differing function: '%s'); fix: regenerate the header and rebuild "

@@ -66,11 +66,14 @@ def note_consumer(capsule: "Any", module: str) -> None:
     _warm.note_consumer(capsule, module)
 
 
-def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "int | None" = None) -> object:
+def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "int | None" = None,
+                layout: "int | None" = None) -> object:
     """The process's capsule for a spec: in memory, else from the disk index, else built.
 
     *request_crc*: the CRC-32 of the request a header carries; an entry judged for
-    another request text (a header edited by hand) is not replayed."""
+    another request text (a header edited by hand) is not replayed. *layout*: the layout
+    digest that request names; an entry for another layout (damaged, or written by another
+    build) is not replayed either: the header would refuse its table."""
     capsule = by_spec.get(spec_digest)
     if capsule is not None:
         return capsule
@@ -78,14 +81,15 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "i
         sync()
         capsule = by_spec.get(spec_digest)
         if capsule is None:
-            capsule = _from_disk(spec_digest, request_crc)
+            capsule = _from_disk(spec_digest, request_crc, layout)
         if capsule is None:
             capsule = build()
         by_spec[spec_digest] = capsule
         return capsule
 
 
-def _from_disk(spec_digest: str, request_crc: "int | None" = None) -> object | None:
+def _from_disk(spec_digest: str, request_crc: "int | None" = None,
+               layout: "int | None" = None) -> object | None:
     # One small file per spec: a consumer's import reads its own entry only.
     entry = _cache.load(entry_kind(spec_digest))
     if entry.get("format") != ENTRY_FORMAT:
@@ -94,6 +98,8 @@ def _from_disk(spec_digest: str, request_crc: "int | None" = None) -> object | N
         return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
     if request_crc is not None and entry["request_crc"] not in (None, request_crc):
         return None  # judged for another request text: judge this one afresh
+    if layout is not None and entry["layout"] != layout:
+        return None  # a table the consumer would refuse: judged afresh (and rewritten)
     try:
         if entry["env"] != _cache.env_key():
             return None

@@ -105,6 +105,16 @@ def is_request(text: str) -> bool:
     return text.startswith(MAGIC + "\n")
 
 
+def layout_of(text: str) -> int | None:
+    """The layout digest a request names (its "layout" line), None when it names none:
+    read without parsing the request (the registry compares it with a cached entry's)."""
+    at = text.find("\nlayout\t")
+    if at < 0:
+        return None
+    value = text[at + 8:text.find("\n", at + 8) if "\n" in text[at + 8:] else len(text)]
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 20 else None
+
+
 def parse(text: str, where: str) -> Request:
     """The Request in *text* (from `render`); SpecError naming *where* and the line otherwise."""
 

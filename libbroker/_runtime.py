@@ -41,12 +41,13 @@ def import_table(
 
         return build_table(Spec.from_string(spec_text, path=where))
 
-    crc = None
+    crc = layout = None
     if _request.is_request(spec_text):
         import _libbroker_warm
 
         crc = _libbroker_warm.crc32(spec_text.encode("utf-8", "surrogateescape"))
-    capsule = _registry.capsule_for(spec_digest, build, crc)
+        layout = _request.layout_of(spec_text)
+    capsule = _registry.capsule_for(spec_digest, build, crc, layout)
     if module is None:
         module = _importing_module()
     if module is not None:

@@ -199,3 +199,49 @@ def test_two_programs_keep_their_own_verdicts(consumer_dir: Path, env: dict[str,
     for _ in range(2):
         assert probe(consumer_dir, env)["replayed"] == 1
         assert probe(consumer_dir, other)["replayed"] == 1
+
+
+@pytest.mark.parametrize("keep_crc", [True, False])
+def test_an_entry_for_another_layout_is_judged_afresh(consumer_dir: Path, env: dict[str, str],
+                                                      keep_crc: bool) -> None:
+    """review3 F0: an entry whose layout differs from the request's (a damaged entry rewritten
+    with a valid checksum, an entry of another build) is neither replayed in C nor in Python:
+    the header would refuse the table (and once read a slot past the end doing so)."""
+    import marshal
+
+    from libbroker import _cache
+
+    probe(consumer_dir, env)
+    [entry] = Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir()
+    data = marshal.loads(_cache._unwrap(entry.read_bytes()))
+    data["layout"] = 0
+    if not keep_crc:
+        data["request_crc"] = None  # as `table(spec)` writes it: no request to compare
+    entry.write_bytes(_cache._wrap(marshal.dumps(data)))
+    result = probe(consumer_dir, env)  # ok: the table is the right one
+    assert result["replayed"] == 0 and "libbroker._tables" in result["modules"]
+    assert probe(consumer_dir, env)["replayed"] == 1  # rewritten with the right layout
+
+
+def test_a_table_of_another_layout_with_the_same_slots_is_an_import_error(
+        consumer_dir: Path, env: dict[str, str]) -> None:
+    """review3 F0: the header's refusal of a table whose digest differs although every slot
+    matches names both digests; it read one slot past the end before (SIGSEGV)."""
+    probe(consumer_dir, env)
+    [entry] = Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir()
+    code = f"""
+import marshal
+import _libbroker_warm as m
+from libbroker import _cache, _master
+data = marshal.loads(_cache._unwrap(open({str(entry)!r}, "rb").read()))
+digest = {entry.name.split("-")[0]!r}
+m.tables_by_spec[digest] = _master.make_table(data["table"], data["layout"] ^ 1, data["path"], "",
+                                              data["signatures"], [0] * len(data["signatures"]))
+try:
+    import c_consumer
+except ImportError as exc:
+    print("IMPORTERROR", exc)
+"""
+    out = run_python(consumer_dir, code, env)
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTERROR" in out.stdout and "layout digest 0x" in out.stdout, out.stdout
