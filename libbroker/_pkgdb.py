@@ -393,6 +393,23 @@ def _conda_prefix(real_path: str) -> str | None:
     return None
 
 
+def _trusted_owners() -> frozenset[int] | None:
+    if os.name == "nt":
+        return None
+    from ._places import trusted_uids
+
+    return trusted_uids()
+
+
+def _trusted_record(path: str, trusted: frozenset[int]) -> bool:
+    """A regular file (not a symlink) owned by a trusted uid, writable by no one else."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_mode & 0o170000) == 0o100000 and st.st_uid in trusted and not st.st_mode & 0o022
+
+
 def _build_conda(prefix: str) -> tuple[dict[str, str], dict[str, str]]:
     import json
 
@@ -404,9 +421,12 @@ def _build_conda(prefix: str) -> tuple[dict[str, str], dict[str, str]]:
         names = sorted(os.listdir(meta))
     except OSError:
         names = []
+    trusted = _trusted_owners()
     for entry in names:
         if not entry.endswith(".json"):
             continue
+        if trusted is not None and not _trusted_record(os.path.join(meta, entry), trusted):
+            continue  # a record someone else wrote or could rewrite says nothing
         text = _read_text(os.path.join(meta, entry), _MAX_LIST_BYTES)
         try:
             record = json.loads(text) if text else None
@@ -438,11 +458,23 @@ def _conda_version(real_path: str) -> tuple[str, str] | None:
     if prefix is None:
         return None
     prefix = os.path.realpath(prefix)
+    meta = os.path.join(prefix, "conda-meta")
+    if os.name != "nt":
+        from ._places import unsafe_dir_reason
+
+        # review3 F0b: a conda-meta anyone else could have written (another user's, in /tmp,
+        # above your own directory) states nothing about your files: the same place rules as
+        # a library directory, and each record owned by a trusted owner (`_build_conda`).
+        if unsafe_dir_reason(meta) is not None:
+            return None
     try:
-        st = os.stat(os.path.join(prefix, "conda-meta"))
+        st = os.stat(meta)
     except OSError:
         return None
-    stamp = (prefix, st.st_mtime_ns, st.st_ino)
+    # The owners trusted when the records were read are part of the stamp: a change of
+    # `trusted-owners` reads them again.
+    trusted = _trusted_owners()
+    stamp = (prefix, st.st_mtime_ns, st.st_ino, tuple(sorted(trusted)) if trusted is not None else ())
     found = _owner(_index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA), real_path)
     return (found[0], f"package:conda:{found[1]}") if found else None
 

@@ -108,6 +108,42 @@ def test_conda_prefix(tmp_path) -> None:
     assert library_version(_master.dlopen(real), "z", "libz.so.1") == version
 
 
+def test_conda_meta_someone_else_could_write_states_nothing(tmp_path) -> None:
+    """review3 F0b: a conda-meta (or a record in it) that another user owns or could write
+    does not set the version of a library below it; the same prefix, made safe, does.
+    (Each case is a new prefix: an index is read again when conda-meta changes.)"""
+    import pwd
+
+    version = zlib_version()
+    other = None
+    if os.getuid() == 0:
+        try:
+            other = pwd.getpwnam("mallory").pw_uid
+        except KeyError:
+            pass
+    cases = {"safe": True, "meta-777": False, "record-666": False, "record-symlink": False}
+    if other is not None:
+        cases.update({"record-theirs": False, "meta-theirs": False})
+    for case, believed in cases.items():
+        prefix, real = _conda_prefix(tmp_path / case, version)
+        meta = os.path.join(prefix, "conda-meta")
+        [record] = [os.path.join(meta, n) for n in os.listdir(meta)]
+        if case == "meta-777":
+            os.chmod(meta, 0o777)
+        elif case == "record-666":
+            os.chmod(record, 0o666)
+        elif case == "record-symlink":  # pointing at a file elsewhere: not a record of this prefix
+            os.rename(record, tmp_path / case / "elsewhere.json")
+            os.symlink(tmp_path / case / "elsewhere.json", record)
+        elif case == "record-theirs":
+            os.chown(record, other, -1)
+        elif case == "meta-theirs":
+            os.chown(meta, other, -1)
+        _pkgdb._memo.clear()
+        found = package_version(real)
+        assert found == ((version, "package:conda:zlib") if believed else None), case
+
+
 def test_conda_index_follows_changes_and_survives_garbage(tmp_path) -> None:
     prefix, real = _conda_prefix(tmp_path, zlib_version())
     meta = os.path.join(prefix, "conda-meta")
