@@ -30,6 +30,7 @@ _FIELD_TYPES: dict[str, object] = {
     "version_source": (str, _NONE), "dependencies": list,  # an entry without its closure is re-judged
 }
 _PENDING_FIELD = "version_pending"  # the version was not needed: asked when read (`LibraryInfo`)
+_REAL_FIELD = "real"  # the judged file's resolved path, which a version asked later must name
 _IDENTITY_FIELD = "identity"  # kept out of LibraryInfo's keyword arguments
 _memo: dict[tuple[object, ...], tuple[float, LibraryInfo, list[object]]] = {}
 _LOADER = f"{__package__}._loader"
@@ -120,7 +121,9 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
             fields = dict(fields)  # the entry may be this process's own pending update (`_cache`)
             ident = fields.pop(_IDENTITY_FIELD, None)
             pending = fields.pop(_PENDING_FIELD, False)
-            if _is_identity(ident) and type(pending) is bool and _cache.typed(fields, _FIELD_TYPES):
+            real = fields.pop(_REAL_FIELD, None)
+            if (_is_identity(ident) and type(pending) is bool and isinstance(real, (str, _NONE))
+                    and _cache.typed(fields, _FIELD_TYPES)):
                 valid = _cache.stamps_valid(stamps)
                 if not valid and not packages:
                     # Only a sys.path directory changed (a pip install) and the same
@@ -131,11 +134,13 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
                     if fresh is not None:
                         stamps, valid = fresh, True
                         _cache.update(_FIND_KIND, key, (stamps, {
-                            **fields, _IDENTITY_FIELD: ident, _PENDING_FIELD: pending}))
+                            **fields, _IDENTITY_FIELD: ident, _PENDING_FIELD: pending,
+                            _REAL_FIELD: real}))
                 if valid:
                     info = LibraryInfo(**fields)
                     info._identity = ident
                     info._version_pending = pending and info._version_text is None
+                    info._real = real
                     _memo[key] = (now, info, stamps)
                     return info
         except (TypeError, ValueError, AttributeError, KeyError):
@@ -159,6 +164,7 @@ def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryI
         "dependencies": [(d.needed, d.path, d.origin, d._identity) for d in info.dependencies],
         _IDENTITY_FIELD: info._identity,
         _PENDING_FIELD: info._version_pending,
+        _REAL_FIELD: info._real,
     }
     _cache.update(_FIND_KIND, key, (stamps, fields))
     return info
@@ -183,6 +189,7 @@ def info_of(cand: Candidate) -> LibraryInfo:
     )
     info._identity = cand._identity
     info._version_pending = cand._version_pending
+    info._real = cand._real
     return info
 
 
@@ -498,7 +505,9 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         asked = library_version_text(probe, info.name, info.soname)
         if asked:
             text, source, pending = asked, "library", False
-    if pending and version is not None:
+    if pending:
+        # A loaded Library's version is fixed now, from the file just mapped (the judged
+        # identity): asked later, an upgrade of the path would answer for another file.
         text, source, pending = info.version_text, info.version_source, False
     problem = _specifier_problem(version, text)
     if problem is not None:
@@ -517,9 +526,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
         undo()
         failures.append((info.path, f"failed to load: {exc.reason}"))
         return None
-    if pending and library._version_text is None and not library._version_pending:
-        library._version_pending = True  # asked when read, like the verdict's
-    elif text and library.version_text != text:
+    if text and library.version_text != text:
         library._set_version_text(text, source)
     elif library.version_source is None and library.version_text:
         library.version_source = source

@@ -243,9 +243,10 @@ def judge(
     if cand.version_text is None and specifier is None:
         # No specifier: the verdict does not depend on the version, so its sources
         # (a package database may mean reading thousands of files) are asked when
-        # `.version` is first read, not here. *version_later*: the caller asks the
-        # library once it is loaded.
+        # `.version` is first read, not here (of this very file: `_real`, `_identity`).
+        # *version_later*: the caller asks the library once it is loaded.
         cand._version_pending = not version_later
+        cand._real = real
     elif cand.version_text is None:
         found = product_version(real, name, cand.soname)
         if found is not None:

@@ -63,6 +63,19 @@ class Dependency:
         return f"<Dependency {self.needed!r} {self.path!r} ({self.origin})>"
 
 
+def _judged_version(real: str, identity: "tuple[int, ...] | None", name: str,
+                    soname: str | None) -> "tuple[str, str] | None":
+    """`_resolve.product_version` of the file judged at *real*, asked after the verdict: None
+    (unknown) when *real* is no longer that file (*identity*, `_cache.identity`), since an
+    upgrade that replaced or re-pointed it would answer for another file (review3 F1)."""
+    from ._cache import identity as identity_of
+    from ._resolve import product_version
+
+    if identity is not None and identity_of(real) != identity:
+        return None
+    return product_version(real, name, soname)
+
+
 def _realpath(path: str) -> str:
     from ._cache import realpath
 
@@ -103,6 +116,7 @@ class LibraryInfo:
 
     __slots__ = (
         "_identity",
+        "_real",
         "_version",
         "_version_pending",
         "_version_source",
@@ -125,8 +139,10 @@ class LibraryInfo:
         version_source: str | None = None,
         dependencies: "list[Dependency] | list[tuple[object, ...]] | None" = None,
     ) -> None:
-        # `_cache.identity` of the file the verdict was given on (None: not judged here).
+        # `_cache.identity` of the file the verdict was given on (None: not judged here), and
+        # its resolved path then: a version asked later is the judged file's (`_ask_version`).
         self._identity: tuple[int, ...] | None = None
+        self._real: str | None = None
         self.name = name
         self.path = path
         self.soname = soname
@@ -150,9 +166,8 @@ class LibraryInfo:
         # `_resolve.product_version` never raises: a library or database that misbehaves
         # leaves the version unknown (None), as it would have while judging.
         self._version_pending = False
-        from ._resolve import product_version
-
-        found = product_version(_realpath(self.path), self.name, self.soname)
+        found = _judged_version(self._real or _realpath(self.path), self._identity, self.name,
+                                self.soname)
         if found is not None:
             self._version_text, self._version_source = found
             self._version = _UNSET
@@ -226,6 +241,7 @@ class Candidate:
 
     __slots__ = (
         "_identity",
+        "_real",
         "_version_pending",
         "_version_source",
         "_version_text",
@@ -268,12 +284,12 @@ class Candidate:
         self.dependencies: list[Dependency] = []  # the judged closure, load order
         self.fix: str | None = None  # the fix line for this rejection's reason
         self._identity: tuple[int, ...] | None = None  # of the file judged (`_cache.identity`)
+        self._real: str | None = None  # its resolved path when judged
 
     def _ask_version(self) -> None:
         self._version_pending = False
-        from ._resolve import product_version
-
-        found = product_version(_realpath(self.path), self.name, self.soname)
+        found = _judged_version(self._real or _realpath(self.path), self._identity, self.name,
+                                self.soname)
         if found is not None:
             self._version_text, self._version_source = found
 

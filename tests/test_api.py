@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import zlib
 
 import pytest
 from _concurrency import run_at_once
+from _host import forget_answers
 from packaging.version import Version
 
 import libbroker
@@ -333,3 +335,42 @@ def test_version_is_asked_when_read_and_agrees_with_dpkg(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, LIBBROKER_CACHE_DIR=str(tmp_path / "d")),
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True"]
+
+
+def test_a_version_asked_later_is_the_judged_files(tmp_path, monkeypatch, libz) -> None:
+    """review3 F1: after an upgrade re-points the link, a version asked later is the judged
+    file's (or unknown once that file is gone), never the new file's; a loaded Library's
+    is fixed when it is mapped."""
+    from libbroker import _api, _loader
+
+    real = os.path.realpath(libz)
+    directory = tmp_path / "libs"
+    directory.mkdir()
+    os.chmod(directory, 0o755)
+
+    def install(version: str) -> None:
+        shutil.copy(real, directory / f"libz.so.{version}")
+        link = directory / "libz.so.1"
+        if link.is_symlink():
+            link.unlink()
+        os.symlink(f"libz.so.{version}", link)
+
+    install("1.2.13")
+    monkeypatch.setenv("LIBBROKER_PATH", str(directory))
+    info = libbroker.find("z")
+    cands = libbroker.candidates("z")
+    install("1.3.1")  # the upgrade: a new file, the link re-pointed, the old file still there
+    assert (info.version_text, info.version_source) == ("1.2.13", "file-name")
+    assert cands[0].version_text == "1.2.13"
+    _api._memo.clear()
+    forget_answers()
+    info = libbroker.find("z")  # judged on 1.3.1
+    install("1.4.0")
+    os.unlink(directory / "libz.so.1.3.1")  # ...and the judged file removed
+    assert info.version is None and info.version_source is None
+    _api._memo.clear()
+    forget_answers()
+    library = libbroker.load("z")
+    mapped = library.version_text
+    install("1.5.0")
+    assert library.version_text == mapped and library in _loader.loaded()
