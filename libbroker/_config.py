@@ -66,6 +66,10 @@ class Config:
         self.windows_path = False
 
 
+CONFIG_FIX = ("make it a file you own that no one else can write (chown, chmod 600) in a directory "
+              "only root or you can write, or set LIBBROKER_CONFIG to such a file")
+
+
 def load_config() -> Config:
     stamp = config_stamp()
     cached = _parsed.get(stamp)
@@ -92,9 +96,8 @@ def load_config() -> Config:
 
                 # Its own fix: trusted-owners and "move the library" never apply to the config file.
                 warnings.warn(
-                    f"libbroker ignores the config file {path!r}: {without_fix(reason)}; fix: make "
-                    "it a file you own that no one else can write (chown, chmod 600) in a directory "
-                    "only root or you can write, or set LIBBROKER_CONFIG to such a file",
+                    f"libbroker ignores the config file {path!r}: {without_fix(reason)}; fix: "
+                    f"{CONFIG_FIX}",
                     BrokerWarning,
                     stacklevel=_caller_level(),
                 )
@@ -321,14 +324,19 @@ def config_summary() -> dict[str, object]:
         summary.update(config_exists=True, config_error=str(exc))
         return summary
     summary.update(
-        config_exists=config.exists,
+        config_exists=config.exists or bool(config.ignored),  # an ignored file exists too
         search_paths=list(config.search_paths),
         pins=dict(config.pins),
         prefer=dict(config.prefer),
         trusted_owners=sorted(config.trusted_uids),
     )
     if config.ignored:
-        summary["config_ignored"] = config.ignored  # owned or writable by others (docs/security.md)
+        # Owned or writable by others (docs/security.md), with the config file's own fix (the
+        # place rule's is written for a library file), as the BrokerWarning says it.
+        from ._cache import without_fix
+
+        summary["config_ignored"] = (
+            f"{without_fix(config.ignored)}; fix: {CONFIG_FIX}")
     from ._cache import cache_dir, usable_dir
 
     summary["cache_dir"] = cache_dir()

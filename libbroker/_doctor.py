@@ -513,7 +513,8 @@ def format_report(report: dict[str, Any]) -> str:
         if key == "config_exists":
             continue
         if key == "config_file":
-            state = "exists" if config.get("config_exists") else "does not exist"
+            state = ("exists, ignored: see config_ignored" if config.get("config_ignored")
+                     else "exists" if config.get("config_exists") else "does not exist")
             value = f"{value} ({state})"
         lines.append(f"  {key}: {value if value not in ('', None, [], {}) else '-'}")
     loaded = report.get("loaded", [])

@@ -377,3 +377,25 @@ def test_record_owners_follow_the_record(tmp_path, monkeypatch) -> None:
     (other / "METADATA").write_text("Metadata-Version: 2.1\nName: second\nVersion: 2.0\n")
     (other / "RECORD").write_text("ownpkg/libown.so.1,,\n")
     assert _doctor._record_owners([str(site)], wanted) == {str(lib): "second"}
+
+
+def test_an_ignored_config_file_exists_and_gets_its_own_fix(tmp_path, monkeypatch) -> None:
+    """review3 F6: doctor says an ignored config file exists (ignored), and its reason ends with
+    the config file's fix, not the one for a library file."""
+    import warnings
+
+    from libbroker._config import config_summary
+
+    config = tmp_path / "config.toml"
+    config.write_text('search-paths = ["/opt"]\n')
+    os.chmod(config, 0o666)
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = config_summary()
+    assert summary["config_exists"] is True
+    reason = str(summary["config_ignored"])
+    assert "world-writable" in reason and "move the library" not in reason
+    assert reason.endswith("or set LIBBROKER_CONFIG to such a file")
+    text = format_report({"config": summary, "loaded": [], "duplicates": [], "warnings": []})
+    assert f"{config} (exists, ignored: see config_ignored)" in text
