@@ -11,7 +11,7 @@ docs/decisions/perf-search.md says what is mirrored; tests/test_distinfo.py
 checks every reader against importlib.metadata on the installed distributions.
 
 Scans are cached per ``sys.path`` directory, in the process and on disk
-(`_cache` kind ``dists2``), keyed by the directory's `_cache.dir_stamp`; each
+(`_cache` kind ``dists3``), keyed by the directory's `_cache.dir_stamp`; each
 distribution's record by its ``entry_points.txt`` identity. A ``pip install`` into one directory re-reads
 that directory alone. Only ``os`` and `_cache` are imported.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 GROUP = "libbroker.providers"
-_KIND = "dists2"
+_KIND = "dists3"  # 3: an unreadable entry_points.txt is recorded (a U+FFFD line), not as none
 _MAX_TEXT = 4 << 20  # an entry_points.txt, METADATA head or RECORD bigger than this is not read
 _INFO_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -191,19 +191,24 @@ def _ep_identity(info_dir: str) -> object:
     return _cache.identity(os.path.join(info_dir, "entry_points.txt"))
 
 
+_UNREADABLE = "\ufffd"  # the entry-point name of an entry_points.txt that cannot be read
+
+
 def _record_of(info_dir: str) -> Any:
     """One distribution's record: its entry_points.txt identity (None: absent) and provider
     lines, read now with one open (identity from the open file, so they agree).
 
-    An entry_points.txt that cannot be read (a FIFO, a device, over the bound) gives no
-    provider lines, under the identity of what is there (so it is not re-examined until
-    it changes).
+    An entry_points.txt that cannot be read (a FIFO, a directory, a device, over the bound)
+    gives one line named U+FFFD, under the identity of what is there (so it is not
+    re-examined until it changes): which libraries it provides cannot be known, so every
+    search refuses the distribution by name (`_providers.provider_files`, with
+    `metadata_problem`'s reason), as for an entry-point name that is not UTF-8 (review3 F5).
     """
     path = os.path.join(info_dir, "entry_points.txt")
     try:
         data, ident = read_bounded(path)
     except MetadataError:
-        return _cache.identity(path), []
+        return _cache.identity(path), [(_UNREADABLE, "")]
     if data is None:
         return None, []
     lines: list[tuple[str, str]] = []

@@ -291,7 +291,11 @@ def _manifest_files(manifest: str, link_name: str, dist: str) -> list[ProvidedFi
             continue
         path = _inside(base, entry.get("file"), f"{where}.file")
         if not os.path.isfile(path):
-            raise _ManifestError(f"{where}.file {entry['file']!r} does not exist ({path})")
+            there = os.path.lexists(path)
+            raise _ManifestError(
+                f"{where}.file {entry['file']!r} "
+                + (f"is not a regular file (a directory, FIFO, device or dangling link) ({path})"
+                   if there else f"does not exist ({path})"))
         problem = _place_problem(path, f"{where}.file {path!r}")
         if problem:
             raise _ManifestError(problem)

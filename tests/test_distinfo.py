@@ -142,6 +142,12 @@ import os, json
 from libbroker import _distinfo
 site = {str(site)!r}
 out = {{"eps": _distinfo.provider_entry_points([site]), "heads": {{}}, "records": {{}}, "problems": {{}}}}
+import sys
+sys.path.insert(0, site)
+from libbroker import _providers
+refused = []
+out["searched"] = _providers.provider_files("goodlib", [], refused)[1]
+out["refused"] = refused
 for child in sorted(os.listdir(site)):
     info = os.path.join(site, child)
     out["heads"][child] = _distinfo.name_and_version(info)
@@ -164,7 +170,14 @@ print(json.dumps(out))
     import json
 
     out = json.loads(done.stdout)
-    assert out["eps"] == [[str(good), "goodlib", "goodpkg"]]  # the unreadable ones provide nothing
+    # An unreadable entry_points.txt provides nothing it could name, but is not "none":
+    # a U+FFFD line, so every search refuses that distribution by name (review3 F5).
+    evil_ep = str(site / "evil_entry_points_txt-1.0.dist-info")
+    assert sorted(map(tuple, out["eps"])) == sorted([(evil_ep, "\ufffd", ""), (str(good), "goodlib", "goodpkg")])
+    [(path, origin, reason)] = [r for r in out["refused"] if "entry_points" in r[0]]
+    assert path == evil_ep + "/entry_points.txt" and "is not a regular file" in reason
+    assert origin == "provider:evil_entry_points_txt"
+    assert any("evil_entry_points_txt" in line and "(ignored)" in line for line in out["searched"])
     assert out["heads"]["good-1.0.dist-info"] == ["good", "1.0"]
     assert out["heads"]["evil_metadata-1.0.dist-info"] == [None, None]
     assert out["heads"]["evil_pkg_info-1.0.dist-info"] == [None, None]
@@ -190,7 +203,7 @@ def test_unreadable_entry_points_keep_an_exact_identity(tmp_path, monkeypatch) -
     ep.mkdir()
     [record] = _distinfo.distributions(str(site))
     # Stamped with what is there, so the next check does not reopen it...
-    assert record[2] == _cache.identity(str(ep)) and record[3] == []
+    assert record[2] == _cache.identity(str(ep)) and record[3] == [(_distinfo._UNREADABLE, "")]
     read: list[str] = []
     real = _distinfo._record_of
     monkeypatch.setattr(_distinfo, "_record_of", lambda d: (read.append(d), real(d))[1])
