@@ -296,6 +296,26 @@ def expand(entry: str, origin_dir: str) -> str:
     return entry
 
 
+def ld_library_path_dirs(value: str | None = None) -> list[str]:
+    """The directories ld.so reads from ``LD_LIBRARY_PATH`` (*value*, default the
+    environment's), in order: split on ``:`` and ``;`` (glibc's ``fillin_rpath``
+    separators), each entry's ``$ORIGIN`` (the executable's directory, as ld.so has it for
+    this variable), ``$LIB`` and ``$PLATFORM`` expanded (review3 F3). Empty and relative
+    entries are kept: the search refuses them by name (they mean the current directory)."""
+    if value is None:
+        value = os.environ.get("LD_LIBRARY_PATH")
+    if not value:
+        return []
+    entries = value.replace(";", ":").split(":")
+    if not any("$" in entry for entry in entries):
+        return entries
+    try:
+        origin = os.path.dirname(os.path.realpath("/proc/self/exe"))
+    except OSError:
+        origin = os.path.dirname(os.path.realpath(sys.executable)) if sys.executable else ""
+    return [expand(entry, origin) if "$" in entry else entry for entry in entries]
+
+
 class _Resolver:
     """One closure resolution: state shared by the recursive walk."""
 
@@ -354,7 +374,7 @@ class _Resolver:
             if host is not None and not host.runpath:
                 here = os.path.dirname(host.path)
                 dirs += [(expand(d, here), "rpath") for d in host.rpath]
-        dirs += [(d, "LD_LIBRARY_PATH") for d in self.ld_path.split(os.pathsep)] if self.ld_path else []
+        dirs += [(d, "LD_LIBRARY_PATH") for d in ld_library_path_dirs(self.ld_path)]
         here = os.path.dirname(requester.path)
         dirs += [(expand(d, here), "runpath") for d in info.runpath]
         return dirs

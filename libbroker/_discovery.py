@@ -594,7 +594,9 @@ def _hwcaps_dirs(directory: str, name: str, result: Search, cwd: str | None) -> 
 
 
 def _system(name: str, result: Search, cwd: str | None) -> None:
-    for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
+    from ._closure import ld_library_path_dirs  # ld.so's reading: ":" and ";", $LIB...
+
+    for directory in ld_library_path_dirs():
         _hwcaps_dirs(directory, name, result, cwd)
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
     if sys.platform.startswith("linux"):

@@ -422,7 +422,9 @@ def _scanned_groups(plat: str, config: Config, inputs: _Inputs) -> Groups:
     groups["environment"] = [item for d in environment_dirs() for item in _scan(d, seen, inputs=inputs)]
     # Its own group: LD_LIBRARY_PATH is whoever set it, not the system's libraries.
     ld_library_path: list[Item] = []
-    for directory in split_path_list(os.environ.get("LD_LIBRARY_PATH")):
+    from ._closure import ld_library_path_dirs  # ld.so's reading: ":" and ";", $LIB...
+
+    for directory in ld_library_path_dirs():
         if os.path.isabs(directory):
             ld_library_path += _scan(directory, seen, inputs=inputs)
     if ld_library_path:

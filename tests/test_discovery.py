@@ -433,3 +433,46 @@ def test_ld_library_path_hwcaps_subdirectory_follows_the_place_rules(tmp_path, m
     _api._memo.clear()
     forget_answers()  # and the directory answers of that second
     assert libbroker.find("lbhwp").path == str(hw / "liblbhwp.so.1")
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None or not sys.platform.startswith("linux"), reason="needs ldd, Linux")
+@pytest.mark.parametrize("form", ["$LIB", "${LIB}", "semicolon"])
+def test_ld_library_path_is_read_as_ld_so_reads_it(tmp_path, monkeypatch, form: str) -> None:
+    """review3 F3: $LIB and ';' in LD_LIBRARY_PATH mean to find() and the closure what they mean
+    to ld.so; ldd (the real ld.so) names the copy of liblzma libxml2 would get. ($ORIGIN, the
+    executable's directory: the test below.)"""
+    import json
+
+    from libbroker._closure import _lib_dir
+
+    xml2 = "/usr/lib/x86_64-linux-gnu/libxml2.so.2"
+    lzma = "/usr/lib/x86_64-linux-gnu/liblzma.so.5"
+    if not (os.path.exists(xml2) and os.path.exists(lzma)):
+        pytest.skip("needs Debian's libxml2 and liblzma")
+    os.chmod(tmp_path, 0o755)
+    target = tmp_path / _lib_dir()
+    target.mkdir(parents=True)
+    shutil.copy(os.path.realpath(lzma), target / "liblzma.so.5")
+    value = {"$LIB": f"{tmp_path}/$LIB", "${LIB}": f"{tmp_path}/${{LIB}}",
+             "semicolon": f"/nonexistent;{target}"}[form]
+    monkeypatch.setenv("LD_LIBRARY_PATH", value)
+    env = dict(os.environ)
+    ldd = subprocess.run(["ldd", xml2], capture_output=True, text=True, env=env, check=True).stdout
+    [line] = [ln for ln in ldd.splitlines() if "liblzma.so.5" in ln]
+    chosen = line.split("=>")[1].split("(")[0].strip()
+    assert os.path.realpath(chosen) == os.path.realpath(target / "liblzma.so.5")  # the oracle
+    # A fresh process: one that maps a liblzma already (Python's lzma) reuses it, as ld.so would.
+    code = ("import json, os, libbroker\n"
+            "print(json.dumps([os.path.realpath(libbroker.find('lzma').path), "
+            "[os.path.realpath(d.path) for d in libbroker.find('xml2').dependencies if 'lzma' in d.path]]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    found, deps = json.loads(out.stdout)
+    assert found == os.path.realpath(chosen) and deps == [os.path.realpath(chosen)]
+
+
+def test_ld_library_path_origin_is_the_executables_directory() -> None:
+    from libbroker._closure import ld_library_path_dirs
+
+    here = os.path.dirname(os.path.realpath("/proc/self/exe"))
+    assert ld_library_path_dirs("$ORIGIN/x:${ORIGIN}/y;/z") == [f"{here}/x", f"{here}/y", "/z"]
+    assert ld_library_path_dirs("/a::/b") == ["/a", "", "/b"]  # the empty entry: refused later
