@@ -106,79 +106,55 @@ def _dependencies(value: "list[Dependency] | list[tuple[object, ...]] | None") -
     return result
 
 
-class LibraryInfo:
-    """A located library file (never loaded by `find`).
-
-    `.dependencies` is the closure in load order (dependencies first, without
-    the C library and the dynamic loader); `.version_source` says where
-    `.version` came from (design.md 5.2), None when unknown.
-    """
+class _Judged:
+    """What `LibraryInfo` and `Candidate` share: the identity and resolved path of the file
+    the verdict was given on, and its version, asked from the sources of design.md 5.2 on
+    first access when the verdict did not need it (`find(name)` without a specifier)."""
 
     __slots__ = (
         "_identity",
         "_real",
-        "_version",
         "_version_pending",
         "_version_source",
         "_version_text",
-        "dependencies",
         "name",
-        "origin",
         "path",
         "soname",
     )
 
-    def __init__(
-        self,
-        name: str,
-        path: str,
-        *,
-        soname: str | None = None,
-        origin: str = "path",
-        version_text: str | None = None,
-        version_source: str | None = None,
-        dependencies: "list[Dependency] | list[tuple[object, ...]] | None" = None,
-    ) -> None:
-        # `_cache.identity` of the file the verdict was given on (None: not judged here), and
-        # its resolved path then: a version asked later is the judged file's (`_ask_version`).
-        self._identity: tuple[int, ...] | None = None
-        self._real: str | None = None
+    def __init__(self, name: str, path: str, soname: str | None, version_text: str | None) -> None:
         self.name = name
         self.path = path
         self.soname = soname
-        self.origin = origin
         self._version_text = version_text
-        self._version: object = _UNSET
-        self._version_source = version_source if version_text else None
-        # True: nobody asked for the version yet and no specifier needed it; the sources
-        # of design.md 5.2 are asked on first access (`_ask_version`), not while judging.
+        self._version_source: str | None = None
+        # `_cache.identity` of the file judged (None: not judged here), and its resolved path
+        # then: a version asked later is that file's (`_ask_version`).
+        self._identity: tuple[int, ...] | None = None
+        self._real: str | None = None
+        # True: nobody asked for the version yet and no specifier needed it.
         self._version_pending = False
-        self.dependencies = _dependencies(dependencies)
 
-    def _set_version_text(self, text: str | None, source: str | None = "library") -> None:
-        """Replace the version (e.g. with what the library itself reports)."""
-        self._version_text = text
-        self._version_source = source if text else None
-        self._version_pending = False
-        self._version = _UNSET
+    def _forget_parsed(self) -> None:
+        """Hook: the version text changed (LibraryInfo drops its parsed Version)."""
 
     def _ask_version(self) -> None:
-        # `_resolve.product_version` never raises: a library or database that misbehaves
-        # leaves the version unknown (None), as it would have while judging.
+        # `_judged_version` never raises: a library or database that misbehaves leaves the
+        # version unknown (None), as it would have while judging.
         self._version_pending = False
         found = _judged_version(self._real or _realpath(self.path), self._identity, self.name,
                                 self.soname)
         if found is not None:
             self._version_text, self._version_source = found
-            self._version = _UNSET
+            self._forget_parsed()
 
     @property
     def version_text(self) -> str | None:
         """The version as the source states it ("1.2.13"), or None when unknown.
 
-        Asked on first access when the verdict did not need it (`find(name)` without a
-        specifier): the library itself when this process maps it, else the package
-        database that owns the file, else the file name (design.md 5.2).
+        Asked on first access when the verdict did not need it: the library itself when
+        this process maps it, else the package database that owns the file, else the
+        file name (design.md 5.2), for the file judged (unknown once it was replaced).
         """
         if self._version_pending:
             self._ask_version()
@@ -188,7 +164,7 @@ class LibraryInfo:
     def version_text(self, text: str | None) -> None:
         self._version_pending = False
         self._version_text = text
-        self._version = _UNSET
+        self._forget_parsed()
 
     @property
     def version_source(self) -> str | None:
@@ -201,6 +177,44 @@ class LibraryInfo:
     @version_source.setter
     def version_source(self, source: str | None) -> None:
         self._version_source = source
+
+
+class LibraryInfo(_Judged):
+    """A located library file (never loaded by `find`).
+
+    `.dependencies` is the closure in load order (dependencies first, without
+    the C library and the dynamic loader); `.version_source` says where
+    `.version` came from (design.md 5.2), None when unknown.
+    """
+
+    __slots__ = ("_version", "dependencies", "origin")
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        soname: str | None = None,
+        origin: str = "path",
+        version_text: str | None = None,
+        version_source: str | None = None,
+        dependencies: "list[Dependency] | list[tuple[object, ...]] | None" = None,
+    ) -> None:
+        super().__init__(name, path, soname, version_text)
+        self.origin = origin
+        self._version: object = _UNSET
+        self._version_source = version_source if version_text else None
+        self.dependencies = _dependencies(dependencies)
+
+    def _set_version_text(self, text: str | None, source: str | None = "library") -> None:
+        """Replace the version (e.g. with what the library itself reports)."""
+        self._version_text = text
+        self._version_source = source if text else None
+        self._version_pending = False
+        self._version = _UNSET
+
+    def _forget_parsed(self) -> None:
+        self._version = _UNSET
 
     @property
     def version(self) -> "Version | None":
@@ -236,26 +250,10 @@ class _Unset:
 _UNSET = _Unset()
 
 
-class Candidate:
+class Candidate(_Judged):
     """A file seen while searching for a library, with the verdict on it."""
 
-    __slots__ = (
-        "_identity",
-        "_real",
-        "_version_pending",
-        "_version_source",
-        "_version_text",
-        "accepted",
-        "dependencies",
-        "fix",
-        "missing",
-        "name",
-        "origin",
-        "path",
-        "rank",
-        "reason",
-        "soname",
-    )
+    __slots__ = ("accepted", "dependencies", "fix", "missing", "origin", "rank", "reason")
 
     def __init__(
         self,
@@ -269,51 +267,14 @@ class Candidate:
         version_text: str | None = None,
         rank: int = 0,
     ) -> None:
-        self.name = name
-        self.path = path
+        super().__init__(name, path, soname, version_text)
         self.origin = origin
         self.accepted = accepted
         self.reason = reason
-        self.soname = soname
-        self._version_text = version_text
         self.rank = rank
         self.missing: list[str] = []  # required symbols it lacks, when that is the reason
-        self._version_source: str | None = None
-        # True: accepted without needing its version; asked on first access (LibraryInfo).
-        self._version_pending = False
         self.dependencies: list[Dependency] = []  # the judged closure, load order
         self.fix: str | None = None  # the fix line for this rejection's reason
-        self._identity: tuple[int, ...] | None = None  # of the file judged (`_cache.identity`)
-        self._real: str | None = None  # its resolved path when judged
-
-    def _ask_version(self) -> None:
-        self._version_pending = False
-        found = _judged_version(self._real or _realpath(self.path), self._identity, self.name,
-                                self.soname)
-        if found is not None:
-            self._version_text, self._version_source = found
-
-    @property
-    def version_text(self) -> str | None:
-        """As `LibraryInfo.version_text` (asked on first access when the verdict did not need it)."""
-        if self._version_pending:
-            self._ask_version()
-        return self._version_text
-
-    @version_text.setter
-    def version_text(self, text: str | None) -> None:
-        self._version_pending = False
-        self._version_text = text
-
-    @property
-    def version_source(self) -> str | None:
-        if self._version_pending:
-            self._ask_version()
-        return self._version_source
-
-    @version_source.setter
-    def version_source(self, source: str | None) -> None:
-        self._version_source = source
 
     @property
     def version(self) -> "Version | None":

@@ -396,6 +396,20 @@ def read_binary(path: str | os.PathLike[str]) -> BinaryInfo:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InvalidBinaryError(path, "expected a shared library file but found a directory")
+    return _read(path, soname_only=False)
+
+
+def read_soname(path: str | os.PathLike[str]) -> str | None:
+    """The DT_SONAME of the ELF file at ``path`` (None when it has none), reading the
+    headers, the dynamic section and that one string only: a few KB where `read_binary`
+    reads the whole string and symbol tables (megabytes for libpython).
+
+    Raises InvalidBinaryError as `read_binary` does.
+    """
+    return _read(os.fspath(path), soname_only=True).soname
+
+
+def _read(path: str, soname_only: bool) -> BinaryInfo:
     f, size = _open(path)
     with f:
         try:
@@ -412,32 +426,7 @@ def read_binary(path: str | os.PathLike[str]) -> BinaryInfo:
                 f"{_describe_start(head)}",
             )
         try:
-            return _parse(_Reader(f, path, size), head)
-        except struct.error as exc:
-            raise InvalidBinaryError(path, f"corrupt ELF file: {exc}") from exc
-        except OSError as exc:
-            raise InvalidBinaryError(path, f"the file cannot be read: {exc.strerror}") from exc
-
-
-def read_soname(path: str | os.PathLike[str]) -> str | None:
-    """The DT_SONAME of the ELF file at ``path`` (None when it has none), reading the
-    headers, the dynamic section and that one string only: a few KB where `read_binary`
-    reads the whole string and symbol tables (megabytes for libpython).
-
-    Raises InvalidBinaryError as `read_binary` does.
-    """
-    path = os.fspath(path)
-    f, size = _open(path)
-    with f:
-        try:
-            head = f.read(64)
-        except OSError as exc:
-            raise InvalidBinaryError(path, f"the file cannot be read: {exc.strerror}") from exc
-        if not head.startswith(ELF_MAGIC):
-            raise InvalidBinaryError(path, f"expected an ELF file (starting with {ELF_MAGIC!r}) but "
-                                           f"found {_describe_start(head)}")
-        try:
-            return _parse(_Reader(f, path, size), head, soname_only=True).soname
+            return _parse(_Reader(f, path, size), head, soname_only)
         except struct.error as exc:
             raise InvalidBinaryError(path, f"corrupt ELF file: {exc}") from exc
         except OSError as exc:
