@@ -1245,6 +1245,20 @@ static int mapped_already(PyObject *real)
  * 0 when they agree or *text* is not a request (older headers: the header checks the table's
  * digest itself). The table would be refused by the consumer's header anyway; an entry that
  * disagrees with the request is a cold cache, so the Python rules build the right table. */
+/* 1 when *text* is a table request (`_request.is_request`), else 0 (never an error). */
+static int is_request_text(PyObject *text)
+{
+    static const char magic[] = "libbroker-request 1\n";
+    const char *utf8;
+    if (!PyUnicode_Check(text)) return 0;
+    utf8 = PyUnicode_AsUTF8(text);
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return strncmp(utf8, magic, sizeof(magic) - 1) == 0;
+}
+
 static int request_layout_differs(PyObject *text, PyObject *layout)
 {
     static const char magic[] = "libbroker-request 1\n";
@@ -1309,6 +1323,10 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (entry == NULL || entry_ok(entry) != 1) goto out;
     if (text != NULL && request_layout_differs(text, FIELD(entry, F_LAYOUT))) {
         goto out;  /* an entry for another layout (damaged, or foreign): judged afresh */
+    }
+    if (text != NULL && is_request_text(text) && FIELD(entry, F_REQUEST_CRC) == Py_None) {
+        goto out;  /* review4 R4-5: written without a request (table(spec)): nothing ties its
+                      symbols to this header's slots; the Python rules judge it (and rewrite it) */
     }
     if (text != NULL && FIELD(entry, F_REQUEST_CRC) != Py_None) {
         /* The request this header carries must be the one judged: a header edited by

@@ -264,8 +264,10 @@ libbroker_import_packed(const char *name, const char *spec_digest,
             PyErr_Format(PyExc_ImportError,
                          "libbroker table %s (%s): layout digest 0x%s but this extension was "
                          "compiled for 0x%s, with the same %u slots: the table came from a "
-                         "damaged or foreign table-index entry; fix: remove libbroker's cache "
-                         "directory (`libbroker doctor` names it) and import again",
+                         "damaged or foreign table-index entry, or this extension's generated "
+                         "header was edited; fix: remove libbroker's cache directory (`libbroker "
+                         "doctor` names it) and import again, and if it persists regenerate the "
+                         "header and rebuild the extension",
                          name, header->library_path, theirs, ours, (unsigned int)slot_count);
             return -1;
         }

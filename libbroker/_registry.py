@@ -96,8 +96,10 @@ def _from_disk(spec_digest: str, request_crc: "int | None" = None,
         return None  # absent, or written by another version: resolve afresh (and rewrite)
     if not entry or not _entry_shape_ok(entry):
         return None  # absent, or not an entry this version wrote: resolve afresh (and rewrite)
-    if request_crc is not None and entry["request_crc"] not in (None, request_crc):
-        return None  # judged for another request text: judge this one afresh
+    if request_crc is not None and entry["request_crc"] != request_crc:
+        # Judged for another request text, or written without one (`table(spec)`): nothing
+        # ties its symbols to this header's slots (review4 R4-5), so it is judged afresh.
+        return None
     if layout is not None and entry["layout"] != layout:
         return None  # a table the consumer would refuse: judged afresh (and rewritten)
     try:

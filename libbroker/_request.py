@@ -155,6 +155,9 @@ def parse(text: str, where: str) -> Request:
     missing = [k for k in (*_SINGLE, "names") if k not in fields]
     if missing:
         raise bad(len(lines), f"missing {', '.join(missing)}")
-    if not fields["names"] or not fields["layout"][0].isdigit():
-        raise bad(len(lines), "no link names, or a layout digest that is not a number")
+    layout = fields["layout"][0]
+    if not fields["names"] or not (layout.isascii() and layout.isdigit() and len(layout) <= 20
+                                   and int(layout) < 1 << 64):
+        raise bad(len(lines), f"no link names, or a layout digest that is not a 64-bit number "
+                              f"in ASCII digits (found {layout[:40]!r})")
     return Request(fields, slots, where)

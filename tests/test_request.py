@@ -33,6 +33,10 @@ def test_every_spec_round_trips(path: Path) -> None:
         (f.name, f.required, f.kind) for f in spec.functions]
 
 
+def _with_layout(text: str, value: str) -> str:
+    return "\n".join(f"layout\t{value}" if x.startswith("layout\t") else x for x in text.split("\n"))
+
+
 def _zlib_request() -> str:
     return _request.render(libbroker.Spec.from_file(HERE / "specs" / "zlib.toml"))
 
@@ -47,6 +51,11 @@ def _zlib_request() -> str:
         (lambda t: t.replace("names\t", "name\tzlib\nnames\t", 1), "'name' appears twice", None),
         (lambda t: t.replace("layout\t", "colour\t", 1), "unknown field 'colour'", None),
         (lambda t: "\n".join(x for x in t.split("\n") if not x.startswith("digest")), "missing digest", None),
+        # review4 R4-1: only a 64-bit number in ASCII digits is a layout digest.
+        (lambda t: _with_layout(t, "9" * 5000), "64-bit number in ASCII digits", None),
+        (lambda t: _with_layout(t, "9" * 20), "64-bit number in ASCII digits", None),
+        (lambda t: _with_layout(t, "\u00b2"), "64-bit number in ASCII digits", None),
+        (lambda t: _with_layout(t, "\u0663"), "64-bit number in ASCII digits", None),
     ],
 )
 def test_damage_is_a_spec_error_with_the_fix(damage, words: str, line: int | None) -> None:  # type: ignore[no-untyped-def]

@@ -245,3 +245,22 @@ except ImportError as exc:
     out = run_python(consumer_dir, code, env)
     assert out.returncode == 0, out.stderr
     assert "IMPORTERROR" in out.stdout and "layout digest 0x" in out.stdout, out.stdout
+
+
+def test_an_entry_written_without_a_request_is_judged_afresh(consumer_dir: Path, env: dict[str, str]) -> None:
+    """review4 R4-5: an entry with no request CRC (as `table(spec)` writes it) cannot be tied
+    to this header's slots, so a consumer carrying a request does not replay it (C or
+    Python); the fresh judgement rewrites it with the CRC, and the next import replays."""
+    import marshal
+
+    from libbroker import _cache
+
+    probe(consumer_dir, env)
+    [entry] = Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir()
+    data = marshal.loads(_cache._unwrap(entry.read_bytes()))
+    assert isinstance(data["request_crc"], int)
+    data["request_crc"] = None
+    entry.write_bytes(_cache._wrap(marshal.dumps(data)))
+    result = probe(consumer_dir, env)
+    assert result["replayed"] == 0 and "libbroker._tables" in result["modules"]
+    assert probe(consumer_dir, env)["replayed"] == 1
