@@ -635,6 +635,16 @@ def _closure_searched(closure: "Any", path: str, known: "set[object]") -> "list[
     return stamps
 
 
+def executable_dir() -> str:
+    """The running executable's directory, resolved (what ld.so expands ``$ORIGIN`` to in
+    ``LD_LIBRARY_PATH``); "" when neither /proc/self/exe nor sys.executable says."""
+    try:
+        return os.path.dirname(os.path.realpath("/proc/self/exe")) if os.path.exists(
+            "/proc/self/exe") else os.path.dirname(os.path.realpath(sys.executable or ""))
+    except OSError:
+        return ""
+
+
 def stamps_valid(stamps: object) -> bool:
     """True while every input recorded by `decision_stamps` is unchanged.
 
@@ -667,6 +677,11 @@ def stamps_valid(stamps: object) -> bool:
             elif path == "@cwd":
                 dirs, among = stamp
                 if _cwd_among(dirs) != among:
+                    return False
+            elif path == "@origin":
+                # $ORIGIN in LD_LIBRARY_PATH is the executable's directory (review4 R4-6):
+                # another program with the same environment text searched elsewhere.
+                if executable_dir() != stamp:
                     return False
             elif not isinstance(path, str) or dir_stamp(path) != stamp:
                 return False

@@ -309,10 +309,9 @@ def ld_library_path_dirs(value: str | None = None) -> list[str]:
     entries = value.replace(";", ":").split(":")
     if not any("$" in entry for entry in entries):
         return entries
-    try:
-        origin = os.path.dirname(os.path.realpath("/proc/self/exe"))
-    except OSError:
-        origin = os.path.dirname(os.path.realpath(sys.executable)) if sys.executable else ""
+    from ._cache import executable_dir
+
+    origin = executable_dir()
     return [expand(entry, origin) if "$" in entry else entry for entry in entries]
 
 

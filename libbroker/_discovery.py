@@ -596,6 +596,11 @@ def _hwcaps_dirs(directory: str, name: str, result: Search, cwd: str | None) -> 
 def _system(name: str, result: Search, cwd: str | None) -> None:
     from ._closure import ld_library_path_dirs  # ld.so's reading: ":" and ";", $LIB...
 
+    if "ORIGIN" in os.environ.get("LD_LIBRARY_PATH", ""):
+        # The same text means another directory in another program (review4 R4-6).
+        from ._cache import executable_dir
+
+        result.stamps.append(("@origin", executable_dir()))
     for directory in ld_library_path_dirs():
         _hwcaps_dirs(directory, name, result, cwd)
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")

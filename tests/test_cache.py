@@ -360,3 +360,21 @@ def test_fifo_in_the_cache_directory_does_not_hang(tmp_path, monkeypatch) -> Non
         os.mkfifo(cache / name, 0o600)
     again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
+
+
+def test_origin_in_ld_library_path_ties_a_verdict_to_the_executable(monkeypatch) -> None:
+    """review4 R4-6: with $ORIGIN in LD_LIBRARY_PATH the same text names another directory
+    in another program: the verdict records the executable's directory ("@origin") and
+    holds only where it is the same (the C replay does not know the stamp: it defers)."""
+    from libbroker import _discovery
+    from libbroker._config import load_config
+
+    here = _cache.executable_dir()
+    assert here == os.path.dirname(os.path.realpath("/proc/self/exe"))
+    assert _cache.stamps_valid([("@origin", here)])
+    assert not _cache.stamps_valid([("@origin", "/elsewhere")])
+    monkeypatch.setenv("LD_LIBRARY_PATH", "$ORIGIN/../lib")
+    stamps = _discovery.search("z", config=load_config()).stamps
+    assert ("@origin", here) in stamps
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/lib")
+    assert not any(s[0] == "@origin" for s in _discovery.search("z", config=load_config()).stamps)
