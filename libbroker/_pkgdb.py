@@ -393,6 +393,26 @@ def _conda_prefix(real_path: str) -> str | None:
     return None
 
 
+def _records_crc(meta: str) -> int:
+    """A CRC-32 of every ``*.json`` record's name and identity (inode, size, mtime, ctime,
+    mode, owner) in *meta*: one lstat each, so an index is read again after any change."""
+    import _libbroker_warm
+
+    parts = []
+    try:
+        names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            st = os.lstat(os.path.join(meta, name))
+        except OSError:
+            continue
+        parts.append(f"{name}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                     f"\0{st.st_mode}\0{st.st_uid}")
+    return int(_libbroker_warm.crc32("\n".join(parts).encode("utf-8", "surrogateescape")))
+
+
 def _trusted_owners() -> frozenset[int] | None:
     if os.name == "nt":
         return None
@@ -471,10 +491,12 @@ def _conda_version(real_path: str) -> tuple[str, str] | None:
         st = os.stat(meta)
     except OSError:
         return None
-    # The owners trusted when the records were read are part of the stamp: a change of
-    # `trusted-owners` reads them again.
+    # The owners trusted when the records were read are part of the stamp (a change of
+    # `trusted-owners` reads them again), and so is every record's own identity: an edit in
+    # place, a chmod or a chown of a record changes no directory (review4 R4-4).
     trusted = _trusted_owners()
-    stamp = (prefix, st.st_mtime_ns, st.st_ino, tuple(sorted(trusted)) if trusted is not None else ())
+    stamp = (prefix, st.st_mtime_ns, st.st_ino, tuple(sorted(trusted)) if trusted is not None else (),
+             _records_crc(meta))
     found = _owner(_index(prefix, stamp, lambda: _build_conda(prefix), _CACHE_KIND_CONDA), real_path)
     return (found[0], f"package:conda:{found[1]}") if found else None
 

@@ -144,6 +144,32 @@ def test_conda_meta_someone_else_could_write_states_nothing(tmp_path) -> None:
         assert found == ((version, "package:conda:zlib") if believed else None), case
 
 
+def test_conda_index_follows_a_record_edited_in_place(tmp_path) -> None:
+    """review4 R4-4: a record rewritten in place or made writable by others changes no
+    directory, but the index (on disk too) is read again: the version follows the record,
+    and a record that became untrusted states nothing."""
+    import json as _json
+
+    version = zlib_version()
+    prefix, real = _conda_prefix(tmp_path, version)
+    meta = os.path.join(prefix, "conda-meta")
+    [record] = [os.path.join(meta, n) for n in os.listdir(meta)]
+    before = os.stat(meta).st_mtime_ns
+    _pkgdb._memo.clear()
+    assert package_version(real) == (version, "package:conda:zlib")
+    data = _json.loads(open(record).read())
+    data["version"] = "9.9.9"
+    with open(record, "r+") as f:  # in place: the directory's mtime stays
+        f.write(_json.dumps(data))
+        f.truncate()
+    assert os.stat(meta).st_mtime_ns == before
+    _pkgdb._memo.clear()  # a new process: only the disk index is left
+    assert package_version(real) == ("9.9.9", "package:conda:zlib")
+    os.chmod(record, 0o666)
+    _pkgdb._memo.clear()
+    assert package_version(real) is None
+
+
 def test_conda_index_follows_changes_and_survives_garbage(tmp_path) -> None:
     prefix, real = _conda_prefix(tmp_path, zlib_version())
     meta = os.path.join(prefix, "conda-meta")
