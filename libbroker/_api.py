@@ -93,7 +93,10 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
         # version asks the mapped copy first anyway, when it is read).
         from ._resolve import _version_if_mapped
 
-        text = _version_if_mapped(os.path.realpath(info.path), name)
+        # The judged file only (review4 R4-7): after an upgrade the path names another one.
+        real = info._real or os.path.realpath(info.path)
+        same = info._identity is None or _cache.identity(real) == info._identity
+        text = _version_if_mapped(real, name) if same else None
         if text:
             judged = info._identity
             info = LibraryInfo(
@@ -101,6 +104,7 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
                 version_source="library", dependencies=info.dependencies,
             )
             info._identity = judged  # the verdict's file: load() maps only that one
+            info._real = real
     return info
 
 
@@ -243,7 +247,7 @@ def _mapped_reusable(name: str, version: str | None, chosen_real: str) -> "tuple
     from ._resolve import library_version_text
 
     for path in _mapped_named(name):
-        if _cache.realpath(path) == chosen_real:
+        if os.path.realpath(path) == chosen_real:
             return None
         handle = _master.noload(path)
         if not handle:
@@ -466,7 +470,7 @@ def _try_load(info: LibraryInfo, version: str | None, failures: "list[tuple[str,
     from ._errors import IncompatibleLibraryError
     from ._resolve import library_version_text
 
-    real = _cache.realpath(info.path)
+    real = os.path.realpath(info.path)
     opened: list[int] = []
 
     def undo() -> None:
@@ -599,9 +603,9 @@ def _mapped_copy(name: str, version: str | None, chosen: LibraryInfo) -> Library
     from . import _loader, _master
     from ._resolve import library_version_text
 
-    real = _cache.realpath(chosen.path)
+    real = os.path.realpath(chosen.path)
     for path in _mapped_named(name):
-        other = _cache.realpath(path)
+        other = os.path.realpath(path)
         if other == real:
             return None  # the chosen file itself is mapped: load_file reuses it
         handle = _master.noload(other)

@@ -187,8 +187,39 @@ def parse_entry_points(text: str, group: str = GROUP) -> list[tuple[str, str]]:
     return found
 
 
+def _broken_link(path: str) -> str | None:
+    """Why *path* is there but cannot be followed (a dangling symlink or a loop), else None:
+    such a metadata file is damage to refuse by name, not an absent file (review4 R4-2)."""
+    try:
+        os.stat(path)
+        return None
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if not os.path.islink(path):
+            return None  # read_bounded reports what else went wrong
+        return (f"{path!r} is a symbolic link that cannot be followed ({exc.strerror or exc}) "
+                f"(fix: {_fix(path)})")
+    if os.path.islink(path):
+        return f"{path!r} is a dangling symbolic link to {os.readlink(path)!r} (fix: {_fix(path)})"
+    return None
+
+
+def _link_identity(path: str) -> object:
+    """`_cache.identity`, or for a link that cannot be followed the link's own (so a record
+    is re-examined when it is replaced, and is never mistaken for an absent file)."""
+    ident = _cache.identity(path)
+    if ident is not None:
+        return ident
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return ("link", st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _ep_identity(info_dir: str) -> object:
-    return _cache.identity(os.path.join(info_dir, "entry_points.txt"))
+    return _link_identity(os.path.join(info_dir, "entry_points.txt"))
 
 
 _UNREADABLE = "\ufffd"  # the entry-point name of an entry_points.txt that cannot be read
@@ -208,8 +239,10 @@ def _record_of(info_dir: str) -> Any:
     try:
         data, ident = read_bounded(path)
     except MetadataError:
-        return _cache.identity(path), [(_UNREADABLE, "")]
+        return _link_identity(path), [(_UNREADABLE, "")]
     if data is None:
+        if _broken_link(path) is not None:  # dangling: there, and unreadable
+            return _link_identity(path), [(_UNREADABLE, "")]
         return None, []
     lines: list[tuple[str, str]] = []
     if GROUP.encode() in data:
@@ -420,6 +453,9 @@ def _head(info_dir: str) -> tuple[str | None, str | None, str | None]:
         path = os.path.join(info_dir, filename)
         ident = _cache.identity(path)
         if ident is None:
+            broken = _broken_link(path)
+            if broken is not None:
+                return None, None, broken
             continue
         hit = _heads.get((path, ident))
         if hit is not None:
@@ -480,17 +516,17 @@ def metadata_problem(info_dir: str, *, entry_points: bool = True) -> tuple[str, 
     problems: list[tuple[str, str]] = []
     head = _head(info_dir)[2]
     if head is not None:
-        name = "METADATA" if _cache.identity(os.path.join(info_dir, "METADATA")) else "PKG-INFO"
+        name = "METADATA" if os.path.lexists(os.path.join(info_dir, "METADATA")) else "PKG-INFO"
         problems.append((os.path.join(info_dir, name), head))
     if entry_points:
         path = os.path.join(info_dir, "entry_points.txt")
-        ident = _cache.identity(path)
+        ident = _link_identity(path)
         if ident is not None:
             hit = _ep_problems.get(path)
             if hit is None or hit[0] != ident:
-                problem: str | None = None
+                problem: str | None = _broken_link(path)
                 try:
-                    data, _ = read_bounded(path)
+                    data, _ = read_bounded(path) if problem is None else (None, None)
                     if data is not None:
                         decode_utf8(data, path)
                 except MetadataError as exc:
@@ -541,6 +577,9 @@ def record_paths(info_dir: str) -> list[str] | None:
     path = os.path.join(info_dir, "RECORD")
     data, _ = read_bounded(path)
     if data is None:
+        broken = _broken_link(path)  # a dangling link: there, and unusable (review4 R4-2)
+        if broken is not None:
+            raise MetadataError(broken)
         return None
     return [posix_normal(_first_field(line)) for line in decode_utf8(data, path).splitlines() if line]
 
