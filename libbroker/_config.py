@@ -133,9 +133,12 @@ def _require_regular(path: str) -> None:
     except OSError:
         return  # gone since config_stamp: read as absent by the caller's next call
     if not stat.S_ISREG(mode):
+        # The fix names what the user can do (review4 R4-3): LIBBROKER_CONFIG only when set.
+        fix = ("set LIBBROKER_CONFIG to a regular file, or unset it" if os.environ.get("LIBBROKER_CONFIG")
+               else f"remove {path!r} or replace it with a regular TOML file (or set LIBBROKER_CONFIG "
+                    "to one)")
         raise SpecError(
-            f"the libbroker config file is {_file_kind(mode)}, expected a regular TOML file; fix: "
-            "set LIBBROKER_CONFIG to a regular file, or unset it",
+            f"the libbroker config file is {_file_kind(mode)}, expected a regular TOML file; fix: {fix}",
             path=path,
         )
 

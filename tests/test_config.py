@@ -168,3 +168,22 @@ def test_ignored_config_warning_names_the_callers_line(tmp_path, monkeypatch) ->
     with pytest.warns(libbroker.BrokerWarning, match="ignores the config file") as record:
         libbroker.find("z")
     assert [w.filename for w in record if "config file" in str(w.message)] == [__file__]
+
+
+def test_a_config_that_is_a_directory_gets_the_fix_for_where_it_was_found(tmp_path, monkeypatch) -> None:
+    """review4 R4-3: found through XDG_CONFIG_HOME (LIBBROKER_CONFIG unset), the fix names the
+    file to remove or replace, not a variable the user never set."""
+    import libbroker
+    from libbroker import SpecError
+
+    config = tmp_path / "libbroker" / "config.toml"
+    config.mkdir(parents=True)
+    monkeypatch.delenv("LIBBROKER_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(SpecError) as caught:
+        libbroker.find("z")
+    assert f"remove {str(config)!r} or replace it with a regular TOML file" in str(caught.value)
+    monkeypatch.setenv("LIBBROKER_CONFIG", str(config))
+    with pytest.raises(SpecError) as caught:
+        libbroker.find("z")
+    assert "set LIBBROKER_CONFIG to a regular file, or unset it" in str(caught.value)
