@@ -1259,6 +1259,61 @@ static int is_request_text(PyObject *text)
     return strncmp(utf8, magic, sizeof(magic) - 1) == 0;
 }
 
+/* 1 when the entry's *symbols* (bytes) and *required* (bool) are this request's slots, in
+ * order: the same count, each required flag the slot's "r"/"o", and each symbol the slot's
+ * name with one prefix and one suffix shared by all (a spec's or a provider's affixes; the
+ * split is taken from the first slot, trying each place its name occurs). 0 otherwise: the
+ * replay then defers, so a damaged entry never puts another function in a slot. */
+static int slots_match(PyObject *text, PyObject *symbols, PyObject *required)
+{
+    const char *utf8 = PyUnicode_AsUTF8(text), *line, *name0 = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(symbols), k = 0;
+    size_t len0 = 0;
+    const char *sym0;
+    size_t symlen0, at;
+    if (utf8 == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    /* The flags and the count, and slot 0's name. */
+    for (line = strstr(utf8, "\nslot\t"); line != NULL; line = strstr(line + 1, "\nslot\t")) {
+        const char *flag = line + 6, *sig, *colon;
+        if (k >= count || (flag[0] != 'r' && flag[0] != 'o') || flag[1] != '\t') return 0;
+        if ((flag[0] == 'r') != (PyList_GET_ITEM(required, k) == Py_True)) return 0;
+        sig = strchr(flag + 2, '\t');
+        if (sig == NULL) return 0;
+        colon = strstr(sig + 1, ": ");
+        if (colon == NULL) return 0;
+        if (k == 0) {
+            name0 = sig + 1;
+            len0 = (size_t)(colon - name0);
+        }
+        k++;
+    }
+    if (k != count) return 0;
+    if (count == 0) return 1;
+    sym0 = PyBytes_AS_STRING(PyList_GET_ITEM(symbols, 0));
+    symlen0 = (size_t)PyBytes_GET_SIZE(PyList_GET_ITEM(symbols, 0));
+    for (at = 0; len0 > 0 && at + len0 <= symlen0; at++) {
+        size_t pre = at, post = symlen0 - at - len0;
+        Py_ssize_t i = 0;
+        int all = 1;
+        if (memcmp(sym0 + at, name0, len0) != 0) continue;
+        for (line = strstr(utf8, "\nslot\t"); line != NULL && all; line = strstr(line + 1, "\nslot\t"), i++) {
+            const char *sig = strchr(line + 8, '\t') + 1, *colon = strstr(sig, ": ");
+            size_t len = (size_t)(colon - sig);
+            PyObject *sym = PyList_GET_ITEM(symbols, i);
+            const char *bytes = PyBytes_AS_STRING(sym);
+            size_t size = (size_t)PyBytes_GET_SIZE(sym);
+            all = size == pre + len + post && memcmp(bytes, sym0, pre) == 0
+                  && memcmp(bytes + pre, sig, len) == 0
+                  && memcmp(bytes + pre + len, sym0 + symlen0 - post, post) == 0;
+        }
+        if (all) return 1;
+    }
+    return 0;
+}
+
 static int request_layout_differs(PyObject *text, PyObject *layout)
 {
     static const char magic[] = "libbroker-request 1\n";
@@ -1323,6 +1378,10 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (entry == NULL || entry_ok(entry) != 1) goto out;
     if (text != NULL && request_layout_differs(text, FIELD(entry, F_LAYOUT))) {
         goto out;  /* an entry for another layout (damaged, or foreign): judged afresh */
+    }
+    if (text != NULL && is_request_text(text)
+        && !slots_match(text, FIELD(entry, F_SYMBOLS), FIELD(entry, F_REQUIRED))) {
+        goto out;  /* review4 R4-5: symbols or required flags that are not this request's slots */
     }
     if (text != NULL && is_request_text(text) && FIELD(entry, F_REQUEST_CRC) == Py_None) {
         goto out;  /* review4 R4-5: written without a request (table(spec)): nothing ties its

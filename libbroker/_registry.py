@@ -67,13 +67,15 @@ def note_consumer(capsule: "Any", module: str) -> None:
 
 
 def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "int | None" = None,
-                layout: "int | None" = None) -> object:
+                layout: "int | None" = None, slots: "list[tuple[str, bool]] | None" = None) -> object:
     """The process's capsule for a spec: in memory, else from the disk index, else built.
 
     *request_crc*: the CRC-32 of the request a header carries; an entry judged for
     another request text (a header edited by hand) is not replayed. *layout*: the layout
     digest that request names; an entry for another layout (damaged, or written by another
-    build) is not replayed either: the header would refuse its table."""
+    build) is not replayed either: the header would refuse its table. *slots*: the request's
+    (name, required) slots; an entry whose symbols or flags are not those is not replayed
+    (another function in a slot, review4 R4-5)."""
     capsule = by_spec.get(spec_digest)
     if capsule is not None:
         return capsule
@@ -81,15 +83,32 @@ def capsule_for(spec_digest: str, build: "Callable[[], object]", request_crc: "i
         sync()
         capsule = by_spec.get(spec_digest)
         if capsule is None:
-            capsule = _from_disk(spec_digest, request_crc, layout)
+            capsule = _from_disk(spec_digest, request_crc, layout, slots)
         if capsule is None:
             capsule = build()
         by_spec[spec_digest] = capsule
         return capsule
 
 
+def slots_match(symbols: "list[bytes]", required: "list[bool]", slots: "list[tuple[str, bool]]") -> bool:
+    """True when *symbols* are the *slots*' names with one prefix and one suffix shared by
+    all (a spec's or a provider's affixes) and *required* their flags, in order."""
+    if len(symbols) != len(slots) or [r for _, r in slots] != list(required):
+        return False
+    if not slots:
+        return True
+    first, name = symbols[0].decode("utf-8", "surrogateescape"), slots[0][0]
+    at = first.find(name)
+    while name and at >= 0:
+        pre, post = first[:at], first[at + len(name):]
+        if all(s.decode("utf-8", "surrogateescape") == f"{pre}{n}{post}" for s, (n, _) in zip(symbols, slots)):
+            return True
+        at = first.find(name, at + 1)
+    return False
+
+
 def _from_disk(spec_digest: str, request_crc: "int | None" = None,
-               layout: "int | None" = None) -> object | None:
+               layout: "int | None" = None, slots: "list[tuple[str, bool]] | None" = None) -> object | None:
     # One small file per spec: a consumer's import reads its own entry only.
     entry = _cache.load(entry_kind(spec_digest))
     if entry.get("format") != ENTRY_FORMAT:
@@ -102,6 +121,8 @@ def _from_disk(spec_digest: str, request_crc: "int | None" = None,
         return None
     if layout is not None and entry["layout"] != layout:
         return None  # a table the consumer would refuse: judged afresh (and rewritten)
+    if slots is not None and not slots_match(entry["symbols"], entry["required"], slots):
+        return None  # another function in a slot: judged afresh (and rewritten)
     try:
         if entry["env"] != _cache.env_key():
             return None

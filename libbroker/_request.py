@@ -105,6 +105,17 @@ def is_request(text: str) -> bool:
     return text.startswith(MAGIC + "\n")
 
 
+def slots_of(text: str) -> list[tuple[str, bool]]:
+    """(name, required) of each slot line of a request, in order, read without parsing the
+    rest (the registry compares them with a cached entry's symbols and flags)."""
+    found = []
+    for line in text.split("\n"):
+        if line.startswith("slot\t"):
+            _, flag, _, signature = (line.split("\t") + ["", "", ""])[:4]
+            found.append((signature.partition(": ")[0], flag == "r"))
+    return found
+
+
 def layout_of(text: str) -> int | None:
     """The layout digest a request names (its "layout" line), None when it names none:
     read without parsing the request (the registry compares it with a cached entry's)."""

@@ -41,13 +41,14 @@ def import_table(
 
         return build_table(Spec.from_string(spec_text, path=where))
 
-    crc = layout = None
+    crc = layout = slots = None
     if _request.is_request(spec_text):
         import _libbroker_warm
 
         crc = _libbroker_warm.crc32(spec_text.encode("utf-8", "surrogateescape"))
         layout = _request.layout_of(spec_text)
-    capsule = _registry.capsule_for(spec_digest, build, crc, layout)
+        slots = _request.slots_of(spec_text)
+    capsule = _registry.capsule_for(spec_digest, build, crc, layout, slots)
     if module is None:
         module = _importing_module()
     if module is not None:

@@ -264,3 +264,41 @@ def test_an_entry_written_without_a_request_is_judged_afresh(consumer_dir: Path,
     result = probe(consumer_dir, env)
     assert result["replayed"] == 0 and "libbroker._tables" in result["modules"]
     assert probe(consumer_dir, env)["replayed"] == 1
+
+
+@pytest.mark.parametrize("damage", ["swap", "optional", "rename"])
+def test_an_entry_whose_symbols_are_not_the_slots_is_judged_afresh(
+        consumer_dir: Path, env: dict[str, str], damage: str) -> None:
+    """review4 R4-5: an entry (checksum valid) whose symbols or required flags are not the
+    request's slots is replayed neither in C nor in Python: another function in a slot, or
+    NULL in a required one, would be called by the consumer. The oracle is Python's zlib."""
+    import marshal
+
+    from libbroker import _cache
+
+    probe(consumer_dir, env)
+    [entry] = Path(env["LIBBROKER_CACHE_DIR"], "tables").iterdir()
+    data = marshal.loads(_cache._unwrap(entry.read_bytes()))
+    symbols, required = data["symbols"], data["required"]
+    if damage == "swap":
+        symbols[0], symbols[1] = symbols[1], symbols[0]
+    elif damage == "optional":
+        required[0] = not required[0]
+    else:  # another function of the library in slot 0
+        symbols[0] = symbols[1]
+    entry.write_bytes(_cache._wrap(marshal.dumps(data)))
+    result = probe(consumer_dir, env)  # ok: crc32 is crc32
+    assert result["replayed"] == 0 and "libbroker._tables" in result["modules"]
+    assert probe(consumer_dir, env)["replayed"] == 1
+
+
+def test_slots_match_affixes_and_flags() -> None:
+    from libbroker._registry import slots_match
+
+    slots = [("crc32", True), ("adler32", False)]
+    assert slots_match([b"crc32", b"adler32"], [True, False], slots)
+    assert slots_match([b"scipy_crc32_64", b"scipy_adler32_64"], [True, False], slots)
+    assert not slots_match([b"adler32", b"crc32"], [True, False], slots)
+    assert not slots_match([b"crc32", b"adler32"], [False, False], slots)
+    assert not slots_match([b"p_crc32", b"q_adler32"], [True, False], slots)
+    assert not slots_match([b"crc32"], [True], slots)
