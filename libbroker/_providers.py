@@ -378,8 +378,12 @@ def provider_files(
             if dist.path not in seen:
                 seen.add(dist.path)
                 name, shown = _damaged_name(dist)
-                reason = f"the metadata of provider {shown} cannot be read: {problem[1]}"
-                searched.append(f"provider {shown}: its metadata cannot be read: {problem[1]} (ignored)")
+                # Which libraries it provides cannot be known when its entry points cannot be
+                # read: it may not be a provider at all (review4 R4-8).
+                unreadable = ep_name == _distinfo._UNREADABLE and not value  # no group read at all
+                what = "distribution" if unreadable else "provider"
+                reason = f"the metadata of {what} {shown} cannot be read: {problem[1]}"
+                searched.append(f"{what} {shown}: its metadata cannot be read: {problem[1]} (ignored)")
                 if refused is not None:
                     refused.append((problem[0], f"provider:{name}", reason))
             continue
