@@ -506,7 +506,17 @@ def _database_stamps(real: str, inputs: _Inputs) -> None:
         return _cellar_stamp(real, inputs)
     inputs.stamped.add(f"@conda-above:{head}")
     for _ in range(6):
-        inputs.stamp_once(os.path.join(head, "conda-meta"))
+        meta = os.path.join(head, "conda-meta")
+        inputs.stamp_once(meta)
+        if os.path.isdir(meta):
+            # Each record too, as `_pkgdb` stamps its index: an edit in place, a chmod or a
+            # chown of a record changes no directory.
+            try:
+                records = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
+            except OSError:
+                records = []
+            for name in records:
+                inputs.stamp_once(os.path.join(meta, name))
         parent = os.path.dirname(head)
         if parent == head:
             break

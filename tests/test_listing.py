@@ -352,3 +352,34 @@ def test_libraries_in_the_current_directory_are_listed_as_refused(tmp_path, monk
     rows = [item for group in _listing.listing().values() for item in group
             if os.path.dirname(str(item["path"])) == str(lib)]
     assert rows and not any("current directory" in str(item.get("refused", "")) for item in rows)
+
+
+def test_a_conda_record_edited_in_place_is_listed_again(tmp_path, monkeypatch) -> None:
+    """review4 R4-4 for `list`: a conda record rewritten in place (no directory changes)
+    gives the version it now states, as a fresh listing does."""
+    import json
+
+    prefix = tmp_path / "env"
+    lib = prefix / "lib"
+    lib.mkdir(parents=True)
+    (prefix / "conda-meta").mkdir()
+    os.chmod(tmp_path, 0o755)
+    real = lib / "libz.so.1.2.13"
+    shutil.copy2(os.path.realpath(os.path.join(SYSLIB, "libz.so.1")), real)
+    record = prefix / "conda-meta" / "zlib-1.2.13-0.json"
+    record.write_text(json.dumps({"name": "zlib", "version": "1.2.13", "files": ["lib/libz.so.1.2.13"]}))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(lib))
+    monkeypatch.setenv("LIBBROKER_CACHE_DIR", str(tmp_path / "cache"))
+    _settle()
+    rows = _rows(_listing.listing())
+    [item] = [v for (_, path), v in rows.items() if path == str(real)]
+    assert item["version"] == "1.2.13"
+    with open(record, "r+") as f:
+        f.write(json.dumps({"name": "zlib", "version": "9.9.9", "files": ["lib/libz.so.1.2.13"]}))
+        f.truncate()
+    _settle()
+    from libbroker import _pkgdb
+
+    _pkgdb._memo.clear()
+    [item] = [v for (_, path), v in _rows(_listing.listing()).items() if path == str(real)]
+    assert item["version"] == "9.9.9"
