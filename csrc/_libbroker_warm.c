@@ -1352,6 +1352,7 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     PyObject *addresses = NULL, *capsule = NULL, *layout_key = NULL, *record = NULL, *result = NULL;
     PyObject *real, *ident, *symbols, *required, *modules;
     void *handle;
+    int request;
     Py_ssize_t k, n;
     int same;
 
@@ -1379,11 +1380,11 @@ static PyObject *replay(PyObject *digest, PyObject *text)
     if (text != NULL && request_layout_differs(text, FIELD(entry, F_LAYOUT))) {
         goto out;  /* an entry for another layout (damaged, or foreign): judged afresh */
     }
-    if (text != NULL && is_request_text(text)
-        && !slots_match(text, FIELD(entry, F_SYMBOLS), FIELD(entry, F_REQUIRED))) {
+    request = text != NULL && is_request_text(text);
+    if (request && !slots_match(text, FIELD(entry, F_SYMBOLS), FIELD(entry, F_REQUIRED))) {
         goto out;  /* review4 R4-5: symbols or required flags that are not this request's slots */
     }
-    if (text != NULL && is_request_text(text) && FIELD(entry, F_REQUEST_CRC) == Py_None) {
+    if (request && FIELD(entry, F_REQUEST_CRC) == Py_None) {
         goto out;  /* review4 R4-5: written without a request (table(spec)): nothing ties its
                       symbols to this header's slots; the Python rules judge it (and rewrite it) */
     }

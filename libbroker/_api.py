@@ -23,7 +23,7 @@ _FIND_KIND = "find"
 # their source (design.md 5.2) may hold a file name's interface numbers; never read them.
 # 3: entries carry the judged identity of the file and of each dependency (design.md 5.1).
 _VERSIONS_GENERATION = 3
-_RECHECK_SECONDS = 1.0
+_RECHECK_SECONDS = _cache._RECHECK_SECONDS  # one second, everywhere answers are given again
 _NONE = type(None)
 _FIELD_TYPES: dict[str, object] = {
     "name": str, "path": str, "origin": str, "soname": (str, _NONE), "version_text": (str, _NONE),

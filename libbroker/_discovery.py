@@ -26,6 +26,7 @@ import os
 import sys
 from time import monotonic
 
+from ._cache import _RECHECK_SECONDS as _RECHECK
 from ._cache import dir_stamp, identity
 
 TYPE_CHECKING = False
@@ -287,16 +288,24 @@ _place_memo: dict[str, tuple[object, list[tuple[str, object]], str | None]] = {}
 # without a system call for a second, as `_api` gives a verdict again (`_api._RECHECK_SECONDS`):
 # the fifty tables of one import burst search the same dozen directories.
 _answers: dict[tuple[str, str | None], tuple[float, str | None]] = {}
-_RECHECK_SECONDS = 1.0
+_RECHECK_SECONDS = _RECHECK  # `_cache._RECHECK_SECONDS`: one second everywhere
 
 
 def forget_places() -> None:
-    """Drop every remembered place verdict and directory stamp (tests that chmod a directory
-    or add a file, then search again within a second; a process that must see a change at
-    once)."""
+    """Drop every answer given again for a second (docs/security.md): place verdicts,
+    directory stamps and listings here, and `_cache`'s and `_distinfo`'s (the cwd, the real
+    paths, the config file's location, sys.path without the cwd). For tests that chmod a
+    directory or add a file, then search again at once; a process that must see a change
+    at once."""
+    from . import _cache, _distinfo
+
     _place_memo.clear()
     _answers.clear()
     _seen.clear()
+    _cache._cwd_answers.clear()
+    _cache._real_answers.clear()
+    _cache._config_paths.clear()
+    _distinfo._search_paths.clear()
 
 
 def _is_cwd(directory: str, cwd: str) -> bool:

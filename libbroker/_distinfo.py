@@ -42,7 +42,7 @@ _memo: dict[str, tuple[object, list[Any]]] = {}
 _disk: dict[Any, Any] | None = None
 _dirty = False
 _checked: dict[str, float] = {}  # directory -> when its records' identities were last checked
-_RECHECK_SECONDS = 1.0  # as `_api`: within a second, one search per process serves every table
+_RECHECK_SECONDS = _cache._RECHECK_SECONDS  # as `_api`: within a second, one search per process serves every table
 _heads: dict[tuple[str, object], tuple[str | None, str | None, str | None]] = {}
 _ep_problems: dict[str, tuple[object, str | None]] = {}  # entry_points.txt -> (identity, problem)
 

@@ -51,10 +51,6 @@ def forget_answers() -> None:
     """Drop the answers a process gives again for a second (as `_api` gives verdicts
     again): what a fresh interpreter has, for tests that change a directory and search
     again at once."""
-    from libbroker import _cache, _discovery, _distinfo
+    from libbroker import _discovery
 
     _discovery.forget_places()
-    _cache._cwd_answers.clear()
-    _cache._real_answers.clear()
-    _cache._config_paths.clear()
-    _distinfo._search_paths.clear()
