@@ -31,7 +31,7 @@ from ._cache import dir_stamp, identity
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from types import ModuleType
 
     from ._config import Config
@@ -439,6 +439,31 @@ def search(
     file names and the environment and system places (module docstring).
     """
     result = Search()
+    for _ in search_steps(name, config=config, packages=packages, use_providers=use_providers,
+                          platform=platform, into=result):
+        pass
+    return result
+
+
+def search_steps(
+    name: str,
+    *,
+    config: Config,
+    packages: Sequence[str] = (),
+    use_providers: bool = True,
+    platform: str | None = None,
+    into: Search | None = None,
+) -> Iterator[Search]:
+    """`search`, one place at a time: the same `Search` is yielded each time it has grown
+    by one override directory, one group, or one part of the system group (each
+    ``LD_LIBRARY_PATH`` entry, ld.so.cache, each default directory).
+
+    A resolver that stops at the first accepted file stops here too: places after it
+    cannot change which file is first, so they are neither read nor stamped (a verdict
+    depends on what was searched before its file, and on nothing after it). *into*: the
+    `Search` to fill (a new one by default).
+    """
+    result = Search() if into is None else into
     plat = platform_of(platform)
     cwd = _current_dir()
     pin = config.pins.get(name)
@@ -449,17 +474,20 @@ def search(
         pin_dir = os.path.dirname(pin)
         result.stamps.append((pin_dir, dir_stamp(pin_dir)))
         result.entries.append(Entry(pin, "override", refusal_for(pin_dir, cwd, plat)))
-        return result
+        yield result
+        return
 
     for directory in split_path_list(os.environ.get("LIBBROKER_PATH")):
         scan_dir(directory, name, "override", result, cwd, "LIBBROKER_PATH", plat)
+        yield result
     for directory in config.search_paths:
         scan_dir(directory, name, "override", result, cwd, f"config file {config.path!r} search-paths", plat)
+        yield result
 
-    groups = {
-        "provider": lambda: _providers(name, result, use_providers),
-        "package": lambda: _packages(name, packages, result),
-        "environment": lambda: _environment(name, result, cwd),
+    groups: dict[str, Callable[[], Iterator[None]]] = {
+        "provider": lambda: _once(_providers, name, result, use_providers),
+        "package": lambda: _once(_packages, name, packages, result),
+        "environment": lambda: _once(_environment, name, result, cwd),
         "system": lambda: _system(name, result, cwd),
     }
     if plat != "linux":
@@ -472,8 +500,13 @@ def search(
         order.remove(preferred)
         order.insert(0, preferred)
     for group in order:
-        groups[group]()
-    return result
+        for _ in groups[group]():
+            yield result
+
+
+def _once(step: Callable[..., None], *args: object) -> Iterator[None]:
+    step(*args)
+    yield None
 
 
 def platform_places(platform: str, config: Config, cwd: str | None) -> list[tuple[str, str, str, str | None]]:
@@ -508,14 +541,16 @@ def platform_places(platform: str, config: Config, cwd: str | None) -> list[tupl
 
 
 def _scan_places(name: str, result: Search, cwd: str | None, platform: str,
-                 places: list[tuple[str, str, str, str | None]], origin: str) -> None:
+                 places: list[tuple[str, str, str, str | None]], origin: str) -> Iterator[None]:
     for directory, place_origin, label, refusal in places:
         if place_origin != origin:
             continue
         if not directory:  # an empty or relative entry: listed with its refusal, never read
             result.searched.append(f"{label} (refused: {refusal})")
+            yield None
             continue
         scan_dir(directory, name, origin, result, cwd, label, platform, refusal)
+        yield None
 
 
 def _site_stamps(result: Search) -> None:
@@ -602,7 +637,7 @@ def _hwcaps_dirs(directory: str, name: str, result: Search, cwd: str | None) -> 
             result.stamps.append((sub, dir_stamp(sub)))
 
 
-def _system(name: str, result: Search, cwd: str | None) -> None:
+def _system(name: str, result: Search, cwd: str | None) -> Iterator[None]:
     from ._closure import ld_library_path_dirs  # ld.so's reading: ":" and ";", $LIB...
 
     if "ORIGIN" in os.environ.get("LD_LIBRARY_PATH", ""):
@@ -613,6 +648,7 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
     for directory in ld_library_path_dirs():
         _hwcaps_dirs(directory, name, result, cwd)
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
+        yield None
     if sys.platform.startswith("linux"):
         from . import _ldcache
 
@@ -623,5 +659,7 @@ def _system(name: str, result: Search, cwd: str | None) -> None:
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
         for path in hits:
             result.entries.append(Entry(path, "system", place_refusal(os.path.dirname(path), cwd)))
+        yield None
     for directory in default_dirs():
         scan_dir(directory, name, "system", result, cwd, "default directory")
+        yield None

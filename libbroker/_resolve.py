@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 
 from . import _cache
-from ._discovery import Entry, Search, search
+from ._discovery import Entry, Search, search_steps
 from ._errors import BrokerError, LibraryNotFoundError, NoAcceptableLibraryError
 from ._types import Candidate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from packaging.specifiers import SpecifierSet
@@ -446,43 +446,76 @@ def resolve(
     version_later: bool = False,
 ) -> Resolution:
     """Search and judge; `chosen` is the first accepted candidate in rank order.
-    *version_later*: see `judge`."""
-    from ._config import load_config
 
-    specifier = parse_specifier(version)
-    found = search(name, config=load_config(), packages=packages)
-    resolution = Resolution(name, found)
-    seen: dict[str, int] = {}
-    for entry in found.entries:
-        real = _cache.realpath(entry.path)
-        if real in seen:
-            # The same file under another name (libz.so -> libz.so.1.2.13): keep the
-            # soname-named path, which is what the dynamic linker itself would use.
-            index = seen[real]
-            cand = resolution.candidates[index]
-            if (
-                cand.accepted
-                and cand.soname
-                and os.path.basename(entry.path) == cand.soname
-                and os.path.basename(cand.path) != cand.soname
-            ):
-                cand.path = entry.path
-                resolution.entries[index].path = entry.path
-            continue
-        seen[real] = len(resolution.candidates)
-        cand = judge(
-            entry, name, specifier, required, rank=len(resolution.candidates),
-            defer_unknown=defer_unknown, version_later=version_later,
-        )
-        if cand.accepted and cand.soname:
-            sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
-            if os.path.basename(entry.path) != cand.soname and _cache.realpath(sibling) == real:
-                cand.path = sibling
-        resolution.candidates.append(cand)
-        resolution.entries.append(entry)
+    *stop_at_first*: the search stops at the place that gave it (`search_steps`), so
+    `search.searched`/`search.stamps` cover that much; otherwise every place and every
+    candidate. *version_later*: see `judge`."""
+    resolution = Resolution(name, Search())
+    for cand, _ in each_candidate(
+        resolution, version, packages=packages, required=required,
+        defer_unknown=defer_unknown, version_later=version_later,
+    ):
         if cand.accepted and resolution.chosen is None:
             resolution.chosen = cand
             if stop_at_first:
                 break
     flush_facts()
     return resolution
+
+
+def each_candidate(
+    resolution: Resolution,
+    version: str | None = None,
+    *,
+    packages: Sequence[str] = (),
+    required: Sequence[str] | Callable[[Entry], Sequence[str]] = (),
+    defer_unknown: bool = False,
+    version_later: bool = False,
+) -> Iterator[tuple[Candidate, Entry]]:
+    """(candidate, its entry) for each distinct file named like *resolution*'s library, in
+    rank order, judged when reached. The search goes one place further only when the
+    files found so far are all judged (`search_steps`): a caller that stops early reads
+    no further place, and `resolution.search` says what was searched and stamped.
+
+    *resolution* (empty, its `search` empty) gains each candidate before it is yielded.
+    A file found again under another name is not a new candidate (the dynamic linker's
+    SONAME-named path is kept).
+    """
+    from ._config import load_config
+
+    name = resolution.name
+    specifier = parse_specifier(version)
+    seen: dict[str, int] = {}
+    done = 0
+    for found in search_steps(name, config=load_config(), packages=packages,
+                              into=resolution.search):
+        while done < len(found.entries):
+            entry = found.entries[done]
+            done += 1
+            real = _cache.realpath(entry.path)
+            if real in seen:
+                # The same file under another name (libz.so -> libz.so.1.2.13): keep the
+                # soname-named path, which is what the dynamic linker itself would use.
+                index = seen[real]
+                cand = resolution.candidates[index]
+                if (
+                    cand.accepted
+                    and cand.soname
+                    and os.path.basename(entry.path) == cand.soname
+                    and os.path.basename(cand.path) != cand.soname
+                ):
+                    cand.path = entry.path
+                    resolution.entries[index].path = entry.path
+                continue
+            seen[real] = len(resolution.candidates)
+            cand = judge(
+                entry, name, specifier, required, rank=len(resolution.candidates),
+                defer_unknown=defer_unknown, version_later=version_later,
+            )
+            if cand.accepted and cand.soname:
+                sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
+                if os.path.basename(entry.path) != cand.soname and _cache.realpath(sibling) == real:
+                    cand.path = sibling
+            resolution.candidates.append(cand)
+            resolution.entries.append(entry)
+            yield cand, entry

@@ -130,7 +130,8 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     only known after loading, so each accepted candidate is loaded in rank order
     until one's version satisfies the specifier.
     """
-    from ._resolve import fix_hint, parse_specifier, resolve
+    from ._discovery import Search
+    from ._resolve import Resolution, each_candidate, fix_hint, flush_facts, parse_specifier
 
     specifier = parse_specifier(spec.version)
     # Judged before loading against the exported FUNCTIONS a binary lists; [variables]
@@ -154,57 +155,60 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     searched: list[str] = []
     version_failures = 0
     checked_mapped = False
-    for link in spec.names:
-        resolution = resolve(
-            link,
-            None if spec.version_function else spec.version,
-            packages=spec.packages,
-            required=required_for,
-            stop_at_first=False,
-            # The version comes from the library's own function after loading; the package
-            # databases are asked only if it gives nothing (`_version_problem`).
-            version_later=bool(spec.version_function),
-        )
-        searched.extend(resolution.search.searched)
-        for cand in resolution.candidates:
-            if not cand.accepted:
-                rejected.append((cand.path, cand.reason))
-                if cand.missing:
-                    lacking.append(cand)
-                continue
-            # The closure mapped bottom-up by absolute path (design.md 5.1).
-            failures: list[tuple[str, str]] = []
-            info = _api.info_of(cand)
-            info.name = link
-            if not checked_mapped:
-                # One copy per process counts every copy, whoever mapped it (design.md 5.1):
-                # the same rule as load(), so a consumer reuses a copy CPython's zlib already
-                # mapped, or loads its own beside it with a DuplicateLibraryWarning.
-                checked_mapped = True
-                mapped = _api._mapped_copy(link, None if spec.version_function else spec.version, info)
-                if mapped is not None and _satisfies_loaded(spec, mapped, specifier, required):
-                    return mapped, None
-            was_loaded = bool(_loader.loaded_named(link)) and any(
-                os.path.realpath(lib.path) == os.path.realpath(cand.path) for lib in _loader.loaded_named(link)
-            )
-            tried = _api._try_load(info, None, failures)
-            if tried is None:
+    try:
+        for link in spec.names:
+            # Candidates judged one by one as the search reaches them: the first that loads
+            # and passes ends the search there (places after it are never read nor stamped).
+            resolution = Resolution(link, Search())
+            for cand, entry in each_candidate(
+                resolution,
+                None if spec.version_function else spec.version,
+                packages=spec.packages,
+                required=required_for,
+                # The version comes from the library's own function after loading; the package
+                # databases are asked only if it gives nothing (`_version_problem`).
+                version_later=bool(spec.version_function),
+            ):
+                if not cand.accepted:
+                    rejected.append((cand.path, cand.reason))
+                    if cand.missing:
+                        lacking.append(cand)
+                    continue
+                # The closure mapped bottom-up by absolute path (design.md 5.1).
+                failures: list[tuple[str, str]] = []
+                info = _api.info_of(cand)
+                info.name = link
+                if not checked_mapped:
+                    # One copy per process counts every copy, whoever mapped it (design.md 5.1):
+                    # the same rule as load(), so a consumer reuses a copy CPython's zlib already
+                    # mapped, or loads its own beside it with a DuplicateLibraryWarning.
+                    checked_mapped = True
+                    mapped = _api._mapped_copy(link, None if spec.version_function else spec.version, info)
+                    if mapped is not None and _satisfies_loaded(spec, mapped, specifier, required):
+                        return mapped, None
+                was_loaded = bool(_loader.loaded_named(link)) and any(
+                    os.path.realpath(lib.path) == os.path.realpath(cand.path) for lib in _loader.loaded_named(link)
+                )
+                tried = _api._try_load(info, None, failures)
+                if tried is None:
+                    cand.accepted = False
+                    cand.reason = failures[0][1] if failures else "failed to load"
+                    rejected.extend(failures)
+                    continue
+                library = tried
+                problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
+                if problem is None:
+                    resolution.chosen = cand
+                    return library, resolution
+                if not was_loaded:
+                    _api.discard(library)  # loaded only to be rejected: unmapped again
                 cand.accepted = False
-                cand.reason = failures[0][1] if failures else "failed to load"
-                rejected.extend(failures)
-                continue
-            entry = resolution.entries[resolution.candidates.index(cand)]
-            library = tried
-            problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
-            if problem is None:
-                resolution.chosen = cand
-                return library, resolution
-            if not was_loaded:
-                _api.discard(library)  # loaded only to be rejected: unmapped again
-            cand.accepted = False
-            cand.reason = problem
-            version_failures += 1
-            rejected.append((cand.path, problem))
+                cand.reason = problem
+                version_failures += 1
+                rejected.append((cand.path, problem))
+            searched.extend(resolution.search.searched)
+    finally:
+        flush_facts()  # the ELF facts read by this resolution, once (as `resolve` does)
     from ._errors import LibraryNotFoundError, NoAcceptableLibraryError
 
     if lacking and len(lacking) == len(rejected):

@@ -136,3 +136,84 @@ def test_unknown_version_gets_its_own_fix_line(tmp_path, monkeypatch) -> None:
     assert "its version is unknown" in text
     fix = [line for line in text.splitlines() if line.startswith("fix:")]
     assert fix and "unknown" in fix[-1] and "other versions" not in fix[-1], text
+
+
+def _copy_of_libz(directory: Path) -> Path:
+    import ctypes.util
+
+    # The real zlib under its SONAME, copied into a directory LIBBROKER_PATH names.
+    found = libbroker.find("z")
+    directory.mkdir(mode=0o755, exist_ok=True)
+    target = directory / (found.soname or "libz.so.1")
+    target.write_bytes(Path(found.path).read_bytes())
+    assert ctypes.util.find_library("z")  # the system copy the search did not need to read
+    return target
+
+
+def test_search_stops_at_the_place_that_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file accepted from LIBBROKER_PATH ends the search: no provider scan, no ld.so.cache,
+    # no default directory is read or stamped (they cannot change which file is first).
+    from libbroker._resolve import resolve
+
+    copy = _copy_of_libz(tmp_path / "override")
+    monkeypatch.setenv("LIBBROKER_PATH", str(copy.parent))
+    first = resolve("z")
+    assert first.chosen is not None and first.chosen.path == str(copy)
+    assert [s for s in first.search.searched] == [f"LIBBROKER_PATH: {str(copy.parent)!r}"]
+    stamped = {key for key, _ in first.search.stamps}
+    assert stamped == {str(copy.parent)}
+    # Every place is still searched when all candidates are asked for.
+    everything = resolve("z", stop_at_first=False)
+    assert any(s.startswith("ld.so.cache:") for s in everything.search.searched)
+    assert any(key == "/etc/ld.so.cache" for key, _ in everything.search.stamps)
+    assert len(everything.candidates) > 1
+
+
+def test_search_goes_on_past_a_refused_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rejected override (a text file named like the library) does not end the search:
+    # the next places are read, and the system copy is chosen.
+    from libbroker._resolve import resolve
+
+    bad = tmp_path / "override"
+    bad.mkdir(mode=0o755)
+    (bad / "libz.so.1").write_text("not a library\n")
+    monkeypatch.setenv("LIBBROKER_PATH", str(bad))
+    resolution = resolve("z")
+    assert resolution.chosen is not None
+    assert os.path.dirname(resolution.chosen.path) != str(bad)
+    assert not resolution.candidates[0].accepted
+    assert any(s.startswith("ld.so.cache:") for s in resolution.search.searched)
+
+
+def test_not_found_names_every_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing accepted: the search went everywhere, and the error says so.
+    with pytest.raises(LibraryNotFoundError) as caught:
+        libbroker.find("lbnosuchlibrary")
+    text = str(caught.value)
+    assert "ld.so.cache" in text and "default directory" in text
+
+
+def test_a_later_place_changing_keeps_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The verdict of a file found in LIBBROKER_PATH stamps only that directory: a change
+    # in a later place (an LD_LIBRARY_PATH directory gaining a file) leaves it current,
+    # and the next process replays it without judging (the find cache).
+    copy = _copy_of_libz(tmp_path / "override")
+    later = tmp_path / "ldpath"
+    later.mkdir(mode=0o755)
+    env = {**os.environ, "LIBBROKER_PATH": str(copy.parent), "LD_LIBRARY_PATH": str(later)}
+    code = ("import libbroker, libbroker._resolve as r\n"
+            "calls = []\n"
+            "real = r.judge\n"
+            "r.judge = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+            "print(libbroker.find('z').path, len(calls))\n")
+
+    def run() -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.split()
+
+    assert run() == [str(copy), "1"]
+    (later / "unrelated.txt").write_text("a change in a place after the answer\n")
+    assert run() == [str(copy), "0"]  # replayed: nothing judged again
+    (copy.parent / "README").write_text("the place that answered changed\n")
+    assert run() == [str(copy), "1"]  # judged afresh
