@@ -237,6 +237,14 @@ def _record_of(info_dir: str) -> Any:
     """
     path = os.path.join(info_dir, "entry_points.txt")
     try:
+        os.lstat(path)
+    except FileNotFoundError:
+        # No directory entry at all (most distributions): absent, and no dangling link
+        # either. One system call instead of read_bounded's stat and _broken_link's two.
+        return None, []
+    except (OSError, ValueError):
+        pass  # read_bounded and _broken_link say what it is
+    try:
         data, ident = read_bounded(path)
     except MetadataError:
         return _link_identity(path), [(_UNREADABLE, "")]
