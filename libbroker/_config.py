@@ -25,9 +25,8 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from time import monotonic
 
-from ._cache import _RECHECK_SECONDS, config_path, config_stamp
+from ._cache import config_path, config_stamp
 from ._errors import SpecError
 
 TYPE_CHECKING = False
@@ -71,29 +70,7 @@ CONFIG_FIX = ("make it a file you own that no one else can write (chown, chmod 6
               "only root or you can write, or set LIBBROKER_CONFIG to such a file")
 
 
-# (when, config_path(), the Config): the answer given again for a second (docs/security.md
-# "one-second answers"), as a search asks for the config at every place it checks.
-_answer: tuple[float, str | None, Config] | None = None
-
-
 def load_config() -> Config:
-    """The config file's `Config` (an empty one when there is none), parsed once per identity.
-
-    Given again for one second (`_cache._RECHECK_SECONDS`) without a stat; after that the
-    file's identity and the places on its way are checked again. Raises `SpecError` for a
-    config file that is not a regular file or does not parse.
-    """
-    global _answer
-    now = monotonic()
-    where = config_path()
-    if _answer is not None and _answer[1] == where and now - _answer[0] < _RECHECK_SECONDS:
-        return _answer[2]
-    config = _load_config()
-    _answer = (now, where, config)
-    return config
-
-
-def _load_config() -> Config:
     stamp = config_stamp()
     cached = _parsed.get(stamp)
     if cached is not None and _places_hold(cached[1]):

@@ -148,28 +148,11 @@ def test_parsed_config_is_not_reused_once_its_directory_is_unsafe(tmp_path, monk
     os.chmod(cfg_dir, 0o755)
     monkeypatch.setenv("LIBBROKER_CONFIG", _write(cfg_dir, '[libraries.z]\npath = "/opt/z/libz.so.1"\n', 0o600))
     _config._parsed.clear()
-    _config._answer = None
     assert _config.load_config().pins == {"z": "/opt/z/libz.so.1"}
     os.chmod(cfg_dir, 0o777)
-    # Within the second the answer is given again (docs/security.md "one-second answers")...
-    assert _config.load_config().pins == {"z": "/opt/z/libz.so.1"}
-    # ...and once it is over, the file and its places are judged afresh.
-    assert _config._answer is not None
-    _config._answer = (_config._answer[0] - 1.0, *_config._answer[1:])
     with pytest.warns(libbroker.BrokerWarning, match="ignores the config file.*world-writable"):
         config = _config.load_config()
     assert config.pins == {} and config.ignored
-
-
-def test_config_answer_follows_libbroker_config(tmp_path, monkeypatch) -> None:
-    # The one-second answer is about one location: another LIBBROKER_CONFIG is read at once.
-    os.chmod(tmp_path, 0o755)
-    monkeypatch.setenv("LIBBROKER_CONFIG", _write(tmp_path, '[libraries.z]\npath = "/opt/a/libz.so.1"\n', 0o600))
-    assert _config.load_config().pins == {"z": "/opt/a/libz.so.1"}
-    other = tmp_path / "other"
-    other.mkdir(mode=0o755)
-    monkeypatch.setenv("LIBBROKER_CONFIG", _write(other, '[libraries.z]\npath = "/opt/b/libz.so.1"\n', 0o600))
-    assert _config.load_config().pins == {"z": "/opt/b/libz.so.1"}
 
 
 def test_ignored_config_warning_names_the_callers_line(tmp_path, monkeypatch) -> None:
