@@ -293,14 +293,12 @@ _RECHECK_SECONDS = _RECHECK  # `_cache._RECHECK_SECONDS`: one second everywhere
 
 def forget_places() -> None:
     """Drop every answer given again for a second (docs/security.md): place verdicts,
-    directory stamps and listings here, and `_cache`'s, `_places`' and `_distinfo`'s (the
-    cwd, the real paths, the config file's location, the trusted owners, sys.path without
-    the cwd). For tests that chmod a
+    directory stamps and listings here, and `_cache`'s and `_distinfo`'s (the cwd, the real
+    paths, the config file's location, sys.path without the cwd). For tests that chmod a
     directory or add a file, then search again at once; a process that must see a change
     at once."""
-    from . import _cache, _distinfo, _places
+    from . import _cache, _distinfo
 
-    _places._trusted_answer = None
     _place_memo.clear()
     _answers.clear()
     _seen.clear()

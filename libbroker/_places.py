@@ -20,7 +20,6 @@ not relative to the current directory" is out of scope (docs/security.md).
 
 import os
 import stat
-from time import monotonic
 
 from ._errors import BrokerError
 
@@ -45,17 +44,6 @@ def trusted_uids() -> "frozenset[int]":
     The config file is itself judged with `base_uids()` only: a config file
     cannot extend trust to the people who could have written it.
     """
-    global _trusted_answer
-    from ._cache import _RECHECK_SECONDS, config_path
-
-    # Given again for a second, as the place verdicts it feeds are (docs/security.md
-    # "one-second answers"): a search asks it for every place it checks. What the search
-    # itself reads from the config (pins, search-paths, prefer) is read afresh each time.
-    now = monotonic()
-    where = config_path()
-    hit = _trusted_answer
-    if hit is not None and hit[1] == where and now - hit[0] < _RECHECK_SECONDS:
-        return hit[2]
     extra: frozenset[int] = frozenset()
     try:
         from ._config import load_config
@@ -63,13 +51,7 @@ def trusted_uids() -> "frozenset[int]":
         extra = load_config().trusted_uids
     except BrokerError:  # a broken config is reported by find(); here it trusts no one extra
         extra = frozenset()
-    trusted = base_uids() | extra
-    _trusted_answer = (now, where, trusted)
-    return trusted
-
-
-# (when, config_path(), the answer) of `trusted_uids`; `_discovery.forget_places` drops it.
-_trusted_answer: "tuple[float, str | None, frozenset[int]] | None" = None
+    return base_uids() | extra
 
 
 def relative_entry(entry: str) -> bool:

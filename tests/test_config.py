@@ -92,27 +92,6 @@ def test_trusted_owners_by_name_and_uid(config_at) -> None:
     assert nobody in _places.trusted_uids()
 
 
-def test_trusted_owners_are_given_again_for_a_second(config_at, tmp_path) -> None:
-    # The trusted owners feed the place verdicts, which are given again for a second
-    # (docs/security.md): so are they. Pins are read afresh at once.
-    from libbroker import _discovery, _places
-
-    nobody = pwd.getpwnam("nobody").pw_uid
-    config_at(f"trusted-owners = [{nobody}]\n")
-    _places._trusted_answer = None
-    assert nobody in _places.trusted_uids()
-    config = config_at(f'[libraries.z]\npath = "{tmp_path}/libz.so.1"\n')
-    assert config.pins == {"z": f"{tmp_path}/libz.so.1"}  # the edit, at once
-    assert nobody in _places.trusted_uids()  # the same second: the answer given again
-    assert _places._trusted_answer is not None
-    when, where, uids = _places._trusted_answer
-    _places._trusted_answer = (when - 1.0, where, uids)  # the second is over
-    assert nobody not in _places.trusted_uids()
-    config_at(f"trusted-owners = [{nobody}]\n")
-    _discovery.forget_places()  # what a process that must see the change at once calls
-    assert nobody in _places.trusted_uids()
-
-
 @pytest.mark.parametrize("value, match", [('["no-such-user-xyz"]', "not a user"), ('"root"', "list of user names")])
 def test_trusted_owners_errors(config_at, value, match) -> None:
     with pytest.raises(libbroker.SpecError, match=match):
