@@ -287,7 +287,7 @@ _place_memo: dict[str, tuple[object, list[tuple[str, object]], str | None]] = {}
 # (directory, cwd) -> (when, refusal): the whole answer of `place_refusal`, given again
 # without a system call for a second, as `_api` gives a verdict again (`_api._RECHECK_SECONDS`):
 # the fifty tables of one import burst search the same dozen directories.
-_answers: dict[tuple[str, str | None], tuple[float, str | None]] = {}
+_answers: dict[tuple[str, str | None, frozenset[int]], tuple[float, str | None]] = {}
 _RECHECK_SECONDS = _RECHECK  # `_cache._RECHECK_SECONDS`: one second everywhere
 
 
@@ -329,14 +329,19 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
     answer is given again without a system call within a second of the last check
     (`forget_places` drops them).
     """
+    from ._places import base_uids
+
     now = monotonic()
-    answer = _answers.get((directory, cwd))
+    # Who is asking is part of the question: root and the current user are trusted, and
+    # a process may change its user (seteuid) between two searches (review5 F5).
+    key = (directory, cwd, base_uids())
+    answer = _answers.get(key)
     if answer is not None and now - answer[0] < _RECHECK_SECONDS:
         return answer[1]
     refusal = _place_refusal(directory, cwd)
     if len(_answers) > 1024:
         _answers.clear()
-    _answers[(directory, cwd)] = (now, refusal)
+    _answers[key] = (now, refusal)
     return refusal
 
 
@@ -353,9 +358,9 @@ def _place_refusal(directory: str, cwd: str | None) -> str | None:
     if os.name == "nt" or not os.path.isdir(directory):
         return None
     from ._cache import _place_stamp, config_stamp
-    from ._places import unsafe_dir_reason
+    from ._places import base_uids, unsafe_dir_reason
 
-    config = config_stamp()
+    config = (config_stamp(), base_uids())  # the trusted owners: the config's, root, the user
     hit = _place_memo.get(directory)
     if hit is not None and hit[0] == config and all(_place_stamp(p) == st for p, st in hit[1]):
         reason = hit[2]
@@ -466,6 +471,7 @@ def search_steps(
     result = Search() if into is None else into
     plat = platform_of(platform)
     cwd = _current_dir()
+    _closure_inputs(result, use_providers)
     pin = config.pins.get(name)
     if pin is not None:
         result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")
@@ -502,6 +508,22 @@ def search_steps(
     for group in order:
         for _ in groups[group]():
             yield result
+
+
+def _closure_inputs(result: Search, use_providers: bool) -> None:
+    """Stamp what every verdict depends on, whichever place gives the file: its closure is
+    resolved as ld.so would, with provider wheels first (`_closure`), so the provider
+    entry points and the sys.path directories are inputs ("@site", "@providers"), and so
+    is the executable's directory when ``LD_LIBRARY_PATH`` says ``$ORIGIN`` ("@origin",
+    review4 R4-6). A search that stops early still records them (review5 F11, F12)."""
+    if "ORIGIN" in os.environ.get("LD_LIBRARY_PATH", ""):
+        # The same text means another directory in another program.
+        from ._cache import executable_dir
+
+        result.stamps.append(("@origin", executable_dir()))
+    if use_providers:
+        _site_stamps(result)
+        result.stamps.append(("@providers", provider_snapshot()))
 
 
 def _once(step: Callable[..., None], *args: object) -> Iterator[None]:
@@ -571,12 +593,11 @@ def provider_snapshot() -> tuple[tuple[str, str, str], ...]:
 def _providers(name: str, result: Search, enabled: bool) -> None:
     if not enabled:
         return
-    _site_stamps(result)
+    # "@site" and "@providers" are stamped by every search (`_closure_inputs`).
     try:
         from ._providers import provider_files
     except ImportError:  # pragma: no cover - module always ships
         return
-    result.stamps.append(("@providers", provider_snapshot()))
     inputs: list[str] = []
     refused: list[tuple[str, str, str]] = []
     files, searched = provider_files(name, inputs, refused)
@@ -640,11 +661,6 @@ def _hwcaps_dirs(directory: str, name: str, result: Search, cwd: str | None) -> 
 def _system(name: str, result: Search, cwd: str | None) -> Iterator[None]:
     from ._closure import ld_library_path_dirs  # ld.so's reading: ":" and ";", $LIB...
 
-    if "ORIGIN" in os.environ.get("LD_LIBRARY_PATH", ""):
-        # The same text means another directory in another program (review4 R4-6).
-        from ._cache import executable_dir
-
-        result.stamps.append(("@origin", executable_dir()))
     for directory in ld_library_path_dirs():
         _hwcaps_dirs(directory, name, result, cwd)
         scan_dir(directory, name, "system", result, cwd, "LD_LIBRARY_PATH")
@@ -658,7 +674,12 @@ def _system(name: str, result: Search, cwd: str | None) -> Iterator[None]:
         hits = [path for _, path in _ldcache.entries_for_link(name, lambda k: matches_link_name(k, name))]
         result.searched.append(f"ld.so.cache: {cache!r} ({len(hits)} entries for {name!r})")
         for path in hits:
-            result.entries.append(Entry(path, "system", place_refusal(os.path.dirname(path), cwd)))
+            directory = os.path.dirname(path)
+            if not any(key == directory for key, _ in result.stamps):
+                # The entry's directory is a place searched like any other: a verdict from
+                # it records that it was not the cwd ("@cwd", review5 F10) and its stamp.
+                result.stamps.append((directory, _searched_dir_stamp(directory)))
+            result.entries.append(Entry(path, "system", place_refusal(directory, cwd)))
         yield None
     for directory in default_dirs():
         scan_dir(directory, name, "system", result, cwd, "default directory")

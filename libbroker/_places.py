@@ -24,18 +24,20 @@ import stat
 from ._errors import BrokerError
 
 _MAX_SYMLINKS = 40  # what the Linux kernel allows when resolving one path (ELOOP)
-_base_uids: "frozenset[int] | None" = None
+_base_uids: "tuple[tuple[int, int], frozenset[int]] | None" = None  # ((uid, euid), the answer)
 
 
 def base_uids() -> "frozenset[int]":
     """root and the current (effective and real) user: the owners trusted without configuration."""
     global _base_uids
-    if _base_uids is None:
-        if hasattr(os, "geteuid"):
-            _base_uids = frozenset({0, os.getuid(), os.geteuid()})
-        else:  # pragma: no cover - Windows
-            _base_uids = frozenset()
-    return _base_uids
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+        return frozenset()
+    # Keyed by the ids asked now: a process that ran as another user for a while
+    # (seteuid) trusts that user only while it is that user (review5 F5).
+    ids = (os.getuid(), os.geteuid())
+    if _base_uids is None or _base_uids[0] != ids:
+        _base_uids = (ids, frozenset({0, *ids}))
+    return _base_uids[1]
 
 
 def trusted_uids() -> "frozenset[int]":

@@ -155,11 +155,15 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     searched: list[str] = []
     version_failures = 0
     checked_mapped = False
+    # The whole searches of the names tried before the one that serves: a file of an
+    # earlier name appearing anywhere would be chosen instead (review5 F2).
+    earlier: list[tuple[str, object]] = []
     try:
         for link in spec.names:
             # Candidates judged one by one as the search reaches them: the first that loads
             # and passes ends the search there (places after it are never read nor stamped).
             resolution = Resolution(link, Search())
+            resolution.search.stamps.extend(earlier)
             for cand, entry in each_candidate(
                 resolution,
                 None if spec.version_function else spec.version,
@@ -207,6 +211,7 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
                 version_failures += 1
                 rejected.append((cand.path, problem))
             searched.extend(resolution.search.searched)
+            earlier = resolution.search.stamps
     finally:
         flush_facts()  # the ELF facts read by this resolution, once (as `resolve` does)
     from ._errors import LibraryNotFoundError, NoAcceptableLibraryError

@@ -171,3 +171,29 @@ def test_trusted_uids_include_root_and_us() -> None:
 def test_search_directory_must_be_a_directory(safe) -> None:
     assert "not a directory" in (_places.unsafe_dir_reason(safe[1]) or "")
     assert stat.S_ISDIR(os.stat(safe[0]).st_mode) and _places.unsafe_dir_reason(str(safe[0])) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="seteuid needs root")
+def test_a_user_is_trusted_only_while_the_process_is_that_user(tmp_path) -> None:
+    # review5 F5: a root process that searched for a while as another user (seteuid)
+    # must not keep trusting that user's directories once it is root again.
+    import subprocess
+    import sys
+
+    other = pwd.getpwnam("nobody").pw_uid
+    os.chmod(tmp_path, 0o755)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, other, -1)
+    code = f"""
+import os
+from libbroker import _discovery, _places
+d = {str(theirs)!r}
+os.seteuid({other})
+as_them = (_discovery.place_refusal(d, None), {other} in _places.base_uids())
+os.seteuid(0)
+as_root = (_discovery.place_refusal(d, None), {other} in _places.base_uids())
+print(as_them[0] is None, as_them[1], as_root[0] is None, as_root[1])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.split() == ["True", "True", "False", "False"]

@@ -160,7 +160,9 @@ def test_search_stops_at_the_place_that_answers(tmp_path: Path, monkeypatch: pyt
     first = resolve("z")
     assert first.chosen is not None and first.chosen.path == str(copy)
     assert [s for s in first.search.searched] == [f"LIBBROKER_PATH: {str(copy.parent)!r}"]
-    stamped = {key for key, _ in first.search.stamps}
+    # The directories stamped: the override alone (the sys.path directories and providers
+    # are stamped by every search, as the closure reads them: "@site", "@providers").
+    stamped = {key for key, _ in first.search.stamps if not key.startswith("@")}
     assert stamped == {str(copy.parent)}
     # Every place is still searched when all candidates are asked for.
     everything = resolve("z", stop_at_first=False)
@@ -217,3 +219,42 @@ def test_a_later_place_changing_keeps_the_verdict(tmp_path: Path, monkeypatch: p
     assert run() == [str(copy), "0"]  # replayed: nothing judged again
     (copy.parent / "README").write_text("the place that answered changed\n")
     assert run() == [str(copy), "1"]  # judged afresh
+
+
+def test_a_search_that_stops_early_still_stamps_the_closure_inputs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review5 F11, F12: the closure of the chosen file is resolved with provider wheels
+    # first and LD_LIBRARY_PATH's $ORIGIN expanded, whichever place gave the file: the
+    # sys.path directories, the providers seen and the executable's directory are inputs.
+    from libbroker._resolve import resolve
+
+    copy = _copy_of_libz(tmp_path / "override")
+    monkeypatch.setenv("LIBBROKER_PATH", str(copy.parent))
+    monkeypatch.setenv("LD_LIBRARY_PATH", "$ORIGIN/../lib")
+    resolution = resolve("z")
+    assert resolution.chosen is not None and resolution.chosen.path == str(copy)
+    kinds = [key for key, _ in resolution.search.stamps]
+    assert "@origin" in kinds and "@providers" in kinds and "@site" in kinds
+    assert "/etc/ld.so.cache" not in kinds  # the search itself still stopped at the override
+
+
+def test_a_verdict_from_ld_so_cache_is_not_replayed_from_its_own_directory(tmp_path: Path) -> None:
+    # review5 F10: the directory of an ld.so.cache entry is a searched place; a verdict
+    # taken from it records that it was not the cwd, so a process whose cwd it is judges
+    # afresh (and refuses it, as the current directory is never searched).
+    env = {**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    env.pop("LIBBROKER_PATH", None)
+    env.pop("LD_LIBRARY_PATH", None)
+    code = "import libbroker\ntry:\n    print(libbroker.find('z').path)\nexcept libbroker.BrokerError as e:\n    print('refused', type(e).__name__)\n"
+    first = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert first.startswith("/"), first
+    home = os.path.dirname(os.path.realpath(first))
+    again = subprocess.run([sys.executable, "-c", code], env=env, cwd=home, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    fresh_env = {**env, "LIBBROKER_CACHE_DIR": str(tmp_path / "fresh")}
+    fresh = subprocess.run([sys.executable, "-c", code], env=fresh_env, cwd=home, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert again == fresh  # the cache agrees with the rules
+    assert not (again.startswith("/") and os.path.dirname(os.path.realpath(again)) == home)

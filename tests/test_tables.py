@@ -279,3 +279,40 @@ def test_readme_zlib_spec_where_zlib_is_zlib_ng(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     path, version = out.stdout.split()
     assert path.startswith(str(ng)) and version == "1.3.1"
+
+
+def test_an_earlier_name_appearing_later_voids_the_table_verdict(tmp_path: Path) -> None:
+    # review5 F2: `names = ["lbmnfoo", "z"]` served by z from LIBBROKER_PATH depends on the
+    # whole search for lbmnfoo (every place of an earlier name ranks first): a libz-like
+    # liblbmnfoo appearing in a later place is chosen by the next process, cache or not.
+    import subprocess
+    import sys
+
+    over = tmp_path / "over"
+    later = tmp_path / "later"
+    for d in (tmp_path, over, later):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+    system = libbroker.find("z")
+    (over / (system.soname or "libz.so.1")).write_bytes(Path(system.path).read_bytes())
+    spec = tmp_path / "mn.toml"
+    spec.write_text('[library]\nname = "mn"\nnames = ["lbmnfoo", "z"]\n[functions]\n'
+                    'required = ["const char *zlibVersion(void)"]\n')
+    env = {**os.environ, "LIBBROKER_PATH": str(over), "LD_LIBRARY_PATH": str(later),
+           "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    code = (f"import libbroker\nlibbroker.table(libbroker.Spec.from_file({str(spec)!r}))\n"
+            "print(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'lbmn' in l or "
+            f"{str(tmp_path)!r} in l}}))\n")
+
+    def mapped() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert str(over) in mapped()
+    src = tmp_path / "foo.c"
+    src.write_text('const char *zlibVersion(void) { return "9.9.9"; }\n')
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(later / "liblbmnfoo.so.1"), str(src),
+                    "-Wl,-soname,liblbmnfoo.so.1"], check=True)
+    os.symlink("liblbmnfoo.so.1", later / "liblbmnfoo.so")
+    assert "liblbmnfoo.so.1" in mapped()
