@@ -585,13 +585,28 @@ static int stat_raw(PyObject *path, int follow, ident_t *out)
 }
 
 /* Within one check of a stamp list, the stat (symlinks followed) of each path is taken once:
- * the searched directories are stamped and also compared with the cwd. NULL outside. */
+ * the searched directories are stamped and also compared with the cwd. An lstat that finds
+ * no symlink is also that path's stat: both resolve the same directories, and the last
+ * component, not being a link, is the object either call describes (the library and its
+ * directories are stamped both ways: @file/@dir and @place). NULL outside. */
 static PyObject *stat_memo;
+
+static void memo_put(PyObject *path, const ident_t *i)
+{
+    PyObject *known = PyBytes_FromStringAndSize((const char *)i, sizeof(*i));
+    if (known == NULL || PyDict_SetDefault(stat_memo, path, known) == NULL) PyErr_Clear();
+    Py_XDECREF(known);
+}
 
 static int stat_of(PyObject *path, int follow, ident_t *out)
 {
     int rc;
     if (!PyUnicode_Check(path)) return -1;
+    if (!follow && stat_memo != NULL) {
+        rc = stat_raw(path, 0, out);
+        if (rc == 0 && !S_ISLNK((mode_t)out->mode)) memo_put(path, out);
+        return rc;
+    }
     if (follow && stat_memo != NULL) {
         PyObject *known = PyDict_GetItemWithError(stat_memo, path);
         if (known != NULL) {
@@ -821,10 +836,15 @@ static int kind_is(PyObject *kind, const char *text, Py_ssize_t n)
 }
 #define KIND(kind, literal) kind_is((kind), (literal), (Py_ssize_t)sizeof(literal) - 1)
 
+/* Two passes, @place stamps first: their lstat results then answer the stat of the same
+ * paths (see stat_memo). The answer is the conjunction of every stamp, so the order in
+ * which they are checked does not change it (each check only reads the filesystem). */
 static int stamps_hold_once(PyObject *stamps, PyObject *config)
 {
     Py_ssize_t k;
+    int pass;
     if (!PyList_Check(stamps)) return 0;
+    for (pass = 0; pass < 2; pass++)
     for (k = 0; k < PyList_GET_SIZE(stamps); k++) {
         PyObject *item = PyList_GET_ITEM(stamps, k), *kind, *stamp;
         int ok;
@@ -832,6 +852,7 @@ static int stamps_hold_once(PyObject *stamps, PyObject *config)
         kind = PyTuple_GET_ITEM(item, 0);
         stamp = PyTuple_GET_ITEM(item, 1);
         if (!PyUnicode_Check(kind)) return 0;
+        if (KIND(kind, "@place") != (pass == 0)) continue;
         if (KIND(kind, "@config")) {
             if (config == Py_None) {
                 ok = stamp == Py_None;
