@@ -1,7 +1,5 @@
 """Builds the master module (cython/_master.pyx -> libbroker._master)."""
 
-import sys
-
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -22,16 +20,11 @@ extensions = [
     # The registry, the table builder and a consumer's warm import: plain C and
     # top-level, because a Cython module's import, or the package's __init__, costs
     # more than the whole replay (docs/decisions.md).
-    # A consumer's import pays this module's dlopen (Python asks RTLD_NOW): only its init
-    # function is exported (a smaller dynamic symbol table to load), and the linker sorts
-    # and merges what it can (-O1). No library beyond libc is needed.
     Extension(
         "_libbroker_warm",
         ["csrc/_libbroker_warm.c"],
         include_dirs=["include"],
         define_macros=[("_GNU_SOURCE", "1")],
-        extra_compile_args=["-fvisibility=hidden"] if sys.platform != "win32" else [],
-        extra_link_args=["-Wl,-O1", "-Wl,--as-needed"] if sys.platform.startswith("linux") else [],
     ),
 ]
 
