@@ -585,28 +585,59 @@ static int stat_raw(PyObject *path, int follow, ident_t *out)
 }
 
 /* Within one check of a stamp list, the stat (symlinks followed) of each path is taken once:
- * the searched directories are stamped and also compared with the cwd. NULL outside. */
-static PyObject *stat_memo;
+ * the searched directories are stamped and also compared with the cwd. An lstat that finds
+ * no symlink is also that path's stat: both resolve the same directories, and the last
+ * component, not being a link, is the object either call describes (the library and its
+ * directories are stamped both ways: @file/@dir and @place). A C array, not a dict of
+ * bytes: a warm import checks about 30 paths, and each would cost two allocations. The
+ * paths are held (a cwd path is a temporary str) and compared by their ASCII text; other
+ * paths are not memoised (stat afresh: the same answer, one more syscall). */
+#define LBW_MEMO_MAX 64
+typedef struct { PyObject *path; int rc; ident_t ident; } memo_t;
+static memo_t stat_memo[LBW_MEMO_MAX];
+static int memo_count = -1;  /* -1 outside stamps_hold: no memo */
+
+static memo_t *memo_find(PyObject *path)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(path);
+    int k;
+    for (k = 0; k < memo_count; k++) {
+        PyObject *known = stat_memo[k].path;
+        if (known == path || (PyUnicode_GET_LENGTH(known) == n
+                              && memcmp(PyUnicode_DATA(known), PyUnicode_DATA(path), (size_t)n) == 0))
+            return &stat_memo[k];
+    }
+    return NULL;
+}
+
+static void memo_add(PyObject *path, int rc, const ident_t *i)
+{
+    if (memo_count >= LBW_MEMO_MAX) return;
+    stat_memo[memo_count].path = Py_NewRef(path);
+    stat_memo[memo_count].rc = rc;
+    if (rc == 0) stat_memo[memo_count].ident = *i;
+    memo_count++;
+}
 
 static int stat_of(PyObject *path, int follow, ident_t *out)
 {
+    memo_t *known;
     int rc;
     if (!PyUnicode_Check(path)) return -1;
-    if (follow && stat_memo != NULL) {
-        PyObject *known = PyDict_GetItemWithError(stat_memo, path);
-        if (known != NULL) {
-            if (known == Py_None) return -1;
-            memcpy(out, PyBytes_AS_STRING(known), sizeof(*out));
-            return 0;
-        }
-        PyErr_Clear();
-        rc = stat_raw(path, 1, out);
-        known = rc == 0 ? PyBytes_FromStringAndSize((const char *)out, sizeof(*out)) : Py_NewRef(Py_None);
-        if (known == NULL || PyDict_SetItem(stat_memo, path, known) < 0) PyErr_Clear();
-        Py_XDECREF(known);
+    if (memo_count < 0 || !PyUnicode_IS_ASCII(path)) return stat_raw(path, follow, out);
+    if (!follow) {
+        rc = stat_raw(path, 0, out);
+        if (rc == 0 && !S_ISLNK((mode_t)out->mode) && memo_find(path) == NULL) memo_add(path, 0, out);
         return rc;
     }
-    return stat_raw(path, follow, out);
+    known = memo_find(path);
+    if (known != NULL) {
+        if (known->rc == 0) *out = known->ident;
+        return known->rc;
+    }
+    rc = stat_raw(path, 1, out);
+    memo_add(path, rc, out);
+    return rc;
 }
 
 static PyObject *ident_tuple(const ident_t *i)
@@ -806,11 +837,13 @@ static int stamps_hold_once(PyObject *stamps, PyObject *config);
 
 static int stamps_hold(PyObject *stamps, PyObject *config)
 {
-    int ok;
-    stat_memo = PyDict_New();  /* NULL (no memo) is fine: every stat is then taken afresh */
-    if (stat_memo == NULL) PyErr_Clear();
+    int ok, k, count;
+    if (memo_count >= 0) return stamps_hold_once(stamps, config);  /* nested: one memo */
+    memo_count = 0;
     ok = stamps_hold_once(stamps, config);
-    Py_CLEAR(stat_memo);
+    count = memo_count;
+    memo_count = -1;
+    for (k = 0; k < count; k++) Py_CLEAR(stat_memo[k].path);
     return ok;
 }
 
@@ -821,10 +854,15 @@ static int kind_is(PyObject *kind, const char *text, Py_ssize_t n)
 }
 #define KIND(kind, literal) kind_is((kind), (literal), (Py_ssize_t)sizeof(literal) - 1)
 
+/* Two passes, @place stamps first: their lstat results then answer the stat of the same
+ * paths (see stat_memo). The answer is the conjunction of every stamp, so the order in
+ * which they are checked does not change it (each check only reads the filesystem). */
 static int stamps_hold_once(PyObject *stamps, PyObject *config)
 {
     Py_ssize_t k;
+    int pass;
     if (!PyList_Check(stamps)) return 0;
+    for (pass = 0; pass < 2; pass++)
     for (k = 0; k < PyList_GET_SIZE(stamps); k++) {
         PyObject *item = PyList_GET_ITEM(stamps, k), *kind, *stamp;
         int ok;
@@ -832,6 +870,7 @@ static int stamps_hold_once(PyObject *stamps, PyObject *config)
         kind = PyTuple_GET_ITEM(item, 0);
         stamp = PyTuple_GET_ITEM(item, 1);
         if (!PyUnicode_Check(kind)) return 0;
+        if (KIND(kind, "@place") != (pass == 0)) continue;
         if (KIND(kind, "@config")) {
             if (config == Py_None) {
                 ok = stamp == Py_None;

@@ -204,7 +204,19 @@ libbroker_import_packed(const char *name, const char *spec_digest,
         length += size;
     }
     text[length] = '\0';
-    module = PyImport_ImportModule("_libbroker_warm");
+    /* sys.modules first: after the first consumer, the registry is there, and
+       PyImport_ImportModule would go through builtins.__import__ to find it. */
+    {
+        PyObject *module_name = PyUnicode_FromString("_libbroker_warm");
+        module = module_name == NULL ? NULL : PyImport_GetModule(module_name);
+        Py_XDECREF(module_name);
+        if (module == Py_None) {  /* import blocked: PyImport_ImportModule says so */
+            Py_CLEAR(module);
+        }
+    }
+    if (module == NULL && !PyErr_Occurred()) {
+        module = PyImport_ImportModule("_libbroker_warm");
+    }
     if (module == NULL) {
         PyMem_Free(text);
         goto wrap_error;

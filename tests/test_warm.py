@@ -171,6 +171,29 @@ def test_stamps_agree_with_stamps_valid(tmp_path: Path) -> None:
     assert _warm.stamps_hold("nonsense", config) is False
 
 
+def test_a_path_stamped_both_ways_is_judged_both_ways(tmp_path: Path) -> None:
+    """An lstat answers the stat of the same path only when it found no symlink: a link
+    stamped as a place (itself) and as a file (its target) keeps both meanings."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    target = lib / "libx.so.1.0"
+    target.write_bytes(b"\x7fELF" + b"\0" * 60)
+    link = lib / "libx.so.1"
+    os.symlink(target.name, link)
+    for path in (str(link), str(target), str(lib)):
+        stamps = [("@place", (path, _cache._place_stamp(path))), ("@file", (path, _cache.identity(path))),
+                  (path, _cache.dir_stamp(path))]
+        both = stamps[:2] if path != str(lib) else [stamps[0], stamps[2]]
+        assert _warm.stamps_hold(both, None) is True is _cache.stamps_valid(both), path
+        assert _warm.stamps_hold(both[::-1], None) is True is _cache.stamps_valid(both[::-1]), path
+    stamps = [("@place", (str(link), _cache._place_stamp(str(link)))),
+              ("@file", (str(link), _cache.identity(str(link))))]
+    os.chmod(target, 0o700)  # the target changed, the link did not: the file stamp says so
+    assert _cache.stamps_valid(stamps[:1]) is True is _warm.stamps_hold(stamps[:1], None)
+    assert _warm.stamps_hold(stamps, None) is False is _cache.stamps_valid(stamps)
+    assert _warm.stamps_hold(stamps[::-1], None) is False is _cache.stamps_valid(stamps[::-1])
+
+
 def test_cwd_among_searched_dirs_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     here = tmp_path / "here"
     here.mkdir()
