@@ -221,9 +221,27 @@ def load_toml(path: str, what: str) -> dict[Any, Any]:
         ) from None
 
 
+def _refuse_nul(value: object, path: str, where: str) -> None:
+    """A NUL character (TOML ``\u0000``) in any key or string: no path, user name or
+    library name can hold one, and the OS would refuse it later with a bare ValueError
+    (review5 F13)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise SpecError(f"{where or 'a value'} contains a NUL character (\\u0000), which no "
+                            f"path or name can hold: {value!r}; fix: remove it", path=path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path, f"the key {where + '.' if where else ''}{key!r}")
+            _refuse_nul(item, path, f"{where + '.' if where else ''}{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, path, f"{where}[{i}]")
+
+
 def _parse(path: str) -> Config:
     config = Config(path)
     data = load_toml(path, "libbroker config file")
+    _refuse_nul(data, path, "")
     config.exists = True
     known = {"search-paths", "libraries", "trusted-owners", "isolation", "windows-path"}
     unknown = sorted(set(data) - known)

@@ -493,13 +493,18 @@ def each_candidate(
             entry = found.entries[done]
             done += 1
             real = _cache.realpath(entry.path)
-            if real in seen:
+            index = seen.get(real)
+            if index is not None and not (resolution.entries[index].refusal is not None
+                                          and entry.refusal is None):
                 # The same file under another name (libz.so -> libz.so.1.2.13): keep the
-                # soname-named path, which is what the dynamic linker itself would use.
-                index = seen[real]
+                # soname-named path, which is what the dynamic linker itself would use,
+                # when that name is in a place that may supply it (review5 F4). A file
+                # first reached through a refused place (a link planted there) is judged
+                # again from this one, which may supply it (review5 F6).
                 cand = resolution.candidates[index]
                 if (
                     cand.accepted
+                    and entry.refusal is None
                     and cand.soname
                     and os.path.basename(entry.path) == cand.soname
                     and os.path.basename(cand.path) != cand.soname
@@ -512,6 +517,13 @@ def each_candidate(
                 entry, name, specifier, required, rank=len(resolution.candidates),
                 defer_unknown=defer_unknown, version_later=version_later,
             )
+            if not cand.accepted and entry.refusal is None:
+                # A file refused for what it is ranks before the chosen one: rewritten in
+                # place (same inode, its directory unchanged) it may be chosen, so its
+                # identity is an input of the verdict (review5 F3).
+                ident = _cache.identity(entry.path)
+                if ident is not None:
+                    resolution.search.stamps.append(("@input", (entry.path, ident)))
             if cand.accepted and cand.soname:
                 sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
                 if os.path.basename(entry.path) != cand.soname and _cache.realpath(sibling) == real:

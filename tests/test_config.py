@@ -187,3 +187,16 @@ def test_a_config_that_is_a_directory_gets_the_fix_for_where_it_was_found(tmp_pa
     with pytest.raises(SpecError) as caught:
         libbroker.find("z")
     assert "set LIBBROKER_CONFIG to a regular file, or unset it" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", [
+    'search-paths = ["/opt/a\\u0000b"]\n',
+    '[libraries.z]\npath = "/opt/z/libz.so.1\\u0000"\n',
+    'trusted-owners = ["nobody\\u0000"]\n',
+    '[libraries."z\\u0000"]\nprefer = "system"\n',
+])
+def test_a_nul_in_the_config_is_a_spec_error(config_at, text) -> None:
+    # review5 F13: a NUL reached the OS as a bare ValueError (and broke consumer imports).
+    with pytest.raises(libbroker.SpecError, match="NUL character") as caught:
+        config_at(text)
+    assert "config.toml" in str(caught.value) and "fix: remove it" in str(caught.value)

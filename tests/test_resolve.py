@@ -258,3 +258,73 @@ def test_a_verdict_from_ld_so_cache_is_not_replayed_from_its_own_directory(tmp_p
                            text=True, check=True).stdout.strip()
     assert again == fresh  # the cache agrees with the rules
     assert not (again.startswith("/") and os.path.dirname(os.path.realpath(again)) == home)
+
+
+def _libz_bytes() -> bytes:
+    return Path(libbroker.find("z").path).read_bytes()
+
+
+def test_a_link_planted_in_a_refused_place_does_not_hide_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review5 F6: anyone who can write a refused place (world-writable) could plant a link
+    # to the system libz there; the system copy, reached later from a safe place, is still
+    # judged on its own and chosen.
+    system = os.path.realpath(libbroker.find("z").path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "libz.so.1").symlink_to(system)
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(shared))
+    from libbroker._resolve import resolve
+
+    resolution = resolve("z")
+    assert resolution.chosen is not None
+    assert os.path.dirname(resolution.chosen.path) != str(shared)
+    assert "unsafe place" in (resolution.candidates[0].reason or "")
+
+
+def test_the_soname_name_is_not_taken_from_a_refused_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review5 F4: a second name of the chosen file (its SONAME name) in a refused place
+    # does not become the path reported and loaded.
+    safe = tmp_path / "safe"
+    safe.mkdir(mode=0o755)
+    (safe / "libz.so.1.2.13").write_bytes(_libz_bytes())
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (shared / "libz.so.1").symlink_to(safe / "libz.so.1.2.13")
+    monkeypatch.setenv("LIBBROKER_PATH", f"{safe}:{shared}")
+    from libbroker._resolve import resolve
+
+    resolution = resolve("z", stop_at_first=False)
+    assert resolution.chosen is not None and resolution.chosen.path == str(safe / "libz.so.1.2.13")
+
+
+def test_a_refused_file_rewritten_in_place_voids_the_verdict(tmp_path: Path) -> None:
+    # review5 F3: a file refused for what it is (here text) ranks before the chosen copy;
+    # rewritten in place into a library (same inode, directory untouched), the next
+    # process chooses it, cache or not.
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    for d in (first, second):
+        d.mkdir(mode=0o755)
+    (first / "libz.so.1").write_text("not a library\n")
+    (second / "libz.so.1").write_bytes(_libz_bytes())
+    env = {**os.environ, "LIBBROKER_PATH": f"{first}:{second}",
+           "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    code = "import libbroker; print(libbroker.find('z').path)"
+
+    def chosen() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, check=True, cwd="/").stdout.strip()
+
+    assert chosen() == str(second / "libz.so.1")
+    assert chosen() == str(second / "libz.so.1")  # replayed
+    before = os.stat(first)
+    with open(first / "libz.so.1", "r+b") as f:  # the same inode, rewritten
+        f.write(_libz_bytes())
+    after = os.stat(first)
+    assert (before.st_mtime_ns, before.st_ctime_ns) == (after.st_mtime_ns, after.st_ctime_ns)
+    assert chosen() == str(first / "libz.so.1")
