@@ -417,6 +417,7 @@ def _load_by_name(name: str, version: str | None) -> Library:
             first = info
         library = _try_load(info, version, failures)
         if library is not None:
+            warn_skipped(failures, library.path)
             return library
     rejected += failures
     if not rejected:
@@ -428,6 +429,21 @@ def _load_by_name(name: str, version: str | None) -> Library:
     if failures and isinstance(failures[0][1], str) and failures[0][1].startswith("refused:"):
         raise IncompatibleLibraryError(failures[0][0], failures[0][1][len("refused: "):]) from error
     raise error
+
+
+def warn_skipped(failures: "list[tuple[str, str]]", used: str) -> None:
+    """A BrokerWarning for each better-ranked file that was accepted but did not load (a
+    dlopen error, a version only the library tells), when *used* serves instead: a user who
+    put a copy first (LIBBROKER_PATH, a pin) learns why it is not the one in use (review5 F7)."""
+    if not failures:
+        return
+    import warnings
+
+    from ._errors import BrokerWarning
+
+    for path, reason in failures:
+        warnings.warn(f"libbroker: {path!r} was accepted but not used: {reason}; using {used!r} "
+                      f"instead", BrokerWarning, stacklevel=3)
 
 
 def _resolve_fix_hint(name: str, version: str | None, rejected: "list[tuple[str, str]]") -> str:

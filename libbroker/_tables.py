@@ -158,6 +158,7 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
     # The whole searches of the names tried before the one that serves: a file of an
     # earlier name appearing anywhere would be chosen instead (review5 F2).
     earlier: list[tuple[str, object]] = []
+    unloaded: list[tuple[str, str]] = []  # accepted, but dlopen (or the loader checks) refused
     try:
         for link in spec.names:
             # Candidates judged one by one as the search reaches them: the first that loads
@@ -198,11 +199,13 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
                     cand.accepted = False
                     cand.reason = failures[0][1] if failures else "failed to load"
                     rejected.extend(failures)
+                    unloaded.extend(failures)
                     continue
                 library = tried
                 problem = _version_problem(spec, library, specifier, entry.prefix, entry.suffix)
                 if problem is None:
                     resolution.chosen = cand
+                    _api.warn_skipped(unloaded, library.path)
                     return library, resolution
                 if not was_loaded:
                     _api.discard(library)  # loaded only to be rejected: unmapped again

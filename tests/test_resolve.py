@@ -328,3 +328,22 @@ def test_a_refused_file_rewritten_in_place_voids_the_verdict(tmp_path: Path) -> 
     after = os.stat(first)
     assert (before.st_mtime_ns, before.st_ctime_ns) == (after.st_mtime_ns, after.st_ctime_ns)
     assert chosen() == str(first / "libz.so.1")
+
+
+def test_an_accepted_copy_that_fails_to_load_is_named_when_another_serves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # review5 F7: an override that passes every check but fails in dlopen (an undefined
+    # symbol under RTLD_NOW) is skipped for the next copy, with a warning that says so.
+    src = tmp_path / "bad.c"
+    src.write_text("unsigned long lb_missing_fn(void);\n"
+                   "unsigned long crc32(unsigned long c, const unsigned char *b, unsigned n)"
+                   " { return lb_missing_fn(); }\n")
+    over = tmp_path / "over"
+    over.mkdir(mode=0o755)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(over / "libz.so.1"), str(src),
+                    "-Wl,-soname,libz.so.1"], check=True)
+    monkeypatch.setenv("LIBBROKER_PATH", str(over))
+    with pytest.warns(libbroker.BrokerWarning, match="was accepted but not used.*lb_missing_fn") as caught:
+        library = libbroker.load("z")
+    assert os.path.dirname(library.path) != str(over)
+    assert str(over / "libz.so.1") in str(caught[0].message) and library.path in str(caught[0].message)
