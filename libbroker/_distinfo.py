@@ -208,6 +208,16 @@ def _broken_link(path: str) -> str | None:
 def _link_identity(path: str) -> object:
     """`_cache.identity`, or for a link that cannot be followed the link's own (so a record
     is re-examined when it is replaced, and is never mistaken for an absent file)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None  # no entry at all (most distributions): one system call
+    except (OSError, ValueError):
+        st = None
+    if st is not None and not stat.S_ISLNK(st.st_mode):
+        # Not a link: what stat would say (the same tuple as `_cache.identity`).
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode,
+                st.st_uid)
     ident = _cache.identity(path)
     if ident is not None:
         return ident

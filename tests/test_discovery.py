@@ -476,3 +476,30 @@ def test_ld_library_path_origin_is_the_executables_directory() -> None:
     here = os.path.dirname(os.path.realpath("/proc/self/exe"))
     assert ld_library_path_dirs("$ORIGIN/x:${ORIGIN}/y;/z") == [f"{here}/x", f"{here}/y", "/z"]
     assert ld_library_path_dirs("/a::/b") == ["/a", "", "/b"]  # the empty entry: refused later
+
+
+def test_the_closure_inputs_are_given_again_for_a_second(tmp_path, monkeypatch) -> None:
+    # Every search stamps the sys.path directories and the providers seen ("@site",
+    # "@providers"): given again for a second, they are the values observed then, so a
+    # verdict made in that second is compared with them (and voided) by a later process.
+    from libbroker import _discovery
+    from libbroker._config import Config
+
+    site = tmp_path / "site"
+    site.mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    _discovery.forget_places()
+
+    def site_stamp() -> object:
+        stamps = _discovery.search("z", config=Config(None)).stamps
+        return [s for key, s in stamps if key == "@site" and s[0] == str(site)]
+
+    first = site_stamp()
+    (site / "newdist-1.0.dist-info").mkdir()
+    assert site_stamp() == first  # the same second: the answer observed then
+    _discovery.forget_places()
+    assert site_stamp() != first  # asked afresh
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])  # another sys.path: afresh
+    assert any(s[0] == str(tmp_path) for key, s in _discovery.search("z", config=Config(None)).stamps
+               if key == "@site")

@@ -323,3 +323,21 @@ def test_metadata_that_is_not_utf8_names_the_file_byte_and_offset(wrapped_site, 
     assert (_distinfo.metadata_problem(str(info), entry_points=False) is None) == (filename != "METADATA")
     path.write_bytes(good)  # repaired (a new identity): no problem any more
     assert _distinfo.metadata_problem(str(info)) is None
+
+
+def test_link_identity_is_the_stat_identity_of_a_file_and_the_links_own_otherwise(tmp_path) -> None:
+    # One lstat answers for a file that is not a link; it must be `_cache.identity` exactly,
+    # or every record would look changed to the next process.
+    from libbroker import _cache
+
+    f = tmp_path / "entry_points.txt"
+    f.write_text("[libbroker.providers]\n")
+    assert _distinfo._link_identity(str(f)) == _cache.identity(str(f))
+    assert _distinfo._link_identity(str(tmp_path / "absent.txt")) is None
+    good = tmp_path / "good-link.txt"
+    good.symlink_to(f)
+    assert _distinfo._link_identity(str(good)) == _cache.identity(str(f))  # followed
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "nowhere")
+    ident = _distinfo._link_identity(str(dangling))
+    assert isinstance(ident, tuple) and ident[0] == "link"
