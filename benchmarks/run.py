@@ -85,6 +85,7 @@ def machine() -> dict:
         "valgrind": shutil.which("valgrind") is not None,
         "libbroker": libbroker.__version__,
         "load_average": os.getloadavg(),
+        "speed_probe_ms": harness.speed_probe(),  # at the end of the run (harness.speed_probe)
     }
 
 
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             print(f"running {name} ...", file=sys.stderr, flush=True)
+            probe = harness.speed_probe()
             t0 = harness.clock()
             try:
                 if "fixtures" in results:
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   source="issue 11", why="error, see JSON") |
                                    {"benchmark": name})
             results[name]["seconds"] = harness.clock() - t0
+            results[name]["speed_probe_ms"] = probe
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

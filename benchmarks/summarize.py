@@ -78,7 +78,11 @@ def main(argv: list[str]) -> int:
     for i, run in enumerate(runs):
         machine = run["machine"]
         load = ", ".join(f"{x:.2f}" for x in machine.get("load_average", []))
-        print(f"- run {i + 1}: {run['total_seconds']:.0f} s, load average at its end {load}")
+        probes = [r["speed_probe_ms"] for r in run["results"].values()
+                  if isinstance(r, dict) and "speed_probe_ms" in r]
+        speed = (f", speed probe {min(probes):.1f}-{max(probes):.1f} ms (harness.speed_probe: "
+                 f"lower is faster)" if probes else "")
+        print(f"- run {i + 1}: {run['total_seconds']:.0f} s, load average at its end {load}{speed}")
     print()
     print("\n".join(targets_table(runs)))
     print("\n".join(sweep_tables(runs)))
