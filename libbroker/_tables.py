@@ -227,9 +227,13 @@ def resolve_spec(spec: Spec | Request) -> tuple[Library, Resolution | None]:
 
     if version_failures and version_failures == len(rejected):
         path, reason = rejected[0]
+        # The first copy is the error's own path; the others follow with theirs, then every
+        # place searched, as every not-found error names them (review5 F8).
+        others = "".join(f"; {p}: {r}" for p, r in rejected[1:])
+        places = f" (searched: {'; '.join(searched)})" if searched else ""
         raise IncompatibleLibraryError(
             path,
-            reason if len(rejected) == 1 else "; ".join(f"{p}: {r}" for p, r in rejected),
+            reason + others + places,
             fix=(
                 f"check version-function in {spec.path or '<spec>'}: it must name a "
                 "`const char *f(void)` the library exports"

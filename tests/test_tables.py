@@ -316,3 +316,29 @@ def test_an_earlier_name_appearing_later_voids_the_table_verdict(tmp_path: Path)
                     "-Wl,-soname,liblbmnfoo.so.1"], check=True)
     os.symlink("liblbmnfoo.so.1", later / "liblbmnfoo.so")
     assert "liblbmnfoo.so.1" in mapped()
+
+
+def test_a_version_refusal_names_each_copy_once_and_the_places(tmp_path: Path) -> None:
+    # review5 F8: every copy refused for its version (asked of the library itself) is named
+    # once, and the places searched are listed, as every not-found error lists them.
+    import subprocess
+    import sys
+
+    over = tmp_path / "over"
+    over.mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)
+    system = libbroker.find("z")
+    (over / (system.soname or "libz.so.1")).write_bytes(Path(system.path).read_bytes())
+    spec = tmp_path / "z99.toml"
+    spec.write_text('[library]\nname = "z99"\nnames = ["z"]\nversion = ">=99"\n'
+                    'version-function = "zlibVersion"\n[functions]\n'
+                    'required = ["const char *zlibVersion(void)"]\n')
+    env = {**os.environ, "LIBBROKER_PATH": str(over), "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    code = (f"import libbroker\ntry:\n    libbroker.table(libbroker.Spec.from_file({str(spec)!r}))\n"
+            "except libbroker.IncompatibleLibraryError as e:\n    print(e)\n")
+    text = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, cwd="/").stdout
+    copy = str(over / (system.soname or "libz.so.1"))
+    assert text.count(copy) == 1, text
+    assert "searched: LIBBROKER_PATH" in text and "ld.so.cache" in text
