@@ -109,7 +109,11 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
 
 
 def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
-    key = (name, version, tuple(packages), _cache.env_key(), _VERSIONS_GENERATION)
+    from ._places import base_uids
+
+    # Who asks is part of the question: root and the current user are trusted by the place
+    # rules, and a process may change its user (seteuid) between two finds (review6 N2).
+    key = (name, version, tuple(packages), _cache.env_key(), _VERSIONS_GENERATION, base_uids())
     now = time.monotonic()
     hit = _memo.get(key)
     if hit is not None:

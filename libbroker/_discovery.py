@@ -299,8 +299,6 @@ def forget_places() -> None:
     at once."""
     from . import _cache, _distinfo
 
-    global _inputs_answer
-    _inputs_answer = None
     _place_memo.clear()
     _answers.clear()
     _seen.clear()
@@ -473,7 +471,7 @@ def search_steps(
     result = Search() if into is None else into
     plat = platform_of(platform)
     cwd = _current_dir()
-    _closure_inputs(result, use_providers, cwd)
+    _closure_inputs(result, use_providers)
     pin = config.pins.get(name)
     if pin is not None:
         result.searched.append(f"config file {config.path!r}: [libraries.{name}] pins {pin!r}")
@@ -512,7 +510,7 @@ def search_steps(
             yield result
 
 
-def _closure_inputs(result: Search, use_providers: bool, cwd: str | None) -> None:
+def _closure_inputs(result: Search, use_providers: bool) -> None:
     """Stamp what every verdict depends on, whichever place gives the file: its closure is
     resolved as ld.so would, with provider wheels first (`_closure`), so the provider
     entry points and the sys.path directories are inputs ("@site", "@providers"), and so
@@ -524,24 +522,11 @@ def _closure_inputs(result: Search, use_providers: bool, cwd: str | None) -> Non
 
         result.stamps.append(("@origin", executable_dir()))
     if use_providers:
-        global _inputs_answer
-        # Given again for a second (docs/security.md), as what a search asks of each
-        # directory is: fifty tables imported in a burst ask the same sys.path. What is
-        # recorded is what was observed, so a later process compares with that.
-        key = (tuple(sys.path), cwd)
-        now = monotonic()
-        hit = _inputs_answer
-        if hit is not None and hit[1] == key and now - hit[0] < _RECHECK_SECONDS:
-            result.stamps.extend(hit[2])
-            return
-        start = len(result.stamps)
+        # Read afresh by every search: the closure reads the providers afresh too, so a
+        # second-old answer here could stamp a verdict with a state it was not made on
+        # (review6 N6).
         _site_stamps(result)
         result.stamps.append(("@providers", provider_snapshot()))
-        _inputs_answer = (now, key, tuple(result.stamps[start:]))
-
-
-# (when, (sys.path, cwd), the stamps) of `_closure_inputs`; `forget_places` drops it.
-_inputs_answer: tuple[float, tuple[object, ...], tuple[tuple[str, object], ...]] | None = None
 
 
 def _once(step: Callable[..., None], *args: object) -> Iterator[None]:

@@ -197,3 +197,40 @@ print(as_them[0] is None, as_them[1], as_root[0] is None, as_root[1])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="seteuid needs root")
+def test_a_find_as_another_user_is_not_given_again_to_root(tmp_path, request) -> None:
+    # review6 N2: find()'s one-second answer is keyed by who asks: root, back from a
+    # seteuid to another user, does not get the answer that user's trust allowed.
+    import subprocess
+    import sys
+
+    import shutil
+    import tempfile
+
+    other = pwd.getpwnam("nobody").pw_uid
+    top = tempfile.mkdtemp(prefix="lb-n2-", dir="/tmp")  # pytest's own tree is root's 0700
+    os.chmod(top, 0o755)
+    theirs = os.path.join(top, "theirs")
+    os.mkdir(theirs, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
+    code = f"""
+import os, shutil, libbroker
+system = libbroker.find("z")
+shutil.copy(system.path, {theirs!r} + "/" + (system.soname or "libz.so.1"))
+os.chown({theirs!r}, {other}, -1)
+os.environ["LIBBROKER_PATH"] = {theirs!r}
+os.seteuid({other})
+as_them = libbroker.find("z").path
+os.seteuid(0)
+as_root = libbroker.find("z").path
+print(as_them.startswith({theirs!r}), as_root.startswith({theirs!r}))
+"""
+    env = {**os.environ, "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    env.pop("LIBBROKER_PATH", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
+                         env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
