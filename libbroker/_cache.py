@@ -622,6 +622,34 @@ def decision_stamps(
     return stamps
 
 
+def rejected_stamps(path: str, real: str) -> "list[Any]":
+    """What the refusal of the file at *path* (resolved: *real*) rests on, as stamps: a file
+    ranked before the chosen one, refused for what it is, its place or its closure, would
+    be chosen once any of these changes (review5 F3, review6 N1, N3, N4):
+
+    - its identity ("@input"), or for a name that resolves to nothing (a dangling link)
+      the directory its target would appear in;
+    - the place walk of *path* ("@place": a `chmod go-w` of a directory on the way);
+    - the directories its closure search looked in and the files it read (a missing
+      dependency installed later), when this process resolved its closure.
+    """
+    stamps: list[Any] = []
+    ident = identity(path)
+    if ident is not None:
+        stamps.append(("@input", (path, ident)))
+    else:
+        target_dir = os.path.dirname(real)
+        stamps.append((target_dir, dir_stamp(target_dir)))
+    if os.name != "nt":
+        from ._places import place_trace
+
+        stamps.extend(("@place", (entry, stamp)) for entry, stamp in place_trace(path)[1])
+    closure = sys.modules.get(__name__.rpartition(".")[0] + "._closure")
+    if closure is not None:
+        stamps.extend(_closure_searched(closure, path, set()))
+    return stamps
+
+
 _NEVER = "unsafe when stamped"  # a "@place" stamp no (device, inode, mode, owner) tuple equals
 
 

@@ -519,11 +519,9 @@ def each_candidate(
             )
             if not cand.accepted and entry.refusal is None:
                 # A file refused for what it is ranks before the chosen one: rewritten in
-                # place (same inode, its directory unchanged) it may be chosen, so its
-                # identity is an input of the verdict (review5 F3).
-                ident = _cache.identity(entry.path)
-                if ident is not None:
-                    resolution.search.stamps.append(("@input", (entry.path, ident)))
+                # place, its place made safe, its missing dependency installed, it may be
+                # chosen, so what its refusal rests on is an input of the verdict.
+                resolution.search.stamps.extend(_cache.rejected_stamps(entry.path, real))
             if cand.accepted and cand.soname:
                 sibling = os.path.join(os.path.dirname(entry.path), cand.soname)
                 if os.path.basename(entry.path) != cand.soname and _cache.realpath(sibling) == real:

@@ -203,10 +203,9 @@ print(as_them[0] is None, as_them[1], as_root[0] is None, as_root[1])
 def test_a_find_as_another_user_is_not_given_again_to_root(tmp_path, request) -> None:
     # review6 N2: find()'s one-second answer is keyed by who asks: root, back from a
     # seteuid to another user, does not get the answer that user's trust allowed.
+    import shutil
     import subprocess
     import sys
-
-    import shutil
     import tempfile
 
     other = pwd.getpwnam("nobody").pw_uid

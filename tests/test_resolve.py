@@ -347,3 +347,70 @@ def test_an_accepted_copy_that_fails_to_load_is_named_when_another_serves(
         library = libbroker.load("z")
     assert os.path.dirname(library.path) != str(over)
     assert str(over / "libz.so.1") in str(caught[0].message) and library.path in str(caught[0].message)
+
+
+def _find_in_child(env: dict[str, str], name: str) -> str:
+    code = f"import libbroker; print(libbroker.find({name!r}).path)"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, cwd="/").stdout.strip()
+
+
+def _two_places(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for d in (first, second):
+        d.mkdir(mode=0o755)
+    env = {**os.environ, "LIBBROKER_PATH": f"{first}:{second}",
+           "LIBBROKER_CACHE_DIR": str(tmp_path / "cache"),
+           "LIBBROKER_CONFIG": str(tmp_path / "no-config.toml")}
+    return first, second, env
+
+
+def test_a_dangling_link_ranked_first_is_judged_again_once_its_target_appears(tmp_path: Path) -> None:
+    # review6 N1: a dangling link has no identity; the directory its target would appear
+    # in is what its refusal rests on.
+    first, second, env = _two_places(tmp_path)
+    (first / "real").mkdir(mode=0o755)
+    (first / "libz.so.1").symlink_to(first / "real" / "libz.so.1.2.13")
+    (second / "libz.so.1").write_bytes(_libz_bytes())
+    assert _find_in_child(env, "z") == str(second / "libz.so.1")
+    assert _find_in_child(env, "z") == str(second / "libz.so.1")
+    (first / "real" / "libz.so.1.2.13").write_bytes(_libz_bytes())
+    assert _find_in_child(env, "z") == str(first / "libz.so.1")
+
+
+def test_a_file_refused_for_its_place_is_judged_again_once_the_place_is_safe(tmp_path: Path) -> None:
+    # review6 N4: the refusal's fix (chmod go-w of the target's directory) is noticed.
+    first, second, env = _two_places(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (shared / "libz.so.1.2.13").write_bytes(_libz_bytes())
+    (first / "libz.so.1").symlink_to(shared / "libz.so.1.2.13")
+    (second / "libz.so.1").write_bytes(_libz_bytes())
+    assert _find_in_child(env, "z") == str(second / "libz.so.1")
+    os.chmod(shared, 0o755)
+    assert _find_in_child(env, "z") == str(first / "libz.so.1")
+
+
+def test_a_file_refused_for_a_missing_dependency_is_judged_again_once_it_appears(tmp_path: Path) -> None:
+    # review6 N3: the directories its closure search looked in are inputs of the verdict.
+    first, second, env = _two_places(tmp_path)
+    deps = first / "deps"
+    deps.mkdir(mode=0o755)
+    src = tmp_path / "d.c"
+    src.write_text("int lbn3dep(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "liblbn3dep.so.1"), str(src),
+                    "-Wl,-soname,liblbn3dep.so.1"], check=True)
+    user = tmp_path / "n.c"
+    user.write_text("int lbn3dep(void); int lbn3(void) { return lbn3dep(); }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(first / "liblbn3.so.1"), str(user),
+                    "-Wl,-soname,liblbn3.so.1", f"-L{tmp_path}", "-l:liblbn3dep.so.1",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/deps"], check=True)
+    alone = tmp_path / "alone.c"
+    alone.write_text("int lbn3(void) { return 2; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(second / "liblbn3.so.1"), str(alone),
+                    "-Wl,-soname,liblbn3.so.1"], check=True)
+    assert _find_in_child(env, "lbn3") == str(second / "liblbn3.so.1")
+    assert _find_in_child(env, "lbn3") == str(second / "liblbn3.so.1")
+    os.rename(tmp_path / "liblbn3dep.so.1", deps / "liblbn3dep.so.1")
+    assert _find_in_child(env, "lbn3") == str(first / "liblbn3.so.1")
