@@ -108,12 +108,15 @@ def find(name: str, version: str | None = None, *, packages: "Sequence[str]" = (
     return info
 
 
-def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
-    from ._places import base_uids
+_ids = (lambda: (os.getuid(), os.geteuid())) if hasattr(os, "geteuid") else (lambda: None)
 
+
+def _find(name: str, version: str | None, packages: "Sequence[str]") -> LibraryInfo:
     # Who asks is part of the question: root and the current user are trusted by the place
     # rules, and a process may change its user (seteuid) between two finds (review6 N2).
-    key = (name, version, tuple(packages), _cache.env_key(), _VERSIONS_GENERATION, base_uids())
+    # (The ids themselves, not `_places.base_uids()`: a function-level import costs more
+    # than the whole warm find.)
+    key = (name, version, tuple(packages), _cache.env_key(), _VERSIONS_GENERATION, _ids())
     now = time.monotonic()
     hit = _memo.get(key)
     if hit is not None:
