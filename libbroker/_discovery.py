@@ -28,6 +28,7 @@ from time import monotonic
 
 from ._cache import _RECHECK_SECONDS as _RECHECK
 from ._cache import dir_stamp, identity
+from ._places import base_uids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -329,8 +330,6 @@ def place_refusal(directory: str, cwd: str | None) -> str | None:
     answer is given again without a system call within a second of the last check
     (`forget_places` drops them).
     """
-    from ._places import base_uids
-
     now = monotonic()
     # Who is asking is part of the question: root and the current user are trusted, and
     # a process may change its user (seteuid) between two searches (review5 F5).
@@ -358,7 +357,7 @@ def _place_refusal(directory: str, cwd: str | None) -> str | None:
     if os.name == "nt" or not os.path.isdir(directory):
         return None
     from ._cache import _place_stamp, config_stamp
-    from ._places import base_uids, unsafe_dir_reason
+    from ._places import unsafe_dir_reason
 
     config = (config_stamp(), base_uids())  # the trusted owners: the config's, root, the user
     hit = _place_memo.get(directory)
